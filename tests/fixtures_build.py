@@ -1,0 +1,1 @@
+"""Fixtures of this stage (a pytest plugin loaded by conftest.py)."""

@@ -1,0 +1,73 @@
+"""The zstest command line: parse options, call a stage, print. Nothing more.
+
+Each command group lives in zstest/commands/; stages never import this file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, ZstestError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zstest")
+@click.option("-v", "--verbose", is_flag=True, help="Log every external command.")
+def cli(verbose: bool) -> None:
+    """Validate zsmalloc/zram kernel patch series: apply, build, boot, test."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="zstest: %(message)s")
+
+
+def _register() -> None:
+    from .commands import doctor_cmd, series_cmd, build_cmd, vm_cmd
+    for module in (doctor_cmd, series_cmd, build_cmd, vm_cmd):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted()
+
+
+def main(argv=None) -> int:
+    """Entry point: ZstestError -> its sentence and exit code; Ctrl-C/SIGTERM -> 130."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rv = cli.main(args=argv, prog_name="zstest", standalone_mode=False)
+    except ZstestError as exc:
+        click.echo(f"zstest: error: {exc.message}", err=True)
+        if exc.detail:
+            click.echo(exc.detail.rstrip(), err=True)
+        return _exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("zstest: interrupted", err=True)
+        return _exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("zstest: interrupted", err=True)
+        return _exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as exc:
+        return _exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return _exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    return _exit(rv if isinstance(rv, int) else 0)
+
+
+def _exit(code: int) -> int:
+    if __name__ == "__main__" or os.environ.get("_ZSTEST_NO_EXIT"):
+        return code
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

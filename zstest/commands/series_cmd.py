@@ -1,0 +1,3 @@
+"""Placeholder: commands of this stage are registered here."""
+
+COMMANDS = []

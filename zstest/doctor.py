@@ -1,0 +1,94 @@
+"""Host prerequisites: what the pipeline needs, and the apt package for each."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from .cache import debian_source_tarball
+from .proc import which
+
+
+@dataclass
+class Check:
+    name: str              # what is checked, e.g. "qemu-system-x86_64"
+    package: str           # the Debian package that provides it
+    needed_for: str        # the stage that needs it
+    found: bool = False
+    where: str = ""        # path or version when found
+
+
+@dataclass
+class DoctorReport:
+    checks: List[Check] = field(default_factory=list)
+    accel: Optional[object] = None   # zstest.vm.accel.AccelChoice
+
+    @property
+    def missing(self) -> List[Check]:
+        return [c for c in self.checks if not c.found]
+
+    @property
+    def apt_line(self) -> str:
+        pkgs = sorted({c.package for c in self.missing})
+        return "apt-get install -y " + " ".join(pkgs) if pkgs else ""
+
+
+def _tool(name: str, package: str, needed_for: str) -> Check:
+    path = which(name)
+    return Check(name, package, needed_for, found=path is not None, where=path or "")
+
+
+def _file(path: str, package: str, needed_for: str, label: Optional[str] = None) -> Check:
+    found = os.path.exists(path)
+    return Check(label or path, package, needed_for, found=found, where=path if found else "")
+
+
+def _static_busybox() -> Check:
+    path = which("busybox")
+    check = Check("busybox (static)", "busybox-static", "image")
+    if path:
+        check.found = not _has_interp(Path(path))
+        check.where = path if check.found else f"{path} is dynamically linked"
+    return check
+
+
+def _has_interp(binary: Path) -> bool:
+    """True when an ELF binary asks for a dynamic loader (PT_INTERP)."""
+    try:
+        data = binary.read_bytes()[:4096]
+    except OSError:
+        return True
+    return b"/lib64/ld-linux" in data or b"/lib/ld-linux" in data
+
+
+HOST_CHECKS: List[Callable[[], Check]] = [
+    lambda: _tool("git", "git", "series"),
+    lambda: _tool("gcc", "gcc", "build"),
+    lambda: _tool("make", "make", "build"),
+    lambda: _tool("flex", "flex", "build"),
+    lambda: _tool("bison", "bison", "build"),
+    lambda: _tool("bc", "bc", "build"),
+    lambda: _tool("perl", "perl", "build"),
+    lambda: _tool("ld", "binutils", "build"),
+    lambda: _tool("ccache", "ccache", "build"),
+    lambda: _file("/usr/include/libelf.h", "libelf-dev", "build", "libelf headers"),
+    lambda: _file("/usr/include/openssl/ssl.h", "libssl-dev", "build", "openssl headers"),
+    lambda: _file(str(debian_source_tarball()), "linux-source-6.1", "build (default tree)"),
+    lambda: _tool("cpio", "cpio", "image"),
+    _static_busybox,
+    lambda: _tool("dropbear", "dropbear-bin", "image"),
+    lambda: _tool("dropbearkey", "dropbear-bin", "image"),
+    lambda: _tool("fio", "fio", "image"),
+    lambda: _tool("mkfs.ext4", "e2fsprogs", "image"),
+    lambda: _tool("qemu-system-x86_64", "qemu-system-x86", "vm"),
+]
+
+
+def run_doctor(probe_accel: bool = True) -> DoctorReport:
+    report = DoctorReport(checks=[check() for check in HOST_CHECKS])
+    if probe_accel and which("qemu-system-x86_64"):
+        from .vm.accel import probe_accel as probe
+        report.accel = probe()
+    return report

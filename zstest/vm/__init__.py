@@ -1,0 +1,1 @@
+"""QEMU guest: launcher, accelerator probe, serial console monitor, SSH."""
