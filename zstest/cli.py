@@ -26,8 +26,8 @@ def cli(verbose: bool) -> None:
 
 
 def _register() -> None:
-    from .commands import doctor_cmd, series_cmd, build_cmd, vm_cmd
-    for module in (doctor_cmd, series_cmd, build_cmd, vm_cmd):
+    from .commands import build_cmd, doctor_cmd, run_cmd, series_cmd, vm_cmd
+    for module in (doctor_cmd, series_cmd, build_cmd, vm_cmd, run_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,84 @@
+"""`zstest boot-and-run` (and `zstest run` = build, then boot-and-run)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import BadInput
+from ..suites import available_suites
+
+
+def boot_run_options(f):
+    """The options boot-and-run and run share."""
+    options = [
+        click.option("--suite", default="default", show_default=True,
+                     help=f"Guest suite: {', '.join(available_suites())}."),
+        click.option("-k", "keyword", default="", help="Select tests by pytest -k expression."),
+        click.option("--junit", "junit", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Also copy junit.xml here."),
+        click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Also copy results.json here."),
+        click.option("--timeout", type=float, default=300.0, show_default=True,
+                     help="Seconds a single guest command may take."),
+        click.option("--run-timeout", type=float, default=3600.0, show_default=True,
+                     help="Seconds the whole run may take, boot included; then the guest is stopped."),
+        click.option("--repeat", type=click.IntRange(1, 1000), default=1, show_default=True,
+                     help="Run the selected tests N times; results show pass counts."),
+        click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
+                     show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG."),
+        click.option("--memory", "memory_mb", type=int, default=None,
+                     help="Guest RAM in MiB (default: the suite's)."),
+        click.option("--boot-timeout", type=float, default=120.0, show_default=True,
+                     help="Seconds from QEMU start to an SSH login before the boot counts as failed."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def do_boot_and_run(build_dir, out, suite, keyword, junit, json_out, timeout, run_timeout,
+                    repeat, accel, memory_mb, boot_timeout) -> int:
+    from ..runner import BootRunRequest, boot_and_run, default_results_dir
+
+    out = Path(out) if out else default_results_dir()
+    click.echo(f"zstest: results in {out}")
+    req = BootRunRequest(build_dir=Path(build_dir), out=out, suite=suite, keyword=keyword,
+                         repeat=repeat, timeout=timeout, run_timeout=run_timeout, accel=accel,
+                         memory_mb=memory_mb, boot_timeout=boot_timeout,
+                         on_progress=lambda msg: click.echo(f"zstest: {msg}"))
+    try:
+        run = boot_and_run(req)
+    finally:
+        for src, dest in (("junit.xml", junit), ("results.json", json_out)):
+            if dest and (out / src).exists():
+                Path(dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(out / src, dest)
+    click.echo("")
+    click.echo((out / "summary.txt").read_text().rstrip())
+    return run.exit_code
+
+
+def _default_build_dir() -> Path:
+    from ..build import last_build_dir
+    last = last_build_dir()
+    if last is None:
+        raise BadInput("there is no build yet: run `zstest build` first or pass --build DIR.")
+    return last
+
+
+@click.command("boot-and-run")
+@click.option("--build", "build_dir", type=click.Path(path_type=Path),
+              help="A build directory (default: the last build).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="The results directory (default: a new one under ~/.cache/zstest/results).")
+@boot_run_options
+def boot_and_run_cmd(build_dir, out, **opts) -> int:
+    """Boot a build's kernel under QEMU and run a guest suite over SSH."""
+    return do_boot_and_run(build_dir or _default_build_dir(), out, **opts)
+
+
+COMMANDS = [boot_and_run_cmd]

@@ -1,0 +1,217 @@
+"""The results of one boot-and-run: results.json, junit.xml, summary.txt.
+
+Pure data and writers; the runner fills a RunResults and calls write_results().
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .errors import EXIT_BOOT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TEST_FAILED
+
+RESULTS_JSON = "results.json"
+JUNIT_XML = "junit.xml"
+SUMMARY_TXT = "summary.txt"
+CONSOLE_LOG = "console.log"
+
+# A test's final status when it ran several times (--repeat): failed beats error beats passed.
+_STATUS_RANK = {"failed": 4, "error": 3, "passed": 2, "skipped": 1}
+
+
+@dataclass
+class TestResult:
+    __test__ = False   # not a pytest test class
+    name: str                      # pytest node id relative to the suite, e.g. test_boot.py::test_uname
+    status: str                    # passed / failed / skipped / error
+    duration_s: float = 0.0
+    message: str = ""              # why it failed or was skipped, one paragraph
+    metrics: Dict[str, Any] = field(default_factory=dict)   # {"before": {...}, "after": {...}, ...}
+    splats: List[Dict[str, Any]] = field(default_factory=list)
+    log: str = ""                  # path of the per-test log, relative to the results dir
+    runs: List[str] = field(default_factory=list)            # one status per repeat
+    details: Dict[str, Any] = field(default_factory=dict)     # test-specific facts (bytes verified ...)
+
+    @property
+    def passes(self) -> int:
+        return sum(1 for r in self.runs if r == "passed")
+
+    def merge_repeat(self, other: "TestResult") -> None:
+        """Fold another run of the same test in: statuses listed, worst one wins."""
+        self.runs.extend(other.runs)
+        self.duration_s += other.duration_s
+        self.splats.extend(other.splats)
+        if _STATUS_RANK.get(other.status, 0) > _STATUS_RANK.get(self.status, 0):
+            self.status, self.message = other.status, other.message
+        if other.metrics:
+            self.metrics = other.metrics
+        self.details.update(other.details)
+
+
+@dataclass
+class RunResults:
+    status: str = "error"          # passed / failed / error / interrupted
+    duration_s: float = 0.0
+    suite: str = ""
+    started: str = ""
+    accel: Dict[str, str] = field(default_factory=dict)
+    boot_to_ssh_s: Optional[float] = None
+    kernel: Dict[str, Any] = field(default_factory=dict)
+    image: Dict[str, Any] = field(default_factory=dict)
+    tests: List[TestResult] = field(default_factory=list)
+    splats: List[Dict[str, Any]] = field(default_factory=list)   # not tied to any test
+    message: str = ""              # why the run ended as it did
+    repeat: int = 1
+    console_log: str = CONSOLE_LOG
+    command: List[str] = field(default_factory=list)
+
+    def finish(self) -> None:
+        """Set the overall status from the tests and splats, unless an error was already set."""
+        if self.status in ("error", "interrupted") and self.message:
+            return
+        bad = [t for t in self.tests if t.status in ("failed", "error")]
+        if bad or self.splats:
+            self.status = "failed"
+        elif not self.tests:
+            self.status = "error"
+            self.message = self.message or "no test ran"
+        else:
+            self.status = "passed"
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "passed":
+            return EXIT_OK
+        if self.status == "failed":
+            return EXIT_TEST_FAILED
+        if self.status == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_BOOT
+
+    def counts(self) -> Dict[str, int]:
+        out = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+        for t in self.tests:
+            out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        for t, d in zip(self.tests, data["tests"]):
+            d["passes"] = t.passes
+        data["counts"] = self.counts()
+        data["exit_code"] = self.exit_code
+        return data
+
+
+def test_from_dict(d: Dict[str, Any]) -> TestResult:
+    keys = TestResult.__dataclass_fields__.keys()
+    return TestResult(**{k: v for k, v in d.items() if k in keys})
+
+
+def load_results(results_dir: Path) -> RunResults:
+    data = json.loads((Path(results_dir) / RESULTS_JSON).read_text())
+    keys = RunResults.__dataclass_fields__.keys()
+    run = RunResults(**{k: v for k, v in data.items() if k in keys and k != "tests"})
+    run.tests = [test_from_dict(t) for t in data.get("tests", [])]
+    return run
+
+
+def write_results(results_dir: Path, run: RunResults) -> None:
+    """Write results.json, junit.xml and summary.txt; each write is atomic (tmp + rename)."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(results_dir / RESULTS_JSON, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
+    _atomic_write(results_dir / JUNIT_XML, junit_xml(run))
+    _atomic_write(results_dir / SUMMARY_TXT, summary_text(run))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _splat_brief(s: Dict[str, Any]) -> str:
+    return f"[{s.get('kind', 'splat')}] {s.get('title', '')}".strip()
+
+
+def junit_xml(run: RunResults) -> str:
+    suite = ET.Element("testsuite", name=f"zstest.{run.suite or 'suite'}",
+                       tests=str(len(run.tests)), time=f"{run.duration_s:.3f}")
+    counts = run.counts()
+    suite.set("failures", str(counts["failed"]))
+    suite.set("errors", str(counts["error"] + (1 if run.status == "error" and not run.tests else 0)))
+    suite.set("skipped", str(counts["skipped"]))
+    props = ET.SubElement(suite, "properties")
+    for key, value in (("accel", run.accel.get("name", "")),
+                       ("kernel", run.kernel.get("uname", "")),
+                       ("boot_to_ssh_s", run.boot_to_ssh_s)):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    for t in run.tests:
+        classname, _, name = t.name.rpartition("::")
+        case = ET.SubElement(suite, "testcase", classname=classname.replace("/", ".") or "zstest",
+                             name=name or t.name, time=f"{t.duration_s:.3f}")
+        text = t.message + "".join("\n\n" + s.get("text", "") for s in t.splats)
+        if t.status == "failed":
+            ET.SubElement(case, "failure", message=t.message.splitlines()[0] if t.message else "failed").text = text
+        elif t.status == "error":
+            ET.SubElement(case, "error", message=t.message.splitlines()[0] if t.message else "error").text = text
+        elif t.status == "skipped":
+            ET.SubElement(case, "skipped", message=t.message)
+        if len(t.runs) > 1:
+            ET.SubElement(case, "system-out").text = f"passed {t.passes} of {len(t.runs)} runs: {' '.join(t.runs)}"
+    if run.splats:
+        case = ET.SubElement(suite, "testcase", classname="zstest.console", name="kernel_log_clean")
+        ET.SubElement(case, "failure", message=_splat_brief(run.splats[0])).text = \
+            "\n\n".join(s.get("text", "") for s in run.splats)
+    if run.status in ("error", "interrupted") and run.message:
+        case = ET.SubElement(suite, "testcase", classname="zstest.run", name=run.status)
+        ET.SubElement(case, "error", message=run.message.splitlines()[0]).text = run.message
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def summary_text(run: RunResults) -> str:
+    lines = []
+    c = run.counts()
+    lines.append(f"zstest {run.suite or ''} suite: {run.status.upper()}  "
+                 f"({c['passed']} passed, {c['failed']} failed, {c['error']} errors, "
+                 f"{c['skipped']} skipped; {run.duration_s:.1f} s)")
+    if run.kernel:
+        lines.append(f"kernel:  {run.kernel.get('uname', '?')}  (build {run.kernel.get('build_dir', '?')})")
+    if run.accel:
+        boot = f", boot to SSH {run.boot_to_ssh_s:.2f} s" if run.boot_to_ssh_s is not None else ""
+        lines.append(f"accel:   {run.accel.get('name')} ({run.accel.get('reason', '')}){boot}")
+    if run.message:
+        lines.append(f"note:    {run.message}")
+    if run.tests:
+        width = max(len(t.name) for t in run.tests)
+        lines.append("")
+        lines.append(f"{'test':<{width}}  {'status':<8} {'time':>8}  {'runs':<7} note")
+        for t in run.tests:
+            runs = f"{t.passes}/{len(t.runs)}" if t.runs else ""
+            note = t.message.splitlines()[0][:100] if t.message else ""
+            if t.splats:
+                note = _splat_brief(t.splats[0]) + ("; " + note if note else "")
+            lines.append(f"{t.name:<{width}}  {t.status:<8} {t.duration_s:>7.1f}s  {runs:<7} {note}")
+    if run.splats:
+        lines.append("")
+        lines.append(f"kernel splats outside any test ({len(run.splats)}):")
+        for s in run.splats:
+            lines.append(f"  {_splat_brief(s)}")
+    lines.append("")
+    lines.append(f"console log: {run.console_log}")
+    return "\n".join(lines) + "\n"
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,258 @@
+"""The pytest plugin that connects guest suites to a booted guest.
+
+It gives tests the fixtures `guest`, `console`, `build_info`, `kernel_config`
+and `record`; marks each test's start and end in the kernel log (so the
+console log shows which test was running when a splat appeared); fails a test
+during which the kernel logged a splat; and turns pytest's reports into
+zstest TestResults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shlex
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from ..results import TestResult
+
+MARK_TIMEOUT_S = 10.0
+
+
+class GuestCommandFailed(AssertionError):
+    """A command the test required to succeed exited non-zero in the guest."""
+
+
+def splat_to_dict(splat: Any) -> Dict[str, Any]:
+    if dataclasses.is_dataclass(splat):
+        return dataclasses.asdict(splat)
+    return dict(splat)
+
+
+class LoggedGuest:
+    """The guest as tests see it: every command and its output go to the test's log."""
+
+    def __init__(self, guest, plugin: "GuestSuitePlugin"):
+        self._guest = guest
+        self._plugin = plugin
+
+    def run(self, cmd: str, timeout: Optional[float] = None, check: bool = False):
+        timeout = timeout or self._plugin.default_timeout
+        self._plugin.log(f"$ {cmd}")
+        result = self._guest.run(cmd, timeout=timeout, check=False)
+        self._plugin.log(_indent(result.stdout) + _indent(result.stderr, "! ") +
+                         f"[exit {result.exit_status}, {result.duration_s:.2f} s]")
+        if check and result.exit_status != 0:
+            raise GuestCommandFailed(
+                f"`{cmd}` exited with {result.exit_status} in the guest\n"
+                f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-2000:]}")
+        return result
+
+    def check(self, cmd: str, timeout: Optional[float] = None) -> str:
+        """Run cmd, require exit 0, return its stdout."""
+        return self.run(cmd, timeout=timeout, check=True).stdout
+
+    def read(self, path: str) -> str:
+        return self.check(f"cat {shlex.quote(path)}")
+
+    def exists(self, path: str) -> bool:
+        return self.run(f"test -e {shlex.quote(path)}").exit_status == 0
+
+    def __getattr__(self, name):
+        return getattr(self._guest, name)
+
+
+def _indent(text: str, prefix: str = "  ") -> str:
+    if not text:
+        return ""
+    return "".join(prefix + line + "\n" for line in text.rstrip("\n").splitlines())
+
+
+class Recorder:
+    """What a test hands to results.json besides pass/fail: metrics and facts."""
+
+    def __init__(self):
+        self.metrics: Dict[str, Any] = {}
+        self.details: Dict[str, Any] = {}
+
+    def metric(self, **kw) -> None:
+        """record.metric(before={...}, after={...}) or any named snapshot."""
+        self.metrics.update(kw)
+
+    def detail(self, key: str, value: Any) -> None:
+        self.details[key] = value
+
+
+class GuestSuitePlugin:
+    def __init__(self, guest, *, results_dir: Path, build_info: Dict[str, Any],
+                 kernel_config: Dict[str, str], default_timeout: float = 300.0,
+                 tests_dir_name: str = "tests"):
+        self.guest = guest
+        self.results_dir = Path(results_dir)
+        self.build_info = build_info
+        self.kernel_config = kernel_config
+        self.default_timeout = default_timeout
+        self.tests_dir = self.results_dir / tests_dir_name
+        self.tests_dir.mkdir(parents=True, exist_ok=True)
+        self.results: List[TestResult] = []
+        self.guest_lost: Optional[BaseException] = None
+        self._current: Optional[Dict[str, Any]] = None
+        self._logged = LoggedGuest(guest, self)
+
+    # -- the per-test log -------------------------------------------------
+    def log(self, text: str) -> None:
+        if self._current is None:
+            return
+        with open(self._current["log_path"], "a") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+
+    # -- fixtures ----------------------------------------------------------
+    @pytest.fixture(scope="session")
+    def guest(self):
+        return self._logged
+
+    @pytest.fixture(scope="session")
+    def console(self):
+        return self.guest.console
+
+    @pytest.fixture(scope="session")
+    def build_info(self):
+        return self.build_info
+
+    @pytest.fixture(scope="session")
+    def kernel_config(self):
+        return self.kernel_config
+
+    @pytest.fixture
+    def record(self):
+        return self._current["recorder"] if self._current else Recorder()
+
+    # -- hooks ------------------------------------------------------------
+    def _kmsg(self, text: str) -> None:
+        # <5> = notice: printed on the console at the default console loglevel.
+        try:
+            self.guest.run(f"echo {shlex.quote('<5>' + text)} > /dev/kmsg", timeout=20, check=False)
+        except Exception:  # the guest may be gone; the test outcome says so
+            pass
+
+    def _console_size(self) -> int:
+        try:
+            return os.path.getsize(self.guest.console.log_path)
+        except OSError:
+            return 0
+
+    def _wait_console(self, marker: str, start: int) -> bool:
+        """Wait until marker reaches console.log: every earlier kernel line is then in it too."""
+        deadline = time.monotonic() + MARK_TIMEOUT_S
+        needle = marker.encode()
+        while time.monotonic() < deadline:
+            with open(self.guest.console.log_path, "rb") as fh:
+                fh.seek(start)
+                if needle in fh.read():
+                    return True
+            time.sleep(0.05)
+        return False
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid, location):
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid).strip("_")
+        log_path = self.tests_dir / f"{safe}.log"
+        n = 1
+        while log_path.exists():   # --repeat: one log per run
+            n += 1
+            log_path = self.tests_dir / f"{safe}.{n}.log"
+        self._current = {"nodeid": nodeid, "log_path": log_path, "recorder": Recorder(),
+                         "reports": [], "start": time.monotonic(),
+                         "console_start": self._console_size(), "nonce": uuid.uuid4().hex[:8]}
+        log_path.write_text(f"# {nodeid}\n")
+        self._current["mark"] = self.guest.console.mark()
+        if self.guest_lost is None:
+            self._kmsg(f"zstest: begin {nodeid} [{self._current['nonce']}]")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        cur = self._current
+        if cur is None:
+            return
+        if call.excinfo is not None and _is_guest_lost(call.excinfo.value):
+            self.guest_lost = call.excinfo.value
+            item.session.shouldstop = "the guest was lost"
+        if call.when != "teardown":
+            return
+        # End of the test: flush the kernel log through the console, then look for splats.
+        end_marker = f"zstest: end {cur['nodeid']} [{cur['nonce']}]"
+        if self.guest_lost is None:
+            self._kmsg(end_marker)
+            self._wait_console(end_marker, cur["console_start"])
+        splats = [splat_to_dict(s) for s in self.guest.console.splats_since(cur["mark"])]
+        cur["splats"] = splats
+        if splats and report.passed:
+            # A test whose run made the kernel complain has failed, whatever it asserted.
+            report.outcome = "failed"
+            report.longrepr = "the kernel logged a splat during this test:\n\n" + \
+                "\n\n".join(s.get("text", s.get("title", "")) for s in splats)
+
+    def pytest_runtest_logreport(self, report):
+        if self._current is not None:
+            self._current["reports"].append(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self, nodeid, location):
+        cur = self._current
+        if cur is None:
+            return
+        result = TestResult(name=nodeid, status="passed",
+                            duration_s=round(time.monotonic() - cur["start"], 3),
+                            log=str(cur["log_path"].relative_to(self.results_dir)))
+        for rep in cur["reports"]:
+            if rep.skipped and rep.when in ("setup", "call"):
+                result.status = "skipped"
+                result.message = _skip_reason(rep)
+            elif rep.failed:
+                result.status = "failed" if rep.when == "call" else "error"
+                result.message = _failure_text(rep)
+                break
+        if self.guest_lost is not None and result.status in ("failed", "error"):
+            result.message = f"the guest was lost: {self.guest_lost}\n{result.message}"
+        result.splats = cur.get("splats", [])
+        if result.splats and result.status in ("passed", "skipped"):
+            result.status = "failed"
+        if result.splats and not result.message:
+            result.message = "the kernel logged a splat during this test"
+        result.metrics = cur["recorder"].metrics
+        result.details = cur["recorder"].details
+        result.runs = [result.status]
+        # Keep the kernel's voice for this test next to its commands.
+        with open(cur["log_path"], "a") as fh, open(self.guest.console.log_path, "rb") as con:
+            con.seek(cur["console_start"])
+            fh.write("\n# console during this test\n")
+            fh.write(con.read().decode("utf-8", "replace"))
+        self.results.append(result)
+        self._current = None
+
+
+def _is_guest_lost(exc: BaseException) -> bool:
+    return type(exc).__name__ in ("GuestLost", "BootFailed")
+
+
+def _skip_reason(rep) -> str:
+    lr = rep.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2]).removeprefix("Skipped: ")
+    return str(lr)
+
+
+def _failure_text(rep) -> str:
+    text = getattr(rep, "longreprtext", "") or str(rep.longrepr)
+    # The last "E   " lines carry the assertion; keep the whole text but put them first.
+    errors = [ln[4:] for ln in text.splitlines() if ln.startswith("E   ")]
+    head = "\n".join(errors[:20])
+    return (head + "\n\n" + text[-4000:]) if head else text[-4000:]
