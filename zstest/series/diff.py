@@ -1,0 +1,144 @@
+"""Pure reading of the diff in a patch: files touched, +/- lines, hunks, unsafe paths."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import List, Optional, Tuple
+
+HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+DIFF_GIT = re.compile(r"^diff --git (\S+) (\S+)\s*$")
+
+
+@dataclass
+class Hunk:
+    file: str
+    number: int          # 1-based within its file, as `git apply` counts them
+    header: str          # the @@ line
+
+
+@dataclass
+class DiffInfo:
+    files: List[str] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+    hunks: List[Hunk] = field(default_factory=list)
+    paths: List[str] = field(default_factory=list)   # every path named, for the safety check
+    error: Optional[str] = None                      # malformed or truncated hunk
+    truncated: bool = False
+
+    @property
+    def has_diff(self) -> bool:
+        return bool(self.files)
+
+    def unsafe_paths(self) -> List[str]:
+        return [p for p in self.paths if is_unsafe_path(p)]
+
+
+def is_unsafe_path(path: str) -> bool:
+    """A path that would write outside the tree: absolute, or climbing with `..`."""
+    if path == "/dev/null":
+        return False
+    return path.startswith("/") or ".." in PurePosixPath(path).parts
+
+
+def _strip_prefix(path: str) -> str:
+    # git's a/ and b/ prefixes; other -p1 prefixes (quilt's dir.orig/) lose their first part too.
+    if path == "/dev/null" or path.startswith("/"):
+        return path
+    parts = path.split("/", 1)
+    return parts[1] if len(parts) == 2 else path
+
+
+def analyze_diff(text: str) -> DiffInfo:
+    info = DiffInfo()
+    lines = text.splitlines()
+    current: Optional[str] = None
+    hunk_no = 0
+    seen_git_header = False
+    i = 0
+    n = len(lines)
+
+    def add_file(path: str) -> None:
+        nonlocal current, hunk_no
+        current = path
+        hunk_no = 0
+        if path not in info.files:
+            info.files.append(path)
+
+    while i < n:
+        line = lines[i]
+        m = DIFF_GIT.match(line)
+        if m:
+            seen_git_header = True
+            old, new = m.group(1), m.group(2)
+            info.paths += [_strip_prefix(old), _strip_prefix(new)]
+            add_file(_strip_prefix(new))
+        elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            info.paths.append(line.split(" ", 2)[2].strip())
+        elif line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):
+            old = line[4:].split("\t")[0].strip()
+            new = lines[i + 1][4:].split("\t")[0].strip()
+            old_s, new_s = _strip_prefix(old), _strip_prefix(new)
+            info.paths += [old_s, new_s]
+            target = old_s if new_s == "/dev/null" else new_s
+            if not seen_git_header or current is None:
+                add_file(target)
+            elif current != target and target != "/dev/null":
+                add_file(target)
+            i += 1
+        elif line.startswith("@@"):
+            hm = HUNK_HEADER.match(line)
+            if not hm or current is None:
+                info.error = f"malformed hunk header {line[:60]!r}"
+                return info
+            hunk_no += 1
+            info.hunks.append(Hunk(current, hunk_no, line))
+            old_left = int(hm.group(2)) if hm.group(2) is not None else 1
+            new_left = int(hm.group(4)) if hm.group(4) is not None else 1
+            while old_left > 0 or new_left > 0:
+                i += 1
+                if i >= n:
+                    info.error = (f"the diff ends inside hunk {hunk_no} of {current} "
+                                  f"({line.split('@@')[1].strip()})")
+                    info.truncated = True
+                    return info
+                body = lines[i]
+                kind = body[:1]
+                if kind == "\\":
+                    continue
+                if kind == " " or body == "":
+                    old_left -= 1
+                    new_left -= 1
+                elif kind == "-":
+                    old_left -= 1
+                    info.removed += 1
+                elif kind == "+":
+                    new_left -= 1
+                    info.added += 1
+                else:
+                    info.error = (f"malformed hunk {hunk_no} of {current}: line {body[:60]!r} "
+                                  f"is not context, '+' or '-' while the header "
+                                  f"{line.split('@@')[1].strip()} promises more lines")
+                    return info
+                if old_left < 0 or new_left < 0:
+                    info.error = (f"malformed hunk {hunk_no} of {current}: more lines than "
+                                  f"its header {line.split('@@')[1].strip()} says")
+                    return info
+        i += 1
+    return info
+
+
+def hunk_header_for(info: DiffInfo, file: str, number: int) -> Optional[str]:
+    for h in info.hunks:
+        if h.file == file and h.number == number:
+            return h.header
+    return None
+
+
+def split_hunk_counts(info: DiffInfo) -> List[Tuple[str, int]]:
+    counts: dict = {}
+    for h in info.hunks:
+        counts[h.file] = counts.get(h.file, 0) + 1
+    return list(counts.items())

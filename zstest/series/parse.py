@@ -1,0 +1,302 @@
+"""Pure parsing of patch mails into a Series (no network, no git).
+
+Messages come from mbox files read with the stdlib `mailbox`; headers and
+bodies (quoted-printable, base64, charsets) are decoded by the stdlib `email`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..errors import BadInput
+from .diff import DiffInfo, analyze_diff
+from .model import Patch, Series
+
+REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv)\s*:\s*)+", re.IGNORECASE)
+BRACKET = re.compile(r"^\s*\[([^\]]*)\]\s*")
+INDEX_TOKEN = re.compile(r"^(\d+)/(\d+)$")
+REVISION_TOKEN = re.compile(r"^[vV](\d+)$")
+BASE_COMMIT = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
+MBOXRD_QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
+FROM_LINE = b"From zstest Mon Sep 17 00:00:00 2001\n"
+KNOWN_FLAGS = ("RFC", "RESEND")
+
+
+@dataclass
+class Mail:
+    """One message, decoded enough to classify it."""
+    raw: bytes                   # the message as `git am` takes it (with a From line)
+    subject: str                 # full subject, unfolded
+    author: str
+    date: str
+    msgid: str
+    body: str                    # decoded text of all text parts
+    position: int                # order in its source
+    origin: str                  # file it came from, for error messages
+    last_in_file: bool = False
+
+
+@dataclass
+class Prefix:
+    is_reply: bool = False
+    is_patch: bool = False
+    index: Optional[int] = None
+    total: Optional[int] = None
+    revision: int = 1
+    flags: List[str] = field(default_factory=list)
+    title: str = ""              # subject without prefixes
+
+
+def parse_subject(subject: str) -> Prefix:
+    """Split '[RFC PATCH v4 02/12] mm: foo' into its prefix parts and the title."""
+    p = Prefix()
+    rest = subject
+    if REPLY_PREFIX.match(rest):
+        p.is_reply = True
+        rest = REPLY_PREFIX.sub("", rest, count=1)
+    while True:
+        m = BRACKET.match(rest)
+        if not m:
+            break
+        tokens = re.split(r"[\s,]+", m.group(1).strip())
+        upper = [t.upper() for t in tokens]
+        if "PATCH" in upper or "RFC" in upper or any(INDEX_TOKEN.match(t) for t in tokens):
+            p.is_patch = True
+            for tok, up in zip(tokens, upper):
+                im = INDEX_TOKEN.match(tok)
+                rm = REVISION_TOKEN.match(tok)
+                if im:
+                    p.index, p.total = int(im.group(1)), int(im.group(2))
+                elif rm:
+                    p.revision = int(rm.group(1))
+                elif up in KNOWN_FLAGS and up not in p.flags:
+                    p.flags.append(up)
+        rest = rest[m.end():]
+    p.title = rest.strip()
+    return p
+
+
+def _text_of(msg: email.message.EmailMessage) -> str:
+    parts = []
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        if part.get_content_subtype() == "html":
+            continue
+        try:
+            parts.append(part.get_content())
+        except (LookupError, UnicodeError, AssertionError):
+            payload = part.get_payload(decode=True) or b""
+            parts.append(payload.decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def _header(msg, name: str) -> str:
+    try:
+        value = msg[name]
+    except (IndexError, ValueError, AttributeError):
+        value = msg.get_all(name, [None])[0] if hasattr(msg, "get_all") else None
+    return re.sub(r"\s+", " ", str(value)).strip() if value is not None else ""
+
+
+def mail_from_bytes(raw: bytes, position: int, origin: str, from_line: Optional[bytes] = None) -> Mail:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    if from_line is None:
+        from_line = FROM_LINE
+    return Mail(raw=from_line + raw, subject=_header(msg, "Subject"),
+                author=_header(msg, "From"), date=_header(msg, "Date"),
+                msgid=_header(msg, "Message-ID").strip("<>"), body=_text_of(msg),
+                position=position, origin=origin)
+
+
+def looks_binary(data: bytes) -> bool:
+    head = data[:8192]
+    if b"\0" in head:
+        return True
+    try:
+        head.decode("utf-8")
+        return False
+    except UnicodeDecodeError as exc:
+        # A cut multi-byte char at the end of the sample is not binary.
+        if exc.start >= len(head) - 4:
+            return False
+    text_bytes = sum(1 for b in head if b in (9, 10, 13) or 32 <= b < 127)
+    return text_bytes < 0.7 * len(head)
+
+
+HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*: ")
+
+
+def read_mails(path: Path) -> List[Mail]:
+    """The messages of an mbox (or a single mail/patch file), in file order.
+
+    Raises BadInput for an empty, binary or non-mail file.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}.") from None
+    if not data.strip():
+        raise BadInput(f"{path} is empty: expected an mbox or a patch file.")
+    if looks_binary(data):
+        raise BadInput(f"{path} is binary data, not an mbox or a patch file.")
+    first = data.lstrip(b"\r\n").split(b"\n", 1)[0]
+    if first.startswith(b"From "):
+        mails = []
+        box = mailbox.mbox(str(path), create=False)
+        try:
+            keys = list(box.keys())
+            for pos, key in enumerate(keys):
+                raw = MBOXRD_QUOTED_FROM.sub(rb"\1", box.get_bytes(key))
+                from_line = box.get_message(key).get_from().encode("utf-8", "replace")
+                mails.append(mail_from_bytes(raw, pos, str(path), b"From " + from_line + b"\n"))
+        finally:
+            box.close()
+        if mails:
+            mails[-1].last_in_file = True
+        return mails
+    if HEADER_LINE.match(first):
+        mail = mail_from_bytes(data, 0, str(path))
+        mail.last_in_file = True
+        return [mail]
+    text = data.decode("utf-8", "replace")
+    if analyze_diff(text).has_diff:
+        # A bare diff (quilt style): wrap it in a minimal mail for `git am`.
+        return [plain_patch_mail(text, path.name, 0, str(path))]
+    raise BadInput(f"{path} is neither an mbox nor a patch: it has no mail headers and no diff.")
+
+
+def plain_patch_mail(text: str, name: str, position: int, origin: str) -> Mail:
+    """A headerless patch (quilt, bare diff) as a mail; its first line or file name is the subject."""
+    desc = text.split("\n---", 1)[0] if not text.startswith(("diff ", "--- ", "Index: ")) else ""
+    first = next((l.strip() for l in desc.splitlines() if l.strip()
+                  and not l.startswith(("diff ", "--- ", "Index: ", "==="))), "")
+    subject = first or re.sub(r"\.(patch|diff)$", "", name)
+    body_lines = desc.splitlines()[1:] if first else []
+    body = "\n".join(body_lines).strip()
+    diff_start = _diff_start(text)
+    mail_text = (f"From: zstest <zstest@localhost>\nSubject: [PATCH] {subject}\n"
+                 f"Date: Thu, 1 Jan 1970 00:00:00 +0000\n"
+                 f"Content-Type: text/plain; charset=utf-8\n\n"
+                 f"{body}\n{'' if not body else chr(10)}---\n{text[diff_start:]}")
+    raw = mail_text.encode("utf-8")
+    return Mail(raw=FROM_LINE + raw, subject=f"[PATCH] {subject}", author="",
+                date="", msgid="", body=text, position=position, origin=origin,
+                last_in_file=True)
+
+
+def _diff_start(text: str) -> int:
+    m = re.search(r"(?m)^(diff |Index: |--- )", text)
+    return m.start() if m else 0
+
+
+@dataclass
+class _Candidate:
+    mail: Mail
+    prefix: Prefix
+    diff: DiffInfo
+
+
+def build_series(mails: List[Mail], source: str, kind: str) -> Series:
+    """Classify mails (cover, patches, replies) and assemble the newest revision."""
+    problems: List[str] = []
+    covers: List[_Candidate] = []
+    patches: List[_Candidate] = []
+    for mail in mails:
+        prefix = parse_subject(mail.subject)
+        if prefix.is_reply:
+            continue
+        diff = analyze_diff(mail.body)
+        if diff.error:
+            where = f"patch {prefix.index}/{prefix.total}" if prefix.index else f"{mail.subject!r}"
+            if diff.truncated and mail.last_in_file:
+                raise BadInput(f"{mail.origin} looks truncated: {where} {diff.error}.")
+            raise BadInput(f"{mail.origin}: {where} is malformed: {diff.error}.")
+        if prefix.index == 0 and not diff.has_diff:
+            covers.append(_Candidate(mail, prefix, diff))
+        elif diff.has_diff:
+            unsafe = diff.unsafe_paths()
+            if unsafe:
+                raise BadInput(f"{mail.origin}: patch {mail.subject!r} writes outside the tree "
+                               f"({unsafe[0]}); refusing it.")
+            patches.append(_Candidate(mail, prefix, diff))
+        elif prefix.is_patch and prefix.index:
+            problems.append(f"{prefix.index}/{prefix.total} {prefix.title!r} holds no diff; skipped.")
+
+    if not patches:
+        raise BadInput(f"{source} holds no patches (no message with a diff).")
+
+    revisions = sorted({c.prefix.revision for c in patches})
+    revision = revisions[-1]
+    if len(revisions) > 1:
+        names = ", ".join(f"v{r}" for r in revisions)
+        problems.append(f"mixed revisions {names}; using v{revision}, the newest.")
+    patches = [c for c in patches if c.prefix.revision == revision]
+    covers = [c for c in covers if c.prefix.revision == revision]
+
+    # Unnumbered patches ([PATCH] alone) take their place in order.
+    numbered = [c for c in patches if c.prefix.index]
+    unnumbered = [c for c in patches if not c.prefix.index]
+    next_index = max((c.prefix.index for c in numbered), default=0)
+    for c in unnumbered:
+        next_index += 1
+        c.prefix.index = next_index
+    totals = sorted({c.prefix.total for c in numbered if c.prefix.total})
+    total = totals[-1] if totals else next_index
+    if unnumbered and not numbered:
+        total = len(unnumbered)
+    if len(totals) > 1:
+        problems.append(f"patches disagree on the series length ({', '.join(map(str, totals))}); "
+                        f"using {total}.")
+
+    cover = covers[-1] if covers else None
+    if len(covers) > 1:
+        problems.append(f"{len(covers)} cover letters for v{revision}; using the last one.")
+    if cover and cover.prefix.total and cover.prefix.total != total:
+        problems.append(f"the cover letter says 00/{cover.prefix.total} but the patches say "
+                        f"k/{total}; the series has {total} patches.")
+
+    by_index: Dict[int, _Candidate] = {}
+    for c in patches:
+        if c.prefix.index in by_index:
+            problems.append(f"patch {c.prefix.index}/{total} appears more than once; "
+                            f"using the last one ({c.mail.msgid or c.mail.origin}).")
+        by_index[c.prefix.index] = c
+    beyond = sorted(i for i in by_index if i > total)
+    if beyond:
+        problems.append(f"patch index {', '.join(map(str, beyond))} is beyond the series length {total}.")
+        total = max(beyond)
+    missing = [i for i in range(1, total + 1) if i not in by_index]
+    if missing:
+        problems.append(f"missing patches: {', '.join(f'{i}/{total}' for i in missing)}.")
+
+    flags: List[str] = []
+    for c in ([cover] if cover else []) + list(by_index.values()):
+        for f in c.prefix.flags:
+            if f not in flags:
+                flags.append(f)
+
+    base = None
+    for c in ([cover] if cover else []) + [by_index[i] for i in sorted(by_index)]:
+        m = BASE_COMMIT.search(c.mail.body)
+        if m:
+            base = m.group(1)
+
+    result = []
+    for index in sorted(by_index):
+        c = by_index[index]
+        result.append(Patch(index=index, total=total, subject=c.prefix.title,
+                            author=c.mail.author, date=c.mail.date, msgid=c.mail.msgid,
+                            files=list(c.diff.files), added=c.diff.added,
+                            removed=c.diff.removed, raw=c.mail.raw))
+    return Series(source=source, kind=kind, revision=revision,
+                  cover_subject=cover.prefix.title if cover else None,
+                  cover_body=cover.mail.body if cover else None,
+                  patches=result, missing=missing, total=total, base_commit=base,
+                  problems=problems, prefix_flags=flags)

@@ -1,0 +1,96 @@
+"""Detect what a series source argument is and load it into a Series."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+from ..errors import BadInput
+from ..proc import CommandError, run
+from .lore import DEFAULT_LORE_URL, fetch_thread
+from .model import Series
+from .parse import Mail, build_series, plain_patch_mail, read_mails
+
+GIT_RANGE = re.compile(r"^[^\s.][^\s]*?\.\.\.?[^\s]+$|^[^\s]+\.\.$|^\.\.[^\s]+$")
+MSGID = re.compile(r"^<?[^\s<>@/]+@[^\s<>@/]+>?$")
+PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
+
+
+def load_series(src: str, *, git_tree: Optional[Path] = None,
+                lore_url: str = DEFAULT_LORE_URL) -> Series:
+    """Load a series from an mbox, a format-patch dir, a quilt dir, a git range A..B or a message-id."""
+    path = Path(src).expanduser()
+    if path.is_dir():
+        if (path / "series").is_file():
+            return build_series(_quilt_mails(path), src, "quilt")
+        return build_series(_patch_dir_mails(path), src, "format-patch-dir")
+    if path.exists():
+        if not path.is_file():
+            raise BadInput(f"{src} is not a regular file or directory.")
+        return build_series(read_mails(path), src, "mbox")
+    if GIT_RANGE.match(src) and not src.startswith("/"):
+        return _git_range(src, git_tree or Path.cwd())
+    if MSGID.match(src):
+        msgid = src.strip("<>")
+        mbox = fetch_thread(msgid, lore_url)
+        return build_series(read_mails(mbox), src, "msgid")
+    raise BadInput(f"{src} is no file, directory, git range A..B or message-id.")
+
+
+def _patch_dir_mails(path: Path) -> List[Mail]:
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in PATCH_SUFFIXES)
+    if not files:
+        raise BadInput(f"{path} holds no *.patch files and no quilt `series` file.")
+    mails: List[Mail] = []
+    for f in files:
+        for m in read_mails(f):
+            m.position = len(mails)
+            mails.append(m)
+    return mails
+
+
+def _quilt_mails(path: Path) -> List[Mail]:
+    names = []
+    for line in (path / "series").read_text(errors="replace").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.append(line.split()[0])
+    if not names:
+        raise BadInput(f"{path}/series lists no patches.")
+    mails: List[Mail] = []
+    for name in names:
+        f = path / name
+        if not f.is_file():
+            raise BadInput(f"{path}/series names {name}, which does not exist.")
+        for m in read_mails(f):
+            if not m.subject:
+                m = plain_patch_mail(f.read_text(errors="replace"), f.name, 0, str(f))
+            m.position = len(mails)
+            mails.append(m)
+    # quilt order is the series order: number them so the prefix parser keeps it.
+    total = len(mails)
+    for i, m in enumerate(mails, 1):
+        if not re.search(r"\[[^\]]*\d+/\d+[^\]]*\]", m.subject):
+            title = re.sub(r"^\s*(\[[^\]]*\]\s*)*", "", m.subject)
+            m.subject = f"[PATCH {i}/{total}] {title}"
+    return mails
+
+
+def _git_range(rev_range: str, git_tree: Path) -> Series:
+    if not (git_tree / ".git").exists() and not (git_tree / "HEAD").is_file():
+        raise BadInput(f"{rev_range} looks like a git range but {git_tree} is not a git tree "
+                       f"(pass --git-tree DIR).")
+    with tempfile.TemporaryDirectory(prefix="zstest-range-") as tmp:
+        try:
+            # Read-only on the user's repository: format-patch writes only into tmp.
+            run(["git", "-C", str(git_tree), "format-patch", "--no-signature", "-n",
+                 "--subject-prefix=PATCH", "--no-cover-letter", "-o", tmp, rev_range],
+                timeout=300)
+        except CommandError as exc:
+            raise BadInput(f"git cannot list the range {rev_range} in {git_tree}: "
+                           f"{exc.tail.strip().splitlines()[-1] if exc.tail.strip() else exc}.") from None
+        if not any(Path(tmp).iterdir()):
+            raise BadInput(f"the range {rev_range} in {git_tree} holds no commits.")
+        return build_series(_patch_dir_mails(Path(tmp)), rev_range, "git-range")
