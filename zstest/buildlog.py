@@ -61,6 +61,9 @@ class BuildLog:
     steps: Counter = field(default_factory=Counter)         # CC, LD, AR, ... counts
     failed_targets: List[str] = field(default_factory=list)
     no_space: bool = False
+    returncode: Optional[int] = None   # set by the caller that ran make
+    tail: str = ""
+    timed_out: bool = False
 
     @property
     def first_error(self) -> Optional[Diagnostic]:

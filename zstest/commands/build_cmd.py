@@ -1,3 +1,49 @@
-"""Placeholder: commands of this stage are registered here."""
+"""`zstest build`: configure and build a kernel, optionally with a series applied."""
 
-COMMANDS = []
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..build import BuildRequest, run_build
+
+
+@click.command("build")
+@click.option("--kernel", "kernel", type=click.Path(path_type=Path),
+              help="Kernel tree (git or plain). Default: Debian's linux-source-6.1 in the cache.")
+@click.option("--series", "series", help="Patch series to apply first (mbox, dir, quilt, A..B, msgid).")
+@click.option("--base", "base", help="Commit to apply the series on (git trees). Default: HEAD.")
+@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",
+              help="Config profile (base, debug) or fragment file; repeatable, merged in order.")
+@click.option("--each", is_flag=True, help="Apply and build patch by patch.")
+@click.option("--out", "out", type=click.Path(path_type=Path),
+              help="Build directory. Default: ~/.cache/zstest/builds/<name> (and builds/last).")
+@click.option("--allow-config-drift", is_flag=True,
+              help="Build even when requested config options did not survive olddefconfig.")
+@click.option("--jobs", "-j", "jobs", type=click.IntRange(min=1), help="make -j (default: CPU count).")
+@click.option("--kmod-dir", "kmod_dir", type=click.Path(path_type=Path),
+              help="Out-of-tree module to build against the kernel (default: the repo's kmod/).")
+def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir):
+    """Build a kernel: config profiles, ccache, per-patch builds, build.json."""
+    if each and not series:
+        raise click.UsageError("--each needs --series.")
+    req = BuildRequest(kernel=kernel, series=series, base=base,
+                       configs=list(configs) or ["base"], each=each, out=out,
+                       allow_config_drift=allow_config_drift, jobs=jobs, kmod_dir=kmod_dir,
+                       argv=sys.argv[1:][sys.argv[1:].index("build") + 1:]
+                       if "build" in sys.argv[1:] else [])
+    result = run_build(req, echo=click.echo)
+    m = result.manifest
+    if m.get("series"):
+        for p in m["series"]["patches"]:
+            line = f"  {p['index']:>2} {p['subject'][:60]:<60} apply={p['apply']} build={p['build']}"
+            click.echo(line)
+            for w in p.get("new_warnings") or []:
+                click.echo(f"       new warning: {w}")
+    click.echo(f"kernel {m['kernel']['version']}: {result.build_dir}")
+    return 0
+
+
+COMMANDS = [build_command]

@@ -1,0 +1,577 @@
+"""The build stage: BuildRequest -> BuildResult, a build directory with build.json.
+
+Source: the series stage's persistent worktree of the tree (zstest.tree), so the
+user's tree is never written and unchanged files keep their mtimes. Objects: one
+persistent O= dir per (tree, profiles) under cache/objs, so a one-file patch
+rebuilds incrementally. Compiler: ccache with its own cache dir.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, TextIO
+
+import zstest
+
+from . import buildlog, kconfig, proc
+from .cache import cache_dir, cache_root, default_kernel_tree, file_lock
+from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
+
+# Bump when the build's outputs change shape: test fixtures key their reuse on it.
+BUILD_FORMAT_VERSION = "1"
+MAKE_TIMEOUT_S = 4 * 3600
+# Fixed build identity: reproducible version strings and ccache hits on init/version.c.
+REPRODUCIBLE_ENV = {
+    "KBUILD_BUILD_TIMESTAMP": "Sat Jan  1 00:00:00 UTC 2000",
+    "KBUILD_BUILD_USER": "zstest",
+    "KBUILD_BUILD_HOST": "zstest",
+    "KBUILD_BUILD_VERSION": "1",
+}
+
+
+@dataclass
+class BuildRequest:
+    kernel: Optional[Path] = None               # default: Debian's linux-source-6.1
+    series: Optional[str] = None
+    base: Optional[str] = None
+    configs: List[str] = field(default_factory=lambda: ["base"])
+    each: bool = False
+    out: Optional[Path] = None
+    allow_config_drift: bool = False
+    jobs: Optional[int] = None
+    kmod_dir: Optional[Path] = None
+    argv: List[str] = field(default_factory=list)   # the command line, for the reproducer
+    progress: Optional[bool] = None              # None: a live line when stdout is a tty
+
+
+@dataclass
+class BuildResult:
+    status: str                   # ok / failed / interrupted
+    build_dir: Path
+    duration_s: float
+    manifest: dict
+    error: Optional[ZstestError] = None
+
+
+def last_build_dir() -> Optional[Path]:
+    """The build dir `zstest build` made last (cache/builds/last), or None."""
+    link = cache_root() / "builds" / "last"
+    if link.exists() and (link / "build.json").is_file():
+        return link.resolve()
+    return None
+
+
+def default_kmod_dir() -> Path:
+    return Path(zstest.__file__).resolve().parent.parent / "kmod"
+
+
+# ---------------------------------------------------------------- progress
+
+class Progress:
+    """Stage, files compiled and elapsed time: a live line on a tty, a few lines otherwise."""
+
+    def __init__(self, live: bool, out: TextIO = sys.stderr):
+        self.live = live
+        self.out = out
+        self.start = time.monotonic()
+        self.stage = ""
+        self.compiled = 0
+        self._last_draw = 0.0
+
+    def set_stage(self, stage: str) -> None:
+        self.stage = stage
+        if self.live:
+            self._draw(force=True)
+        else:
+            self.out.write(f"zstest build: {stage} ({self.elapsed():.0f} s)\n")
+            self.out.flush()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def on_line(self, line: str) -> None:
+        if line.startswith("  CC ") or line.startswith("  CC  "):
+            self.compiled += 1
+        if self.live:
+            self._draw()
+
+    def _draw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < 0.5:
+            return
+        self._last_draw = now
+        self.out.write(f"\r\x1b[K[{self.elapsed():6.0f} s] {self.stage}: {self.compiled} files compiled")
+        self.out.flush()
+
+    def done(self, text: str) -> None:
+        if self.live:
+            self.out.write("\r\x1b[K")
+        self.out.write(text.rstrip() + "\n")
+        self.out.flush()
+
+
+# ---------------------------------------------------------------- helpers
+
+def _first_line(argv: List[str]) -> Optional[str]:
+    try:
+        res = proc.run(argv, timeout=30, check=False)
+    except proc.CommandError:
+        return None
+    text = (res.stdout or res.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def toolchain_versions() -> dict:
+    return {"gcc": _first_line(["gcc", "--version"]), "make": _first_line(["make", "--version"]),
+            "ld": _first_line(["ld", "--version"]), "ccache": _first_line(["ccache", "--version"])}
+
+
+def ccache_env(srcdir: Path) -> Dict[str, str]:
+    return {"CCACHE_DIR": str(cache_dir("ccache")), "CCACHE_BASEDIR": str(srcdir),
+            "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "10G"),
+            # The O= dir differs per profile: do not let it into the hash.
+            "CCACHE_NOHASHDIR": "1"}
+
+
+def ccache_stats(env: Dict[str, str]) -> Dict[str, int]:
+    """`ccache --print-stats` as {counter: value}; {} when ccache is missing."""
+    try:
+        res = proc.run(["ccache", "--print-stats"], env=env, timeout=60, check=False)
+    except proc.CommandError:
+        return {}
+    stats = {}
+    for line in res.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[1].strip().lstrip("-").isdigit():
+            stats[parts[0]] = int(parts[1])
+    return stats
+
+
+def ccache_summary(before: Dict[str, int], after: Dict[str, int]) -> dict:
+    keys = ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss", "uncacheable")
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in keys}
+    hits = delta["direct_cache_hit"] + delta["preprocessed_cache_hit"]
+    total = hits + delta["cache_miss"]
+    return {"dir": str(cache_dir("ccache")), "hits": hits, "misses": delta["cache_miss"],
+            "hit_rate": round(hits / total, 3) if total else None, "delta": delta,
+            "before": {k: before.get(k, 0) for k in keys},
+            "after": {k: after.get(k, 0) for k in keys}}
+
+
+def check_kernel_tree(path: Path) -> Path:
+    if not path.exists():
+        raise BadInput(f"kernel tree {path} does not exist.")
+    if not path.is_dir() or not (path / "Makefile").is_file() or not (path / "Kconfig").is_file() \
+            or not (path / "arch" / "x86").is_dir():
+        raise BadInput(f"{path} is not a Linux kernel tree (no Makefile, Kconfig or arch/x86).")
+    return path.resolve()
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:60]
+
+
+def objdir_for(tree_key: str, fragments: List[kconfig.Fragment]) -> Path:
+    """One persistent O= dir per (tree, configs): incremental across series and revisions."""
+    names = [f.profile or f.path.stem for f in fragments]
+    digest = hashlib.sha1("\0".join(str(f.path.resolve()) for f in fragments).encode()).hexdigest()[:8]
+    return cache_dir("objs", f"{tree_key}-{_slug('+'.join(names))}-{digest}")
+
+
+def _is_enospc(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+# ---------------------------------------------------------------- the stage
+
+class _Builder:
+    """One `zstest build` run: owns the build dir, the log and the manifest."""
+
+    def __init__(self, req: BuildRequest, echo: Callable[[str], None]):
+        self.req = req
+        self.echo = echo
+        self.t0 = time.monotonic()
+        self.durations: Dict[str, float] = {}
+        self.manifest: dict = {"status": "running", "format": BUILD_FORMAT_VERSION}
+        self.build_dir: Optional[Path] = None
+        self.log: Optional[TextIO] = None
+        live = req.progress if req.progress is not None else sys.stdout.isatty()
+        self.progress = Progress(live)
+        self.warn_state: Dict[str, List[dict]] = {}
+
+    # -- bookkeeping
+
+    def step(self, name: str, fn, *args, **kwargs):
+        self.progress.set_stage(name)
+        start = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.durations[name] = round(self.durations.get(name, 0.0) + time.monotonic() - start, 2)
+
+    def write_manifest(self) -> None:
+        if self.build_dir is None:
+            return
+        self.manifest["duration_s"] = round(time.monotonic() - self.t0, 2)
+        self.manifest["durations"] = dict(self.durations)
+        tmp = self.build_dir / "build.json.tmp"
+        tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
+        tmp.replace(self.build_dir / "build.json")
+
+    def make(self, args: List[str], env: Dict[str, str], stage: str) -> buildlog.BuildLog:
+        """Run make with output streamed to build.log and parsed as it comes."""
+        parsed = buildlog.BuildLog()
+        srctree, objdir = str(self.srcdir), str(self.objdir)
+
+        def on_line(line: str) -> None:
+            buildlog.parse_line(line, parsed, srctree, objdir)
+            self.progress.on_line(line)
+
+        self.log.write(f"\n### {stage}: {shlex.join(args)}\n")
+        self.log.flush()
+        try:
+            proc.run(args, env=env, timeout=MAKE_TIMEOUT_S, log_file=self.log, on_line=on_line)
+        except proc.CommandError as exc:
+            parsed.returncode = exc.returncode if exc.returncode is not None else -1
+            parsed.tail = exc.tail
+            parsed.timed_out = exc.timed_out
+            return parsed
+        parsed.returncode = 0
+        return parsed
+
+    # -- main flow
+
+    def run(self) -> BuildResult:
+        req = self.req
+        tree = check_kernel_tree(Path(req.kernel).expanduser() if req.kernel
+                                 else default_kernel_tree("6.1"))
+        fragments = [kconfig.resolve_config_arg(c) for c in (req.configs or ["base"])]
+        if not any(f.start for f in fragments):
+            # A lone fragment goes on top of the base profile: a bootable guest kernel.
+            fragments.insert(0, kconfig.resolve_config_arg("base"))
+        series = None
+        if req.series:
+            from .series import load_series
+            series = load_series(req.series, git_tree=tree)
+            if not series.patches:
+                raise BadInput(f"{req.series} holds no patches.")
+        kmod_src = Path(req.kmod_dir) if req.kmod_dir else default_kmod_dir()
+        if req.kmod_dir and not kmod_src.is_dir():
+            raise BadInput(f"--kmod-dir {kmod_src} is not a directory.")
+
+        self.build_dir = self._make_build_dir(tree, fragments, series)
+        self.log = open(self.build_dir / "build.log", "w")
+        m = self.manifest
+        m.update({
+            "kernel": {"tree": str(tree), "base": None, "version": None},
+            "series": None if series is None else {
+                "source": series.source, "revision": series.revision, "kind": series.kind,
+                "patches": [{"index": p.index, "subject": p.subject, "apply": None,
+                             "build": None, "new_warnings": []} for p in series.patches]},
+            "config": {"profiles": [f.profile for f in fragments if f.profile],
+                       "fragments": [str(f.path) for f in fragments if not f.profile],
+                       "start": None, "missing_options": [], "ignored_optional": []},
+            "artifacts": {}, "warnings": [], "errors": [],
+            "ccache": None, "toolchain": toolchain_versions(),
+            "reproducer": shlex.join(["zstest", "build"] + list(req.argv)),
+            "build_dir": str(self.build_dir), "each": req.each,
+        })
+        self.write_manifest()
+
+        from .tree import KernelTree, apply_patch, prepare_worktree
+        kt = KernelTree.open(tree)
+        wt = self.step("worktree", prepare_worktree, kt, req.base, "build")
+        try:
+            return self._build_in(wt, kt, fragments, series, kmod_src)
+        finally:
+            wt.release()
+
+    def _make_build_dir(self, tree: Path, fragments, series) -> Path:
+        if self.req.out:
+            out = Path(self.req.out).expanduser().resolve()
+            out.mkdir(parents=True, exist_ok=True)
+            return out
+        names = "+".join(f.profile or f.path.stem for f in fragments)
+        label = "plain" if series is None else f"v{series.revision}"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = _slug(f"{tree.name}-{label}-{names}-{stamp}")
+        return cache_dir("builds", name)
+
+    def _build_in(self, wt, kt, fragments, series, kmod_src: Path) -> BuildResult:
+        from .tree import apply_patch
+        req = self.req
+        m = self.manifest
+        self.srcdir = wt.path
+        m["kernel"]["base"] = wt.base_commit
+        m["kernel"]["worktree"] = str(wt.path)
+        m["kernel"]["notes"] = list(wt.notes)
+        self.objdir = objdir_for(kt.key, fragments)
+        m["objdir"] = str(self.objdir)
+        env = dict(REPRODUCIBLE_ENV)
+        env.update(ccache_env(wt.path))
+        self.env = env
+        jobs = req.jobs or os.cpu_count() or 1
+        self.make_base = kconfig.kbuild_make_args(wt.path, self.objdir) + [f"-j{jobs}", "CC=ccache gcc"]
+        with file_lock(cache_dir("locks") / f"objs-{self.objdir.name}.lock"):
+            self._load_warn_state()
+            stats_before = ccache_stats(env)
+            try:
+                self._configure(wt.path, fragments)
+                failures = []
+                if series is not None and req.each:
+                    # Baseline: the base tree's warnings, so patch 1 is judged against it.
+                    self._compile("build base", patch_entry=None)
+                    for patch, entry in zip(series.patches, m["series"]["patches"]):
+                        pa = self.step(f"apply {patch.index}", apply_patch, wt, patch)
+                        entry["apply"] = pa.status
+                        entry["apply_message"] = pa.message if pa.status == "failed" else ""
+                        if pa.status == "failed":
+                            raise self._apply_error(series, patch, pa)
+                        ok = self._compile(f"build {patch.index}/{len(series.patches)}",
+                                           patch_entry=entry)
+                        if not ok:
+                            failures.append((patch, entry))
+                            self._compile_fallback_note(entry)
+                        self.write_manifest()
+                else:
+                    if series is not None:
+                        for patch, entry in zip(series.patches, m["series"]["patches"]):
+                            pa = self.step(f"apply {patch.index}", apply_patch, wt, patch)
+                            entry["apply"] = pa.status
+                            if pa.status == "failed":
+                                raise self._apply_error(series, patch, pa)
+                    ok = self._compile("build", patch_entry=None)
+                    if series is not None:
+                        for entry in m["series"]["patches"]:
+                            entry["build"] = None
+                        m["series"]["patches"][-1]["build"] = "ok" if ok else "failed"
+                    if not ok:
+                        raise self._build_error(None)
+                if failures:
+                    patch, entry = failures[0]
+                    raise self._build_error((patch, entry, len(series.patches)))
+                self._finish(kmod_src)
+                m["status"] = "ok"
+            except (KeyboardInterrupt, ZstestError, OSError) as exc:
+                m["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                if isinstance(exc, ZstestError):
+                    m["error"] = exc.message
+                if _is_enospc(exc):
+                    m["error"] = "no space left on device"
+                    raise BuildFailed(f"no space left on device while building in {self.objdir} "
+                                      f"or {self.build_dir}; free some space and run again.") from None
+                raise
+            finally:
+                m["ccache"] = ccache_summary(stats_before, ccache_stats(env))
+                self._save_warn_state()
+                self._point_last()
+                self.write_manifest()
+                if self.log:
+                    self.log.close()
+        return BuildResult(m["status"], self.build_dir, m["duration_s"], m)
+
+    # -- steps
+
+    def _configure(self, srcdir: Path, fragments) -> None:
+        m = self.manifest
+        scratch = Path(str(self.objdir) + ".kconfig")
+        res = self.step("config", kconfig.configure, srcdir, scratch, fragments,
+                        env=self.env, log_file=self.log)
+        m["config"]["start"] = res.start
+        m["config"]["missing_options"] = [x.to_json() for x in res.missing]
+        m["config"]["ignored_optional"] = res.ignored_optional
+        m["config"]["requested"] = len(res.requested)
+        if res.missing:
+            lines = "\n".join("  " + x.sentence() for x in res.missing)
+            if not self.req.allow_config_drift:
+                raise BuildFailed(f"{len(res.missing)} requested config option(s) did not survive "
+                                  f"olddefconfig (pass --allow-config-drift to build anyway).",
+                                  detail=lines)
+            self.echo(f"zstest build: config drift allowed:\n{lines}")
+        kconfig.install_config(res, self.objdir)
+        self.final_config = kconfig.read_config(self.objdir / ".config")
+
+    def _compile(self, stage: str, patch_entry: Optional[dict]) -> bool:
+        targets = ["bzImage"]
+        if self.final_config.get("MODULES") == "y":
+            targets.append("modules")
+        parsed = self.step(stage, self.make, self.make_base + targets, self.env, stage)
+        if parsed.no_space:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if parsed.timed_out:
+            raise BuildFailed(f"make did not finish within {MAKE_TIMEOUT_S} s.")
+        previous = self._all_warnings()
+        self._update_warn_state(parsed)
+        new = buildlog.new_warnings(previous, self._all_warnings())
+        ok = parsed.returncode == 0
+        self.last_parsed = parsed
+        if not ok and not parsed.errors:
+            last = parsed.tail.strip().splitlines()[-1:] or ["make failed"]
+            parsed.errors.append(buildlog.Diagnostic("make", 0, None, "error", last[0]))
+        m = self.manifest
+        m["warnings"] = [d.to_json() for d in self._all_warnings()]
+        m["errors"] = [d.to_json() for d in buildlog.dedupe(parsed.errors)]
+        m.setdefault("compiled", {})[stage] = len(parsed.compiled)
+        if patch_entry is not None:
+            patch_entry["build"] = "ok" if ok else "failed"
+            patch_entry["new_warnings"] = [str(d) for d in new]
+            patch_entry["errors"] = [str(d) for d in buildlog.dedupe(parsed.errors)]
+            patch_entry["compiled"] = len(parsed.compiled)
+            patch_entry["duration_s"] = self.durations.get(stage)
+        return ok
+
+    def _compile_fallback_note(self, entry: dict) -> None:
+        if not entry.get("errors"):
+            entry["errors"] = [str(d) for d in self.last_parsed.errors]
+
+    def _finish(self, kmod_src: Path) -> None:
+        m = self.manifest
+        make = kconfig.kbuild_make_args(self.srcdir, self.objdir)
+        rel = proc.run(make + ["-s", "kernelrelease"], env=self.env, timeout=120, check=False)
+        m["kernel"]["version"] = rel.stdout.strip().splitlines()[-1] if rel.stdout.strip() else None
+        self.step("copy", self._copy_artifacts)
+        modules_wanted = any(v == "m" for v in self.final_config.values())
+        if self.final_config.get("MODULES") == "y" and modules_wanted:
+            self.step("modules_install", self._modules_install)
+        else:
+            m["artifacts"]["modules"] = None
+        m["artifacts"]["kmod"] = self.step("kmod", self._build_kmod, kmod_src)
+
+    def _copy_artifacts(self) -> None:
+        arts = self.manifest["artifacts"]
+        pairs = {"bzImage": self.objdir / "arch" / "x86" / "boot" / "bzImage",
+                 "vmlinux": self.objdir / "vmlinux",
+                 "System.map": self.objdir / "System.map",
+                 "config": self.objdir / ".config"}
+        for key, src in pairs.items():
+            name = ".config" if key == "config" else src.name
+            if src.is_file():
+                shutil.copy2(src, self.build_dir / name)
+                arts[key] = name
+            else:
+                arts[key] = None
+        if arts.get("bzImage") is None:
+            raise BuildFailed(f"make succeeded but {pairs['bzImage']} is missing.")
+
+    def _modules_install(self) -> None:
+        target = self.build_dir / "modules"
+        if target.exists():
+            shutil.rmtree(target)
+        parsed = self.make(self.make_base + [f"INSTALL_MOD_PATH={target}", "modules_install"],
+                           self.env, "modules_install")
+        if parsed.returncode != 0:
+            raise BuildFailed("make modules_install failed; see build.log.",
+                              detail=parsed.tail)
+        self.manifest["artifacts"]["modules"] = "modules"
+
+    def _build_kmod(self, kmod_src: Path) -> Optional[dict]:
+        if not kmod_src.is_dir() or not any((kmod_src / n).is_file() for n in ("Kbuild", "Makefile")):
+            return None
+        if self.final_config.get("MODULES") != "y":
+            raise BuildFailed(f"{kmod_src} holds a module but the config has CONFIG_MODULES off.")
+        work = self.build_dir / "kmod-build"
+        if work.exists():
+            shutil.rmtree(work)
+        shutil.copytree(kmod_src, work, ignore=shutil.ignore_patterns(
+            "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "modules.order", "Module.symvers"))
+        parsed = self.make(["make", "-C", str(self.objdir), f"M={work}", "CC=ccache gcc",
+                            f"-j{self.req.jobs or os.cpu_count() or 1}", "modules"],
+                           self.env, "kmod")
+        if parsed.returncode != 0:
+            first = parsed.first_error
+            where = f" at {first}" if first else ""
+            raise BuildFailed(f"the out-of-tree module in {kmod_src} failed to build{where}.",
+                              detail=parsed.tail)
+        kos = sorted(work.rglob("*.ko"))
+        for ko in kos:
+            shutil.copy2(ko, self.build_dir / ko.name)
+        return {"source": str(kmod_src), "modules": [ko.name for ko in kos],
+                "warnings": [str(d) for d in buildlog.dedupe(parsed.warnings)]}
+
+    # -- warnings carried across builds of one object dir
+
+    def _warn_state_path(self) -> Path:
+        return Path(str(self.objdir) + ".warnings.json")
+
+    def _load_warn_state(self) -> None:
+        try:
+            self.warn_state = json.loads(self._warn_state_path().read_text())
+        except (OSError, ValueError):
+            self.warn_state = {}
+
+    def _save_warn_state(self) -> None:
+        try:
+            self._warn_state_path().write_text(json.dumps(self.warn_state, indent=1))
+        except OSError:
+            pass
+
+    def _update_warn_state(self, parsed: buildlog.BuildLog) -> None:
+        """Recompiled units drop their old warnings; every warning seen now is recorded."""
+        for src in parsed.compiled_sources():
+            self.warn_state.pop(src, None)
+        fresh: Dict[str, List[dict]] = {}
+        for d in buildlog.dedupe(parsed.warnings):
+            fresh.setdefault(d.file, []).append(d.to_json())
+        self.warn_state.update(fresh)
+
+    def _all_warnings(self) -> List[buildlog.Diagnostic]:
+        return [buildlog.Diagnostic(**d) for items in self.warn_state.values() for d in items]
+
+    # -- errors
+
+    def _apply_error(self, series, patch, pa) -> ApplyFailed:
+        files = ", ".join(pa.failed_files) or "see git's message"
+        return ApplyFailed(f"patch {patch.index}/{len(series.patches)} {patch.subject!r} does not "
+                           f"apply ({files}).", detail=pa.message)
+
+    def _build_error(self, which) -> BuildFailed:
+        parsed = self.last_parsed
+        first = parsed.first_error
+        where = str(first) if first else "see build.log"
+        if which is None:
+            sentence = f"the kernel build failed: {where}."
+        else:
+            patch, entry, total = which
+            errs = entry.get("errors") or [where]
+            sentence = f"patch {patch.index}/{total} {patch.subject!r} breaks the build: {errs[0]}."
+        detail = "\n".join(str(d) for d in buildlog.dedupe(parsed.errors)[:10])
+        return BuildFailed(sentence, detail=detail + f"\nbuild log: {self.build_dir / 'build.log'}")
+
+    def _point_last(self) -> None:
+        if self.req.out is not None or self.build_dir is None:
+            return
+        link = cache_dir("builds") / "last"
+        tmp = link.with_name("last.tmp")
+        try:
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            tmp.symlink_to(self.build_dir)
+            tmp.replace(link)
+        except OSError:
+            pass
+
+
+def run_build(req: BuildRequest, echo: Callable[[str], None] = print) -> BuildResult:
+    """Build a kernel (optionally with a series, patch by patch); raises ZstestError on failure.
+
+    build.json is written in every case, including failure and Ctrl-C.
+    """
+    builder = _Builder(req, echo)
+    try:
+        result = builder.run()
+    except OSError as exc:
+        if _is_enospc(exc):
+            raise BuildFailed("no space left on device; free some space and run again.") from None
+        raise
+    builder.progress.done(
+        f"zstest build: {result.status} in {result.duration_s:.0f} s -> {result.build_dir}")
+    return result
