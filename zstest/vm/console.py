@@ -1,0 +1,153 @@
+"""Serial console monitor: every byte to console.log, splats found live.
+
+A background thread reads QEMU's serial port (a pexpect child on a pty) for
+the whole life of the guest, appends every byte to the log (flushed at once,
+so the file is whole even if zstest is killed), and feeds complete lines to
+the splat scanner. A kernel panic sets `panicked` at once so a blocked SSH
+command can give up without waiting for its own timeout.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+from ..splats import SplatScanner, Splat
+
+PANIC = re.compile(r"Kernel panic - not syncing")
+
+
+class ConsoleMonitor:
+    def __init__(self, log_path: Path, ignore: Sequence = ()):
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.log_path, "ab")
+        self._base = self._fh.tell()         # offsets are relative to this run's first byte
+        self._data = bytearray()
+        self._pending = b""                  # bytes of an incomplete line
+        self._line_offsets: List[int] = []   # byte offset of every complete line's start
+        self._scanner = SplatScanner(ignore)
+        self._splats: List[Splat] = []
+        self._splat_offsets: List[int] = []
+        self._cond = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+        self.panicked = False
+        self.panic_line = ""
+        self.closed = threading.Event()      # the serial port reached EOF (QEMU is gone)
+        self.first_byte_wall: Optional[float] = None
+
+    # ---- feeding
+    def start(self, child) -> None:
+        """Read child (a pexpect spawn) in a daemon thread until EOF."""
+        def pump():
+            import pexpect
+            try:
+                while True:
+                    try:
+                        chunk = child.read_nonblocking(65536, timeout=0.2)
+                    except pexpect.TIMEOUT:
+                        continue
+                    except (pexpect.EOF, OSError, ValueError):
+                        break
+                    self.feed(chunk)
+            finally:
+                self.finish()
+        self._thread = threading.Thread(target=pump, name="zstest-console", daemon=True)
+        self._thread.start()
+
+    def feed(self, chunk: bytes) -> None:
+        now = time.monotonic()
+        with self._cond:
+            if self.first_byte_wall is None:
+                self.first_byte_wall = now
+            self._fh.write(chunk)
+            self._fh.flush()
+            start = len(self._data)
+            self._data += chunk
+            self._pending += chunk
+            line_start = start - (len(self._pending) - len(chunk))
+            while b"\n" in self._pending:
+                line, _, self._pending = self._pending.partition(b"\n")
+                self._take_line(line, line_start, now)
+                line_start += len(line) + 1
+            self._cond.notify_all()
+
+    def _take_line(self, line: bytes, offset: int, now: float) -> None:
+        text = line.decode("utf-8", errors="replace")
+        self._line_offsets.append(offset)
+        if not self.panicked and PANIC.search(text):
+            self.panicked = True
+            self.panic_line = text.strip()
+        for splat in self._scanner.feed(text, wall=now):
+            self._splats.append(splat)
+            self._splat_offsets.append(self._line_offsets[splat.line_no - 1])
+
+    def finish(self) -> None:
+        with self._cond:
+            if self.closed.is_set():
+                return
+            if self._pending:
+                self._take_line(self._pending, len(self._data) - len(self._pending),
+                                time.monotonic())
+                self._pending = b""
+            for splat in self._scanner.flush():
+                self._splats.append(splat)
+                self._splat_offsets.append(self._line_offsets[splat.line_no - 1])
+            self._fh.flush()
+            self.closed.set()
+            self._cond.notify_all()
+
+    def join(self, timeout: float = 5.0) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.finish()
+        with self._cond:
+            if not self._fh.closed:
+                self._fh.close()
+
+    # ---- reading
+    def mark(self) -> int:
+        """A position in the console (bytes so far); pass it to splats_since/wait_for."""
+        with self._cond:
+            return len(self._data)
+
+    @property
+    def splats(self) -> List[Splat]:
+        with self._cond:
+            return list(self._splats)
+
+    def splats_since(self, mark: int) -> List[Splat]:
+        with self._cond:
+            i = bisect.bisect_left(self._splat_offsets, mark)
+            return list(self._splats[i:])
+
+    def text(self, since: int = 0) -> str:
+        with self._cond:
+            return bytes(self._data[since:]).decode("utf-8", errors="replace")
+
+    def tail(self, lines: int = 50) -> str:
+        with self._cond:
+            data = bytes(self._data[-200 * lines:])
+        text = data.decode("utf-8", errors="replace").replace("\r", "")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_for(self, regex, timeout: float, since: int = 0,
+                 stop: Optional[Callable[[], bool]] = None) -> Optional[re.Match]:
+        """The first match of regex in the console after `since`, or None on timeout/EOF/stop()."""
+        pattern = re.compile(regex) if isinstance(regex, str) else regex
+        end = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                m = pattern.search(bytes(self._data[since:]).decode("utf-8", errors="replace"))
+                if m or self.closed.is_set():
+                    return m
+                if stop is not None and stop():
+                    return None
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(left, 0.2))

@@ -1,0 +1,331 @@
+"""launch_guest: boot a kernel with the image under QEMU, watch its console, talk SSH.
+
+    with launch_guest(GuestSpec(kernel, image, console_log=..., workdir=...)) as guest:
+        guest.run("uname -r")
+
+Leaving the block tears the guest down whatever happened (exception, Ctrl-C,
+SIGTERM turned into KeyboardInterrupt): poweroff over SSH, then QMP quit,
+then SIGKILL. QEMU also gets PDEATHSIG so it dies with the launching thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+from ..errors import BadInput, BootFailed, PrereqMissing
+from ..image import Image
+from ..proc import which
+from .accel import AccelChoice, probe_accel
+from .console import ConsoleMonitor
+from .qemu import QEMU, free_port, kernel_cmdline, qemu_argv
+from .qmp import QMPClient, QMPError
+from .ssh import (ClientKey, GuestCommandFailed, GuestCommandTimeout, GuestLost, SSHResult,
+                  SSHSession, new_client_key)
+
+TAIL_LINES = 40
+PORT_IN_USE = re.compile(r"Could not set up host forwarding rule|hostfwd", re.I)
+
+
+@dataclass
+class GuestSpec:
+    kernel: Path
+    image: Image
+    memory_mb: int = 1024
+    cpus: int = 2
+    cmdline_extra: str = ""
+    dimm_mb: Optional[int] = None        # a pc-dimm, onlined movable (memory hot-unplug tests)
+    accel: str = "auto"                  # auto | kvm | tcg
+    console_log: Optional[Path] = None   # default: workdir/console.log
+    workdir: Optional[Path] = None       # default: a temporary directory
+    boot_timeout: float = 120.0
+    ignore_splats: Sequence[str] = ()    # regexes matched against splat titles
+    qemu_extra: List[str] = field(default_factory=list)
+
+
+class Guest:
+    def __init__(self, spec: GuestSpec, workdir: Path, console: ConsoleMonitor,
+                 accel: AccelChoice):
+        self.spec = spec
+        self.workdir = workdir
+        self.console = console
+        self.accel = accel
+        self.ssh_port = 0
+        self.boot_to_ssh_s: Optional[float] = None
+        self.qemu_argv: List[str] = []
+        self.child = None                  # the pexpect spawn of QEMU
+        self.ssh: Optional[SSHSession] = None
+        self._qmp: Optional[QMPClient] = None
+        self.qmp_socket: Optional[Path] = None
+
+    # ---- state
+    @property
+    def pid(self) -> Optional[int]:
+        return self.child.pid if self.child is not None else None
+
+    @property
+    def qemu_alive(self) -> bool:
+        return self.child is not None and self.child.isalive()
+
+    def _lost_reason(self) -> Optional[str]:
+        if self.console.panicked:
+            return f"the guest kernel panicked ({self.console.panic_line})"
+        if not self.qemu_alive:
+            return "QEMU exited"
+        return None
+
+    def _lost(self, what: str) -> GuestLost:
+        reason = self._lost_reason() or "the SSH connection dropped"
+        # give the console thread a moment to log the rest of a panic
+        self.console.closed.wait(1.0)
+        return GuestLost(f"{what}: {reason}.", console_tail=self.console.tail(TAIL_LINES),
+                         panicked=self.console.panicked)
+
+    # ---- commands
+    def run(self, command: str, timeout: float = 60, check: bool = False,
+            input: Optional[bytes] = None) -> SSHResult:
+        """Run a shell command in the guest; GuestCommandTimeout/GuestLost on trouble."""
+        if self.ssh is None or not self.ssh.alive or self._lost_reason():
+            raise self._lost(f"cannot run `{command}`")
+        start = time.monotonic()
+        try:
+            chan = self.ssh.client.get_transport().open_session(timeout=10)
+            chan.exec_command(command)
+            if input is not None:
+                chan.sendall(input)
+            chan.shutdown_write()
+        except Exception as exc:  # paramiko raises several unrelated types here
+            raise self._lost(f"cannot run `{command}` ({type(exc).__name__}: {exc})") from None
+        out, err = bytearray(), bytearray()
+        try:
+            while True:
+                progressed = False
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                    progressed = True
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                    progressed = True
+                if chan.exit_status_ready() and not chan.recv_ready() \
+                        and not chan.recv_stderr_ready():
+                    break
+                if self._lost_reason() or not self.ssh.alive or chan.closed:
+                    if not chan.exit_status_ready():
+                        raise self._lost(f"the guest command `{command}` was cut short")
+                if time.monotonic() - start > timeout:
+                    raise GuestCommandTimeout(command, timeout, _text(out), _text(err))
+                if not progressed:
+                    time.sleep(0.01)
+            status = chan.recv_exit_status()
+        finally:
+            chan.close()
+        result = SSHResult(status, _text(out), _text(err), time.monotonic() - start)
+        if check and status != 0:
+            raise GuestCommandFailed(command, result)
+        return result
+
+    def put(self, local: Path, remote: str, timeout: float = 120) -> None:
+        data = Path(local).read_bytes()
+        r = self.run(f"cat > {_quote(remote)}", timeout=timeout, input=data)
+        if r.exit_status != 0:
+            raise GuestCommandFailed(f"put {local} {remote}", r)
+
+    def get(self, remote: str, local: Path, timeout: float = 120) -> None:
+        chan = None
+        if self.ssh is None or not self.ssh.alive:
+            raise self._lost(f"cannot get {remote}")
+        # binary-safe: read stdout bytes directly rather than through run()'s text
+        chan = self.ssh.client.get_transport().open_session(timeout=10)
+        try:
+            chan.exec_command(f"cat {_quote(remote)}")
+            chan.settimeout(timeout)
+            data = bytearray()
+            while True:
+                chunk = chan.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            status = chan.recv_exit_status()
+            err = chan.recv_stderr(65536).decode(errors="replace") if chan.recv_stderr_ready() else ""
+        finally:
+            chan.close()
+        if status != 0:
+            raise GuestCommandFailed(f"get {remote}", SSHResult(status, "", err, 0.0))
+        Path(local).write_bytes(bytes(data))
+
+    def qmp(self, command: str, **args):
+        if self._qmp is None:
+            self._qmp = QMPClient(self.qmp_socket).connect()
+        return self._qmp.execute(command, **args)
+
+    # ---- teardown
+    def shutdown(self) -> None:
+        """poweroff over SSH, then QMP quit, then SIGKILL; returns when QEMU is gone."""
+        try:
+            if self.ssh is not None and self.ssh.alive and self.qemu_alive:
+                try:
+                    chan = self.ssh.client.get_transport().open_session(timeout=2)
+                    chan.exec_command("poweroff -f")
+                except Exception:
+                    pass
+                self._wait_exit(2.0)
+            if self.qemu_alive:
+                try:
+                    QMPClient(self.qmp_socket, timeout=2).connect(1.0).execute("quit")
+                except (QMPError, OSError, ValueError):
+                    pass
+                self._wait_exit(2.0)
+        finally:
+            try:
+                if self.ssh is not None:
+                    self.ssh.close()
+                if self._qmp is not None:
+                    self._qmp.close()
+            finally:
+                self._kill()
+                self.console.join()
+
+    def _wait_exit(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while self.qemu_alive and time.monotonic() < end:
+            time.sleep(0.05)
+
+    def _kill(self) -> None:
+        if self.child is None:
+            return
+        if self.child.isalive():
+            try:
+                os.kill(self.child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.child.wait()
+        except Exception:
+            pass
+        try:
+            self.child.close(force=True)
+        except Exception:
+            pass
+
+
+def _text(data: bytearray) -> str:
+    return bytes(data).decode("utf-8", errors="replace")
+
+
+def _quote(path: str) -> str:
+    return "'" + path.replace("'", "'\\''") + "'"
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG(SIGKILL): QEMU dies even if zstest itself is SIGKILLed
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except Exception:
+        pass
+
+
+def _check_inputs(spec: GuestSpec) -> str:
+    kernel = Path(spec.kernel)
+    if not kernel.is_file():
+        raise BadInput(f"kernel image {kernel} does not exist.")
+    if not Path(spec.image.path).is_file():
+        raise BadInput(f"guest image {spec.image.path} does not exist.")
+    if spec.accel not in ("auto", "kvm", "tcg"):
+        raise BadInput(f"accelerator must be auto, kvm or tcg (got {spec.accel!r}).")
+    qemu = which(QEMU)
+    if qemu is None:
+        raise PrereqMissing(f"{QEMU} is missing: `apt-get install qemu-system-x86`.")
+    return qemu
+
+
+@contextlib.contextmanager
+def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
+    """Boot the guest and yield it once SSH works; BootFailed (exit 5) if it does not."""
+    qemu = _check_inputs(spec)
+    own_workdir = spec.workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="zstest-guest-")) if own_workdir else Path(spec.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    console_log = Path(spec.console_log) if spec.console_log else workdir / "console.log"
+    if spec.accel == "auto":
+        accel = probe_accel(spec.kernel)
+    else:
+        accel = AccelChoice(spec.accel, "asked for")
+    console = ConsoleMonitor(console_log, ignore=spec.ignore_splats)
+    guest = Guest(spec, workdir, console, accel)
+    # unix socket paths are limited to 108 bytes: use a short private dir when needed
+    sock_dir = None
+    qmp_socket = workdir / "qmp.sock"
+    if len(str(qmp_socket)) > 100:
+        sock_dir = Path(tempfile.mkdtemp(prefix="zstest-qmp-"))
+        qmp_socket = sock_dir / "qmp.sock"
+    guest.qmp_socket = qmp_socket
+    try:
+        client_key = new_client_key()
+        _boot(guest, qemu, client_key)
+        yield guest
+    finally:
+        try:
+            guest.shutdown()
+        finally:
+            if sock_dir is not None:
+                shutil.rmtree(sock_dir, ignore_errors=True)
+            if own_workdir and not spec.console_log:
+                pass  # keep the temporary workdir: the console log is the evidence
+
+
+def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
+    import pexpect
+    spec, console = guest.spec, guest.console
+    found = None
+    cmdline = kernel_cmdline(client_key.public_line, spec.image.ready_marker,
+                             dimm=bool(spec.dimm_mb), extra=spec.cmdline_extra)
+    for attempt in range(5):
+        port = free_port()
+        argv = qemu_argv(qemu, Path(spec.kernel), Path(spec.image.path), cmdline,
+                         guest.accel.name, port, guest.qmp_socket, spec.memory_mb, spec.cpus,
+                         spec.dimm_mb, spec.qemu_extra)
+        guest.qemu_argv, guest.ssh_port = argv, port
+        mark = console.mark()
+        start = time.monotonic()
+        guest.child = pexpect.spawn(argv[0], argv[1:], cwd=str(guest.workdir), echo=False,
+                                    preexec_fn=_die_with_parent, dimensions=(50, 200))
+        console.start(guest.child)
+        deadline = start + spec.boot_timeout
+        marker = re.compile(re.escape(spec.image.ready_marker) + r" sshd up")
+        found = console.wait_for(marker, timeout=spec.boot_timeout, since=mark,
+                                 stop=lambda: console.panicked or not guest.qemu_alive)
+        if found is None and not guest.qemu_alive and PORT_IN_USE.search(console.text(mark)) \
+                and not console.text(mark).count("Linux version"):
+            guest._kill()
+            console.join()
+            console = guest.console = ConsoleMonitor(console.log_path, ignore=spec.ignore_splats)
+            continue   # another process took the port between probe and bind
+        break
+    if found is None:
+        if console.panicked:
+            console.closed.wait(2.0)
+            why = f"the kernel panicked during boot ({console.panic_line})"
+        elif not guest.qemu_alive:
+            console.closed.wait(2.0)
+            why = "QEMU exited before the guest was ready"
+        else:
+            why = (f"the guest printed no ready marker within {spec.boot_timeout:g} s "
+                   f"(sshd never started?)")
+        raise BootFailed(f"the guest did not boot: {why}; console log: {console.log_path}",
+                         detail=console.tail(TAIL_LINES))
+    guest.ssh = SSHSession(guest.ssh_port, spec.image.host_key_pub, client_key)
+    try:
+        guest.ssh.connect(deadline, stop=guest._lost_reason)
+    except BootFailed as exc:
+        raise BootFailed(f"the guest booted but SSH failed: {exc.message}; console log: "
+                         f"{console.log_path}", detail=console.tail(TAIL_LINES)) from None
+    guest.boot_to_ssh_s = time.monotonic() - start

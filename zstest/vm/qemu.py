@@ -1,0 +1,59 @@
+"""The QEMU command line, built from a guest spec (pure: tested without QEMU)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import List, Optional
+
+QEMU = "qemu-system-x86_64"
+
+# Kernel options every guest gets: serial console, reboot (QEMU exits: -no-reboot)
+# at once on panic, kernel timestamps for attributing splats, one UART to probe.
+BASE_CMDLINE = ["console=ttyS0,115200", "panic=-1", "printk.time=1", "8250.nr_uarts=1",
+                "rdinit=/init"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now (QEMU binds it; a collision is retried)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kernel_cmdline(authorized_key: str, ready_marker: str, dimm: bool = False,
+                   extra: str = "") -> str:
+    key_type, key_b64 = authorized_key.split()[:2]
+    parts = list(BASE_CMDLINE)
+    if dimm:
+        parts.append("memhp_default_state=online_movable")
+    parts += [f"zstest.authkey={key_type}:{key_b64}", f"zstest.marker={ready_marker}"]
+    if extra.strip():
+        parts += extra.split()
+    return " ".join(parts)
+
+
+def qemu_argv(qemu: str, kernel: Path, initrd: Path, cmdline: str, accel: str, port: int,
+              qmp_socket: Path, memory_mb: int = 1024, cpus: int = 2,
+              dimm_mb: Optional[int] = None, extra: Optional[List[str]] = None) -> List[str]:
+    argv = [qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-machine", "pc", "-smp", str(cpus)]
+    if accel == "kvm":
+        argv += ["-accel", "kvm", "-cpu", "host"]
+    else:
+        # -cpu max: RDRAND etc. so the guest's RNG (dropbear) is ready at once
+        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    if dimm_mb:
+        # room for the cold-plugged DIMM and one more hot-plugged through QMP
+        argv += ["-m", f"{memory_mb}M,slots=2,maxmem={memory_mb + 2 * dimm_mb}M",
+                 "-object", f"memory-backend-ram,id=dimm0mem,size={dimm_mb}M",
+                 "-device", "pc-dimm,id=dimm0,memdev=dimm0mem"]
+    else:
+        argv += ["-m", f"{memory_mb}M"]
+    argv += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
+             "-serial", "stdio", "-monitor", "none",
+             "-qmp", f"unix:{qmp_socket},server=on,wait=off",
+             "-device", "virtio-net-pci,netdev=n0",
+             "-netdev", f"user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:{port}-:22"]
+    argv += list(extra or [])
+    return argv
