@@ -78,7 +78,7 @@ def load_recipe(path: Optional[Path] = None) -> Recipe:
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
-        raise BadInput(f"image recipe {path} is not a valid .ini file: {exc}") from None
+        raise BadInput(f"image recipe {path} is not a valid .ini file: {str(exc).splitlines()[0]}") from None
     image = parser["image"] if parser.has_section("image") else {}
     compression = image.get("compression", "auto").strip()
     if compression not in COMPRESSIONS + ("auto",):
@@ -305,6 +305,8 @@ def _add_modules(tree: _Tree, build_dir: Path, manifest: dict) -> str:
             if path.is_file():
                 tree.add_host_file(f"/lib/modules/{version}/{rel}", path, perm=0o644)
     kmods = (manifest.get("artifacts") or {}).get("kmod")
+    if isinstance(kmods, dict):      # {"source", "modules": [names in the build dir], ...}
+        kmods = kmods.get("modules") or []
     for kmod in ([kmods] if isinstance(kmods, str) else kmods or []):
         path = Path(kmod) if Path(kmod).is_absolute() else Path(build_dir) / kmod
         if path.is_file():
