@@ -99,7 +99,7 @@ def parse_zoneinfo(text: str) -> Dict[str, Dict[str, int]]:
         if in_node_stats or stripped.startswith(("pagesets", "cpu:")):
             continue
         parts = stripped.replace(":", " ").split()
-        if len(parts) == 2 and parts[1].isdigit():
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             current[parts[0]] = int(parts[1])
     return zones
 
@@ -124,7 +124,9 @@ def snapshot_command(zram_sysfs: Optional[str] = None) -> str:
     if zram_sysfs:
         files["mm_stat"] = f"{zram_sysfs}/mm_stat"
         files["io_stat"] = f"{zram_sysfs}/io_stat"
-    return "; ".join(f"echo '{_SECTION}{name}'; cat {path}" for name, path in files.items())
+    # stat_refresh folds the per-cpu counter deltas, so zone counters are exact, not lagging
+    return "echo 1 > /proc/sys/vm/stat_refresh 2>/dev/null; " + "; ".join(
+        f"echo '{_SECTION}{name}'; cat {path}" for name, path in files.items())
 
 
 def split_sections(text: str) -> Dict[str, str]:
