@@ -1,0 +1,178 @@
+"""zstorture: the zsmalloc API driven directly while page migration is forced (issue 6).
+
+The module (kmod/) starts its kthreads at insmod and prints KTAP on the kernel
+log; the test forces migration at the same time (compact_memory in a loop, and
+offline/online of movable memory blocks when the guest has a DIMM), then parses
+the module's KTAP with zstest.ktap.  Environment knobs, for zstest's own tests:
+ZSTEST_TORTURE_DURATION (seconds, default 30) and ZSTEST_TORTURE_PARAMS (extra
+module parameters, e.g. "corrupt_one=1" for the failure path).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from zstest.ktap import PREFIX, parse_torture_log
+from zstest.suites.lib.fixtures import require_config
+from zstest.suites.lib.memory_blocks import list_memory_blocks
+from zstest.suites.lib.metrics import delta, take_snapshot
+
+MODULE = "zstorture"
+GUEST_COPY = f"/tmp/{MODULE}.ko"
+DURATION_S = int(os.environ.get("ZSTEST_TORTURE_DURATION", "30"))
+EXTRA_PARAMS = os.environ.get("ZSTEST_TORTURE_PARAMS", "")
+# Time beyond duration_s for the final verification, the pool check and a slow TCG guest.
+FINISH_MARGIN_S = 180
+MIGRATE_STOP = "/tmp/torture-migrate.stop"
+MIGRATE_OUT = "/tmp/torture-migrate.out"
+
+
+@pytest.fixture
+def torture_ko(guest, build_info, record):
+    """The path of zstorture.ko in the guest: from the image, else copied from the build dir."""
+    kmod = (build_info.get("artifacts") or {}).get("kmod")
+    if not kmod:
+        pytest.skip("build.json records no out-of-tree module (artifacts.kmod is null)")
+    found = guest.run(f"find /lib/modules -name {MODULE}.ko 2>/dev/null | head -n 1").stdout.strip()
+    if found:
+        record.detail("module", found)
+        return found
+    host_ko = Path(build_info.get("build_dir") or "") / f"{MODULE}.ko"
+    if build_info.get("build_dir") and host_ko.is_file():
+        guest.put(host_ko, GUEST_COPY)
+        record.detail("module", f"{GUEST_COPY} (copied from {host_ko}: not in the image)")
+        return GUEST_COPY
+    pytest.skip(f"{MODULE}.ko is neither in the guest's /lib/modules nor in the build directory")
+
+
+def _prepare(guest, kernel_config) -> None:
+    require_config(kernel_config, "CONFIG_ZSMALLOC", "CONFIG_MODULES")
+    if kernel_config.get("CONFIG_ZSMALLOC") == "m":
+        guest.run("modprobe zsmalloc")   # insmod does not load dependencies
+    guest.run(f"rmmod {MODULE} 2>/dev/null", timeout=120)
+
+
+def _mark(guest) -> str:
+    nonce = uuid.uuid4().hex[:12]
+    guest.check(f"echo '<5>zstest: torture start {nonce}' > /dev/kmsg")
+    return nonce
+
+
+def _module_log(guest, nonce: str) -> str:
+    """The module's kernel log lines written after our start mark."""
+    text = guest.run(f"dmesg | grep -e 'torture start {nonce}' -e {shlex.quote(PREFIX)}",
+                     timeout=60).stdout
+    at = text.find(f"torture start {nonce}")
+    return text[at:] if at >= 0 else ""
+
+
+def _wait_final(guest, nonce: str, deadline: float):
+    report = parse_torture_log(_module_log(guest, nonce))
+    while not report.complete and time.monotonic() < deadline:
+        time.sleep(3)
+        report = parse_torture_log(_module_log(guest, nonce))
+    return report
+
+
+def _migration_script(movable_blocks) -> str:
+    """A guest shell loop forcing migration until the stop file appears; prints its counts."""
+    unplug = ""
+    for block in movable_blocks:
+        state = f"/sys/devices/system/memory/{block}/state"
+        unplug += (f"if echo offline > {state} 2>/dev/null; then off=$((off+1)); "
+                   f"echo online_movable > {state} 2>/dev/null || echo online > {state}; "
+                   f"else busy=$((busy+1)); fi; ")
+    return (f"n=0; off=0; busy=0; while [ ! -e {MIGRATE_STOP} ]; do "
+            f"echo 1 > /proc/sys/vm/compact_memory; n=$((n+1)); {unplug}sleep 1; done; "
+            f"echo compact_rounds=$n offlined=$off offline_busy=$busy")
+
+
+class MigrationLoop:
+    def __init__(self, guest, movable_blocks):
+        self.guest = guest
+        guest.check(f"rm -f {MIGRATE_STOP} {MIGRATE_OUT}")
+        guest.check(f"setsid sh -c {shlex.quote(_migration_script(movable_blocks))} "
+                    f"> {MIGRATE_OUT} 2>&1 < /dev/null &")
+
+    def stop(self, timeout: float = 300.0) -> dict:
+        self.guest.check(f"touch {MIGRATE_STOP}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.guest.run(f"cat {MIGRATE_OUT}").stdout
+            if "compact_rounds=" in out:
+                return {k: int(v) for k, v in (p.split("=") for p in out.split() if "=" in p)}
+            time.sleep(1)
+        return {}
+
+
+def _fail_on(report, insmod_out: str) -> None:
+    if not report.found:
+        pytest.fail(f"{MODULE} printed no KTAP after insmod; insmod said: {insmod_out.strip()!r}")
+    assert report.complete, report.summary()
+    assert not report.mismatches, (
+        f"{MODULE} found {report.total('mismatches')} corrupted objects: " +
+        "; ".join(m.describe() for m in report.mismatches))
+    assert report.passed, f"{MODULE}: {report.summary()}"
+
+
+def test_torture_under_migration(guest, torture_ko, kernel_config, record):
+    _prepare(guest, kernel_config)
+    _, blocks = list_memory_blocks(guest)
+    movable = [b.name for b in blocks if b.movable]
+    nonce = _mark(guest)
+    before = take_snapshot(guest)
+    migration = MigrationLoop(guest, movable)
+    params = f"duration_s={DURATION_S} seed={int(nonce[:6], 16)} {EXTRA_PARAMS}".strip()
+    started = time.monotonic()
+    try:
+        insmod = guest.run(f"insmod {torture_ko} {params}", timeout=120)
+        report = _wait_final(guest, nonce, started + DURATION_S + FINISH_MARGIN_S) \
+            if insmod.exit_status == 0 else parse_torture_log("")
+    finally:
+        loop_counts = migration.stop()
+    after = take_snapshot(guest)
+    # rmmod also stops a module that never finished: its threads must end and free everything
+    rmmod = guest.run(f"rmmod {MODULE}", timeout=180)
+    if not report.complete:
+        report = parse_torture_log(_module_log(guest, nonce))
+
+    migrated = delta(before, after, "vmstat", "pgmigrate_success")
+    record.metric(before=before, after=after)
+    record.detail("params", params)
+    record.detail("ktap", report.to_dict())
+    record.detail("summary", report.summary())
+    record.detail("migration_loop", {**loop_counts, "movable_blocks": movable})
+    record.detail("pgmigrate_success_delta", migrated)
+    record.detail("seconds", round(time.monotonic() - started, 1))
+
+    assert insmod.exit_status == 0, f"insmod {MODULE} failed: {insmod.stderr.strip()}"
+    _fail_on(report, insmod.stdout + insmod.stderr)
+    assert rmmod.exit_status == 0, f"rmmod {MODULE} failed: {rmmod.stderr.strip()}"
+    assert report.total("huge_allocs") > 0, "no huge-class object was allocated"
+    assert migrated > 0, "pgmigrate_success did not rise: nothing was migrated during the run"
+
+
+def test_torture_rmmod_while_running(guest, torture_ko, kernel_config, record):
+    """rmmod in the middle of a long run stops the threads, verifies, frees everything."""
+    _prepare(guest, kernel_config)
+    nonce = _mark(guest)
+    guest.check(f"insmod {torture_ko} duration_s=3600 seed=7", timeout=120)
+    time.sleep(5)
+    started = time.monotonic()
+    rmmod = guest.run(f"rmmod {MODULE}", timeout=180)
+    record.detail("rmmod_seconds", round(time.monotonic() - started, 2))
+    report = parse_torture_log(_module_log(guest, nonce))
+    record.detail("ktap", report.to_dict())
+    assert rmmod.exit_status == 0, f"rmmod {MODULE} failed: {rmmod.stderr.strip()}"
+    assert guest.run(f"grep -qw {MODULE} /proc/modules").exit_status != 0, "the module is still loaded"
+    assert report.complete, report.summary()
+    assert report.result == "aborted", f"expected an aborted run, got {report.result}"
+    assert not report.mismatches, "; ".join(m.describe() for m in report.mismatches)
+    assert all(s.ok for s in report.subtests), report.summary()
+    assert report.total("allocs") > 0, "the run was stopped before it allocated anything"
