@@ -15,6 +15,7 @@ then every requested value must be in the final .config.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -404,18 +405,68 @@ def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
     start = starts[-1] if starts else DEFAULT_START
     scratch.mkdir(parents=True, exist_ok=True)
     make = kbuild_make_args(srctree, scratch)
+    merged = merge_fragments(fragments)
+    config = scratch / ".config"
+    key_file = scratch / "zstest-config-key"
+    key = config_key(srctree, start, merged)
+    if config.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
+        # Same inputs as last time: olddefconfig would give the same .config.
+        final = read_config(config)
+        missing, ignored = check_survival(merged, final, srctree)
+        return ConfigResult(config, start, fragments, merged, missing, ignored)
+    if key_file.exists():
+        key_file.unlink()
     try:
         proc.run(make + ["-s", start], env=env, timeout=600, log_file=log_file, on_line=on_line)
-        merged = merge_fragments(fragments)
-        config = scratch / ".config"
         config.write_text(render_config(config.read_text(), merged))
         proc.run(make + ["-s", "olddefconfig"], env=env, timeout=600, log_file=log_file,
                  on_line=on_line)
     except proc.CommandError as exc:
         raise BuildFailed(f"kernel config step failed: {exc.summary()}.", detail=exc.tail) from None
     final = read_config(config)
+    key_file.write_text(key + "\n")
     missing, ignored = check_survival(merged, final, srctree)
     return ConfigResult(config, start, fragments, merged, missing, ignored)
+
+
+def config_key(srctree: Path, start: str, merged: Dict[str, ConfigOption]) -> str:
+    """Everything olddefconfig's result depends on: Kconfig files, config fragments
+    of the tree (tinyconfig), the requested options, the compiler version."""
+    h = hashlib.sha256()
+    h.update(f"{start}\n".encode())
+    for opt in merged.values():
+        h.update(f"{opt.name}={opt.value}\n".encode())
+    try:
+        cc = proc.run(["gcc", "--version"], timeout=30, check=False).stdout
+    except proc.CommandError:
+        cc = ""
+    h.update(cc.encode())
+    srctree = Path(srctree)
+    if (srctree / ".git").exists():
+        # The index's blob ids of the Kconfig inputs: much faster than reading the tree.
+        try:
+            listing = proc.run(["git", "ls-files", "-s", "--", "*Kconfig*", "*/configs/*.config",
+                                "Makefile"], cwd=srctree, timeout=120, check=True).stdout
+            dirty = proc.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                             cwd=srctree, timeout=120, check=True).stdout
+            if not dirty.strip():
+                h.update(listing.encode())
+                return h.hexdigest()
+        except proc.CommandError:
+            pass
+    for dirpath, dirnames, filenames in os.walk(srctree):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "Documentation")
+        rel = os.path.relpath(dirpath, srctree)
+        for fname in sorted(filenames):
+            if fname.startswith("Kconfig") or (fname.endswith(".config") and "configs" in rel) \
+                    or (rel == "." and fname == "Makefile"):
+                path = os.path.join(dirpath, fname)
+                try:
+                    with open(path, "rb") as fh:
+                        h.update(f"{rel}/{fname}\0".encode() + fh.read())
+                except OSError:
+                    continue
+    return h.hexdigest()
 
 
 def install_config(result: ConfigResult, objdir: Path) -> bool:
