@@ -34,16 +34,20 @@
  * and zs_obj_read_end() a length argument: Kbuild probes the header for it
  * (ZST_READ_HAS_LEN) because no release number was confirmed.
  */
+#ifndef ZST_OBJ_RW_API	/* -D overrides let a header shim type-check the other paths */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 15, 0)
 #define ZST_OBJ_RW_API 1
 #else
 #define ZST_OBJ_RW_API 0
 #endif
+#endif
 
+#ifndef ZST_MALLOC_HAS_NID
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 16, 0)
 #define ZST_MALLOC_HAS_NID 1
 #else
 #define ZST_MALLOC_HAS_NID 0
+#endif
 #endif
 
 #define ZST_MAX_THREADS 64
@@ -495,7 +499,8 @@ static int zst_control(void *unused)
 		compact_every, corrupt_one);
 	pr_info("# zstorture: api=%s page_size=%lu huge_class_size=%zu kernel=%u.%u\n",
 		zst_api_name(), PAGE_SIZE, zst_huge_size,
-		LINUX_VERSION_CODE >> 16, (LINUX_VERSION_CODE >> 8) & 0xff);
+		(unsigned int)LINUX_VERSION_CODE >> 16,
+		((unsigned int)LINUX_VERSION_CODE >> 8) & 0xff);
 	pr_info("1..%u\n", threads + 1);
 
 	atomic_set(&zst_running, threads);
