@@ -1,3 +1,100 @@
-"""Placeholder: commands of this stage are registered here."""
+"""`zstest series show` and `zstest series apply`."""
 
-COMMANDS = []
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import EXIT_OK
+from ..series import DEFAULT_LORE_URL, format_series, load_series
+
+def _source_options(f):
+    f = click.option("--git-tree", type=click.Path(path_type=Path), default=None,
+                     help="Git tree for an A..B range (default: the current directory).")(f)
+    f = click.option("--lore-url", default=DEFAULT_LORE_URL, show_default=True,
+                     help="Public-inbox server for a message-id.")(f)
+    return f
+
+
+@click.group()
+def series() -> None:
+    """Read a patch series and apply it to a scratch worktree."""
+
+
+@series.command()
+@click.argument("src")
+@click.option("--json", "as_json", is_flag=True, help="Print the series as JSON.")
+@_source_options
+def show(src: str, as_json: bool, git_tree, lore_url: str) -> int:
+    """Show what SRC holds: revision, cover, patches, base, problems.
+
+    SRC is an mbox, a directory of git format-patch files, a quilt directory,
+    a git range A..B (in --git-tree) or a message-id (fetched from --lore-url).
+    """
+    s = load_series(src, git_tree=git_tree, lore_url=lore_url)
+    if as_json:
+        click.echo(json.dumps(s.to_dict(), indent=2))
+    else:
+        click.echo(format_series(s))
+    return EXIT_OK
+
+
+@series.command()
+@click.argument("src")
+@click.option("--kernel", "kernel", required=True, type=click.Path(path_type=Path),
+              help="The kernel tree (git or plain); it is never modified.")
+@click.option("--base", default=None, help="Commit to apply on (default: the tree's HEAD or import).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write apply.json and apply.log here.")
+@click.option("--allow-gaps", is_flag=True, help="Accept a series with missing patches.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_source_options
+def apply(src: str, kernel: Path, base, out, allow_gaps: bool, as_json: bool, git_tree,
+          lore_url: str) -> int:
+    """Apply SRC patch by patch with `git am` on a scratch worktree of --kernel.
+
+    Exit 3 at the first patch that does not apply.
+    """
+    from ..errors import ZstestError
+    from ..tree import KernelTree, apply_series
+
+    kt = KernelTree.open(kernel)
+    s = load_series(src, git_tree=git_tree, lore_url=lore_url)
+    try:
+        result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps)
+    except ZstestError as exc:
+        partial = getattr(exc, "result", None)
+        if partial is not None:
+            _print_result(partial, as_json)
+        raise
+    try:
+        _print_result(result, as_json)
+    finally:
+        result.worktree.release()
+    return EXIT_OK
+
+
+def _print_result(result, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    wt = result.worktree
+    total = result.series.total if result.series else len(result.patches)
+    click.echo(f"tree:      {wt.source_tree} ({wt.tree_kind}), base {wt.base_commit[:12]}")
+    click.echo(f"worktree:  {wt.path}")
+    for note in wt.notes:
+        click.echo(f"note:      {note}")
+    for p in result.patches:
+        commit = f" {p.commit[:12]}" if p.commit else ""
+        click.echo(f"  {p.index:>2}/{total} {p.status:<12}{commit} {p.subject}")
+        for h in p.failed_hunks:
+            click.echo(f"        {h}")
+    if result.series is not None:
+        for problem in result.series.problems:
+            click.echo(f"problem:   {problem}")
+    click.echo(f"{'ok' if result.ok else 'failed'} in {result.duration_s:.1f} s")
+
+
+COMMANDS = [series]

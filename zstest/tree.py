@@ -1,0 +1,451 @@
+"""Kernel trees: check them, mirror them into the cache, apply series in a scratch worktree.
+
+The user's tree is never written to. A git tree is cloned with --shared into
+the cache (its objects are read through alternates); a plain tree (Debian's
+linux-source) is imported once into a cached git repository and re-imported
+when its files change. Patches are applied with `git am` in one persistent
+worktree per (tree, purpose), reset to the base each time with
+`git checkout -f` + `git clean -fdx` so unchanged files keep their mtimes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Union
+
+from .cache import cache_dir, cache_root, file_lock
+from .errors import ApplyFailed, BadInput
+from .proc import CommandError, run
+from .series.diff import analyze_diff
+from .series.model import Patch, Series
+from .series.parse import mail_from_bytes
+
+GIT_TIMEOUT_S = 1800
+# Fixed identity and dates: the same tree content always imports to the same commit.
+IMPORT_ENV = {
+    "GIT_AUTHOR_NAME": "zstest", "GIT_AUTHOR_EMAIL": "zstest@localhost",
+    "GIT_COMMITTER_NAME": "zstest", "GIT_COMMITTER_EMAIL": "zstest@localhost",
+    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00+0000", "GIT_COMMITTER_DATE": "2000-01-01T00:00:00+0000",
+}
+AM_ENV = {"GIT_COMMITTER_NAME": "zstest", "GIT_COMMITTER_EMAIL": "zstest@localhost"}
+IMPORTED_REF = "refs/heads/imported"
+
+
+# ---------------------------------------------------------------- kernel tree
+
+@dataclass
+class KernelTree:
+    path: Path           # resolved path of the user's tree
+    kind: str            # "git" or "plain"
+    version: str         # from the top Makefile, e.g. "6.1.158"
+
+    @classmethod
+    def open(cls, path: Union[str, Path]) -> "KernelTree":
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise BadInput(f"kernel tree {p} does not exist.")
+        if not p.is_dir():
+            raise BadInput(f"kernel tree {p} is not a directory.")
+        p = p.resolve()
+        makefile = p / "Makefile"
+        head = makefile.read_text(errors="replace")[:2000] if makefile.is_file() else ""
+        missing = [name for name, ok in (
+            ("a Makefile with VERSION =", re.search(r"(?m)^VERSION = \d+", head)),
+            ("Kconfig", (p / "Kconfig").is_file()),
+            ("mm/", (p / "mm").is_dir()),
+            ("scripts/kconfig/", (p / "scripts" / "kconfig").is_dir())) if not ok]
+        if missing:
+            raise BadInput(f"{p} is not a Linux kernel tree (no {', no '.join(missing)}).")
+        version = ".".join(re.search(rf"(?m)^{k} = (\S*)", head).group(1)
+                           for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL")
+                           if re.search(rf"(?m)^{k} = (\S*)", head))
+        kind = "git" if (p / ".git").exists() else "plain"
+        return cls(p, kind, version)
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha1(str(self.path).encode()).hexdigest()[:10]
+        return f"{re.sub(r'[^A-Za-z0-9._-]', '_', self.path.name)}-{digest}"
+
+
+def _git(args: List[str], *, git_dir: Optional[Path] = None, cwd: Optional[Path] = None,
+         env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S):
+    argv = ["git"]
+    if git_dir is not None:
+        argv += ["--git-dir", str(git_dir)]
+    return run(argv + args, cwd=cwd, env=env, check=check, timeout=timeout)
+
+
+def tree_fingerprint(path: Path) -> str:
+    """A cheap fingerprint of a plain tree: every file's path, size and mtime."""
+    h = hashlib.sha1()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        if root == str(path) and ".git" in dirs:
+            dirs.remove(".git")
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            h.update(f"{full}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_mode}\n".encode())
+    return h.hexdigest()
+
+
+def cached_repo(tree: KernelTree) -> Path:
+    """The cache's git repository mirroring tree (created or refreshed); returns its git dir."""
+    repo = cache_dir("repos", tree.key)
+    git_dir = repo / "git"
+    with file_lock(cache_dir("locks") / f"repo-{tree.key}.lock"):
+        if tree.kind == "git":
+            if not (git_dir / "objects").is_dir():
+                _fresh_dir(git_dir)
+                # Read-only on the user's repo: objects are shared through alternates.
+                _git(["clone", "--quiet", "--bare", "--shared", str(tree.path), str(git_dir)])
+        else:
+            _import_plain(tree, repo, git_dir)
+    return git_dir
+
+
+def _fresh_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _import_plain(tree: KernelTree, repo: Path, git_dir: Path) -> None:
+    stamp = repo / "fingerprint"
+    fingerprint = tree_fingerprint(tree.path)
+    have = _git(["rev-parse", "--verify", "--quiet", IMPORTED_REF], git_dir=git_dir,
+                check=False).stdout.strip() if (git_dir / "objects").is_dir() else ""
+    if have and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        return
+    if not (git_dir / "objects").is_dir():
+        _fresh_dir(git_dir)
+        _git(["init", "--quiet", "--bare", str(git_dir)])
+        _git(["config", "core.autocrlf", "false"], git_dir=git_dir)
+        _git(["config", "gc.auto", "0"], git_dir=git_dir)
+    # The index lives in the cache repo; -f because Debian's top .gitignore ignores `/*`.
+    _git(["--work-tree", str(tree.path), "add", "--all", "--force", "."], git_dir=git_dir,
+         cwd=tree.path)
+    tree_sha = _git(["write-tree"], git_dir=git_dir).stdout.strip()
+    parent_tree = _git(["rev-parse", "--verify", "--quiet", f"{have}^{{tree}}"], git_dir=git_dir,
+                       check=False).stdout.strip() if have else ""
+    if tree_sha != parent_tree:
+        args = ["commit-tree", tree_sha, "-m", f"zstest import of {tree.path} ({tree.version})"]
+        if have:
+            args += ["-p", have]
+        commit = _git(args, git_dir=git_dir, env=IMPORT_ENV).stdout.strip()
+        _git(["update-ref", IMPORTED_REF, commit], git_dir=git_dir)
+    stamp.write_text(fingerprint + "\n")
+
+
+def resolve_base(tree: KernelTree, git_dir: Path, base: Optional[str]) -> str:
+    """The commit to apply on: the user's HEAD (git) or the latest import (plain), or base."""
+    if tree.kind == "git":
+        rev = base or "HEAD"
+        # Resolved in the user's repo (read-only); its objects are visible through alternates.
+        out = _git(["-C", str(tree.path), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                   check=False)
+    else:
+        rev = base or IMPORTED_REF
+        out = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], git_dir=git_dir,
+                   check=False)
+    sha = out.stdout.strip()
+    if out.returncode != 0 or not sha:
+        raise BadInput(f"base {rev} is not a commit in {tree.path}.")
+    return sha
+
+
+# ---------------------------------------------------------------- worktree
+
+@dataclass
+class Worktree:
+    path: Path
+    base_commit: str
+    tree_kind: str        # "git" or "plain"
+    source_tree: Path
+    git_dir: Path
+    purpose: str = "build"
+    notes: List[str] = field(default_factory=list)
+    _lock: Optional[contextlib.ExitStack] = field(default=None, repr=False)
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def __enter__(self) -> "Worktree":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def head(self) -> str:
+        return _git(["rev-parse", "HEAD"], cwd=self.path).stdout.strip()
+
+    def reset(self, rev: Optional[str] = None) -> None:
+        """Back to rev (default: the base): only files that differ are rewritten."""
+        _clean_worktree(self.path, rev or self.base_commit)
+
+
+def worktree_path(tree: KernelTree, purpose: str) -> Path:
+    return cache_root() / "worktrees" / tree.key / purpose
+
+
+def _clean_worktree(path: Path, rev: str) -> None:
+    git_path = _git(["rev-parse", "--git-path", "rebase-apply"], cwd=path).stdout.strip()
+    if (path / git_path).exists():
+        _git(["am", "--abort"], cwd=path, check=False)
+    _git(["checkout", "--quiet", "--force", "--detach", rev], cwd=path)
+    _git(["clean", "-fdxq"], cwd=path)
+
+
+def prepare_worktree(tree: Union[str, Path, KernelTree], base: Optional[str] = None,
+                     purpose: str = "build") -> Worktree:
+    """The locked scratch worktree of (tree, purpose), reset to base. Release it when done."""
+    kt = tree if isinstance(tree, KernelTree) else KernelTree.open(tree)
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", purpose):
+        raise BadInput(f"worktree purpose {purpose!r} must be a plain name.")
+    git_dir = cached_repo(kt)
+    base_commit = resolve_base(kt, git_dir, base)
+    path = worktree_path(kt, purpose)
+    lock = contextlib.ExitStack()
+    lock.enter_context(file_lock(cache_dir("locks") / f"worktree-{kt.key}-{purpose}.lock"))
+    try:
+        if (path / ".git").is_file():
+            try:
+                _clean_worktree(path, base_commit)
+            except CommandError:
+                _remove_worktree(git_dir, path)
+        if not (path / ".git").is_file():
+            _remove_worktree(git_dir, path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _git(["worktree", "add", "--quiet", "--force", "--detach", str(path), base_commit],
+                 git_dir=git_dir)
+        wt = Worktree(path=path, base_commit=base_commit, tree_kind=kt.kind,
+                      source_tree=kt.path, git_dir=git_dir, purpose=purpose, _lock=lock)
+        if kt.kind == "git":
+            dirty = _git(["--no-optional-locks", "-C", str(kt.path), "status", "--porcelain",
+                          "--untracked-files=no"], check=False).stdout.strip()
+            if dirty:
+                wt.notes.append(f"{kt.path} has uncommitted changes; they are not in the worktree "
+                                f"(base is the commit {base_commit[:12]}).")
+        return wt
+    except BaseException:
+        lock.close()
+        raise
+
+
+def _remove_worktree(git_dir: Path, path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    _git(["worktree", "prune"], git_dir=git_dir, check=False)
+
+
+# ---------------------------------------------------------------- apply
+
+@dataclass
+class PatchApply:
+    index: int
+    subject: str
+    status: str                      # applied, applied-3way, failed
+    commit: Optional[str] = None
+    failed_files: List[str] = field(default_factory=list)
+    failed_hunks: List[str] = field(default_factory=list)
+    message: str = ""                # git's own text
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ApplyResult:
+    worktree: Worktree
+    patches: List[PatchApply]
+    ok: bool
+    duration_s: float
+    series: Optional[Series] = None
+    problems: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        wt = self.worktree
+        d = {"status": "ok" if self.ok else "failed", "duration_s": round(self.duration_s, 3),
+             "kernel": {"tree": str(wt.source_tree), "kind": wt.tree_kind,
+                        "base": wt.base_commit},
+             "worktree": {"path": str(wt.path), "purpose": wt.purpose,
+                          "git_dir": str(wt.git_dir), "notes": wt.notes},
+             "problems": self.problems,
+             "patches": [p.to_dict() for p in self.patches]}
+        if self.series is not None:
+            d["series"] = {k: v for k, v in self.series.to_dict().items() if k != "patches"}
+        return d
+
+
+def _check_safe(patch: Patch) -> None:
+    mail = mail_from_bytes(patch.raw.split(b"\n", 1)[1] if patch.raw.startswith(b"From ")
+                           else patch.raw, 0, "")
+    unsafe = analyze_diff(mail.body).unsafe_paths()
+    if unsafe:
+        raise BadInput(f"patch {patch.index}/{patch.total} {patch.subject!r} writes outside the "
+                       f"tree ({unsafe[0]}); refusing it.")
+
+
+def apply_patch(wt: Worktree, patch: Patch) -> PatchApply:
+    """`git am --3way` one patch on the worktree's HEAD; on failure abort and explain."""
+    _check_safe(patch)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="zstest-am-") as tmp:
+        mbox = Path(tmp) / "patch.mbox"
+        mbox.write_bytes(patch.raw)
+        # on_line merges stderr into stdout, so git's errors stay in their place.
+        res = run(["git", "am", "--3way", "--committer-date-is-author-date", str(mbox)],
+                  cwd=wt.path, env=AM_ENV, check=False, timeout=600, on_line=lambda line: None)
+        message = _strip_hints(res.stdout + res.stderr)
+        if res.returncode == 0:
+            status = "applied-3way" if "3-way merge" in message else "applied"
+            return PatchApply(patch.index, patch.subject, status, commit=wt.head(),
+                              message=message, duration_s=time.monotonic() - start)
+        _git(["am", "--abort"], cwd=wt.path, check=False)
+        files, hunks, detail = _explain_failure(wt, Path(tmp), mbox)
+        _clean_worktree(wt.path, "HEAD")
+    if detail and detail not in message:
+        message = message.rstrip() + "\n" + detail
+    return PatchApply(patch.index, patch.subject, "failed", failed_files=files,
+                      failed_hunks=hunks, message=message, duration_s=time.monotonic() - start)
+
+
+AM_RESUME_ADVICE = ("When you have resolved", "If you prefer to skip", "To restore the original",
+                    "hint:")
+
+
+def _strip_hints(text: str) -> str:
+    # We always abort, so git's advice on how to continue the am session does not apply.
+    return "\n".join(l for l in text.splitlines() if not l.startswith(AM_RESUME_ADVICE)).strip()
+
+
+APPLY_ERROR = re.compile(r"^error: (?:patch failed: )?(.+?)(?::(\d+))?(?:: (.*))?$")
+
+
+def _explain_failure(wt: Worktree, tmp: Path, mbox: Path):
+    """Which files and hunks do not apply: git's own `apply --reject --verbose`, on a clean HEAD."""
+    diff_file, msg_file = tmp / "diff", tmp / "msg"
+    with open(mbox, "rb") as fh:
+        info_text = fh.read().decode("utf-8", "replace")
+    # git mailinfo decodes the mail exactly as git am does.
+    run(["git", "mailinfo", str(msg_file), str(diff_file)], cwd=wt.path, input=info_text,
+        check=False, timeout=60)
+    diff_text = diff_file.read_text(errors="replace") if diff_file.is_file() else ""
+    info = analyze_diff(diff_text)
+    res = _git(["apply", "--reject", "--verbose", str(diff_file)], cwd=wt.path, check=False,
+               timeout=600)
+    out = (res.stdout + res.stderr).splitlines()
+    files: List[str] = []
+    hunks: List[str] = []
+    current = None
+    for line in out:
+        m = re.match(r"^Applying patch (.+?) with \d+ reject", line)
+        if m:
+            current = m.group(1)
+            continue
+        m = re.match(r"^Rejected hunk #(\d+)\.", line)
+        if m and current:
+            if current not in files:
+                files.append(current)
+            header = next((h.header for h in info.hunks
+                           if h.file == current and h.number == int(m.group(1))), "")
+            hunks.append(f"{current}: hunk #{m.group(1)} {header}".rstrip())
+            continue
+        m = re.match(r"^error: (.+?): (No such file or directory|does not exist in index)$", line)
+        if m:
+            name = m.group(1)
+            if name not in files:
+                files.append(name)
+            n = sum(1 for h in info.hunks if h.file == name)
+            hunks.append(f"{name}: all {n} hunk(s), the file does not exist in the tree")
+            continue
+        m = re.match(r"^error: patch failed: (.+):(\d+)$", line)
+        if m and m.group(1) not in files:
+            files.append(m.group(1))
+    detail = "\n".join(l for l in out if l.startswith("error:")
+                       and l != "error: while searching for:")
+    return files, hunks, detail
+
+
+def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optional[str] = None,
+                 out: Optional[Path] = None, stop_on_failure: bool = True, *,
+                 purpose: str = "build", allow_gaps: bool = False) -> ApplyResult:
+    """Apply every patch of series in order on a scratch worktree of tree.
+
+    Returns with the worktree still locked (call result.worktree.release()).
+    Raises ApplyFailed (exit 3) at the first patch that does not apply, and
+    BadInput (exit 2) when the series has a gap and allow_gaps is False.
+    """
+    start = time.monotonic()
+    for patch in series.patches:
+        _check_safe(patch)
+    wt = prepare_worktree(tree, base, purpose)
+    try:
+        results: List[PatchApply] = []
+        for patch in series.patches:
+            pa = apply_patch(wt, patch)
+            results.append(pa)
+            if pa.status == "failed" and stop_on_failure:
+                break
+        ok = all(p.status != "failed" for p in results)
+        result = ApplyResult(wt, results, ok, time.monotonic() - start, series,
+                             list(series.problems))
+        if out is not None:
+            write_apply_json(result, Path(out))
+        failed = next((p for p in results if p.status == "failed"), None)
+        if failed is not None and stop_on_failure:
+            raise _apply_failed(series, failed, result)
+        if series.missing and not allow_gaps:
+            missing = ", ".join(f"{i}/{series.total}" for i in series.missing)
+            err = BadInput(f"the series has a gap: {missing} missing; an incomplete series is "
+                           f"not a valid result (pass --allow-gaps to accept it).")
+            err.result = result
+            raise err
+        return result
+    except BaseException:
+        wt.release()
+        raise
+
+
+def _apply_failed(series: Series, failed: PatchApply, result: ApplyResult) -> ApplyFailed:
+    files = failed.failed_files
+    where = ", ".join(files[:3]) + (f" and {len(files) - 3} more files" if len(files) > 3 else "")
+    where = where or "see git's message"
+    sentence = (f"patch {failed.index}/{series.total} {failed.subject!r} does not apply "
+                f"to {result.worktree.source_tree} at {result.worktree.base_commit[:12]} ({where})")
+    if series.missing:
+        sentence += (f"; note the series is missing "
+                     f"{', '.join(f'{i}/{series.total}' for i in series.missing)}")
+    detail = "\n".join(["failed hunks:"] + [f"  {h}" for h in failed.failed_hunks]
+                       if failed.failed_hunks else [])
+    detail = (detail + "\ngit says:\n" if detail else "git says:\n") + \
+        "\n".join(f"  {l}" for l in failed.message.splitlines())
+    err = ApplyFailed(sentence + ".", detail=detail)
+    err.result = result
+    return err
+
+
+def write_apply_json(result: ApplyResult, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "apply.json"
+    target.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    with open(out / "apply.log", "w") as log:
+        for p in result.patches:
+            log.write(f"== {p.index} {p.subject}: {p.status}\n{p.message}\n\n")
+    return target
