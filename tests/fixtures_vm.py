@@ -1,1 +1,67 @@
-"""Fixtures of this stage (a pytest plugin loaded by conftest.py)."""
+"""Fixtures of the vm stage (a pytest plugin loaded by conftest.py).
+
+`guest_image`: the default image for the shared `kernel_build`, built once per
+session. `boot_guest`: a factory giving launch_guest context managers for that
+kernel, each with its own workdir under tmp_path. `qemu_pids_for(path)` lists
+live qemu-system processes whose command line mentions path, so tests can
+prove that no QEMU outlived them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+
+def qemu_pids_for(path) -> list:
+    needle = str(path).encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline.split(b"\0")[0] and needle in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def pid_alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def build_kernel_path(build_dir: Path) -> Path:
+    manifest = json.loads((build_dir / "build.json").read_text())
+    return build_dir / (manifest.get("artifacts", {}).get("bzImage") or "bzImage")
+
+
+@pytest.fixture(scope="session")
+def guest_image(kernel_build):
+    from zstest.image import ImageRequest, build_image
+    return build_image(ImageRequest(build_dir=kernel_build))
+
+
+@pytest.fixture
+def boot_guest(kernel_build, guest_image, tmp_path):
+    """boot_guest(name="g", **spec_fields) -> launch_guest(...) context manager (TCG)."""
+    from zstest.vm.guest import GuestSpec, launch_guest
+
+    def factory(name: str = "guest", **fields):
+        workdir = tmp_path / name
+        fields.setdefault("kernel", build_kernel_path(kernel_build))
+        fields.setdefault("image", guest_image)
+        fields.setdefault("accel", "tcg")
+        fields.setdefault("boot_timeout", 60)
+        return launch_guest(GuestSpec(workdir=workdir, console_log=workdir / "console.log",
+                                      **fields))
+    return factory

@@ -45,16 +45,22 @@ class ConsoleMonitor:
         """Read child (a pexpect spawn) in a daemon thread until EOF."""
         def pump():
             import pexpect
+            held = b""
             try:
                 while True:
                     try:
-                        chunk = child.read_nonblocking(65536, timeout=0.2)
+                        chunk = held + child.read_nonblocking(65536, timeout=0.2)
                     except pexpect.TIMEOUT:
                         continue
                     except (pexpect.EOF, OSError, ValueError):
                         break
-                    self.feed(chunk)
+                    # QEMU forces OPOST on its stdio tty, so the pty turned each \n into
+                    # \r\n: undo it (exactly) so the log holds QEMU's own bytes.
+                    held = b"\r" if chunk.endswith(b"\r") else b""
+                    self.feed(chunk[:len(chunk) - len(held)].replace(b"\r\n", b"\n"))
             finally:
+                if held:
+                    self.feed(held)
                 self.finish()
         self._thread = threading.Thread(target=pump, name="zstest-console", daemon=True)
         self._thread.start()

@@ -225,7 +225,8 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "'\\''") + "'"
 
 
-def _die_with_parent() -> None:
+def _qemu_child_setup() -> None:
+    """In the forked child, before exec: die with the launching thread."""
     # PR_SET_PDEATHSIG(SIGKILL): QEMU dies even if zstest itself is SIGKILLed
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
@@ -297,7 +298,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
         mark = console.mark()
         start = time.monotonic()
         guest.child = pexpect.spawn(argv[0], argv[1:], cwd=str(guest.workdir), echo=False,
-                                    preexec_fn=_die_with_parent, dimensions=(50, 200))
+                                    preexec_fn=_qemu_child_setup, dimensions=(50, 200))
         console.start(guest.child)
         deadline = start + spec.boot_timeout
         marker = re.compile(re.escape(spec.image.ready_marker) + r" sshd up")
