@@ -301,7 +301,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
                                     preexec_fn=_qemu_child_setup, dimensions=(50, 200))
         console.start(guest.child)
         deadline = start + spec.boot_timeout
-        marker = re.compile(re.escape(spec.image.ready_marker) + r" sshd up")
+        marker = re.compile(re.escape(spec.image.ready_marker) + r"( sshd up|-FAILED: .*)")
         found = console.wait_for(marker, timeout=spec.boot_timeout, since=mark,
                                  stop=lambda: console.panicked or not guest.qemu_alive)
         if found is None and not guest.qemu_alive and PORT_IN_USE.search(console.text(mark)) \
@@ -311,6 +311,9 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
             console = guest.console = ConsoleMonitor(console.log_path, ignore=spec.ignore_splats)
             continue   # another process took the port between probe and bind
         break
+    if found is not None and "-FAILED: " in found.group(0):
+        raise BootFailed(f"the guest did not boot: its init says {found.group(0).strip()!r}; "
+                         f"console log: {console.log_path}", detail=console.tail(TAIL_LINES))
     if found is None:
         if console.panicked:
             console.closed.wait(2.0)
