@@ -1,0 +1,149 @@
+"""vm stage pieces without a kernel: QEMU command line, console monitor on recorded
+console logs, QMP against a real (firmware-only) QEMU, the accelerator probe's cache."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from zstest.splats import find_splats
+from zstest.vm.accel import AccelChoice, host_boot_id, probe_accel
+from zstest.vm.console import ConsoleMonitor
+from zstest.vm.qemu import free_port, kernel_cmdline, qemu_argv
+from zstest.vm.qmp import QMPClient, QMPError
+
+DATA = Path(__file__).parent / "data" / "console"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEuuEQwTK8nnKaR2vOXq45dLAdi1mMYTMrh2NIZmf1RQ"
+
+
+def test_cmdline_carries_key_marker_and_dimm_option():
+    line = kernel_cmdline(KEY, "READY", dimm=True, extra="zstest.nosshd  quiet")
+    words = line.split()
+    assert "console=ttyS0,115200" in words and "panic=-1" in words
+    assert "zstest.authkey=ssh-ed25519:" + KEY.split()[1] in words
+    assert "zstest.marker=READY" in words and "memhp_default_state=online_movable" in words
+    assert words[-2:] == ["zstest.nosshd", "quiet"]
+    assert "memhp_default_state" not in kernel_cmdline(KEY, "READY")
+
+
+def test_qemu_argv_tcg_with_dimm(tmp_path):
+    argv = qemu_argv("qemu", Path("/k"), Path("/i"), "c", "tcg", 12345, tmp_path / "q.sock",
+                     memory_mb=1024, cpus=2, dimm_mb=512)
+    s = " ".join(argv)
+    assert "-accel tcg,thread=multi" in s and "-accel kvm" not in s
+    assert "-m 1024M,slots=2,maxmem=2048M" in s
+    assert "memory-backend-ram,id=dimm0mem,size=512M" in s and "pc-dimm,id=dimm0" in s
+    assert "hostfwd=tcp:127.0.0.1:12345-:22" in s          # bound to loopback only
+    assert f"unix:{tmp_path / 'q.sock'},server=on,wait=off" in s
+    assert "-no-reboot" in argv and "-nodefaults" in argv
+    kvm = qemu_argv("qemu", Path("/k"), Path("/i"), "c", "kvm", 1, tmp_path / "q")
+    assert "kvm" in kvm and "-m" in kvm and kvm[kvm.index("-m") + 1] == "1024M"
+
+
+def test_free_port_is_bindable():
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+def feed_in_random_chunks(monitor: ConsoleMonitor, data: bytes, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    i = 0
+    while i < len(data):
+        n = rng.randint(1, 700)
+        monitor.feed(data[i:i + n])
+        i += n
+    monitor.finish()
+
+
+@pytest.mark.parametrize("name", ["hung-task-debian-6.1.log", "panic-sysrq-debian-6.1.log"])
+def test_monitor_fed_in_chunks_finds_what_the_parser_finds(tmp_path, name):
+    data = (DATA / name).read_bytes()
+    monitor = ConsoleMonitor(tmp_path / "console.log")
+    feed_in_random_chunks(monitor, data)
+    monitor.join()
+    assert (tmp_path / "console.log").read_bytes() == data        # every byte kept
+    offline = find_splats(data.decode(errors="replace").splitlines())
+    live = monitor.splats
+    assert [(s.kind, s.title, s.line_no) for s in live] == \
+        [(s.kind, s.title, s.line_no) for s in offline]
+    assert all(s.wall is not None for s in live)
+
+
+def test_monitor_marks_panics_and_splats_since(tmp_path):
+    data = (DATA / "panic-sysrq-debian-6.1.log").read_bytes()
+    cut = data.index(b"sysrq: Trigger a crash")
+    monitor = ConsoleMonitor(tmp_path / "console.log")
+    monitor.feed(data[:cut])
+    mark = monitor.mark()
+    assert not monitor.panicked and monitor.splats_since(mark) == []
+    assert monitor.wait_for(r"Trigger a crash", timeout=0.2, since=mark) is None
+    monitor.feed(data[cut:])
+    assert monitor.panicked and "sysrq triggered crash" in monitor.panic_line
+    assert monitor.wait_for(r"Trigger a crash", timeout=0.2, since=mark)
+    monitor.finish()
+    assert [s.kind for s in monitor.splats_since(mark)] == ["panic"]
+    assert monitor.splats_since(monitor.mark()) == []
+    assert "Kernel Offset" in monitor.tail(3)
+    monitor.join()
+
+
+def test_wait_for_gives_up_at_eof(tmp_path):
+    monitor = ConsoleMonitor(tmp_path / "c.log")
+    monitor.feed(b"hello\n")
+    monitor.finish()
+    start = time.monotonic()
+    assert monitor.wait_for("never printed", timeout=10) is None
+    assert time.monotonic() - start < 1
+    monitor.join()
+
+
+def test_qmp_against_real_qemu(tmp_path):
+    sock = tmp_path / "qmp.sock"
+    proc = subprocess.Popen(["qemu-system-x86_64", "-S", "-nodefaults", "-display", "none",
+                             "-machine", "pc", "-accel", "tcg", "-m", "64",
+                             "-qmp", f"unix:{sock},server=on,wait=off"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        qmp = QMPClient(sock).connect(deadline_s=10)
+        assert qmp.execute("query-status")["status"] == "prelaunch"
+        with pytest.raises(QMPError, match="CommandNotFound"):
+            qmp.execute("no-such-command")
+        qmp.execute("quit")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_accel_probe_forced_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path))
+    monkeypatch.setenv("ZSTEST_ACCEL", "tcg")
+    assert probe_accel() == AccelChoice("tcg", "forced by ZSTEST_ACCEL=tcg")
+    monkeypatch.delenv("ZSTEST_ACCEL")
+    # a verdict already cached for this host boot is returned without booting anything
+    (tmp_path / "accel").mkdir()
+    (tmp_path / "accel" / "verdicts.json").write_text(json.dumps(
+        {host_boot_id() + "-firmware": {"name": "tcg", "reason": "cached verdict"}}))
+    import os
+    if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
+        assert probe_accel().reason == "cached verdict"
+
+
+def test_accel_probe_firmware_never_hangs(tmp_path, monkeypatch):
+    """A real KVM start of the firmware, with a deadline: whatever KVM does, an answer comes."""
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path))
+    start = time.monotonic()
+    choice = probe_accel(timeout=8)
+    assert choice.name in ("kvm", "tcg") and choice.reason
+    assert time.monotonic() - start < 15
+    again = probe_accel(timeout=8)
+    assert again == choice
