@@ -81,4 +81,45 @@ def boot_and_run_cmd(build_dir, out, **opts) -> int:
     return do_boot_and_run(build_dir or _default_build_dir(), out, **opts)
 
 
-COMMANDS = [boot_and_run_cmd]
+_BOOT_RUN_PARAMS = {p.name for p in boot_and_run_cmd.params}
+
+
+@click.command("run")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="The results directory (default: a new one under ~/.cache/zstest/results).")
+@click.option("--build-out", type=click.Path(file_okay=False, path_type=Path),
+              help="The build directory (default: ~/.cache/zstest/builds/<name>).")
+@boot_run_options
+@click.pass_context
+def run_command(ctx, out, build_out, **opts) -> int:
+    """Build (as `zstest build`), then boot-and-run the result."""
+    from .build_cmd import build_command
+    from ..build import BuildRequest, run_build
+
+    build_opts = {k: v for k, v in opts.items() if k not in _BOOT_RUN_PARAMS}
+    run_opts = {k: v for k, v in opts.items() if k in _BOOT_RUN_PARAMS}
+    if build_opts.get("each") and not build_opts.get("series"):
+        raise click.UsageError("--each needs --series.")
+    req = BuildRequest(kernel=build_opts["kernel"], series=build_opts["series"],
+                       base=build_opts["base"], configs=list(build_opts["configs"]) or ["base"],
+                       each=build_opts["each"], out=build_out,
+                       allow_config_drift=build_opts["allow_config_drift"],
+                       jobs=build_opts["jobs"], kmod_dir=build_opts["kmod_dir"],
+                       argv=["build"] + [a for a in sys.argv[1:] if a != "run"])
+    result = run_build(req, echo=click.echo)
+    click.echo(f"zstest: built {result.manifest['kernel']['version']} in {result.build_dir}")
+    return do_boot_and_run(result.build_dir, out, **run_opts)
+
+
+def _add_build_params() -> None:
+    """`run` takes every option of `build` (but --out, which is the results dir here)."""
+    from .build_cmd import build_command
+    taken = {p.name for p in run_command.params}
+    for param in build_command.params:
+        if param.name not in taken and param.name != "out":
+            run_command.params.append(param)
+
+
+_add_build_params()
+
+COMMANDS = [boot_and_run_cmd, run_command]
