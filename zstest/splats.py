@@ -117,6 +117,7 @@ class _Open:
     last_t: Optional[float]
     awaiting_title: bool = False     # after "cut here", the next line names the splat
     seen_task_end: bool = False
+    custom_message: bool = False     # a WARN(cond, fmt) message came before the WARNING line
 
 
 class SplatScanner:
@@ -146,6 +147,7 @@ class SplatScanner:
                     if msg.strip():
                         real = classify(msg)
                         cur.kind = real if real not in (None, "cut_here") else "warning"
+                        cur.custom_message = real is None
                         cur.title = msg.strip()
                         cur.t, cur.wall = t, wall
                         cur.awaiting_title = False
@@ -160,6 +162,11 @@ class SplatScanner:
                     cur.last_t = t if t is not None else cur.last_t
                     if cur.kind == "vm_bug_on" and msg.startswith("kernel BUG at "):
                         cur.title += f" ({msg.strip()})"
+                    elif cur.kind == "warning" and cur.custom_message and \
+                            msg.startswith("WARNING: CPU"):
+                        # WARN(cond, fmt): the location line names it, the message says why
+                        cur.title = f"{msg.strip()} ({cur.title})"
+                        cur.custom_message = False
                     if END_TRACE.search(msg):
                         finished += self._close()
                     elif msg.strip() == TASK_END and cur.kind in ENDS_AT_TASK_END:

@@ -3,7 +3,8 @@
  * splatmod: makes the kernel print one real splat on load, for zstest's own
  * tests (recorded console logs, live splat detection).  Never for a verdict.
  *   insmod splatmod.ko what=warn|oops|bug|vm_bug_on|alloc_fail
- * Loading always fails (-EAGAIN) when the splat did not kill the task.
+ * Loading succeeds when the splat did not kill the task (busybox insmod would
+ * call the init a second time after a failure); rmmod splatmod unloads it.
  */
 #include <linux/gfp.h>
 #include <linux/list.h>
@@ -50,8 +51,13 @@ static int __init splatmod_init(void)
 	} else if (!strcmp(what, "alloc_fail")) {
 		alloc_fail();
 	}
-	return -EAGAIN;
+	return 0;
 }
 module_init(splatmod_init);
+
+static void __exit splatmod_exit(void)
+{
+}
+module_exit(splatmod_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("zstest: one real kernel splat on load");
