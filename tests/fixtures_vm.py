@@ -46,22 +46,34 @@ def build_kernel_path(build_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def guest_image(kernel_build):
+def vm_build(request) -> Path:
+    """The shared `kernel_build`; ZSTEST_TEST_BUILD_DIR points the vm tests at another build."""
+    override = os.environ.get("ZSTEST_TEST_BUILD_DIR")
+    if override:
+        return Path(override)
+    return request.getfixturevalue("kernel_build")
+
+
+@pytest.fixture(scope="session")
+def guest_image(vm_build):
     from zstest.image import ImageRequest, build_image
-    return build_image(ImageRequest(build_dir=kernel_build))
+    return build_image(ImageRequest(build_dir=vm_build))
 
 
 @pytest.fixture
-def boot_guest(kernel_build, guest_image, tmp_path):
+def boot_guest(vm_build, guest_image, tmp_path):
     """boot_guest(name="g", **spec_fields) -> launch_guest(...) context manager (TCG)."""
     from zstest.vm.guest import GuestSpec, launch_guest
 
     def factory(name: str = "guest", **fields):
         workdir = tmp_path / name
-        fields.setdefault("kernel", build_kernel_path(kernel_build))
+        fields.setdefault("kernel", build_kernel_path(vm_build))
         fields.setdefault("image", guest_image)
         fields.setdefault("accel", "tcg")
         fields.setdefault("boot_timeout", 60)
+        extra = os.environ.get("ZSTEST_TEST_CMDLINE", "")   # e.g. zstest.modules=... for a distro kernel
+        if extra:
+            fields["cmdline_extra"] = (extra + " " + fields.get("cmdline_extra", "")).strip()
         return launch_guest(GuestSpec(workdir=workdir, console_log=workdir / "console.log",
                                       **fields))
     return factory

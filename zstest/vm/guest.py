@@ -87,7 +87,7 @@ class Guest:
         reason = self._lost_reason() or "the SSH connection dropped"
         # give the console thread a moment to log the rest of a panic
         self.console.closed.wait(1.0)
-        return GuestLost(f"{what}: {reason}.", console_tail=self.console.tail(TAIL_LINES),
+        return GuestLost(f"{what}: {reason}.", console_tail=console_tail(self.console),
                          panicked=self.console.panicked)
 
     # ---- commands
@@ -217,6 +217,14 @@ class Guest:
             pass
 
 
+def console_tail(console: ConsoleMonitor, lines: int = TAIL_LINES) -> str:
+    """The console's last lines, with the panic line first if it scrolled out of them."""
+    tail = console.tail(lines)
+    if console.panicked and console.panic_line not in tail:
+        tail = f"{console.panic_line}\n[...]\n{tail}"
+    return tail
+
+
 def _text(data: bytearray) -> str:
     return bytes(data).decode("utf-8", errors="replace")
 
@@ -313,7 +321,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
         break
     if found is not None and "-FAILED: " in found.group(0):
         raise BootFailed(f"the guest did not boot: its init says {found.group(0).strip()!r}; "
-                         f"console log: {console.log_path}", detail=console.tail(TAIL_LINES))
+                         f"console log: {console.log_path}", detail=console_tail(console))
     if found is None:
         if console.panicked:
             console.closed.wait(2.0)
@@ -325,11 +333,11 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
             why = (f"the guest printed no ready marker within {spec.boot_timeout:g} s "
                    f"(sshd never started?)")
         raise BootFailed(f"the guest did not boot: {why}; console log: {console.log_path}",
-                         detail=console.tail(TAIL_LINES))
+                         detail=console_tail(console))
     guest.ssh = SSHSession(guest.ssh_port, spec.image.host_key_pub, client_key)
     try:
         guest.ssh.connect(deadline, stop=guest._lost_reason)
     except BootFailed as exc:
         raise BootFailed(f"the guest booted but SSH failed: {exc.message}; console log: "
-                         f"{console.log_path}", detail=console.tail(TAIL_LINES)) from None
+                         f"{console.log_path}", detail=console_tail(console)) from None
     guest.boot_to_ssh_s = time.monotonic() - start
