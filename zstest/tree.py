@@ -247,6 +247,15 @@ def prepare_worktree(tree: Union[str, Path, KernelTree], base: Optional[str] = N
         raise
 
 
+def forget_tree(tree: Union[str, Path, KernelTree]) -> None:
+    """Drop the cache's repository and worktrees of tree (the user's tree is not touched)."""
+    kt = tree if isinstance(tree, KernelTree) else KernelTree.open(tree)
+    with file_lock(cache_dir("locks") / f"repo-{kt.key}.lock"):
+        for path in (cache_root() / "worktrees" / kt.key, cache_root() / "repos" / kt.key):
+            if path.exists():
+                shutil.rmtree(path)
+
+
 def _remove_worktree(git_dir: Path, path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)

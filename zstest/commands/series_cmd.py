@@ -49,10 +49,12 @@ def show(src: str, as_json: bool, git_tree, lore_url: str) -> int:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write apply.json and apply.log here.")
 @click.option("--allow-gaps", is_flag=True, help="Accept a series with missing patches.")
+@click.option("--purpose", default="apply", show_default=True,
+              help="Name of the scratch worktree to use (the build stage uses `build`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_source_options
-def apply(src: str, kernel: Path, base, out, allow_gaps: bool, as_json: bool, git_tree,
-          lore_url: str) -> int:
+def apply(src: str, kernel: Path, base, out, allow_gaps: bool, purpose: str, as_json: bool,
+          git_tree, lore_url: str) -> int:
     """Apply SRC patch by patch with `git am` on a scratch worktree of --kernel.
 
     Exit 3 at the first patch that does not apply.
@@ -63,7 +65,7 @@ def apply(src: str, kernel: Path, base, out, allow_gaps: bool, as_json: bool, gi
     kt = KernelTree.open(kernel)
     s = load_series(src, git_tree=git_tree, lore_url=lore_url)
     try:
-        result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps)
+        result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps, purpose=purpose)
     except ZstestError as exc:
         partial = getattr(exc, "result", None)
         if partial is not None:

@@ -11,7 +11,7 @@ from ..errors import BadInput
 from ..proc import CommandError, run
 from .lore import DEFAULT_LORE_URL, fetch_thread
 from .model import Series
-from .parse import Mail, build_series, plain_patch_mail, read_mails
+from .parse import Mail, build_series, parse_subject, plain_patch_mail, read_mails
 
 GIT_RANGE = re.compile(r"^[^\s.][^\s]*?\.\.\.?[^\s]+$|^[^\s]+\.\.$|^\.\.[^\s]+$")
 MSGID = re.compile(r"^<?[^\s<>@/]+@[^\s<>@/]+>?$")
@@ -69,12 +69,12 @@ def _quilt_mails(path: Path) -> List[Mail]:
                 m = plain_patch_mail(f.read_text(errors="replace"), f.name, 0, str(f))
             m.position = len(mails)
             mails.append(m)
-    # quilt order is the series order: number them so the prefix parser keeps it.
+    # quilt's order is the series file's, whatever numbers the patches carry.
     total = len(mails)
     for i, m in enumerate(mails, 1):
-        if not re.search(r"\[[^\]]*\d+/\d+[^\]]*\]", m.subject):
-            title = re.sub(r"^\s*(\[[^\]]*\]\s*)*", "", m.subject)
-            m.subject = f"[PATCH {i}/{total}] {title}"
+        prefix = parse_subject(m.subject)
+        words = prefix.flags + ["PATCH"] + ([f"v{prefix.revision}"] if prefix.revision > 1 else [])
+        m.subject = f"[{' '.join(words)} {i}/{total}] {prefix.title}"
     return mails
 
 
