@@ -73,6 +73,16 @@ def test_truncated_mbox(tmp_path):
     assert "looks truncated" in line and "3/3" in line
 
 
+def test_mbox_truncated_before_last_diff(tmp_path):
+    data = b"".join(p.read_bytes() for p in good_patches())
+    cut = data.rindex(b"\ndiff --git")
+    f = tmp_path / "cut-early.mbox"
+    f.write_bytes(data[:cut])
+    r = show(f)
+    assert r.returncode == 2
+    assert "looks truncated: its last message, patch 3/3, ends before its diff" in one_error_line(r)
+
+
 def test_malformed_hunk(tmp_path):
     text = good_patches()[0].read_text()
     head, sep, rest = text.partition("\n@@ ")

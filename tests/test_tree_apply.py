@@ -199,3 +199,29 @@ def test_apply_series_api_and_git_tree_untouched(git_61, tmp_path):
     r = apply_cli(FIXTURES / "conflict", git_61, "--base", "mywork")
     assert r.returncode == 3
     assert tree_state(git_61) == before
+
+
+def test_plain_tree_change_is_reimported(plain_61, tmp_path):
+    """A plain tree is imported once; a later edit of it shows up as a new base commit."""
+    tree = tmp_path / "linux-plain"
+    tree.mkdir()
+    for entry in plain_61.iterdir():
+        if entry.is_file():
+            shutil.copy2(entry, tree / entry.name)
+    for sub in ("mm", "scripts/kconfig"):
+        shutil.copytree(plain_61 / sub, tree / sub, symlinks=True)
+    try:
+        with prepare_worktree(tree, purpose="apply") as wt:
+            first = wt.base_commit
+            assert (wt.path / ".gitignore").read_text() == (tree / ".gitignore").read_text()
+            assert (wt.path / "mm" / "zsmalloc.c").is_file()
+        with prepare_worktree(tree, purpose="apply") as wt:
+            assert wt.base_commit == first
+        zs = tree / "mm" / "zsmalloc.c"
+        zs.write_text(zs.read_text() + "/* local edit */\n")
+        with prepare_worktree(tree, purpose="apply") as wt:
+            assert wt.base_commit != first
+            assert (wt.path / "mm" / "zsmalloc.c").read_text().endswith("/* local edit */\n")
+            assert git("rev-parse", "HEAD~1", cwd=wt.path).strip() == first
+    finally:
+        forget_tree(tree)

@@ -226,6 +226,9 @@ def build_series(mails: List[Mail], source: str, kind: str) -> Series:
                 raise BadInput(f"{mail.origin}: patch {mail.subject!r} writes outside the tree "
                                f"({unsafe[0]}); refusing it.")
             patches.append(_Candidate(mail, prefix, diff))
+        elif prefix.is_patch and prefix.index and mail.last_in_file and mail.origin.endswith(".mbox"):
+            raise BadInput(f"{mail.origin} looks truncated: its last message, patch "
+                           f"{prefix.index}/{prefix.total}, ends before its diff.")
         elif prefix.is_patch and prefix.index:
             problems.append(f"{prefix.index}/{prefix.total} {prefix.title!r} holds no diff; skipped.")
 
