@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,10 +100,13 @@ class Guest:
         start = time.monotonic()
         try:
             chan = self.ssh.client.get_transport().open_session(timeout=10)
-            chan.exec_command(command)
+            self._exec(chan, command, timeout)
             if input is not None:
+                chan.settimeout(max(timeout, 1.0))
                 chan.sendall(input)
             chan.shutdown_write()
+        except (GuestLost, GuestCommandTimeout):
+            raise
         except Exception as exc:  # paramiko raises several unrelated types here
             raise self._lost(f"cannot run `{command}` ({type(exc).__name__}: {exc})") from None
         out, err = bytearray(), bytearray()
@@ -133,6 +137,31 @@ class Guest:
             raise GuestCommandFailed(command, result)
         return result
 
+    def _exec(self, chan, command: str, timeout: float) -> None:
+        """chan.exec_command, which waits for the guest's answer without a timeout: bound it."""
+        done = threading.Event()
+        failure: list = []
+
+        def send():
+            try:
+                chan.exec_command(command)
+            except Exception as exc:  # reported below, in the caller's thread
+                failure.append(exc)
+            finally:
+                done.set()
+        threading.Thread(target=send, name="zstest-ssh-exec", daemon=True).start()
+        start = time.monotonic()
+        while not done.wait(0.05):
+            if self._lost_reason():
+                raise self._lost(f"cannot run `{command}`")
+            if time.monotonic() - start > min(timeout, 30.0):
+                chan.close()
+                raise GuestLost(f"the guest did not accept the command `{command}` within "
+                                f"{min(timeout, 30.0):g} s (hung?).",
+                                console_tail=console_tail(self.console))
+        if failure:
+            raise failure[0]
+
     def put(self, local: Path, remote: str, timeout: float = 120) -> None:
         data = Path(local).read_bytes()
         r = self.run(f"cat > {_quote(remote)}", timeout=timeout, input=data)
@@ -146,7 +175,7 @@ class Guest:
         # binary-safe: read stdout bytes directly rather than through run()'s text
         chan = self.ssh.client.get_transport().open_session(timeout=10)
         try:
-            chan.exec_command(f"cat {_quote(remote)}")
+            self._exec(chan, f"cat {_quote(remote)}", timeout)
             chan.settimeout(timeout)
             data = bytearray()
             while True:
@@ -172,12 +201,15 @@ class Guest:
         """poweroff over SSH, then QMP quit, then SIGKILL; returns when QEMU is gone."""
         try:
             if self.ssh is not None and self.ssh.alive and self.qemu_alive:
-                try:
-                    chan = self.ssh.client.get_transport().open_session(timeout=2)
-                    chan.exec_command("poweroff -f")
-                except Exception:
-                    pass
-                self._wait_exit(2.0)
+                def poweroff():
+                    try:
+                        chan = self.ssh.client.get_transport().open_session(timeout=2)
+                        chan.exec_command("poweroff -f")
+                    except Exception:
+                        pass   # the guest may be gone already; QMP and SIGKILL follow
+                # in a thread: exec_command has no timeout of its own
+                threading.Thread(target=poweroff, name="zstest-poweroff", daemon=True).start()
+                self._wait_exit(3.0)
             if self.qemu_alive:
                 try:
                     QMPClient(self.qmp_socket, timeout=2).connect(1.0).execute("quit")
@@ -260,8 +292,7 @@ def _check_inputs(spec: GuestSpec) -> str:
 def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
     """Boot the guest and yield it once SSH works; BootFailed (exit 5) if it does not."""
     qemu = _check_inputs(spec)
-    own_workdir = spec.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="zstest-guest-")) if own_workdir else Path(spec.workdir)
+    workdir = Path(spec.workdir) if spec.workdir else Path(tempfile.mkdtemp(prefix="zstest-guest-"))
     workdir.mkdir(parents=True, exist_ok=True)
     console_log = Path(spec.console_log) if spec.console_log else workdir / "console.log"
     if spec.accel == "auto":
@@ -285,10 +316,9 @@ def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
         try:
             guest.shutdown()
         finally:
+            # a temporary workdir is kept: its console.log is the evidence
             if sock_dir is not None:
                 shutil.rmtree(sock_dir, ignore_errors=True)
-            if own_workdir and not spec.console_log:
-                pass  # keep the temporary workdir: the console log is the evidence
 
 
 def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
