@@ -154,3 +154,11 @@ def test_cli_image(cache, tmp_path):
     assert "Traceback" not in proc.stderr
     proc = run_zstest("image", "--add", "relative=x", env={"ZSTEST_CACHE": str(cache)})
     assert proc.returncode == 2 and "--add" in proc.stderr
+
+
+def test_recipe_extending_the_default_adds_fio():
+    from zstest.image import REPO_DIR
+    recipe = load_recipe(REPO_DIR / "qemu-images" / "initramfs-fio.ini")
+    names = dict(recipe.binaries)
+    assert names["fio"] is True and names["busybox"] is True and "/init" in recipe.files
+    assert "base = initramfs.ini" in recipe.text and "[binaries]" in recipe.text

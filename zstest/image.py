@@ -77,6 +77,19 @@ def load_recipe(path: Optional[Path] = None) -> Recipe:
     parser.optionxform = str  # keep guest paths and binary names as written
     try:
         parser.read_string(text, source=str(path))
+        base = parser.get("image", "base", fallback="").strip()
+        if base:
+            # a recipe may extend another: the base first, then this file's entries on top
+            base_path = path.parent / base
+            if not base_path.is_file():
+                raise BadInput(f"image recipe {path}: base recipe {base} does not exist.")
+            base_text = base_path.read_text()
+            parser = configparser.ConfigParser(inline_comment_prefixes=(";",),
+                                               interpolation=None, delimiters=("=",))
+            parser.optionxform = str
+            parser.read_string(base_text, source=str(base_path))
+            parser.read_string(text, source=str(path))
+            text = base_text + "\n" + text
     except configparser.Error as exc:
         raise BadInput(f"image recipe {path} is not a valid .ini file: {str(exc).splitlines()[0]}") from None
     image = parser["image"] if parser.has_section("image") else {}
