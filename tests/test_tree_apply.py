@@ -118,6 +118,7 @@ def test_conflict_exit_3_names_file_and_hunk(plain_61, tmp_path):
     wt = Path(data["worktree"]["path"])
     assert git("status", "--porcelain", "--ignored", cwd=wt) == ""
     assert not (wt / "drivers/block/zram/zram_drv.c.rej").exists()
+    assert not (wt / git("rev-parse", "--git-path", "rebase-apply", cwd=wt).strip()).exists()
     assert tree_state(plain_61) == before
 
 

@@ -77,8 +77,19 @@ class KernelTree:
         return f"{re.sub(r'[^A-Za-z0-9._-]', '_', self.path.name)}-{digest}"
 
 
+# The user's git config (gpg signing, hooks, whitespace=error, autocrlf) must not change
+# what happens in the cache's repositories.
+CACHE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+                 "GIT_AUTHOR_NAME": "zstest", "GIT_AUTHOR_EMAIL": "zstest@localhost",
+                 "GIT_COMMITTER_NAME": "zstest", "GIT_COMMITTER_EMAIL": "zstest@localhost"}
+
+
 def _git(args: List[str], *, git_dir: Optional[Path] = None, cwd: Optional[Path] = None,
-         env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S):
+         env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S,
+         user_repo: bool = False):
+    """git on a cache repository (isolated from user config), or read-only on the user's."""
+    if not user_repo:
+        env = {**CACHE_GIT_ENV, **(env or {})}
     argv = ["git"]
     if git_dir is not None:
         argv += ["--git-dir", str(git_dir)]
@@ -111,7 +122,8 @@ def cached_repo(tree: KernelTree) -> Path:
             if not (git_dir / "objects").is_dir():
                 _fresh_dir(git_dir)
                 # Read-only on the user's repo: objects are shared through alternates.
-                _git(["clone", "--quiet", "--bare", "--shared", str(tree.path), str(git_dir)])
+                _git(["clone", "--quiet", "--bare", "--shared", str(tree.path), str(git_dir)],
+                     user_repo=True)
         else:
             _import_plain(tree, repo, git_dir)
     return git_dir
@@ -156,7 +168,7 @@ def resolve_base(tree: KernelTree, git_dir: Path, base: Optional[str]) -> str:
         rev = base or "HEAD"
         # Resolved in the user's repo (read-only); its objects are visible through alternates.
         out = _git(["-C", str(tree.path), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                   check=False)
+                   check=False, user_repo=True)
     else:
         rev = base or IMPORTED_REF
         out = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], git_dir=git_dir,
@@ -204,9 +216,11 @@ def worktree_path(tree: KernelTree, purpose: str) -> Path:
 
 
 def _clean_worktree(path: Path, rev: str) -> None:
-    git_path = _git(["rev-parse", "--git-path", "rebase-apply"], cwd=path).stdout.strip()
-    if (path / git_path).exists():
+    rebase_apply = path / _git(["rev-parse", "--git-path", "rebase-apply"], cwd=path).stdout.strip()
+    if rebase_apply.exists():
         _git(["am", "--abort"], cwd=path, check=False)
+        # An am session that cannot abort (killed mid-way) must not block the next run.
+        shutil.rmtree(rebase_apply, ignore_errors=True)
     _git(["checkout", "--quiet", "--force", "--detach", rev], cwd=path)
     _git(["clean", "-fdxq"], cwd=path)
 
@@ -237,7 +251,7 @@ def prepare_worktree(tree: Union[str, Path, KernelTree], base: Optional[str] = N
                       source_tree=kt.path, git_dir=git_dir, purpose=purpose, _lock=lock)
         if kt.kind == "git":
             dirty = _git(["--no-optional-locks", "-C", str(kt.path), "status", "--porcelain",
-                          "--untracked-files=no"], check=False).stdout.strip()
+                          "--untracked-files=no"], check=False, user_repo=True).stdout.strip()
             if dirty:
                 wt.notes.append(f"{kt.path} has uncommitted changes; they are not in the worktree "
                                 f"(base is the commit {base_commit[:12]}).")
@@ -320,7 +334,8 @@ def apply_patch(wt: Worktree, patch: Patch) -> PatchApply:
         mbox.write_bytes(patch.raw)
         # on_line merges stderr into stdout, so git's errors stay in their place.
         res = run(["git", "am", "--3way", "--committer-date-is-author-date", str(mbox)],
-                  cwd=wt.path, env=AM_ENV, check=False, timeout=600, on_line=lambda line: None)
+                  cwd=wt.path, env={**CACHE_GIT_ENV, **AM_ENV}, check=False, timeout=600,
+                  on_line=lambda line: None)
         message = _strip_hints(res.stdout + res.stderr)
         if res.returncode == 0:
             status = "applied-3way" if "3-way merge" in message else "applied"
@@ -354,7 +369,7 @@ def _explain_failure(wt: Worktree, tmp: Path, mbox: Path):
         info_text = fh.read().decode("utf-8", "replace")
     # git mailinfo decodes the mail exactly as git am does.
     run(["git", "mailinfo", str(msg_file), str(diff_file)], cwd=wt.path, input=info_text,
-        check=False, timeout=60)
+        env=CACHE_GIT_ENV, check=False, timeout=60)
     diff_text = diff_file.read_text(errors="replace") if diff_file.is_file() else ""
     info = analyze_diff(diff_text)
     res = _git(["apply", "--reject", "--verbose", str(diff_file)], cwd=wt.path, check=False,
