@@ -226,3 +226,33 @@ def test_plain_tree_change_is_reimported(plain_61, tmp_path):
             assert git("rev-parse", "HEAD~1", cwd=wt.path).strip() == first
     finally:
         forget_tree(tree)
+
+
+def test_worktree_lock_serialises_runs(plain_61, tmp_path):
+    """Two runs never share a worktree: the second waits until the first releases it."""
+    import sys
+    import time
+    tree = tmp_path / "linux-lock"
+    tree.mkdir()
+    for entry in plain_61.iterdir():
+        if entry.is_file():
+            shutil.copy2(entry, tree / entry.name)
+    for sub in ("mm", "scripts/kconfig"):
+        shutil.copytree(plain_61 / sub, tree / sub, symlinks=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom zstest.tree import prepare_worktree\n"
+         f"wt = prepare_worktree({str(tree)!r}, purpose='locktest')\n"
+         "print('held', flush=True)\ntime.sleep(3)\nwt.release()\n"],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with prepare_worktree(tree, purpose="locktest"):
+            waited = time.monotonic() - start
+        assert waited > 1.5
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        forget_tree(tree)
