@@ -264,3 +264,16 @@ def test_accel_probe_with_the_kernel_never_hangs(vm_build, tmp_path, monkeypatch
     assert probe_accel(build_kernel_path(vm_build), timeout=10) == choice
     assert time.monotonic() - start < 1          # cached for this host boot
     assert_no_qemu(tmp_path)
+
+
+def test_frozen_guest_cannot_hang_run_or_teardown(boot_guest, tmp_path):
+    """QMP stop freezes the vCPUs: SSH gets no answer; run() and teardown still end."""
+    start = time.monotonic()
+    with pytest.raises(GuestLost, match="does not answer|did not accept"):
+        with boot_guest("g") as guest:
+            pid = guest.pid
+            guest.qmp("stop")
+            start = time.monotonic()
+            guest.run("true", timeout=5)
+    assert time.monotonic() - start < 20
+    assert_no_qemu(tmp_path, pid)

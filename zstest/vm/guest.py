@@ -85,7 +85,9 @@ class Guest:
         return None
 
     def _lost(self, what: str) -> GuestLost:
-        reason = self._lost_reason() or "the SSH connection dropped"
+        reason = self._lost_reason() or ("the guest does not answer over SSH (hung?)"
+                                         if self.ssh is not None and self.ssh.alive
+                                         else "the SSH connection dropped")
         # give the console thread a moment to log the rest of a panic
         self.console.closed.wait(1.0)
         return GuestLost(f"{what}: {reason}.", console_tail=console_tail(self.console),
@@ -99,7 +101,7 @@ class Guest:
             raise self._lost(f"cannot run `{command}`")
         start = time.monotonic()
         try:
-            chan = self.ssh.client.get_transport().open_session(timeout=10)
+            chan = self.ssh.client.get_transport().open_session(timeout=min(10.0, timeout))
             self._exec(chan, command, timeout)
             if input is not None:
                 chan.settimeout(max(timeout, 1.0))
