@@ -63,7 +63,7 @@ class BuildResult:
 
 
 def last_build_dir() -> Optional[Path]:
-    """The build dir `zstest build` made last (cache/builds/last), or None."""
+    """The last successful build dir of `zstest build` without --out (cache/builds/last), or None."""
     link = cache_root() / "builds" / "last"
     if link.exists() and (link / "build.json").is_file():
         return link.resolve()
@@ -373,7 +373,8 @@ class _Builder:
             finally:
                 m["ccache"] = ccache_summary(stats_before, ccache_stats(env))
                 self._save_warn_state()
-                self._point_last()
+                if m["status"] == "ok":
+                    self._point_last()
                 self.write_manifest()
                 if self.log:
                     self.log.close()

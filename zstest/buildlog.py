@@ -95,7 +95,8 @@ def parse_line(line: str, log: BuildLog, srctree: Optional[str] = None,
     if m:
         step = m.group("step").strip()
         log.steps[step] += 1
-        if step == "CC" and m.group("target").endswith(".o"):
+        if step in ("CC", "CC [M]") and m.group("target").endswith(".o") \
+                and not m.group("target").endswith(".mod.o"):
             log.compiled.append(m.group("target"))
         return None
     m = _GCC_RE.match(line)
