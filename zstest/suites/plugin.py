@@ -93,10 +93,11 @@ class GuestSuitePlugin:
     def __init__(self, guest, *, results_dir: Path, build_info: Dict[str, Any],
                  kernel_config: Dict[str, str], default_timeout: float = 300.0,
                  tests_dir_name: str = "tests"):
-        self.guest = guest
+        self._raw_guest = guest
         self.results_dir = Path(results_dir)
-        self.build_info = build_info
-        self.kernel_config = kernel_config
+        # underscored: an instance attribute named like a fixture hides the fixture from pytest
+        self._build_info = build_info
+        self._kernel_config = kernel_config
         self.default_timeout = default_timeout
         self.tests_dir = self.results_dir / tests_dir_name
         self.tests_dir.mkdir(parents=True, exist_ok=True)
@@ -119,15 +120,15 @@ class GuestSuitePlugin:
 
     @pytest.fixture(scope="session")
     def console(self):
-        return self.guest.console
+        return self._raw_guest.console
 
     @pytest.fixture(scope="session")
     def build_info(self):
-        return self.build_info
+        return self._build_info
 
     @pytest.fixture(scope="session")
     def kernel_config(self):
-        return self.kernel_config
+        return self._kernel_config
 
     @pytest.fixture
     def record(self):
@@ -137,13 +138,13 @@ class GuestSuitePlugin:
     def _kmsg(self, text: str) -> None:
         # <5> = notice: printed on the console at the default console loglevel.
         try:
-            self.guest.run(f"echo {shlex.quote('<5>' + text)} > /dev/kmsg", timeout=20, check=False)
+            self._raw_guest.run(f"echo {shlex.quote('<5>' + text)} > /dev/kmsg", timeout=20, check=False)
         except Exception:  # the guest may be gone; the test outcome says so
             pass
 
     def _console_size(self) -> int:
         try:
-            return os.path.getsize(self.guest.console.log_path)
+            return os.path.getsize(self._raw_guest.console.log_path)
         except OSError:
             return 0
 
@@ -152,7 +153,7 @@ class GuestSuitePlugin:
         deadline = time.monotonic() + MARK_TIMEOUT_S
         needle = marker.encode()
         while time.monotonic() < deadline:
-            with open(self.guest.console.log_path, "rb") as fh:
+            with open(self._raw_guest.console.log_path, "rb") as fh:
                 fh.seek(start)
                 if needle in fh.read():
                     return True
@@ -171,7 +172,7 @@ class GuestSuitePlugin:
                          "reports": [], "start": time.monotonic(),
                          "console_start": self._console_size(), "nonce": uuid.uuid4().hex[:8]}
         log_path.write_text(f"# {nodeid}\n")
-        self._current["mark"] = self.guest.console.mark()
+        self._current["mark"] = self._raw_guest.console.mark()
         if self.guest_lost is None:
             self._kmsg(f"zstest: begin {nodeid} [{self._current['nonce']}]")
 
@@ -192,7 +193,7 @@ class GuestSuitePlugin:
         if self.guest_lost is None:
             self._kmsg(end_marker)
             self._wait_console(end_marker, cur["console_start"])
-        splats = [splat_to_dict(s) for s in self.guest.console.splats_since(cur["mark"])]
+        splats = [splat_to_dict(s) for s in self._raw_guest.console.splats_since(cur["mark"])]
         cur["splats"] = splats
         if splats and report.passed:
             # A test whose run made the kernel complain has failed, whatever it asserted.
@@ -231,7 +232,7 @@ class GuestSuitePlugin:
         result.details = cur["recorder"].details
         result.runs = [result.status]
         # Keep the kernel's voice for this test next to its commands.
-        with open(cur["log_path"], "a") as fh, open(self.guest.console.log_path, "rb") as con:
+        with open(cur["log_path"], "a") as fh, open(self._raw_guest.console.log_path, "rb") as con:
             con.seek(cur["console_start"])
             fh.write("\n# console during this test\n")
             fh.write(con.read().decode("utf-8", "replace"))
