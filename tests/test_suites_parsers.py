@@ -47,7 +47,8 @@ def test_mm_stat_sanity_on_the_recorded_write():
     with pytest.raises(AssertionError, match="same_pages"):
         check_mm_stat_sane(mm, wrong)
     with pytest.raises(AssertionError, match="huge_pages"):
-        check_mm_stat_sane(mm, dict(kinds, incompressible=mm["huge_pages"] + 1))
+        check_mm_stat_sane(mm, dict(kinds, incompressible=mm["huge_pages"] + 1,
+                                    compressible=kinds["compressible"] - (mm["huge_pages"] + 1 - kinds["incompressible"])))
     with pytest.raises(AssertionError, match="compr_data_size"):
         check_mm_stat_sane(dict(mm, compr_data_size=mm["orig_data_size"]), kinds)
 
