@@ -62,6 +62,7 @@ class Guest:
         self.accel = accel
         self.ssh_port = 0
         self.boot_to_ssh_s: Optional[float] = None
+        self.timings: dict = {}           # seconds from QEMU start: first console byte, marker, SSH
         self.qemu_argv: List[str] = []
         self.child = None                  # the pexpect spawn of QEMU
         self.ssh: Optional[SSHSession] = None
@@ -366,6 +367,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
                    f"(sshd never started?)")
         raise BootFailed(f"the guest did not boot: {why}; console log: {console.log_path}",
                          detail=console_tail(console))
+    ready_at = time.monotonic()
     guest.ssh = SSHSession(guest.ssh_port, spec.image.host_key_pub, client_key)
     try:
         guest.ssh.connect(deadline, stop=guest._lost_reason)
@@ -373,3 +375,5 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
         raise BootFailed(f"the guest booted but SSH failed: {exc.message}; console log: "
                          f"{console.log_path}", detail=console_tail(console)) from None
     guest.boot_to_ssh_s = time.monotonic() - start
+    guest.timings = {"first_console_byte_s": (console.first_byte_wall or start) - start,
+                     "ready_marker_s": ready_at - start, "ssh_login_s": guest.boot_to_ssh_s}

@@ -9,9 +9,11 @@ from typing import List, Optional
 QEMU = "qemu-system-x86_64"
 
 # Kernel options every guest gets: serial console, reboot (QEMU exits: -no-reboot)
-# at once on panic, kernel timestamps for attributing splats, one UART to probe.
+# at once on panic, kernel timestamps for attributing splats, one UART to probe,
+# and the RNG seeded at once from RDRAND (-cpu max) and QEMU's setup_data seed:
+# otherwise dropbear waits seconds for "crng init done" under TCG.
 BASE_CMDLINE = ["console=ttyS0,115200", "panic=-1", "printk.time=1", "8250.nr_uarts=1",
-                "rdinit=/init"]
+                "rdinit=/init", "random.trust_cpu=on", "random.trust_bootloader=on"]
 
 
 def free_port() -> int:
