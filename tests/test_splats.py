@@ -37,6 +37,9 @@ EXPECTED = {
 }
 EXPECTED.update({name.replace("debian-6.1", "base-6.1"): exp for name, exp in EXPECTED.items()
                  if (DATA / name.replace("debian-6.1", "base-6.1")).exists()})
+EXPECTED["vm-bug-on-base-6.1.log"] = [
+    ("vm_bug_on", r"^page dumped because: VM_BUG_ON_PAGE\(page\) \(kernel BUG at .*splatmod\.c:\d+!\)$",
+     r"---\[ end trace")]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -71,6 +74,14 @@ def test_warning_starts_at_cut_here_and_keeps_the_message():
     text = splat.text.splitlines()
     assert "[ cut here ]" in text[0] and "splatmod: a WARN for zstest" in text[1]
     assert any("Modules linked in:" in line for line in text)
+
+
+def test_vm_bug_on_keeps_the_page_dump_before_it():
+    (splat,) = find_splats(lines("vm-bug-on-base-6.1.log"))
+    text = splat.text.splitlines()
+    assert re.search(r"\] page:[0-9a-f]+ refcount:1", text[0])
+    assert any("kernel BUG at" in line for line in text)
+    assert any("invalid opcode" in line for line in text)
 
 
 def test_oops_absorbs_its_oops_line_and_registers():
