@@ -21,7 +21,7 @@ import pytest
 from zstest.ktap import PREFIX, parse_torture_log
 from zstest.suites.lib.fixtures import require_config
 from zstest.suites.lib.memory_blocks import list_memory_blocks
-from zstest.suites.lib.metrics import delta, take_snapshot
+from zstest.suites.lib.metrics import delta, movable_zspages, take_snapshot, zone_counter
 
 MODULE = "zstorture"
 GUEST_COPY = f"/tmp/{MODULE}.ko"
@@ -136,6 +136,9 @@ def test_torture_under_migration(guest, torture_ko, kernel_config, record):
     started = time.monotonic()
     try:
         insmod = guest.run(f"insmod {torture_ko} {params}", timeout=120)
+        # zspages seen in ZONE_MOVABLE while the loop offlines it: those had to migrate
+        time.sleep(min(5, DURATION_S / 3))
+        during = take_snapshot(guest)
         report = _wait_final(guest, nonce, started + DURATION_S + FINISH_MARGIN_S) \
             if insmod.exit_status == 0 else parse_torture_log("")
     finally:
@@ -153,6 +156,8 @@ def test_torture_under_migration(guest, torture_ko, kernel_config, record):
     record.detail("summary", report.summary())
     record.detail("migration_loop", {**loop_counts, "movable_blocks": movable})
     record.detail("pgmigrate_success_delta", migrated)
+    record.detail("zspages_per_zone_during", zone_counter(during.get("zoneinfo", {}), "nr_zspages"))
+    record.detail("zspages_movable_during", movable_zspages(during.get("zoneinfo", {})))
     record.detail("seconds", round(time.monotonic() - started, 1))
 
     assert insmod.exit_status == 0, f"insmod {MODULE} failed: {insmod.stderr.strip()}"
