@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -57,6 +58,7 @@ def main() -> int:
     ap.add_argument("--write-doc", action="store_true", help="update docs/PERFORMANCE.md")
     ap.add_argument("--json", type=Path, help="also write the raw numbers here")
     ap.add_argument("--cmdline-extra", default="", help="extra kernel command line")
+    ap.add_argument("--recipe", type=Path, help="image recipe (default: qemu-images/initramfs.ini)")
     args = ap.parse_args()
     manifest = json.loads((args.build / "build.json").read_text())
     kernel = args.build / (manifest["artifacts"].get("bzImage") or "bzImage")
@@ -64,7 +66,9 @@ def main() -> int:
     comps = args.compression or ["none", "gzip"] + (["lz4"] if "CONFIG_RD_LZ4=y" in config else [])
     results = []
     for comp in comps:
-        image = build_image(ImageRequest(build_dir=args.build, compression=comp))
+        image = build_image(ImageRequest(build_dir=args.build, compression=comp,
+                                         recipe=args.recipe))
+        load_before = os.getloadavg()[0]
         runs = []
         for i in range(args.runs):
             with tempfile.TemporaryDirectory(prefix="zstest-bench-") as tmp:
@@ -73,6 +77,8 @@ def main() -> int:
                   f"Run /init at {runs[-1]['kernel_run_init_s']} s, "
                   f"cycle {runs[-1]['cycle_s']:.2f} s", flush=True)
         results.append({"compression": comp, "image_bytes": image.size_bytes, "runs": runs,
+                        "recipe": (args.recipe or Path("qemu-images/initramfs.ini")).name,
+                        "load_avg": round((load_before + os.getloadavg()[0]) / 2, 1),
                         "median": {k: median([r[k] for r in runs]) for k in runs[0]}})
     table = render(results, manifest, args.runs)
     print(table)
@@ -88,7 +94,6 @@ def fmt(v):
 
 
 def render(results, manifest, runs: int) -> str:
-    import os
     import platform
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
@@ -102,14 +107,16 @@ def render(results, manifest, runs: int) -> str:
         f"1024 MiB, 2 vCPUs, on {os.cpu_count()} host cores ({cpu}), "
         f"{time.strftime('%Y-%m-%d')}. Goal: <= 3.5 s.",
         "",
-        "| initramfs | size | QEMU start -> SSH login | kernel `Run /init` at | launch + poweroff |",
-        "|-----------|-----:|------------------------:|----------------------:|------------------:|",
+        "| recipe | initramfs | size | QEMU start -> SSH login | kernel `Run /init` at | "
+        "launch + poweroff | host load avg |",
+        "|--------|-----------|-----:|------------------------:|----------------------:|"
+        "------------------:|--------------:|",
     ]
     for r in results:
         m = r["median"]
-        lines.append(f"| {r['compression']} | {r['image_bytes'] / 1e6:.1f} MB | "
+        lines.append(f"| {r['recipe']} | {r['compression']} | {r['image_bytes'] / 1e6:.1f} MB | "
                      f"{fmt(m['boot_to_ssh_s'])} s | {fmt(m['kernel_run_init_s'])} s | "
-                     f"{fmt(m['cycle_s'])} s |")
+                     f"{fmt(m['cycle_s'])} s | {r['load_avg']} |")
     lines.append("")
     return "\n".join(lines)
 
