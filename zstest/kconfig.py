@@ -350,12 +350,20 @@ def evaluate_depends(expr: str, values: Dict[str, str]) -> int:
 
 
 def unmet_symbols(expr: str, values: Dict[str, str]) -> List[str]:
-    """Plain symbols of expr that are off in the final config, as NAME=n."""
+    """Symbols of expr that hold it back: NAME=n, or NAME=y under a `!`."""
     out = []
-    for tok in _TOKEN_RE.findall(expr):
-        if re.fullmatch(r"[A-Z0-9_]+", tok) and not tok.isdigit() and tok not in ("y", "m", "n"):
-            if values.get(tok, "n") == "n" and f"{tok}=n" not in out:
-                out.append(f"{tok}=n")
+    tokens = _TOKEN_RE.findall(expr)
+    for pos, tok in enumerate(tokens):
+        if not re.fullmatch(r"[A-Za-z0-9_]+", tok) or tok.isdigit() or tok in ("y", "m", "n"):
+            continue
+        if pos + 1 < len(tokens) and tokens[pos + 1] in ("=", "!="):
+            continue
+        value = values.get(tok, "n")
+        negated = pos > 0 and tokens[pos - 1] == "!"
+        blocking = value != "n" if negated else value == "n"
+        item = f"{tok}={value}"
+        if blocking and item not in out:
+            out.append(item)
     return out
 
 
