@@ -229,7 +229,9 @@ def test_sigint_to_a_driver_process_leaves_no_qemu(vm_build, guest_image, tmp_pa
 
 
 def test_two_guests_at_once(boot_guest, tmp_path):
-    with boot_guest("a") as a, boot_guest("b") as b:
+    # one on the default firmware (qboot when installed), one on SeaBIOS
+    with boot_guest("a") as a, boot_guest("b", firmware="seabios") as b:
+        assert "-bios" not in b.qemu_argv
         assert a.ssh_port != b.ssh_port and a.pid != b.pid
         a.run("echo A > /tmp/who", check=True)
         b.run("echo B > /tmp/who", check=True)

@@ -147,3 +147,14 @@ def test_accel_probe_firmware_never_hangs(tmp_path, monkeypatch):
     assert time.monotonic() - start < 15
     again = probe_accel(timeout=8)
     assert again == choice
+
+
+def test_firmware_choice(tmp_path):
+    from zstest.vm.qemu import QBOOT_PATHS, find_firmware
+    assert find_firmware("seabios") is None
+    auto = find_firmware("auto")
+    assert auto is None or str(auto) in QBOOT_PATHS
+    argv = qemu_argv("qemu", Path("/k"), Path("/i"), "c", "tcg", 1, tmp_path / "q",
+                     firmware=Path("/fw.rom"))
+    assert argv[argv.index("-bios") + 1] == "/fw.rom"
+    assert "-bios" not in qemu_argv("qemu", Path("/k"), Path("/i"), "c", "tcg", 1, tmp_path / "q")

@@ -28,7 +28,7 @@ from ..image import Image
 from ..proc import which
 from .accel import AccelChoice, probe_accel
 from .console import ConsoleMonitor
-from .qemu import QEMU, free_port, kernel_cmdline, qemu_argv
+from .qemu import QEMU, find_firmware, free_port, kernel_cmdline, qemu_argv
 from .qmp import QMPClient, QMPError
 from .ssh import (ClientKey, GuestCommandFailed, GuestCommandTimeout, GuestLost, SSHResult,
                   SSHSession, new_client_key)
@@ -50,6 +50,7 @@ class GuestSpec:
     workdir: Optional[Path] = None       # default: a temporary directory
     boot_timeout: float = 120.0
     ignore_splats: Sequence[str] = ()    # regexes matched against splat titles
+    firmware: str = "auto"               # auto (qboot if installed) | seabios | a -bios path
     qemu_extra: List[str] = field(default_factory=list)
 
 
@@ -283,6 +284,9 @@ def _check_inputs(spec: GuestSpec) -> str:
         raise BadInput(f"kernel image {kernel} does not exist.")
     if not Path(spec.image.path).is_file():
         raise BadInput(f"guest image {spec.image.path} does not exist.")
+    firmware = find_firmware(spec.firmware)
+    if firmware is not None and not firmware.is_file():
+        raise BadInput(f"firmware {firmware} does not exist.")
     if spec.accel not in ("auto", "kvm", "tcg"):
         raise BadInput(f"accelerator must be auto, kvm or tcg (got {spec.accel!r}).")
     qemu = which(QEMU)
@@ -334,7 +338,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
         port = free_port()
         argv = qemu_argv(qemu, Path(spec.kernel), Path(spec.image.path), cmdline,
                          guest.accel.name, port, guest.qmp_socket, spec.memory_mb, spec.cpus,
-                         spec.dimm_mb, spec.qemu_extra)
+                         spec.dimm_mb, spec.qemu_extra, firmware=find_firmware(spec.firmware))
         guest.qemu_argv, guest.ssh_port = argv, port
         mark = console.mark()
         start = time.monotonic()

@@ -16,6 +16,20 @@ BASE_CMDLINE = ["console=ttyS0,115200", "panic=-1", "printk.time=1", "8250.nr_ua
                 "rdinit=/init", "random.trust_cpu=on", "random.trust_bootloader=on"]
 
 
+# qboot (in Debian's qemu-system-data) only loads -kernel/-initrd: faster than SeaBIOS under
+# TCG (about 0.3 s to the first console byte, 0.8 s to SSH, measured here).
+QBOOT_PATHS = ("/usr/share/qemu/qboot.rom", "/usr/share/qboot/bios.bin")
+
+
+def find_firmware(choice: str = "auto") -> Optional[Path]:
+    """-bios for choice: auto -> qboot when installed, seabios -> QEMU's default, else a path."""
+    if choice == "seabios":
+        return None
+    if choice == "auto":
+        return next((Path(p) for p in QBOOT_PATHS if Path(p).is_file()), None)
+    return Path(choice)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 free right now (QEMU binds it; a collision is retried)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -37,9 +51,12 @@ def kernel_cmdline(authorized_key: str, ready_marker: str, dimm: bool = False,
 
 def qemu_argv(qemu: str, kernel: Path, initrd: Path, cmdline: str, accel: str, port: int,
               qmp_socket: Path, memory_mb: int = 1024, cpus: int = 2,
-              dimm_mb: Optional[int] = None, extra: Optional[List[str]] = None) -> List[str]:
+              dimm_mb: Optional[int] = None, extra: Optional[List[str]] = None,
+              firmware: Optional[Path] = None) -> List[str]:
     argv = [qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-machine", "pc", "-smp", str(cpus)]
+    if firmware is not None:
+        argv += ["-bios", str(firmware)]
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
