@@ -158,3 +158,14 @@ def test_firmware_choice(tmp_path):
                      firmware=Path("/fw.rom"))
     assert argv[argv.index("-bios") + 1] == "/fw.rom"
     assert "-bios" not in qemu_argv("qemu", Path("/k"), Path("/i"), "c", "tcg", 1, tmp_path / "q")
+
+
+def test_marks_are_offsets_in_the_log_file(tmp_path):
+    log = tmp_path / "console.log"
+    log.write_bytes(b"a previous guest's log\n")
+    monitor = ConsoleMonitor(log)
+    monitor.feed(b"[    1.000000] first line\n")
+    mark = monitor.mark()
+    monitor.feed(b"[    2.000000] second line\n")
+    monitor.join()
+    assert log.read_bytes()[mark:] == b"[    2.000000] second line\n"

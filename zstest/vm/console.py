@@ -22,11 +22,11 @@ PANIC = re.compile(r"Kernel panic - not syncing")
 
 
 class ConsoleMonitor:
-    def __init__(self, log_path: Path, ignore: Sequence = ()):
+    def __init__(self, log_path: Path, ignore: Sequence = (), append: bool = False):
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.log_path, "ab")
-        self._base = self._fh.tell()         # offsets are relative to this run's first byte
+        # one guest, one log: offsets (mark()) are then also offsets in the file
+        self._fh = open(self.log_path, "ab" if append else "wb")
         self._data = bytearray()
         self._pending = b""                  # bytes of an incomplete line
         self._line_offsets: List[int] = []   # byte offset of every complete line's start

@@ -353,6 +353,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
                 and not console.text(mark).count("Linux version"):
             guest._kill()
             console.join()
+            # a fresh log: the failed attempt only holds QEMU's complaint about the port
             console = guest.console = ConsoleMonitor(console.log_path, ignore=spec.ignore_splats)
             continue   # another process took the port between probe and bind
         break
