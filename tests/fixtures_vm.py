@@ -5,6 +5,10 @@ session. `boot_guest`: a factory giving launch_guest context managers for that
 kernel, each with its own workdir under tmp_path. `qemu_pids_for(path)` lists
 live qemu-system processes whose command line mentions path, so tests can
 prove that no QEMU outlived them.
+
+ZSTEST_TEST_BUILD_DIR=DIR runs the vm tests on another build directory (e.g. a
+developer's build) instead of the shared `kernel_build`; ZSTEST_TEST_CMDLINE adds
+kernel options (e.g. `zstest.modules=virtio_pci,virtio_net` for a distro kernel).
 """
 
 from __future__ import annotations
