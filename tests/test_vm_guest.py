@@ -279,3 +279,20 @@ def test_frozen_guest_cannot_hang_run_or_teardown(boot_guest, tmp_path):
             guest.run("true", timeout=5)
     assert time.monotonic() - start < 20
     assert_no_qemu(tmp_path, pid)
+
+
+def test_killed_command_vs_killed_sshd(boot_guest, tmp_path):
+    with pytest.raises(GuestLost) as exc:
+        with boot_guest("g") as guest:
+            pid = guest.pid
+            # a command killed by a signal has no exit status, but the guest is fine
+            assert guest.run("kill -9 $$").exit_status == -1
+            assert guest.run("echo ok").stdout == "ok\n"
+            start = time.monotonic()
+            try:
+                guest.run("killall dropbear; sleep 30", timeout=60)
+            finally:
+                took = time.monotonic() - start
+    assert took < 10 and not exc.value.panicked
+    assert "cut short" in exc.value.message
+    assert_no_qemu(tmp_path, pid)

@@ -134,6 +134,13 @@ class Guest:
                 if not progressed:
                     time.sleep(0.01)
             status = chan.recv_exit_status()
+            if status == -1:
+                # no exit status: killed by a signal, or the session died with sshd/the guest
+                end = time.monotonic() + 1.0
+                while self.ssh.alive and not self._lost_reason() and time.monotonic() < end:
+                    time.sleep(0.05)
+                if not self.ssh.alive or self._lost_reason():
+                    raise self._lost(f"the guest command `{command}` was cut short")
         finally:
             chan.close()
         result = SSHResult(status, _text(out), _text(err), time.monotonic() - start)
