@@ -35,6 +35,8 @@ REPRODUCIBLE_ENV = {
     "KBUILD_BUILD_USER": "zstest",
     "KBUILD_BUILD_HOST": "zstest",
     "KBUILD_BUILD_VERSION": "1",
+    # Set but empty: no "+" suffix for a git worktree, so `uname -r` is the tree's release.
+    "LOCALVERSION": "",
 }
 
 
