@@ -150,3 +150,21 @@ TITLE_LINES = [
 def test_title_lines_classify(kind, line):
     (splat,) = find_splats([f"[   12.345678] {line}", "[   12.345679] CPU: 0 PID: 1"])
     assert splat.kind == kind and splat.title == line and splat.t == pytest.approx(12.345678)
+
+
+def test_zstest_test_boundary_ends_a_report_cut_short():
+    # A WARN whose end-trace line never came must still be charged to the test that ran.
+    lines = [
+        "[   10.000000] ------------[ cut here ]------------",
+        "[   10.000001] WARNING: CPU: 0 PID: 77 at mm/zsmalloc.c:1999 zs_page_migrate+0x1/0x2",
+        "[   10.000002] Modules linked in:",
+        "[   10.000100] zstest: end test_x.py::test_y [abcd1234]",
+        "[   10.000200] zstest: begin test_x.py::test_z [ef567890]",
+    ]
+    scanner = SplatScanner()
+    done = []
+    for line in lines[:4]:
+        done += scanner.feed(line)
+    assert [s.kind for s in done] == ["warning"]
+    assert "zstest: end" not in done[0].text
+    assert "zs_page_migrate" in done[0].title

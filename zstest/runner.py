@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -95,6 +97,7 @@ def _link_last(out: Path) -> None:
 
 
 def boot_and_run(req: BootRunRequest) -> RunResults:
+    from .guest_tools import build_guest_tools
     from .image import ImageRequest, build_image
     from .vm.guest import GuestSpec, launch_guest
 
@@ -115,7 +118,7 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
 
     try:
         progress("image: preparing the guest initramfs")
-        image = build_image(ImageRequest(build_dir=build_dir))
+        image = build_image(ImageRequest(build_dir=build_dir, extra_files=build_guest_tools()))
         run.image = {"path": str(image.path), "size_bytes": image.size_bytes,
                      "digest": image.digest, "built": image.built}
         spec = GuestSpec(kernel=build_dir / (artifacts.get("bzImage") or "bzImage"),
@@ -137,9 +140,10 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                 run.status = "error"
                 run.message = (f"the run exceeded its time limit of {req.run_timeout:g} s; "
                                f"the guest was stopped")
-            _collect_unattributed_splats(guest, run)
-            if run.status != "error" or not run.message:
-                run.finish()
+        # After teardown the console is closed: a report still open at poweroff is counted too.
+        _collect_unattributed_splats(guest, run)
+        if run.status != "error" or not run.message:
+            run.finish()
     except KeyboardInterrupt:
         run.status = "interrupted"
         run.message = "interrupted (Ctrl-C or SIGTERM); partial results kept"
@@ -229,9 +233,12 @@ class _Watchdog:
     def _fire(self):
         self.fired = True
         log.warning("run time limit reached: stopping the guest")
-        kill = getattr(self.guest, "kill", None)
-        if kill:
-            kill()
+        # SIGKILL from this thread; the main thread's blocked SSH call then sees the guest lost.
+        if self.guest.pid:
+            try:
+                os.kill(self.guest.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def __enter__(self):
         self._timer = threading.Timer(self.seconds, self._fire)

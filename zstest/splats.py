@@ -24,6 +24,8 @@ END_TRACE = re.compile(r"---\[ end (trace [0-9a-f]+|Kernel panic.*) \]---")
 SEPARATOR = re.compile(r"^={20,}$")
 TASK_END = "</TASK>"
 MAX_LINES = 400
+# The runner writes "zstest: begin/end <test>" into /dev/kmsg around every test.
+MARKER_PREFIX = "zstest: "
 # A trace is printed in one burst: a silence this long ends a splat without an end marker.
 GAP_S = 2.0
 
@@ -205,6 +207,8 @@ class SplatScanner:
     def _ends_before(self, cur: _Open, t: Optional[float], msg: str) -> bool:
         if not msg.strip() and not cur.awaiting_title:
             return True
+        if msg.startswith(MARKER_PREFIX):
+            return True      # zstest's own test boundary: a report cut short ends here
         if len(cur.lines) >= MAX_LINES:
             return True
         if cur.timestamped and t is None:

@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from ..errors import BootFailed
 from ..results import TestResult
 
 MARK_TIMEOUT_S = 10.0
@@ -197,6 +198,7 @@ class GuestSuitePlugin:
         cur["splats"] = splats
         if splats and report.passed:
             # A test whose run made the kernel complain has failed, whatever it asserted.
+            cur["failed_by_splat"] = True
             report.outcome = "failed"
             report.longrepr = "the kernel logged a splat during this test:\n\n" + \
                 "\n\n".join(s.get("text", s.get("title", "")) for s in splats)
@@ -218,7 +220,8 @@ class GuestSuitePlugin:
                 result.status = "skipped"
                 result.message = _skip_reason(rep)
             elif rep.failed:
-                result.status = "failed" if rep.when == "call" else "error"
+                by_splat = rep.when == "teardown" and cur.get("failed_by_splat")
+                result.status = "failed" if rep.when == "call" or by_splat else "error"
                 result.message = _failure_text(rep)
                 break
         if self.guest_lost is not None and result.status in ("failed", "error"):
@@ -241,7 +244,7 @@ class GuestSuitePlugin:
 
 
 def _is_guest_lost(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("GuestLost", "BootFailed")
+    return isinstance(exc, BootFailed)   # GuestLost is a BootFailed
 
 
 def _skip_reason(rep) -> str:
