@@ -49,17 +49,25 @@ def test_modpost_undefined_symbol_is_an_error():
     assert any(d.file == "modpost" and "zs_no_such_export" in d.message for d in log.errors)
 
 
+def fixture_paths() -> dict:
+    """srctree and objdir of the recorded fixture builds (ccache made gcc's paths relative)."""
+    srctree, objdir = (DATA / "fixture-paths.txt").read_text().split()
+    return {"srctree": srctree, "objdir": objdir}
+
+
 def test_in_tree_warning_path_is_relative_to_the_tree():
-    log = parse("fixture-warning.log", srctree=(DATA / "fixture-warning.srctree").read_text().strip())
+    log = parse("fixture-warning.log", **fixture_paths())
     assert [(d.file, d.kind) for d in log.warnings] == [("mm/zsmalloc.c", "warning")]
     assert "nr_classes" in log.warnings[0].message
     assert "mm/zsmalloc.o" in log.compiled
 
 
 def test_in_tree_error_from_build_break_fixture():
-    log = parse("fixture-build-break.log",
-                srctree=(DATA / "fixture-warning.srctree").read_text().strip())
-    assert log.errors and log.errors[0].file.startswith("mm/") and log.errors[0].line > 0
+    log = parse("fixture-build-break.log", **fixture_paths())
+    first = log.first_error
+    assert (first.file, first.line, first.col) == ("mm/zsmalloc.c", 2354, 9)
+    assert first.flag == "-Werror=implicit-function-declaration"
+    assert "zs_report_layout" in first.message
 
 
 def test_new_warnings_ignore_line_shifts_but_count_copies():
