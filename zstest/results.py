@@ -63,6 +63,7 @@ class RunResults:
     boot_to_ssh_s: Optional[float] = None
     kernel: Dict[str, Any] = field(default_factory=dict)
     image: Dict[str, Any] = field(default_factory=dict)
+    vm: Dict[str, Any] = field(default_factory=dict)   # ssh_port, boot timings, SSH reconnects
     tests: List[TestResult] = field(default_factory=list)
     splats: List[Dict[str, Any]] = field(default_factory=list)   # not tied to any test
     message: str = ""              # why the run ended as it did

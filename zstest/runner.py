@@ -140,6 +140,8 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                 run.status = "error"
                 run.message = (f"the run exceeded its time limit of {req.run_timeout:g} s; "
                                f"the guest was stopped")
+        run.vm = {"ssh_port": guest.ssh_port, "timings": guest.timings,
+                  "ssh_reconnects": guest.reconnects}
         # After teardown the console is closed: a report still open at poweroff is counted too.
         _collect_unattributed_splats(guest, run)
         if run.status != "error" or not run.message:

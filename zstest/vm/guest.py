@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import re
 import shutil
@@ -34,6 +35,9 @@ from .ssh import (ClientKey, GuestCommandFailed, GuestCommandTimeout, GuestLost,
                   SSHSession, new_client_key)
 
 TAIL_LINES = 40
+# How long a dropped SSH connection may take to come back before the guest counts as lost.
+RECONNECT_S = 15.0
+log = logging.getLogger("zstest.vm")
 PORT_IN_USE = re.compile(r"Could not set up host forwarding rule|hostfwd", re.I)
 
 
@@ -69,6 +73,7 @@ class Guest:
         self.ssh: Optional[SSHSession] = None
         self._qmp: Optional[QMPClient] = None
         self.qmp_socket: Optional[Path] = None
+        self.reconnects = 0                # SSH connections that dropped and came back
 
     # ---- state
     @property
@@ -99,11 +104,11 @@ class Guest:
     def run(self, command: str, timeout: float = 60, check: bool = False,
             input: Optional[bytes] = None) -> SSHResult:
         """Run a shell command in the guest; GuestCommandTimeout/GuestLost on trouble."""
-        if self.ssh is None or not self.ssh.alive or self._lost_reason():
+        if self.ssh is None or self._lost_reason():
             raise self._lost(f"cannot run `{command}`")
         start = time.monotonic()
         try:
-            chan = self.ssh.client.get_transport().open_session(timeout=min(10.0, timeout))
+            chan = self._open_session(command, timeout)
             self._exec(chan, command, timeout)
             if input is not None:
                 chan.settimeout(max(timeout, 1.0))
@@ -147,6 +152,30 @@ class Guest:
         if check and status != 0:
             raise GuestCommandFailed(command, result)
         return result
+
+    def _open_session(self, command: str, timeout: float):
+        """A channel for the next command; one reconnect when the connection dropped before it.
+
+        The command has not started yet, so retrying it on a fresh connection is safe. A dead
+        sshd (or guest) fails the reconnect and is reported as a lost guest.
+        """
+        try:
+            if not self.ssh.alive:
+                raise EOFError("the SSH connection is closed")
+            return self.ssh.client.get_transport().open_session(timeout=min(10.0, timeout))
+        except Exception as exc:  # paramiko raises several unrelated types here
+            if self._lost_reason():
+                raise
+            first = f"{type(exc).__name__}: {exc}"
+        log.warning("SSH connection to the guest dropped (%s); reconnecting", first)
+        self.ssh.close()
+        try:
+            self.ssh.connect(time.monotonic() + RECONNECT_S, stop=self._lost_reason)
+        except BootFailed as exc:
+            raise self._lost(f"cannot run `{command}` ({first}; reconnecting failed: "
+                             f"{exc.message})") from None
+        self.reconnects += 1
+        return self.ssh.client.get_transport().open_session(timeout=min(10.0, timeout))
 
     def _exec(self, chan, command: str, timeout: float) -> None:
         """chan.exec_command, which waits for the guest's answer without a timeout: bound it."""
