@@ -185,7 +185,9 @@ def _slug(text: str) -> str:
 def objdir_for(tree_key: str, fragments: List[kconfig.Fragment]) -> Path:
     """One persistent O= dir per (tree, configs): incremental across series and revisions."""
     names = [f.profile or f.path.stem for f in fragments]
-    digest = hashlib.sha1("\0".join(str(f.path.resolve()) for f in fragments).encode()).hexdigest()[:8]
+    # Profiles by name (any checkout or install of zstest shares the objects), fragments by path.
+    ids = [f"profile:{f.profile}" if f.profile else str(f.path.resolve()) for f in fragments]
+    digest = hashlib.sha1("\0".join(ids).encode()).hexdigest()[:8]
     return cache_dir("objs", f"{tree_key}-{_slug('+'.join(names))}-{digest}")
 
 
