@@ -118,7 +118,8 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
 
     try:
         progress("image: preparing the guest initramfs")
-        image = build_image(ImageRequest(build_dir=build_dir, extra_files=build_guest_tools()))
+        image = build_image(ImageRequest(build_dir=build_dir, extra_files=build_guest_tools(),
+                                         recipe=suite.recipe))
         run.image = {"path": str(image.path), "size_bytes": image.size_bytes,
                      "digest": image.digest, "built": image.built}
         spec = GuestSpec(kernel=build_dir / (artifacts.get("bzImage") or "bzImage"),

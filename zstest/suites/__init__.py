@@ -15,6 +15,7 @@ from ..errors import BadInput
 
 SUITES_DIR = Path(__file__).resolve().parent
 SUITES_INI = SUITES_DIR / "suites.ini"
+IMAGES_DIR = SUITES_DIR.parent.parent / "qemu-images"
 
 
 @dataclass
@@ -26,6 +27,7 @@ class SuiteSpec:
     cpus: int = 2
     dimm_mb: Optional[int] = None  # a movable pc-dimm for hot-unplug migration tests
     description: str = ""
+    recipe: Optional[Path] = None  # guest image recipe (qemu-images/NAME); None: the default
     paths: List[Path] = field(default_factory=list)
 
 
@@ -49,7 +51,13 @@ def load_suite(name: str) -> SuiteSpec:
             raise BadInput(f"suite {name!r} names {f}, which is not in {SUITES_DIR}.")
         paths.extend(m for m in matches if m not in paths)
     dimm = sec.getint("dimm_mb", fallback=0) or None
-    return SuiteSpec(name=name, files=files, keyword=sec.get("k", ""),
+    recipe = None
+    if sec.get("image"):
+        recipe = IMAGES_DIR / sec["image"]
+        if not recipe.is_file():
+            raise BadInput(f"suite {name!r} names the image recipe {sec['image']}, "
+                           f"which is not in {IMAGES_DIR}.")
+    return SuiteSpec(name=name, files=files, keyword=sec.get("k", ""), recipe=recipe,
                      memory_mb=sec.getint("memory_mb", fallback=1024),
                      cpus=sec.getint("cpus", fallback=2), dimm_mb=dimm,
                      description=sec.get("description", ""), paths=paths)
