@@ -174,6 +174,8 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
 def _run_suite(req, suite, guest, info, build_dir, out, run, progress) -> None:
     import pytest
 
+    from .suites import plugin as plugin_fixtures
+
     kernel_config = read_kernel_config(build_dir / (info.get("artifacts", {}).get("config") or ".config"))
     merged: Dict[str, TestResult] = {}
     order: List[str] = []
@@ -189,7 +191,7 @@ def _run_suite(req, suite, guest, info, build_dir, out, run, progress) -> None:
         args += req.pytest_args
         if req.repeat > 1:
             progress(f"suite: run {attempt} of {req.repeat}")
-        code = pytest.main(args, plugins=[plugin])
+        code = pytest.main(args, plugins=[plugin, plugin_fixtures])
         for result in plugin.results:
             if result.name in merged:
                 merged[result.name].merge_repeat(result)

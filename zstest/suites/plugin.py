@@ -24,6 +24,7 @@ from ..errors import BootFailed
 from ..results import TestResult
 
 MARK_TIMEOUT_S = 10.0
+PLUGIN_KEY = pytest.StashKey["GuestSuitePlugin"]()
 
 
 class GuestCommandFailed(AssertionError):
@@ -114,26 +115,29 @@ class GuestSuitePlugin:
         with open(self._current["log_path"], "a") as fh:
             fh.write(text if text.endswith("\n") else text + "\n")
 
-    # -- fixtures ----------------------------------------------------------
-    @pytest.fixture(scope="session")
-    def guest(self):
+    # -- the objects the fixtures below hand to tests -----------------------
+    @property
+    def logged_guest(self) -> LoggedGuest:
         return self._logged
 
-    @pytest.fixture(scope="session")
-    def console(self):
-        return self._raw_guest.console
+    @property
+    def raw_guest(self):
+        return self._raw_guest
 
-    @pytest.fixture(scope="session")
-    def build_info(self):
+    @property
+    def build_manifest(self) -> Dict[str, Any]:
         return self._build_info
 
-    @pytest.fixture(scope="session")
-    def kernel_config(self):
+    @property
+    def config_options(self) -> Dict[str, str]:
         return self._kernel_config
 
-    @pytest.fixture
-    def record(self):
+    @property
+    def recorder(self) -> Recorder:
         return self._current["recorder"] if self._current else Recorder()
+
+    def pytest_configure(self, config):
+        config.stash[PLUGIN_KEY] = self
 
     # -- hooks ------------------------------------------------------------
     def _kmsg(self, text: str) -> None:
@@ -260,3 +264,39 @@ def _failure_text(rep) -> str:
     errors = [ln[4:] for ln in text.splitlines() if ln.startswith("E   ")]
     head = "\n".join(errors[:20])
     return (head + "\n\n" + text[-4000:]) if head else text[-4000:]
+
+
+# Fixtures are module functions (pytest deprecates session fixtures on plugin instances);
+# each finds the run's GuestSuitePlugin in the config stash.
+def _plugin(request) -> GuestSuitePlugin:
+    return request.config.stash[PLUGIN_KEY]
+
+
+@pytest.fixture(scope="session")
+def guest(request):
+    """The guest over SSH; every command and its output go to the running test's log."""
+    return _plugin(request).logged_guest
+
+
+@pytest.fixture(scope="session")
+def console(request):
+    """The serial console monitor (.splats, .tail(), .log_path)."""
+    return _plugin(request).raw_guest.console
+
+
+@pytest.fixture(scope="session")
+def build_info(request):
+    """build.json of the build under test."""
+    return _plugin(request).build_manifest
+
+
+@pytest.fixture(scope="session")
+def kernel_config(request):
+    """CONFIG_X -> value from the build's .config."""
+    return _plugin(request).config_options
+
+
+@pytest.fixture
+def record(request):
+    """record.metric(before=..., after=...), record.detail(key, value) -> results.json."""
+    return _plugin(request).recorder
