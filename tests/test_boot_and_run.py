@@ -17,24 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_zstest
+from fixtures_vm import qemu_pids_for
 
 pytestmark = pytest.mark.slow
-
-
-def qemu_pids_for(path: Path) -> list:
-    """PIDs of qemu-system processes whose command line mentions path (the run's own dir)."""
-    needle = str(path).encode()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline.split(b"\0")[0] and needle in cmdline:
-            pids.append(int(entry))
-    return pids
 
 
 def load(out: Path) -> dict:
