@@ -488,7 +488,8 @@ class _Builder:
             shutil.rmtree(work)
         shutil.copytree(kmod_src, work, ignore=shutil.ignore_patterns(
             "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "modules.order", "Module.symvers"))
-        parsed = self.make(["make", "-C", str(self.objdir), f"M={work}", "CC=ccache gcc",
+        # W=1: the module must stay warning-free at the extra warning level too
+        parsed = self.make(["make", "-C", str(self.objdir), f"M={work}", "CC=ccache gcc", "W=1",
                             f"-j{self.req.jobs or os.cpu_count() or 1}", "modules"],
                            self.env, "kmod")
         if parsed.returncode != 0:
