@@ -75,3 +75,13 @@ def test_written_files_roundtrip_and_junit_is_valid(tmp_path):
     assert "FAILED" in summary and "test_boot.py::test_uname" in summary
     assert "zs_page_migrate" in summary
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_summary_shows_a_passed_tests_evidence(tmp_path):
+    t = TestResult("test_migration_hotunplug.py::test_hotunplug", "passed", runs=["passed"],
+                   details={"zspages_in_movable_before": 7722, "pgmigrate_success_delta": 57284,
+                            "rounds": [{"round": 1}]})
+    write_results(tmp_path, _run(t))
+    line = [ln for ln in (tmp_path / "summary.txt").read_text().splitlines() if "hotunplug" in ln][0]
+    assert "zspages_in_movable_before=7722 pgmigrate_success_delta=57284" in line
+    assert "rounds" not in line

@@ -191,7 +191,9 @@ def summary_text(run: RunResults) -> str:
         lines.append(f"kernel:  {run.kernel.get('uname', '?')}  (build {run.kernel.get('build_dir', '?')})")
     if run.accel:
         boot = f", boot to SSH {run.boot_to_ssh_s:.2f} s" if run.boot_to_ssh_s is not None else ""
-        lines.append(f"accel:   {run.accel.get('name')} ({run.accel.get('reason', '')}){boot}")
+        reason = run.accel.get("reason", "")
+        reason = reason if len(reason) <= 90 else reason[:87] + "..."   # whole in results.json
+        lines.append(f"accel:   {run.accel.get('name')} ({reason}){boot}")
     if run.message:
         lines.append(f"note:    {run.message}")
     if run.tests:
@@ -200,7 +202,7 @@ def summary_text(run: RunResults) -> str:
         lines.append(f"{'test':<{width}}  {'status':<8} {'time':>8}  {'runs':<7} note")
         for t in run.tests:
             runs = f"{t.passes}/{len(t.runs)}" if t.runs else ""
-            note = t.message.splitlines()[0][:100] if t.message else ""
+            note = t.message.splitlines()[0][:100] if t.message else _facts(t.details)
             if t.splats:
                 note = _splat_brief(t.splats[0]) + ("; " + note if note else "")
             lines.append(f"{t.name:<{width}}  {t.status:<8} {t.duration_s:>7.1f}s  {runs:<7} {note}")
@@ -212,6 +214,14 @@ def summary_text(run: RunResults) -> str:
     lines.append("")
     lines.append(f"console log: {run.console_log}")
     return "\n".join(lines) + "\n"
+
+
+def _facts(details: Dict[str, Any], width: int = 110) -> str:
+    """A passed test's evidence in one line: its scalar facts, e.g. pgmigrate_success_delta=57284."""
+    parts = [f"{k}={v}" for k, v in details.items()
+             if isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(str(v)) < 40]
+    line = " ".join(parts)
+    return line if len(line) <= width else line[:width - 3] + "..."
 
 
 def now_iso() -> str:
