@@ -43,8 +43,10 @@ def build_is_reusable(build_dir: Path, key: str) -> bool:
         stored = (build_dir / "fixture-key").read_text().strip()
     except (OSError, ValueError):
         return False
+    # tests build modules against the build's object dir: it must still be there
+    objdir = manifest.get("objdir")
     return (manifest.get("status") == "ok" and stored == key
-            and (build_dir / "bzImage").is_file())
+            and (build_dir / "bzImage").is_file() and bool(objdir) and Path(objdir).is_dir())
 
 
 @pytest.fixture(scope="session")

@@ -164,16 +164,18 @@ class Guest:
                 raise EOFError("the SSH connection is closed")
             return self.ssh.client.get_transport().open_session(timeout=min(10.0, timeout))
         except Exception as exc:  # paramiko raises several unrelated types here
-            if self._lost_reason():
-                raise
+            if self._lost_reason() or self.ssh.alive:
+                raise   # a live connection that cannot open a channel: the guest is hung
             first = f"{type(exc).__name__}: {exc}"
         log.warning("SSH connection to the guest dropped (%s); reconnecting", first)
         self.ssh.close()
         try:
             self.ssh.connect(time.monotonic() + RECONNECT_S, stop=self._lost_reason)
         except BootFailed as exc:
-            raise self._lost(f"cannot run `{command}` ({first}; reconnecting failed: "
-                             f"{exc.message})") from None
+            raise GuestLost(f"cannot run `{command}`: the SSH connection dropped ({first}) and "
+                            f"a new one failed ({exc.message}).",
+                            console_tail=console_tail(self.console),
+                            panicked=self.console.panicked) from None
         self.reconnects += 1
         return self.ssh.client.get_transport().open_session(timeout=min(10.0, timeout))
 
