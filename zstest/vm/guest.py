@@ -371,7 +371,8 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
     spec, console = guest.spec, guest.console
     found = None
     cmdline = kernel_cmdline(client_key.public_line, spec.image.ready_marker,
-                             dimm=bool(spec.dimm_mb), extra=spec.cmdline_extra)
+                             dimm=bool(spec.dimm_mb), extra=spec.cmdline_extra,
+                             accel=guest.accel.name)
     for attempt in range(5):
         port = free_port()
         argv = qemu_argv(qemu, Path(spec.kernel), Path(spec.image.path), cmdline,
