@@ -1,7 +1,7 @@
 """SSH to the guest with paramiko: pinned host key, per-run client key.
 
 The host key comes with the image (generated per image); anything else is
-refused (RejectPolicy, never AutoAddPolicy). The client key is a fresh
+refused (RejectPolicy: an unknown key is never added). The client key is a fresh
 Ed25519 key per run, given to the guest on the kernel command line.
 """
 
