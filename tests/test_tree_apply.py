@@ -202,15 +202,20 @@ def test_apply_series_api_and_git_tree_untouched(git_61, tmp_path):
     assert tree_state(git_61) == before
 
 
-def test_plain_tree_change_is_reimported(plain_61, tmp_path):
-    """A plain tree is imported once; a later edit of it shows up as a new base commit."""
-    tree = tmp_path / "linux-plain"
+def small_plain_tree(plain_61, tree):
+    """A plain kernel tree small enough to import in seconds: top files, mm/, scripts/kconfig."""
     tree.mkdir()
     for entry in plain_61.iterdir():
         if entry.is_file():
             shutil.copy2(entry, tree / entry.name)
     for sub in ("mm", "scripts/kconfig"):
         shutil.copytree(plain_61 / sub, tree / sub, symlinks=True)
+    return tree
+
+
+def test_plain_tree_change_is_reimported(plain_61, tmp_path):
+    """A plain tree is imported once; a later edit of it shows up as a new base commit."""
+    tree = small_plain_tree(plain_61, tmp_path / "linux-plain")
     try:
         with prepare_worktree(tree, purpose="apply") as wt:
             first = wt.base_commit
@@ -232,13 +237,7 @@ def test_worktree_lock_serialises_runs(plain_61, tmp_path):
     """Two runs never share a worktree: the second waits until the first releases it."""
     import sys
     import time
-    tree = tmp_path / "linux-lock"
-    tree.mkdir()
-    for entry in plain_61.iterdir():
-        if entry.is_file():
-            shutil.copy2(entry, tree / entry.name)
-    for sub in ("mm", "scripts/kconfig"):
-        shutil.copytree(plain_61 / sub, tree / sub, symlinks=True)
+    tree = small_plain_tree(plain_61, tmp_path / "linux-lock")
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\nfrom zstest.tree import prepare_worktree\n"
