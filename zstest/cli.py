@@ -25,9 +25,17 @@ def cli(verbose: bool) -> None:
                         format="zstest: %(message)s")
 
 
+# The order of `zstest --help`; any other zstest/commands/*_cmd.py module follows, by name.
+_COMMAND_ORDER = ["doctor_cmd", "series_cmd", "build_cmd", "vm_cmd", "run_cmd"]
+
+
 def _register() -> None:
-    from .commands import build_cmd, doctor_cmd, run_cmd, series_cmd, vm_cmd
-    for module in (doctor_cmd, series_cmd, build_cmd, vm_cmd, run_cmd):
+    import importlib
+    import pkgutil
+    from . import commands
+    found = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if m.name.endswith("_cmd"))
+    for name in _COMMAND_ORDER + [n for n in found if n not in _COMMAND_ORDER]:
+        module = importlib.import_module(f".commands.{name}", __package__)
         for command in module.COMMANDS:
             cli.add_command(command)
 
