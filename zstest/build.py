@@ -51,6 +51,7 @@ class BuildRequest:
     allow_config_drift: bool = False
     jobs: Optional[int] = None
     kmod_dir: Optional[Path] = None
+    series_limit: Optional[int] = None          # apply only the first N patches (bisect)
     argv: List[str] = field(default_factory=list)   # the command line, for the reproducer
     progress: Optional[bool] = None              # None: a live line when stdout is a tty
 
@@ -268,6 +269,12 @@ class _Builder:
             series = load_series(req.series, git_tree=tree)
             if not series.patches:
                 raise BadInput(f"{req.series} holds no patches.")
+            total = len(series.patches)
+            if req.series_limit is not None:
+                if not 0 <= req.series_limit <= total:
+                    raise BadInput(f"{req.series} has {total} patches; cannot apply the first "
+                                   f"{req.series_limit}.")
+                series.patches = series.patches[:req.series_limit]
         kmod_src = Path(req.kmod_dir) if req.kmod_dir else default_kmod_dir()
         if req.kmod_dir and not kmod_src.is_dir():
             raise BadInput(f"--kmod-dir {kmod_src} is not a directory.")
@@ -279,6 +286,7 @@ class _Builder:
             "kernel": {"tree": str(tree), "base": None, "version": None},
             "series": None if series is None else {
                 "source": series.source, "revision": series.revision, "kind": series.kind,
+                "total": total, "applied_prefix": len(series.patches),
                 "patches": [{"index": p.index, "subject": p.subject, "apply": None,
                              "build": None, "new_warnings": []} for p in series.patches]},
             "config": {"profiles": [f.profile for f in fragments if f.profile],
@@ -317,6 +325,8 @@ class _Builder:
         self.srcdir = wt.path
         m["kernel"]["base"] = wt.base_commit
         m["kernel"]["worktree"] = str(wt.path)
+        # The cached repo keeps every applied patch's commit: decode maps trace lines to patches.
+        m["kernel"]["git_dir"] = str(wt.git_dir)
         m["kernel"]["notes"] = list(wt.notes)
         self.objdir = objdir_for(kt.key, fragments)
         m["objdir"] = str(self.objdir)
@@ -337,6 +347,7 @@ class _Builder:
                     for patch, entry in zip(series.patches, m["series"]["patches"]):
                         pa = self.step(f"apply {patch.index}", apply_patch, wt, patch)
                         entry["apply"] = pa.status
+                        entry["commit"] = pa.commit
                         entry["apply_message"] = pa.message if pa.status == "failed" else ""
                         if pa.status == "failed":
                             raise self._apply_error(series, patch, pa)
@@ -351,6 +362,7 @@ class _Builder:
                         for patch, entry in zip(series.patches, m["series"]["patches"]):
                             pa = self.step(f"apply {patch.index}", apply_patch, wt, patch)
                             entry["apply"] = pa.status
+                            entry["commit"] = pa.commit
                             if pa.status == "failed":
                                 raise self._apply_error(series, patch, pa)
                     ok = self._compile("build", patch_entry=None)
@@ -362,13 +374,22 @@ class _Builder:
                         raise self._build_error(None)
                 if failures:
                     patch, entry = failures[0]
-                    raise self._build_error((patch, entry, len(series.patches)))
+                    error = self._build_error((patch, entry, len(series.patches)))
+                    if m["series"]["patches"][-1]["build"] == "ok":
+                        # Only a middle patch broke (bisectability): the whole series still
+                        # gives a kernel, so keep it bootable and let `run` test it.
+                        self._finish(kmod_src)
+                        m["bootable"] = True
+                    raise error
                 self._finish(kmod_src)
                 m["status"] = "ok"
+                m["bootable"] = True
             except (KeyboardInterrupt, ZstestError, OSError) as exc:
                 m["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                m.setdefault("bootable", False)
                 if isinstance(exc, ZstestError):
                     m["error"] = exc.message
+                    exc.build_dir = self.build_dir
                 if _is_enospc(exc):
                     m["error"] = "no space left on device"
                     raise BuildFailed(f"no space left on device while building in {self.objdir} "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, BuildFailed
 from ..suites import available_suites
 
 
@@ -106,9 +106,29 @@ def run_command(ctx, out, build_out, **opts) -> int:
                        allow_config_drift=build_opts["allow_config_drift"],
                        jobs=build_opts["jobs"], kmod_dir=build_opts["kmod_dir"],
                        argv=["build"] + [a for a in sys.argv[1:] if a != "run"])
-    result = run_build(req, echo=click.echo)
+    try:
+        result = run_build(req, echo=click.echo)
+    except BuildFailed as exc:
+        build_dir = getattr(exc, "build_dir", None)
+        if build_dir is None or not _bootable(build_dir):
+            raise
+        # A middle patch broke the build but the whole series built: test that kernel too,
+        # and still exit 4 if the tests pass.
+        click.echo(f"zstest: error: {exc.message}", err=True)
+        click.echo(f"zstest: the whole series built; testing it anyway ({build_dir})")
+        code = do_boot_and_run(build_dir, out, **run_opts)
+        return code if code != 0 else exc.exit_code
     click.echo(f"zstest: built {result.manifest['kernel']['version']} in {result.build_dir}")
     return do_boot_and_run(result.build_dir, out, **run_opts)
+
+
+def _bootable(build_dir: Path) -> bool:
+    import json
+    try:
+        manifest = json.loads((Path(build_dir) / "build.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(manifest.get("bootable")) and (Path(build_dir) / "bzImage").is_file()
 
 
 def _add_build_params() -> None:
