@@ -11,7 +11,7 @@ import pytest
 
 from zstest.suites.lib.background import BackgroundIO
 from zstest.suites.lib.checks import (check_data_intact, check_migrated, check_no_zspages,
-                                      check_zspages_in_movable)
+                                      check_pages_migrated, check_zspages_in_movable)
 from zstest.suites.lib.fixtures import guest_tools, require_config  # noqa: F401
 from zstest.suites.lib.memory_blocks import list_memory_blocks
 from zstest.suites.lib.metrics import movable_zspages, take_snapshot, zone_counter
@@ -76,6 +76,9 @@ def _one_round(guest, movable_names, round_no, record, facts):
         check_data_intact(writer, "writes while offlining")
         rise = check_migrated(before["vmstat"], after["vmstat"], at_least=in_movable)
         facts["pgmigrate_success_delta"] = rise
+        if "pages_migrated" in after.get("mm_stat", {}):
+            facts["pages_migrated_delta"] = check_pages_migrated(
+                before["mm_stat"], after["mm_stat"], rise)
         assert movable_zspages(after["zoneinfo"]) == 0, \
             f"zspages still counted in ZONE_MOVABLE after it went offline: " \
             f"{facts['zspages_per_zone_after_offline']}"
@@ -120,7 +123,7 @@ def test_hotunplug_migrates_zspages(guest, guest_tools, kernel_config, record):
         if rounds:
             first = rounds[0]
             for key in ("zspages_in_movable_before", "pgmigrate_success_delta",
-                        "blocks_offlined", "bytes_verified"):
+                        "pages_migrated_delta", "blocks_offlined", "bytes_verified"):
                 if key in first:
                     record.detail(key, first[key])
         # Leave the DIMM online for whatever runs next.

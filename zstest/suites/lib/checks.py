@@ -58,6 +58,16 @@ def check_migrated(before_vmstat: Dict[str, int], after_vmstat: Dict[str, int],
     return rise
 
 
+def check_pages_migrated(before_mm: Dict[str, int], after_mm: Dict[str, int],
+                         pgmigrate_rise: int) -> int:
+    """zram's pages_migrated (when the kernel has it) rose, by no more than the kernel migrated."""
+    rise = after_mm["pages_migrated"] - before_mm["pages_migrated"]
+    assert 0 < rise <= pgmigrate_rise, (
+        f"mm_stat pages_migrated rose by {rise} while pgmigrate_success rose by "
+        f"{pgmigrate_rise}: the per-pool migration count is wrong")
+    return rise
+
+
 def check_zspages_in_movable(zones: Dict[str, Dict[str, int]]) -> int:
     """zspages sit in ZONE_MOVABLE (else offlining proves nothing); returns how many pages."""
     movable = {z: n for z, n in zone_counter(zones, "nr_zspages").items() if z.endswith("/Movable")}

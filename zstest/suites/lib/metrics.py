@@ -13,7 +13,9 @@ from typing import Dict, Iterable, List, Optional
 # /sys/block/zramN/mm_stat and io_stat, in the kernel's order (Documentation/admin-guide/blockdev/zram.rst).
 MM_STAT_FIELDS = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
                   "mem_used_max", "same_pages", "pages_compacted", "huge_pages",
-                  "huge_pages_since")
+                  "huge_pages_since",
+                  # Not upstream: the 10th column of the demo series (kernel-patches/demo-migrated).
+                  "pages_migrated")
 IO_STAT_FIELDS = ("failed_reads", "failed_writes", "invalid_io", "notify_free")
 
 # The /proc/vmstat counters the suites reason about (prefixes and names).
