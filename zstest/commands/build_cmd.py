@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..build import BuildRequest, run_build
+from ..matrix import cell_option
 
 
 @click.command("build")
@@ -25,6 +26,7 @@ from ..build import BuildRequest, run_build
 @click.option("--jobs", "-j", "jobs", type=click.IntRange(min=1), help="make -j (default: CPU count).")
 @click.option("--kmod-dir", "kmod_dir", type=click.Path(path_type=Path),
               help="Out-of-tree module to build against the kernel (default: the repo's kmod/).")
+@cell_option("build")
 def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir):
     """Build a kernel: config profiles, ccache, per-patch builds, build.json."""
     if each and not series:

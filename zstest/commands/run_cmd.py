@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import BadInput, BuildFailed
+from ..matrix import cell_option
 from ..suites import available_suites
 
 
@@ -76,6 +77,7 @@ def _default_build_dir() -> Path:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="The results directory (default: a new one under ~/.cache/zstest/results).")
 @boot_run_options
+@cell_option("boot")
 def boot_and_run_cmd(build_dir, out, **opts) -> int:
     """Boot a build's kernel under QEMU and run a guest suite over SSH."""
     return do_boot_and_run(build_dir or _default_build_dir(), out, **opts)
@@ -91,6 +93,7 @@ _BOOT_RUN_PARAMS = {p.name for p in boot_and_run_cmd.params}
               help="The build directory (default: ~/.cache/zstest/builds/<name>).")
 @boot_run_options
 @click.pass_context
+@cell_option("run")
 def run_command(ctx, out, build_out, **opts) -> int:
     """Build (as `zstest build`), then boot-and-run the result."""
     from .build_cmd import build_command

@@ -1,0 +1,409 @@
+"""The CI job matrix: a small TOML file -> one job entry ("cell") per runner.
+
+A matrix file names values for four axes (series, config, tree, suite), as a list
+or as a table of label = value, plus `exclude` and `include` lists:
+
+    series = { v1 = "kernel-patches/demo-migrated/v1", v2 = "kernel-patches/demo-migrated/v2" }
+    config = ["base"]
+    tree = ["6.1"]
+    suite = ["default"]
+    [[exclude]]
+    series = "v1"
+    [[include]]
+    series = "v2"
+    tree = "6.12"
+
+Cells are the product of the axes minus the excluded ones, plus the includes
+(an include's missing axes take the axis's first value). A cell is a plain dict
+{"name", "series", "config", "tree", "suite"}: `zstest build/boot-and-run/run
+--cell` take one, and write it as cell.json so `zstest compare --merge` can label
+its column. Paths in a matrix are kept as written: relative to where the jobs run.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import re
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import click
+
+from .errors import BadInput, ZstestError
+
+AXES = ("series", "config", "tree", "suite")
+# An axis the file leaves out: the same defaults as `zstest build` / `boot-and-run`.
+AXIS_DEFAULTS = {"series": "", "config": "base", "tree": "6.1", "suite": "default"}
+CELL_KEYS = ("name",) + AXES
+CELL_FILE = "cell.json"
+# Several profiles/fragments in one config value: "base+debug" -> --config base --config debug.
+CONFIG_SEPARATOR = "+"
+_DEBIAN_TREE = re.compile(r"^\d+\.\d+$")
+_MATRIX_KEYS = set(AXES) | {"exclude", "include"}
+
+
+@dataclass
+class AxisValue:
+    label: str
+    value: str
+
+
+@dataclass
+class Matrix:
+    axes: Dict[str, List[AxisValue]]
+    exclude: List[dict] = field(default_factory=list)
+    include: List[dict] = field(default_factory=list)
+    source: str = "<options>"
+
+
+# ---------------------------------------------------------------- labels and names
+
+def default_label(axis: str, value: str) -> str:
+    """A short column label: a path's last part, 'none' for no series, '+'-joined configs."""
+    if axis == "series" and not value:
+        return "none"
+    if axis == "config":
+        return CONFIG_SEPARATOR.join(_path_label(part) for part in split_config(value))
+    if axis == "tree" and _DEBIAN_TREE.match(value):
+        return value
+    return _path_label(value)
+
+
+def _path_label(value: str) -> str:
+    parts = [p for p in value.replace("\\", "/").split("/") if p and p != "."]
+    last = parts[-1] if parts else value
+    for suffix in (".mbox", ".config", ".patch"):
+        if last.endswith(suffix) and last != suffix:
+            last = last[: -len(suffix)]
+    return re.sub(r"[^A-Za-z0-9._+@]+", "_", last) or "x"
+
+
+def cell_name(labels: Dict[str, str]) -> str:
+    return "-".join(labels[a] for a in AXES)
+
+
+def split_config(value) -> List[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if str(v)]
+    return [part for part in str(value).split(CONFIG_SEPARATOR) if part]
+
+
+# ---------------------------------------------------------------- loading
+
+def load_matrix(path: Path) -> Matrix:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"matrix file {path} does not exist.")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path} is not valid TOML ({exc}).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read matrix file {path} ({exc}).") from None
+    return matrix_from_dict(data, source=str(path))
+
+
+def matrix_from_dict(data: dict, source: str = "<options>") -> Matrix:
+    unknown = sorted(set(data) - _MATRIX_KEYS)
+    if unknown:
+        raise BadInput(f"{source}: unknown key(s) {', '.join(unknown)}; a matrix has "
+                       f"{', '.join(AXES)}, exclude and include.")
+    axes = {axis: _axis_values(axis, data.get(axis, [AXIS_DEFAULTS[axis]]), source)
+            for axis in AXES}
+    exclude = _entry_list(data.get("exclude", []), "exclude", source)
+    include = _entry_list(data.get("include", []), "include", source)
+    return Matrix(axes=axes, exclude=exclude, include=include, source=source)
+
+
+def _axis_values(axis: str, raw, source: str) -> List[AxisValue]:
+    if isinstance(raw, str):
+        raw = [raw]
+    if isinstance(raw, dict):
+        values = []
+        for label, value in raw.items():
+            if not isinstance(value, (str, list)):
+                raise BadInput(f"{source}: {axis}.{label} must be a string, not {type(value).__name__}.")
+            values.append(AxisValue(str(label), _axis_string(axis, value)))
+    elif isinstance(raw, list):
+        for value in raw:
+            if not isinstance(value, (str, list)):
+                raise BadInput(f"{source}: every value of {axis} must be a string; "
+                               f"got {value!r}.")
+        values = [AxisValue(default_label(axis, _axis_string(axis, v)), _axis_string(axis, v))
+                  for v in raw]
+    else:
+        raise BadInput(f"{source}: {axis} must be a list of values or a table of label = value.")
+    if not values:
+        raise BadInput(f"{source}: the {axis} axis has no values.")
+    labels = [v.label for v in values]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise BadInput(f"{source}: two {axis} values share the label {dupes[0]!r}; "
+                       f"name them with a table ({axis} = {{ a = ..., b = ... }}).")
+    return values
+
+
+def _axis_string(axis: str, value) -> str:
+    if isinstance(value, list):
+        if axis != "config":
+            raise BadInput(f"only config values may be lists (several profiles); {axis} got {value!r}.")
+        return CONFIG_SEPARATOR.join(str(v) for v in value)
+    return value
+
+
+def _entry_list(raw, key: str, source: str) -> List[dict]:
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        raise BadInput(f"{source}: {key} must be a list of tables ([[{key}]]).")
+    allowed = set(AXES) | ({"name"} if key == "include" else set())
+    for entry in raw:
+        bad = sorted(set(entry) - allowed)
+        if bad:
+            raise BadInput(f"{source}: an {key} entry has unknown key(s) {', '.join(bad)}; "
+                           f"allowed: {', '.join(sorted(allowed))}.")
+        if not entry:
+            raise BadInput(f"{source}: an {key} entry is empty.")
+        for axis, value in entry.items():
+            if not isinstance(value, (str, list)):
+                raise BadInput(f"{source}: {key} {axis} must be a string; got {value!r}.")
+    return raw
+
+
+# ---------------------------------------------------------------- expansion
+
+def _lookup(matrix: Matrix, axis: str, given) -> AxisValue:
+    """An entry's axis value: an axis label, or a value of its own (with its default label)."""
+    text = _axis_string(axis, given)
+    for av in matrix.axes[axis]:
+        if text == av.label:
+            return av
+    for av in matrix.axes[axis]:
+        if text == av.value:
+            return av
+    return AxisValue(default_label(axis, text), text)
+
+
+def _matches(combo: Dict[str, AxisValue], rule: dict) -> bool:
+    for axis, given in rule.items():
+        text = _axis_string(axis, given)
+        if text not in (combo[axis].label, combo[axis].value):
+            return False
+    return True
+
+
+def expand(matrix: Matrix) -> List[dict]:
+    """The job list: product minus excludes plus includes, each with every axis and a name."""
+    cells: List[dict] = []
+    names: Dict[str, str] = {}
+    unused = list(range(len(matrix.exclude)))
+    for values in itertools.product(*(matrix.axes[a] for a in AXES)):
+        combo = dict(zip(AXES, values))
+        hit = [i for i, rule in enumerate(matrix.exclude) if _matches(combo, rule)]
+        if hit:
+            unused = [i for i in unused if i not in hit]
+            continue
+        _add_cell(cells, names, combo, None, matrix.source)
+    if unused:
+        rule = matrix.exclude[unused[0]]
+        raise BadInput(f"{matrix.source}: the exclude entry {json.dumps(rule)} matches no cell; "
+                       f"check its values against the axes.")
+    for entry in matrix.include:
+        combo = {axis: (_lookup(matrix, axis, entry[axis]) if axis in entry
+                        else matrix.axes[axis][0]) for axis in AXES}
+        _add_cell(cells, names, combo, entry.get("name"), matrix.source)
+    return cells
+
+
+def _add_cell(cells: List[dict], names: Dict[str, str], combo: Dict[str, AxisValue],
+              name: Optional[str], source: str) -> None:
+    name = name or cell_name({a: combo[a].label for a in AXES})
+    if name in names:
+        raise BadInput(f"{source}: two cells are both named {name!r}; give an include a "
+                       f"different name = \"...\" or drop the duplicate.")
+    names[name] = name
+    cells.append({"name": name, **{a: combo[a].value for a in AXES}})
+
+
+# ---------------------------------------------------------------- output shapes
+
+def github_matrix(cells: Sequence[dict]) -> dict:
+    """strategy.matrix for GitHub Actions: {"include": [cell, ...]} (fed through fromJSON)."""
+    return {"include": [dict(c) for c in cells]}
+
+
+def gitlab_matrix(cells: Sequence[dict]) -> List[dict]:
+    """parallel:matrix for GitLab: one entry per cell, the cell as JSON in ZSTEST_CELL."""
+    return [{"ZSTEST_CELL_NAME": c["name"], "ZSTEST_CELL": json.dumps(c, sort_keys=True)}
+            for c in cells]
+
+
+def gitlab_pipeline(cells: Sequence[dict], template: str = "ci/gitlab/zstest.yml") -> dict:
+    """A child pipeline (JSON is YAML): per cell a build and a boot job, then one merge job.
+
+    Explicit jobs rather than parallel:matrix, so each boot job needs exactly its own build.
+    """
+    pipeline: dict = {"include": [{"local": template}],
+                      "stages": ["build", "boot", "report"]}
+    boots = []
+    for c in cells:
+        variables = {"ZSTEST_CELL_NAME": c["name"], "ZSTEST_CELL": json.dumps(c, sort_keys=True)}
+        build, boot = f"build {c['name']}", f"boot {c['name']}"
+        pipeline[build] = {"extends": ".zstest-build", "variables": variables}
+        pipeline[boot] = {"extends": ".zstest-boot", "variables": variables,
+                          "needs": [{"job": build, "artifacts": True}]}
+        boots.append(boot)
+    pipeline["merge"] = {"extends": ".zstest-merge",
+                         "needs": [{"job": b, "artifacts": True} for b in boots]}
+    return pipeline
+
+
+def render(cells: Sequence[dict], fmt: str, gitlab_template: str = "ci/gitlab/zstest.yml") -> str:
+    # One line: GitHub step outputs ($GITHUB_OUTPUT name=value) take a single line.
+    if fmt == "github":
+        return json.dumps(github_matrix(cells), separators=(",", ":"))
+    if fmt == "gitlab":
+        return json.dumps(gitlab_matrix(cells), separators=(",", ":"))
+    if fmt == "gitlab-pipeline":
+        return json.dumps(gitlab_pipeline(cells, gitlab_template), indent=2)
+    if fmt == "json":
+        return json.dumps(list(cells), indent=2)
+    raise BadInput(f"unknown matrix format {fmt!r}.")
+
+
+# ---------------------------------------------------------------- one cell
+
+def load_cell(text_or_file: str) -> dict:
+    """A job entry from JSON text or a file holding it; completed with defaults and a name."""
+    text = text_or_file.strip()
+    where = "--cell"
+    if not text.startswith("{"):
+        path = Path(text_or_file)
+        if not path.is_file():
+            raise BadInput(f"--cell {text_or_file!r} is neither a JSON object nor a file.")
+        where = str(path)
+        text = path.read_text()
+    try:
+        entry = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{where} is not valid JSON ({exc}).") from None
+    if isinstance(entry, list) and len(entry) == 1:
+        entry = entry[0]
+    if not isinstance(entry, dict):
+        raise BadInput(f"{where} must be one JSON object (a job entry), not {type(entry).__name__}.")
+    unknown = sorted(set(entry) - set(CELL_KEYS))
+    if unknown:
+        raise BadInput(f"{where} has unknown key(s) {', '.join(unknown)}; a job entry has "
+                       f"{', '.join(CELL_KEYS)}.")
+    cell = {}
+    for axis in AXES:
+        value = entry.get(axis, AXIS_DEFAULTS[axis])
+        if value is None:
+            value = AXIS_DEFAULTS[axis]
+        if not isinstance(value, (str, list)):
+            raise BadInput(f"{where}: {axis} must be a string; got {value!r}.")
+        cell[axis] = _axis_string(axis, value)
+    name = entry.get("name") or cell_name({a: default_label(a, cell[a]) for a in AXES})
+    if not isinstance(name, str):
+        raise BadInput(f"{where}: name must be a string; got {name!r}.")
+    return {"name": name, **cell}
+
+
+def resolve_tree(value: str) -> Optional[Path]:
+    """'6.1' / '6.12': Debian's linux-source in the cache; '' the default; else a path."""
+    if not value:
+        return None
+    if _DEBIAN_TREE.match(value):
+        from .cache import default_kernel_tree
+        return default_kernel_tree(value)
+    return Path(value)
+
+
+# Command parameter <- (cell axis, converter). Only the parameters a command has are set.
+_CELL_PARAMS = {
+    "series": ("series", lambda v: v or None),
+    "configs": ("config", lambda v: tuple(split_config(v))),
+    "kernel": ("tree", resolve_tree),
+    "suite": ("suite", lambda v: v),
+}
+_EXPLICIT = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
+
+
+def apply_cell(cell: dict, kwargs: dict, ctx: click.Context) -> None:
+    """Set the command's options from the cell; options given on the command line win."""
+    for param, (axis, convert) in _CELL_PARAMS.items():
+        if param not in kwargs:
+            continue
+        source = ctx.get_parameter_source(param)
+        if source is not None and source.name in _EXPLICIT:
+            continue
+        kwargs[param] = convert(cell[axis])
+
+
+def write_cell(directory: Path, cell: dict) -> Optional[Path]:
+    if directory is None or not Path(directory).is_dir():
+        return None
+    path = Path(directory) / CELL_FILE
+    path.write_text(json.dumps(cell, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def _fresh_last(link: Path, since: float) -> Optional[Path]:
+    """cache/<kind>/last when this very command pointed it there (not an older run)."""
+    try:
+        target = link.resolve(strict=True)
+        return target if target.stat().st_mtime >= since - 1 else None
+    except OSError:
+        return None
+
+
+def _output_dirs(kind: str, kwargs: dict, error: Optional[BaseException], since: float) -> List[Path]:
+    from .cache import cache_root
+    dirs: List[Optional[Path]] = []
+    if kind in ("build", "run"):
+        given = kwargs.get("out") if kind == "build" else kwargs.get("build_out")
+        failed_dir = getattr(error, "build_dir", None)
+        dirs.append(Path(given) if given else failed_dir or
+                    _fresh_last(cache_root() / "builds" / "last", since))
+    if kind in ("boot", "run"):
+        given = kwargs.get("out")
+        dirs.append(Path(given) if given else _fresh_last(cache_root() / "results" / "last", since))
+    return [d for d in dirs if d is not None]
+
+
+def cell_option(kind: str):
+    """Decorator: a --cell option for build ('build'), boot-and-run ('boot') and run ('run').
+
+    Put it right above the function (below the click decorators). cell.json is written into
+    the build dir and/or results dir, also when the command fails.
+    """
+    if kind not in ("build", "boot", "run"):
+        raise ValueError(kind)
+
+    def decorate(f):
+        @functools.wraps(f)
+        def wrapper(*args, cell=None, **kwargs):
+            if cell is None:
+                return f(*args, **kwargs)
+            entry = load_cell(cell)
+            apply_cell(entry, kwargs, click.get_current_context())
+            since = time.time()
+            error = None
+            try:
+                return f(*args, **kwargs)
+            except (ZstestError, KeyboardInterrupt) as exc:
+                error = exc
+                raise
+            finally:
+                for directory in _output_dirs(kind, kwargs, error, since):
+                    write_cell(directory, entry)
+
+        return click.option(
+            "--cell", "cell", metavar="JSON|FILE",
+            help="A job entry of `zstest matrix` (JSON or a file): sets --series/--config/"
+                 "--kernel/--suite from it (explicit options win); writes cell.json.")(wrapper)
+
+    return decorate
