@@ -1,4 +1,4 @@
-"""`zstest series show` and `zstest series apply`."""
+"""`zstest series show|apply|fetch|list`."""
 
 from __future__ import annotations
 
@@ -97,6 +97,75 @@ def _print_result(result, as_json: bool) -> None:
         for problem in result.series.problems:
             click.echo(f"problem:   {problem}")
     click.echo(f"{'ok' if result.ok else 'failed'} in {result.duration_s:.1f} s")
+
+
+@series.command()
+@click.argument("target", metavar="NAME|MSGID")
+@click.option("--rev", type=int, default=None,
+              help="Revision of the manifest NAME to fetch (default: the newest).")
+@click.option("--lore-url", default=DEFAULT_LORE_URL, show_default=True,
+              help="Public-inbox server to fetch the thread from.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the fetched thread (mbox) to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def fetch(target: str, rev, lore_url: str, out, as_json: bool) -> int:
+    """Fetch a known series (a manifest in kernel-patches/) or any thread by message-id.
+
+    NAME is a manifest name such as nonlru-migration; --rev picks its revision.
+    Prints what `series show` prints, the tree the series needs, and a warning
+    line for every patch whose subject or message-id differs from the manifest.
+    The thread is cached under the zstest cache (lore/).
+    """
+    from ..series.manifest import fetch_series
+
+    result = fetch_series(target, rev=rev, lore_url=lore_url, out=out)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        if result.manifest is not None and result.revision is not None:
+            r = result.revision
+            posted = f", posted {r.posted.isoformat()}" if r.posted else ""
+            base = f" against {r.base}" if r.base else ", base not recorded"
+            click.echo(f"manifest:  {result.manifest.name} v{r.number}{posted}{base} "
+                       f"({result.manifest.path})")
+        else:
+            click.echo(f"manifest:  none names <{result.msgid}>")
+        click.echo(format_series(result.series))
+        if result.needs_line:
+            click.echo(f"needs:     {result.needs_line}")
+        if out is not None:
+            click.echo(f"mbox:      {out}")
+    for warning in result.warnings:
+        click.echo(f"zstest: warning: {warning}", err=True)
+    return EXIT_OK
+
+
+@series.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifests as JSON.")
+def list_manifests(as_json: bool) -> int:
+    """The series manifests known in kernel-patches/ (for `series fetch NAME`)."""
+    from ..series.manifest import load_manifests, manifests_root
+
+    manifests = load_manifests()
+    if as_json:
+        click.echo(json.dumps([{"name": m.name, "title": m.title, "path": str(m.path),
+                                "needs": m.needs,
+                                "revisions": [m.revisions[n].to_dict() for n in sorted(m.revisions)]}
+                               for m in manifests], indent=2))
+        return EXIT_OK
+    if not manifests:
+        click.echo(f"no series manifests in {manifests_root()}")
+    for m in manifests:
+        click.echo(f"{m.name}: {m.title} ({m.author or 'author not recorded'})")
+        for n in sorted(m.revisions):
+            r = m.revisions[n]
+            posted = r.posted.isoformat() if r.posted else "date not recorded"
+            known = sum(1 for p in r.patches.values() if p.msgid)
+            click.echo(f"  v{n}  {posted}  {r.patch_count} patches  "
+                       f"base {r.base or 'not recorded'}  "
+                       f"<{r.cover_msgid or 'cover message-id not recorded'}>  "
+                       f"({known} patch message-ids known)")
+    return EXIT_OK
 
 
 COMMANDS = [series]
