@@ -7,6 +7,7 @@ whatever happens (no boot, a panic, Ctrl-C).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .cache import cache_dir
-from .errors import BadInput, BootFailed, ZstestError
+from .errors import EXIT_PREREQ, BadInput, BootFailed, ZstestError
 from .results import CONSOLE_LOG, RunResults, TestResult, now_iso, write_results
 from .suites import SUITES_DIR, load_suite
 from .suites.plugin import GuestSuitePlugin, splat_to_dict
@@ -115,7 +116,7 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                      console_log=CONSOLE_LOG,
                      kernel={"build_dir": str(build_dir),
                              "version": info.get("kernel", {}).get("version")})
-    write_results(out, run)   # something is on disk from the first second
+    _save(out, run)   # something is on disk from the first second
 
     try:
         progress("image: preparing the guest initramfs")
@@ -130,6 +131,7 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                          workdir=out / ".vm", boot_timeout=req.boot_timeout)
         progress(f"boot: starting QEMU (suite {suite.name})")
         with launch_guest(spec) as guest:
+            console_error = lambda: guest.console.write_error   # noqa: E731
             run.accel = {"name": guest.accel.name, "reason": guest.accel.reason}
             run.boot_to_ssh_s = round(guest.boot_to_ssh_s, 3)
             uname = guest.run("uname -r", timeout=30).stdout.strip()
@@ -152,7 +154,7 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
         run.status = "interrupted"
         run.message = "interrupted (Ctrl-C or SIGTERM); partial results kept"
         run.duration_s = round(time.monotonic() - started, 3)
-        write_results(out, run)
+        _save(out, run)
         raise
     except BootFailed as exc:
         run.status = "error"
@@ -160,15 +162,16 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
         if exc.detail:
             run.message += "\n" + exc.detail
         run.duration_s = round(time.monotonic() - started, 3)
-        write_results(out, run)
+        _save(out, run)
         raise
     except ZstestError:
         run.duration_s = round(time.monotonic() - started, 3)
         run.message = run.message or "stopped by an error before the suite ran"
-        write_results(out, run)
+        _save(out, run)
         raise
     run.duration_s = round(time.monotonic() - started, 3)
-    write_results(out, run)
+    _save(out, run)
+    _raise_if_not_saved(out, run, console_error)
     return run
 
 
@@ -200,9 +203,11 @@ def _run_suite(req, suite, guest, info, build_dir, out, run, progress) -> None:
                 merged[result.name] = result
                 order.append(result.name)
         run.tests = [merged[n] for n in order]
-        write_results(out, run)   # partial results after every repeat
+        _save(out, run)   # partial results after every repeat
         if int(code) == 2 and plugin.guest_lost is None:
             raise KeyboardInterrupt   # pytest swallowed Ctrl-C; the CLI turns it into 130
+        if int(code) == 3 and _disk_full(out):
+            raise _no_space(out, run, "the per-test logs")
         if int(code) in (3, 4):
             raise BadInput(f"pytest could not run the {suite.name} suite (exit {int(code)}); "
                            f"check -k and the pytest options.")
@@ -219,6 +224,46 @@ def _run_suite(req, suite, guest, info, build_dir, out, run, progress) -> None:
         run.status = "error"
         run.message = f"no test of the {suite.name} suite was selected (-k {keyword!r})" \
             if keyword else f"the {suite.name} suite has no tests"
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _save(out: Path, run: RunResults) -> None:
+    """write_results that never raises: a full disk is reported once the run has ended."""
+    try:
+        write_results(out, run)
+    except OSError as exc:
+        log.warning("cannot write the results to %s: %s", out, exc)
+        run.write_error = exc
+
+
+def _disk_full(out: Path) -> bool:
+    try:
+        st = os.statvfs(out)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 16384
+
+
+def _no_space(out: Path, run: RunResults, what: str) -> ZstestError:
+    return ZstestError(f"no space left on device (ENOSPC) in {out}: {what} could not be written "
+                       f"completely; free space or pass --out on a larger filesystem (run status: "
+                       f"{run.status}; whatever fit was kept).", exit_code=EXIT_PREREQ)
+
+
+def _raise_if_not_saved(out: Path, run: RunResults, console_error) -> None:
+    """Evidence that could not be written is a failed run, named in one sentence."""
+    console = console_error()
+    saved = getattr(run, "write_error", None)
+    for exc, what in ((console, "console.log"), (saved, "results.json, junit.xml or summary.txt")):
+        if exc is None:
+            continue
+        if exc.errno in _DISK_FULL or _disk_full(out):
+            raise _no_space(out, run, what)
+        raise ZstestError(f"cannot write {what} in {out} ({exc.strerror or exc}; run status: "
+                          f"{run.status}; whatever could be written was kept).",
+                          exit_code=EXIT_PREREQ)
 
 
 def _collect_unattributed_splats(guest, run: RunResults) -> None:

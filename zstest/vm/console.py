@@ -26,7 +26,9 @@ class ConsoleMonitor:
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # one guest, one log: offsets (mark()) are then also offsets in the file
-        self._fh = open(self.log_path, "ab" if append else "wb")
+        # unbuffered: a byte the kernel printed is on disk at once, and a full disk fails here
+        self._fh = open(self.log_path, "ab" if append else "wb", buffering=0)
+        self.write_error: Optional[OSError] = None   # the log could not be written (ENOSPC)
         self._data = bytearray()
         self._pending = b""                  # bytes of an incomplete line
         self._line_offsets: List[int] = []   # byte offset of every complete line's start
@@ -70,8 +72,7 @@ class ConsoleMonitor:
         with self._cond:
             if self.first_byte_wall is None:
                 self.first_byte_wall = now
-            self._fh.write(chunk)
-            self._fh.flush()
+            self._write(chunk)
             start = len(self._data)
             self._data += chunk
             self._pending += chunk
@@ -81,6 +82,20 @@ class ConsoleMonitor:
                 self._take_line(line, line_start, now)
                 line_start += len(line) + 1
             self._cond.notify_all()
+
+    def _write(self, chunk: bytes) -> None:
+        """Append to console.log; on a full disk keep reading (QEMU must never block) in memory."""
+        if self.write_error is not None or self._fh.closed:
+            return
+        view = memoryview(chunk)
+        try:
+            while view:
+                written = self._fh.write(view)
+                if not written:
+                    raise OSError(28, "No space left on device (nothing written)")
+                view = view[written:]
+        except OSError as exc:
+            self.write_error = exc
 
     def _take_line(self, line: bytes, offset: int, now: float) -> None:
         text = line.decode("utf-8", errors="replace")
@@ -103,7 +118,6 @@ class ConsoleMonitor:
             for splat in self._scanner.flush():
                 self._splats.append(splat)
                 self._splat_offsets.append(self._line_offsets[splat.line_no - 1])
-            self._fh.flush()
             self.closed.set()
             self._cond.notify_all()
 
