@@ -38,6 +38,10 @@ TAIL_LINES = 40
 # How long a dropped SSH connection may take to come back before the guest counts as lost.
 RECONNECT_S = 15.0
 log = logging.getLogger("zstest.vm")
+# The kernel's verdict when the OOM killer (global or a memory cgroup's) ends a process.
+OOM_KILL = re.compile(r"(?:Memory cgroup out of memory|Out of memory): Killed process \d+ \([^)]*\).*")
+# How long the OOM report may take to reach the console after the command ended.
+OOM_REPORT_WAIT_S = 2.0
 PORT_IN_USE = re.compile(r"Could not set up host forwarding rule|hostfwd", re.I)
 
 
@@ -107,6 +111,7 @@ class Guest:
         if self.ssh is None or self._lost_reason():
             raise self._lost(f"cannot run `{command}`")
         start = time.monotonic()
+        console_mark = self.console.mark()
         try:
             chan = self._open_session(command, timeout)
             self._exec(chan, command, timeout)
@@ -149,9 +154,19 @@ class Guest:
         finally:
             chan.close()
         result = SSHResult(status, _text(out), _text(err), time.monotonic() - start)
+        if status == -1 or status >= 128:
+            result.oom_kill = self._oom_kill_since(console_mark)
+            if result.oom_kill:
+                # in stderr too, so every failure message built from it says why
+                result.stderr += f"\nzstest: killed by the kernel's OOM killer: {result.oom_kill}\n"
         if check and status != 0:
             raise GuestCommandFailed(command, result)
         return result
+
+    def _oom_kill_since(self, mark: int) -> str:
+        """The OOM killer's "Killed process" line logged since mark, or ""."""
+        found = self.console.wait_for(OOM_KILL, timeout=OOM_REPORT_WAIT_S, since=mark)
+        return found.group(0).strip() if found else ""
 
     def _open_session(self, command: str, timeout: float):
         """A channel for the next command; one reconnect when the connection dropped before it.

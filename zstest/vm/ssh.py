@@ -25,6 +25,7 @@ class SSHResult:
     stdout: str
     stderr: str
     duration_s: float
+    oom_kill: str = ""        # the kernel's "Killed process" line when the OOM killer ended it
 
     @property
     def ok(self) -> bool:
