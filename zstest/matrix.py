@@ -235,10 +235,17 @@ def github_matrix(cells: Sequence[dict]) -> dict:
     return {"include": [dict(c) for c in cells]}
 
 
+def gitlab_variables(cell: dict) -> Dict[str, str]:
+    """A cell as GitLab job variables: the entry as JSON, its name, and '/'-free cache keys."""
+    tree = default_label("tree", cell["tree"])
+    return {"ZSTEST_CELL_NAME": cell["name"], "ZSTEST_CELL": json.dumps(cell, sort_keys=True),
+            "ZSTEST_TREE_KEY": tree,
+            "ZSTEST_CACHE_KEY": f"{tree}-{default_label('config', cell['config'])}"}
+
+
 def gitlab_matrix(cells: Sequence[dict]) -> List[dict]:
-    """parallel:matrix for GitLab: one entry per cell, the cell as JSON in ZSTEST_CELL."""
-    return [{"ZSTEST_CELL_NAME": c["name"], "ZSTEST_CELL": json.dumps(c, sort_keys=True)}
-            for c in cells]
+    """parallel:matrix for GitLab: one entry per cell (see gitlab_variables)."""
+    return [gitlab_variables(c) for c in cells]
 
 
 def gitlab_pipeline(cells: Sequence[dict], template: str = "ci/gitlab/zstest.yml") -> dict:
@@ -250,7 +257,7 @@ def gitlab_pipeline(cells: Sequence[dict], template: str = "ci/gitlab/zstest.yml
                       "stages": ["build", "boot", "report"]}
     boots = []
     for c in cells:
-        variables = {"ZSTEST_CELL_NAME": c["name"], "ZSTEST_CELL": json.dumps(c, sort_keys=True)}
+        variables = gitlab_variables(c)
         build, boot = f"build {c['name']}", f"boot {c['name']}"
         pipeline[build] = {"extends": ".zstest-build", "variables": variables}
         pipeline[boot] = {"extends": ".zstest-boot", "variables": variables,
@@ -280,7 +287,7 @@ def load_cell(text_or_file: str) -> dict:
     """A job entry from JSON text or a file holding it; completed with defaults and a name."""
     text = text_or_file.strip()
     where = "--cell"
-    if not text.startswith("{"):
+    if not text.startswith(("{", "[")):
         path = Path(text_or_file)
         if not path.is_file():
             raise BadInput(f"--cell {text_or_file!r} is neither a JSON object nor a file.")
