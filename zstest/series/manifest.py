@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..errors import BadInput
+from ..errors import BadInput, PrereqMissing
 from .lore import DEFAULT_LORE_URL, fetch_thread
 from .model import Series
 from .parse import build_series, read_mails
@@ -102,7 +102,11 @@ def manifests_root() -> Path:
 
 def load_manifest(path: Path) -> SeriesManifest:
     """Read and validate one series.toml; BadInput naming the file and the key."""
-    import tomllib  # stdlib from Python 3.11; only manifests need it
+    try:
+        import tomllib  # stdlib from Python 3.11; only manifests need it
+    except ImportError:
+        raise PrereqMissing("reading series manifests needs Python 3.11 or newer "
+                            "(the stdlib tomllib).") from None
 
     try:
         with open(path, "rb") as f:
