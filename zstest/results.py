@@ -94,6 +94,28 @@ class RunResults:
             return EXIT_INTERRUPTED
         return EXIT_BOOT
 
+    def verdict(self) -> str:
+        """Why the run did not pass, in one sentence ("" when it passed)."""
+        if self.status == "passed":
+            return ""
+        if self.message:
+            return self.message.splitlines()[0].rstrip(".") + "."
+        bad = [t for t in self.tests if t.status in ("failed", "error")]
+        if bad:
+            first = bad[0]
+            lines = (first.message or "").splitlines()
+            # the kernel's own reason (OOM killer, splat) before the command's exit status
+            why = next((ln.strip() for ln in lines if "OOM killer" in ln), "") or \
+                (_splat_brief(first.splats[0]) if first.splats else "") or \
+                next((ln.strip() for ln in lines if ln.strip()), first.status)
+            why = why.removeprefix("zstest: ")
+            return (f"{len(bad)} of {len(self.tests)} tests failed, first {first.name}: "
+                    f"{why[:300]}".rstrip(".") + ".")
+        if self.splats:
+            return (f"the kernel logged {len(self.splats)} splat(s) outside any test, first "
+                    f"{_splat_brief(self.splats[0])}.")
+        return f"the run ended {self.status}."
+
     def counts(self) -> Dict[str, int]:
         out = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
         for t in self.tests:

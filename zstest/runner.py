@@ -164,14 +164,17 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
         run.duration_s = round(time.monotonic() - started, 3)
         _save(out, run)
         raise
-    except ZstestError:
+    except ZstestError as exc:
         run.duration_s = round(time.monotonic() - started, 3)
-        run.message = run.message or "stopped by an error before the suite ran"
+        run.message = run.message or exc.message
         _save(out, run)
         raise
     run.duration_s = round(time.monotonic() - started, 3)
     _save(out, run)
     _raise_if_not_saved(out, run, console_error)
+    if run.exit_code != 0:
+        # the CLI's log format makes this the run's one `zstest: error:` sentence on stderr
+        log.error("error: %s", run.verdict())
     return run
 
 

@@ -301,10 +301,12 @@ class ApplyResult:
     duration_s: float
     series: Optional[Series] = None
     problems: List[str] = field(default_factory=list)
+    interrupted: bool = False      # Ctrl-C or SIGTERM stopped it; patches holds what was done
 
     def to_dict(self) -> dict:
         wt = self.worktree
-        d = {"status": "ok" if self.ok else "failed", "duration_s": round(self.duration_s, 3),
+        status = "interrupted" if self.interrupted else "ok" if self.ok else "failed"
+        d = {"status": status, "duration_s": round(self.duration_s, 3),
              "kernel": {"tree": str(wt.source_tree), "kind": wt.tree_kind,
                         "base": wt.base_commit},
              "worktree": {"path": str(wt.path), "purpose": wt.purpose,
@@ -419,14 +421,25 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
     start = time.monotonic()
     for patch in series.patches:
         _check_safe(patch)
-    wt = prepare_worktree(tree, base, purpose)
+    try:
+        wt = prepare_worktree(tree, base, purpose)
+    except KeyboardInterrupt:
+        if out is not None:
+            _write_interrupted(Path(out), tree, series, time.monotonic() - start)
+        raise
     try:
         results: List[PatchApply] = []
-        for patch in series.patches:
-            pa = apply_patch(wt, patch)
-            results.append(pa)
-            if pa.status == "failed" and stop_on_failure:
-                break
+        try:
+            for patch in series.patches:
+                pa = apply_patch(wt, patch)
+                results.append(pa)
+                if pa.status == "failed" and stop_on_failure:
+                    break
+        except KeyboardInterrupt:
+            if out is not None:
+                write_apply_json(ApplyResult(wt, results, False, time.monotonic() - start, series,
+                                             list(series.problems), interrupted=True), Path(out))
+            raise
         ok = all(p.status != "failed" for p in results)
         result = ApplyResult(wt, results, ok, time.monotonic() - start, series,
                              list(series.problems))
@@ -463,6 +476,16 @@ def _apply_failed(series: Series, failed: PatchApply, result: ApplyResult) -> Ap
     err = ApplyFailed(sentence + ".", detail=detail)
     err.result = result
     return err
+
+
+def _write_interrupted(out: Path, tree, series: Series, duration_s: float) -> None:
+    """apply.json for a run stopped before its worktree was ready: no patch was applied."""
+    out.mkdir(parents=True, exist_ok=True)
+    source = tree.path if isinstance(tree, KernelTree) else Path(tree)
+    data = {"status": "interrupted", "duration_s": round(duration_s, 3),
+            "kernel": {"tree": str(source)}, "problems": list(series.problems), "patches": [],
+            "series": {k: v for k, v in series.to_dict().items() if k != "patches"}}
+    (out / "apply.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
 def write_apply_json(result: ApplyResult, out: Path) -> Path:

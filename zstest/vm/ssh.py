@@ -115,7 +115,9 @@ class SSHSession:
                 return
             except paramiko.BadHostKeyException as exc:
                 client.close()
-                raise BootFailed(f"the guest's SSH host key is not the image's pinned key: {exc}")
+                raise BootFailed(f"the guest's SSH host key changed: it offered "
+                                 f"{exc.key.get_name()} {exc.key.fingerprint}, the image pins "
+                                 f"{exc.expected_key.fingerprint}; refusing to connect")
             except (paramiko.SSHException, socket.error, EOFError) as exc:
                 client.close()
                 last = f"{type(exc).__name__}: {exc}"
