@@ -1,0 +1,87 @@
+"""`zstest compare A B` and `zstest compare --merge DIR...`: results side by side."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import BadInput
+
+
+def _write_json(data: dict, dest: str) -> None:
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    if dest == "-":
+        click.echo(text, nl=False)
+        return
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    Path(dest).write_text(text)
+
+
+@click.command("compare")
+@click.argument("sides", nargs=-1, metavar="A B")
+@click.option("--merge", "merge_mode", is_flag=True,
+              help="Merge many results dirs (or trees of them, e.g. CI artifacts) into one table.")
+@click.option("--json", "json_out", metavar="FILE|-",
+              help="Also write the comparison as JSON to FILE (- for stdout, instead of the table).")
+@click.option("--kernel", type=click.Path(path_type=Path),
+              help="Series mode: the kernel tree to build on (default: Debian's linux-source-6.1).")
+@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",
+              help="Series mode: config profile or fragment; repeatable.")
+@click.option("--suite", default="default", show_default=True, help="Series mode: the guest suite.")
+@click.option("-k", "keyword", default="", help="Series mode: select tests by pytest -k expression.")
+@click.option("--each/--no-each", default=True, show_default=True,
+              help="Series mode: apply and build patch by patch.")
+def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword, each) -> int:
+    """Compare A (old) with B (new): results dirs, build dirs, their JSON files, or two series
+    sources to build and run first. Exit 1 when anything regressed."""
+    from .. import compare as cmp
+
+    if merge_mode:
+        if not sides:
+            raise BadInput("--merge needs at least one results directory.")
+        table = cmp.merge(sides)
+        if json_out:
+            _write_json(cmp.merge_json(table), json_out)
+        if json_out != "-":
+            click.echo(cmp.render_merge(table), nl=False)
+        return table.exit_code
+
+    if len(sides) != 2:
+        raise BadInput(f"compare takes two sides, A and B (got {len(sides)}); "
+                       f"use --merge for more.")
+    loaded = []
+    for src in sides:
+        if cmp.looks_like_series(src):
+            click.echo(f"zstest: {src} is a series: building and running it")
+            req = cmp.RevisionRunRequest(series=src, kernel=kernel, configs=list(configs) or ["base"],
+                                         suite=suite, keyword=keyword, each=each,
+                                         argv=_build_argv(src, kernel, configs, each))
+            where = cmp.run_revision(req, echo=click.echo)
+            click.echo(f"zstest: {src}: {where}")
+            loaded.append(cmp.load_side(where))
+        else:
+            loaded.append(cmp.load_side(src))
+    comparison = cmp.compare(*loaded)
+    if json_out:
+        _write_json(cmp.comparison_json(comparison), json_out)
+    if json_out != "-":
+        click.echo(cmp.render_text(comparison), nl=False)
+    return comparison.exit_code
+
+
+def _build_argv(series, kernel, configs, each) -> list:
+    """The `zstest build` arguments of one side, for build.json's reproducer line."""
+    argv = ["--series", str(series)]
+    if kernel:
+        argv += ["--kernel", str(kernel)]
+    for c in configs:
+        argv += ["--config", c]
+    if each:
+        argv.append("--each")
+    return argv
+
+
+COMMANDS = [compare_command]

@@ -1,0 +1,785 @@
+"""The compare stage: two runs (or builds) side by side, and many CI cells in one table.
+
+A side is a results directory (results.json, and the build.json its kernel.build_dir
+names when that still exists), a build directory (build.json only) or one of those
+JSON files. compare() is pure over the loaded JSON; run_revision() is the one part
+that builds and boots, for `zstest compare SERIES_A SERIES_B`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from .errors import EXIT_OK, EXIT_TEST_FAILED, BadInput
+
+RESULTS_JSON = "results.json"
+BUILD_JSON = "build.json"
+CELL_JSON = "cell.json"
+PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
+WIDTH = 100                 # the text table fits a 100-column terminal
+TOP_METRICS = 4             # counters shown per test: the ones that changed most
+MIN_RELATIVE_CHANGE = 0.10  # smaller changes between A and B are noise on TCG
+
+# Verdicts of a test, in the order the text table lists them (worst news first).
+VERDICTS = ["regressed", "fixed", "still failing", "new", "gone", "skipped", "passing"]
+_BAD = ("failed", "error")
+
+
+# ------------------------------------------------------------------ sides
+
+@dataclass
+class Side:
+    """One side of a comparison: a run's results.json and/or a build's build.json."""
+    path: Path                           # what the user named
+    results: Optional[Dict[str, Any]] = None
+    build: Optional[Dict[str, Any]] = None
+    results_path: Optional[Path] = None  # the results.json read
+    build_path: Optional[Path] = None    # the build.json read
+
+    @property
+    def kind(self) -> str:
+        return "+".join(k for k, v in (("results", self.results), ("build", self.build)) if v)
+
+
+def _read_json(path: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror}.") from None
+    except ValueError as exc:
+        raise BadInput(f"{path} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} is not a zstest results.json or build.json (not a JSON object).")
+    return data
+
+
+def _is_results(data: Dict[str, Any]) -> bool:
+    return isinstance(data.get("tests"), list)
+
+
+def _is_build(data: Dict[str, Any]) -> bool:
+    return "artifacts" in data or "series" in data and "kernel" in data and "tests" not in data
+
+
+def _build_of_results(results: Dict[str, Any]) -> Optional[Path]:
+    build_dir = (results.get("kernel") or {}).get("build_dir")
+    if build_dir and (Path(build_dir) / BUILD_JSON).is_file():
+        return Path(build_dir) / BUILD_JSON
+    return None
+
+
+def load_side(path) -> Side:
+    """A results dir, a build dir, or a results.json / build.json file; BadInput otherwise."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise BadInput(f"{path} does not exist.")
+    side = Side(path=path)
+    if path.is_dir():
+        if (path / RESULTS_JSON).is_file():
+            side.results_path = path / RESULTS_JSON
+        elif (path / BUILD_JSON).is_file():
+            side.build_path = path / BUILD_JSON
+        else:
+            raise BadInput(f"{path} is neither a results directory (no results.json) nor a "
+                           f"build directory (no build.json).")
+        data = _read_json(side.results_path or side.build_path)
+        if side.results_path:
+            if not _is_results(data):
+                raise BadInput(f"{side.results_path} has no tests list; it is not a zstest "
+                               f"results.json.")
+            side.results = data
+        else:
+            side.build = data
+    else:
+        data = _read_json(path)
+        if _is_results(data):
+            side.results, side.results_path = data, path
+        elif _is_build(data):
+            side.build, side.build_path = data, path
+        else:
+            raise BadInput(f"{path} is neither a zstest results.json (no tests list) nor a "
+                           f"build.json (no artifacts or series).")
+    if side.results is not None:
+        side.build_path = _build_of_results(side.results)
+        if side.build_path:
+            try:
+                side.build = _read_json(side.build_path)
+            except BadInput:
+                side.build_path = None   # a build dir rewritten since the run: compare without it
+    return side
+
+
+def looks_like_series(src: str) -> bool:
+    """True when src is a series source (mbox, patch dir, quilt dir) rather than a side."""
+    path = Path(src).expanduser()
+    if path.is_dir():
+        if (path / RESULTS_JSON).exists() or (path / BUILD_JSON).exists():
+            return False
+        return (path / "series").is_file() or any(
+            p.suffix in PATCH_SUFFIXES for p in path.iterdir() if p.is_file())
+    if path.is_file():
+        if path.suffix == ".json":
+            return False
+        try:
+            head = path.read_bytes()[:4096]
+        except OSError:
+            return False
+        return not head.lstrip().startswith((b"{", b"["))
+    return False
+
+
+# ------------------------------------------------------------------ tests
+
+@dataclass
+class TestOutcome:
+    """One side's record of a test."""
+    __test__ = False
+    status: str                  # passed / failed / error / skipped
+    passes: int
+    runs: int
+
+    def label(self) -> str:
+        if self.runs > 1:
+            return f"{self.passes}/{self.runs}"
+        return self.status
+
+
+@dataclass
+class MetricChange:
+    """A counter's change during the test in A and in B (kind "delta"), or a fact's value (kind "detail")."""
+    key: str
+    a: float
+    b: float
+    kind: str = "delta"
+
+    @property
+    def relative(self) -> float:
+        return abs(self.b - self.a) / max(abs(self.a), abs(self.b), 1)
+
+    def text(self) -> str:
+        if self.kind == "delta":
+            return f"{self.key} {_num(self.a, sign=True)} -> {_num(self.b, sign=True)}"
+        return f"{self.key} {_num(self.a)} -> {_num(self.b)}"
+
+
+@dataclass
+class TestDelta:
+    __test__ = False
+    name: str
+    verdict: str
+    a: Optional[TestOutcome]
+    b: Optional[TestOutcome]
+    metrics: List[MetricChange] = field(default_factory=list)
+    message: str = ""            # B's failure message (or A's for a fixed test)
+
+
+def _outcome(t: Dict[str, Any]) -> TestOutcome:
+    status = t.get("status") or "error"
+    runs = t.get("runs") or [status]
+    passes = t.get("passes")
+    if passes is None:
+        passes = sum(1 for r in runs if r == "passed")
+    return TestOutcome(status=status, passes=int(passes), runs=len(runs))
+
+
+def test_verdict(a: Optional[TestOutcome], b: Optional[TestOutcome]) -> str:
+    """fixed / regressed / still failing / passing / new / gone / skipped."""
+    a_ran = a is not None and a.status != "skipped"
+    b_ran = b is not None and b.status != "skipped"
+    if not a_ran and b_ran:
+        return "new"
+    if a_ran and not b_ran:
+        return "gone"
+    if not a_ran and not b_ran:
+        return "skipped"
+    a_bad, b_bad = a.status in _BAD, b.status in _BAD
+    if a_bad and b_bad:
+        return "still failing"
+    if a_bad:
+        return "fixed"
+    if b_bad:
+        return "regressed"
+    return "passing"
+
+
+def _flatten(d: Any, prefix: str = "") -> Dict[str, float]:
+    """Numeric leaves of nested dicts as {"mm_stat.pages_compacted": 12}; bools and text left out."""
+    out: Dict[str, float] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    elif isinstance(d, (int, float)) and not isinstance(d, bool):
+        out[prefix.rstrip(".")] = d
+    return out
+
+
+def _metric_pairs(metrics: Dict[str, Any]) -> Dict[str, Tuple[Dict[str, float], Dict[str, float]]]:
+    """{"": (before, after), "round1.": (round1_before, round1_after)} from a test's metrics."""
+    pairs = {}
+    for key, before in metrics.items():
+        if not key.endswith("before") or not isinstance(before, dict):
+            continue
+        stem = key[: -len("before")]
+        after = metrics.get(stem + "after")
+        if isinstance(after, dict):
+            pairs[stem.rstrip("_") + "." if stem else ""] = (_flatten(before), _flatten(after))
+    return pairs
+
+
+def _counter_deltas(metrics: Dict[str, Any]) -> Dict[str, float]:
+    """What each counter did during the test: after - before."""
+    out: Dict[str, float] = {}
+    for prefix, (before, after) in _metric_pairs(metrics or {}).items():
+        for key, value in after.items():
+            if key in before:
+                out[prefix + key] = value - before[key]
+    return out
+
+
+def metric_changes(a: Dict[str, Any], b: Dict[str, Any], top: int = TOP_METRICS) -> List[MetricChange]:
+    """The counters (after - before) and numeric details whose value moved most from A to B."""
+    changes: List[MetricChange] = []
+    da, db = _counter_deltas(a.get("metrics") or {}), _counter_deltas(b.get("metrics") or {})
+    for key in da.keys() & db.keys():
+        changes.append(MetricChange(key, da[key], db[key], "delta"))
+    fa, fb = _flatten(a.get("details") or {}), _flatten(b.get("details") or {})
+    for key in fa.keys() & fb.keys():
+        changes.append(MetricChange(key, fa[key], fb[key], "detail"))
+    changes = [c for c in changes if c.a != c.b and c.relative >= MIN_RELATIVE_CHANGE]
+    changes.sort(key=lambda c: (-c.relative, -abs(c.b - c.a), c.key))
+    return changes[:top]
+
+
+# ------------------------------------------------------------------ patches
+
+@dataclass
+class PatchState:
+    apply: Optional[str]         # applied / applied-3way / failed / None (not reached)
+    build: Optional[str]         # ok / failed / None (not built on its own)
+    new_warnings: int
+
+    def label(self) -> str:
+        apply = {"applied": "applied", "applied-3way": "applied-3way", "failed": "FAILED"}.get(
+            self.apply or "", "-")
+        build = {"ok": "ok", "failed": "FAILED"}.get(self.build or "", "-")
+        return f"{apply}/{build}" + (f" +{self.new_warnings}w" if self.new_warnings else "")
+
+
+@dataclass
+class PatchDelta:
+    index: int
+    subject: str
+    a: Optional[PatchState]
+    b: Optional[PatchState]
+    verdict: str                 # same / build fixed / build broke / apply fixed / apply broke / new / dropped / warnings
+    subject_a: str = ""          # A's subject when it differs from B's
+
+    @property
+    def regressed(self) -> bool:
+        return self.verdict in ("apply broke", "build broke")
+
+
+def _applied(state: Optional[PatchState]) -> Optional[bool]:
+    if state is None or state.apply is None:
+        return None
+    return state.apply != "failed"
+
+
+def patch_verdict(a: Optional[PatchState], b: Optional[PatchState]) -> str:
+    if a is None:
+        return "new"
+    if b is None:
+        return "dropped"
+    applied_a, applied_b = _applied(a), _applied(b)
+    if applied_a is False and applied_b:
+        return "apply fixed"
+    if applied_a and applied_b is False:
+        return "apply broke"
+    if a.build == "failed" and b.build == "ok":
+        return "build fixed"
+    if a.build == "ok" and b.build == "failed":
+        return "build broke"
+    if a.new_warnings != b.new_warnings and a.build == b.build:
+        return f"warnings {a.new_warnings} -> {b.new_warnings}"
+    return "same"
+
+
+def _patches(build: Optional[Dict[str, Any]]) -> Dict[int, Tuple[str, PatchState]]:
+    series = (build or {}).get("series") or {}
+    out = {}
+    for p in series.get("patches") or []:
+        out[int(p.get("index", len(out) + 1))] = (
+            p.get("subject", ""),
+            PatchState(p.get("apply"), p.get("build"), len(p.get("new_warnings") or [])))
+    return out
+
+
+def compare_patches(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> List[PatchDelta]:
+    pa, pb = _patches(a), _patches(b)
+    rows = []
+    for index in sorted(pa.keys() | pb.keys()):
+        sa, sb = pa.get(index), pb.get(index)
+        subject = (sb or sa)[0]
+        subject_a = sa[0] if sa and sb and sa[0] != sb[0] else ""
+        rows.append(PatchDelta(index, subject, sa and sa[1], sb and sb[1],
+                               patch_verdict(sa and sa[1], sb and sb[1]), subject_a))
+    return rows
+
+
+# ------------------------------------------------------------------ top level
+
+def _num(v: Any, sign: bool = False) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not v.is_integer():
+        text = f"{v:.2f}"
+    else:
+        text = str(int(v))
+    return ("+" + text) if sign and v >= 0 else text
+
+
+def _splat_key(splat: Dict[str, Any]) -> str:
+    """A splat's identity across runs: its kind and title without CPU, PID, addresses or numbers."""
+    title = splat.get("title") or ""
+    title = re.sub(r"CPU: ?\d+|PID: ?\d+|\[\s*\d+\.\d+\]", "", title)
+    title = re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+|0x[0-9a-f]+|\b[0-9a-f]{8,}\b", "", title)
+    return f"{splat.get('kind', '')}: {' '.join(title.split())}"
+
+
+def _run_exit_code(side: Side) -> Optional[int]:
+    if side.results is not None:
+        return side.results.get("exit_code")
+    if side.build is not None:
+        status = side.build.get("status")
+        if status == "ok":
+            return 0
+        patches = ((side.build.get("series") or {}).get("patches")) or []
+        return 3 if any(p.get("apply") == "failed" for p in patches) else 4
+    return None
+
+
+def top_fields(side: Side) -> Dict[str, Any]:
+    """The run-level facts shown first: status, exit code, kernel, series, config, timings, splats."""
+    r, b = side.results or {}, side.build or {}
+    series = b.get("series") or {}
+    tests = r.get("tests") or []
+    revision = series.get("revision")
+    return {
+        "status": r.get("status") if side.results is not None else None,
+        "build status": b.get("status"),
+        "exit code": _run_exit_code(side),
+        "kernel": (r.get("kernel") or {}).get("uname") or (r.get("kernel") or {}).get("version")
+        or (b.get("kernel") or {}).get("version"),
+        "series": series.get("source"),
+        "series revision": f"v{revision}" if revision is not None else None,
+        "config profiles": ",".join((b.get("config") or {}).get("profiles") or []) or None,
+        "suite": r.get("suite"),
+        "accel": (r.get("accel") or {}).get("name"),
+        "boot_to_ssh_s": r.get("boot_to_ssh_s"),
+        "duration_s": r.get("duration_s"),
+        "build duration_s": b.get("duration_s"),
+        "splats outside tests": len(r.get("splats") or []) if side.results is not None else None,
+        "splats in tests": sum(len(t.get("splats") or []) for t in tests)
+        if side.results is not None else None,
+    }
+
+
+# ------------------------------------------------------------------ comparison
+
+@dataclass
+class Comparison:
+    a: Side
+    b: Side
+    top: Dict[str, Tuple[Any, Any]]
+    tests: List[TestDelta]
+    patches: List[PatchDelta]
+    new_splats: List[Dict[str, Any]]       # B's splats outside tests that A did not have
+    regressions: List[str]                 # one line each; any makes the exit code 1
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TEST_FAILED if self.regressions else EXIT_OK
+
+    def counts(self) -> Dict[str, int]:
+        out = {v: 0 for v in VERDICTS}
+        for t in self.tests:
+            out[t.verdict] += 1
+        return out
+
+    def patch_counts(self) -> Dict[str, int]:
+        out: Dict[str, int] = {}
+        for p in self.patches:
+            key = "warnings" if p.verdict.startswith("warnings") else p.verdict
+            out[key] = out.get(key, 0) + 1
+        return out
+
+
+def _by_name(results: Optional[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    return {t.get("name", ""): t for t in (results or {}).get("tests") or []}
+
+
+def compare(a: Side, b: Side) -> Comparison:
+    """A (the old revision or baseline) against B (the new one)."""
+    ta, tb = _by_name(a.results), _by_name(b.results)
+    order = list(tb) + [n for n in ta if n not in tb]
+    tests = []
+    for name in order:
+        oa = _outcome(ta[name]) if name in ta else None
+        ob = _outcome(tb[name]) if name in tb else None
+        verdict = test_verdict(oa, ob)
+        metrics = metric_changes(ta[name], tb[name]) if name in ta and name in tb else []
+        message = (tb.get(name) or {}).get("message") or ""
+        if verdict == "fixed":
+            message = (ta.get(name) or {}).get("message") or ""
+        tests.append(TestDelta(name, verdict, oa, ob, metrics, message.strip()))
+    tests.sort(key=lambda t: VERDICTS.index(t.verdict))
+
+    patches = compare_patches(a.build, b.build)
+    fa, fb = top_fields(a), top_fields(b)
+    top = {k: (fa[k], fb[k]) for k in fa if fa[k] is not None or fb[k] is not None}
+
+    old = {_splat_key(s) for s in (a.results or {}).get("splats") or []}
+    new_splats = [s for s in (b.results or {}).get("splats") or [] if _splat_key(s) not in old]
+
+    regressions = []
+    for t in tests:
+        if t.verdict == "regressed":
+            regressions.append(f"test {t.name}: {t.a.label()} -> {t.b.label()}")
+    for p in patches:
+        if p.regressed:
+            regressions.append(f"patch {p.index} {p.subject!r}: {p.verdict} "
+                               f"({p.a.label()} -> {p.b.label()})")
+    if not patches and fa["build status"] == "ok" and fb["build status"] == "failed":
+        regressions.append("build: ok -> failed")
+    for s in new_splats:
+        regressions.append(f"new splat outside tests: {s.get('kind')}: {s.get('title')}")
+    if fa["status"] in ("passed", "failed") and fb["status"] == "error":
+        why = ((b.results or {}).get("message") or "no message").splitlines()[0]
+        regressions.append(f"run: {fa['status']} -> error ({why})")
+    return Comparison(a, b, top, tests, patches, new_splats, regressions)
+
+
+def summary_line(cmp: Comparison) -> str:
+    """"2 fixed, 0 regressed, 17 passing, 1 new", then the patch verdicts when there are patches."""
+    parts = []
+    if cmp.tests or (cmp.a.results is not None or cmp.b.results is not None):
+        c = cmp.counts()
+        parts.append(f"{c['fixed']} fixed, {c['regressed']} regressed")
+        if c["still failing"]:
+            parts.append(f"{c['still failing']} still failing")
+        parts.append(f"{c['passing']} passing")
+        for key in ("new", "gone", "skipped"):
+            if c[key]:
+                parts.append(f"{c[key]} {key}")
+    text = ", ".join(parts)
+    if cmp.patches:
+        pc = cmp.patch_counts()
+        order = ["build fixed", "apply fixed", "build broke", "apply broke", "warnings",
+                 "new", "dropped", "same"]
+        ptext = ", ".join(f"{pc[k]} {k}" for k in order if pc.get(k))
+        text = f"{text}; patches: {ptext}" if text else f"patches: {ptext}"
+    other = [r for r in cmp.regressions if not r.startswith(("test ", "patch "))]
+    if other:
+        text += f"; {len(other)} other regression" + ("s" if len(other) > 1 else "")
+    return text
+
+
+# ------------------------------------------------------------------ text
+
+def _cut(text: str, width: int) -> str:
+    """Shorten from the middle, so a test's file and its parameters both stay visible."""
+    if len(text) <= width:
+        return text
+    keep = width - 3
+    return text[: keep // 2] + "..." + text[len(text) - (keep - keep // 2):]
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return _num(v)
+    return str(v)
+
+
+def _side_line(tag: str, side: Side) -> str:
+    where = side.results_path.parent if side.results_path and side.results_path.name == RESULTS_JSON \
+        else side.results_path or side.build_path
+    extra = f" (build {side.build_path.parent})" if side.results and side.build_path else ""
+    return f"{tag}: {where}{extra}"
+
+
+def render_text(cmp: Comparison) -> str:
+    lines = [f"zstest compare: {summary_line(cmp)}",
+             _side_line("A", cmp.a), _side_line("B", cmp.b), ""]
+    for r in cmp.regressions:
+        lines.append(f"REGRESSED {r}")
+    if cmp.regressions:
+        lines.append("")
+
+    key_w = max(len(k) for k in cmp.top) if cmp.top else 10
+    val_w = (WIDTH - key_w - 4) // 2
+    lines.append(f"{'':<{key_w}}  {'A':<{val_w}}  B")
+    for key, (va, vb) in cmp.top.items():
+        lines.append(f"{key:<{key_w}}  {_cut(_cell(va), val_w):<{val_w}}  {_cut(_cell(vb), val_w)}")
+
+    if cmp.patches:
+        lines.append("")
+        states = [p.a.label() if p.a else "-" for p in cmp.patches] + \
+                 [p.b.label() if p.b else "-" for p in cmp.patches]
+        st_w = max(8, max(len(s) for s in states))
+        verdict_w = max(7, max(len(p.verdict) for p in cmp.patches))
+        subj_w = WIDTH - 4 - 2 * (st_w + 2) - verdict_w - 2
+        lines.append(f"{'#':>2}  {'patch':<{subj_w}}  {'A':<{st_w}}  {'B':<{st_w}}  verdict")
+        for p in cmp.patches:
+            sa = p.a.label() if p.a else "-"
+            sb = p.b.label() if p.b else "-"
+            lines.append(f"{p.index:>2}  {_cut(p.subject, subj_w):<{subj_w}}  {sa:<{st_w}}  "
+                         f"{sb:<{st_w}}  {p.verdict}")
+            if p.subject_a:
+                lines.append(f"{'':>2}  {_cut('(A: ' + p.subject_a + ')', subj_w)}")
+
+    if cmp.tests:
+        lines.append("")
+        st_w = max(7, max(len(t.a.label() if t.a else "-") for t in cmp.tests),
+                   max(len(t.b.label() if t.b else "-") for t in cmp.tests))
+        verdict_w = max(len(t.verdict) for t in cmp.tests)
+        name_w = min(max(len(t.name) for t in cmp.tests), WIDTH - 2 * (st_w + 2) - verdict_w - 2)
+        lines.append(f"{'test':<{name_w}}  {'A':<{st_w}}  {'B':<{st_w}}  verdict")
+        for t in cmp.tests:
+            sa = t.a.label() if t.a else "-"
+            sb = t.b.label() if t.b else "-"
+            lines.append(f"{_cut(t.name, name_w):<{name_w}}  {sa:<{st_w}}  {sb:<{st_w}}  {t.verdict}")
+            if t.message and t.verdict in ("regressed", "fixed", "still failing", "new") and \
+                    (t.verdict == "fixed" or (t.b and t.b.status in _BAD)):
+                why = t.message.splitlines()[0]
+                lines.append(f"    {'was' if t.verdict == 'fixed' else 'why'}: {_cut(why, WIDTH - 9)}")
+            for m in t.metrics:
+                lines.append(f"    {_cut(m.text(), WIDTH - 4)}")
+    for s in cmp.new_splats:
+        lines.append("")
+        lines.append(f"new splat outside tests in B: {s.get('kind')}: {s.get('title')}")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ json
+
+def _outcome_json(o: Optional[TestOutcome]) -> Optional[Dict[str, Any]]:
+    return None if o is None else {"status": o.status, "passes": o.passes, "runs": o.runs}
+
+
+def _patch_json(s: Optional[PatchState]) -> Optional[Dict[str, Any]]:
+    return None if s is None else {"apply": s.apply, "build": s.build, "new_warnings": s.new_warnings}
+
+
+def _side_json(side: Side) -> Dict[str, Any]:
+    return {"path": str(side.path), "kind": side.kind,
+            "results": str(side.results_path) if side.results_path else None,
+            "build": str(side.build_path) if side.build_path else None}
+
+
+def comparison_json(cmp: Comparison) -> Dict[str, Any]:
+    return {
+        "summary": summary_line(cmp),
+        "exit_code": cmp.exit_code,
+        "regressions": list(cmp.regressions),
+        "a": _side_json(cmp.a),
+        "b": _side_json(cmp.b),
+        "counts": cmp.counts(),
+        "patch_counts": cmp.patch_counts(),
+        "top": {k: {"a": va, "b": vb} for k, (va, vb) in cmp.top.items()},
+        "tests": [{"name": t.name, "verdict": t.verdict, "a": _outcome_json(t.a),
+                   "b": _outcome_json(t.b), "message": t.message,
+                   "metrics": [{"key": m.key, "kind": m.kind, "a": m.a, "b": m.b}
+                               for m in t.metrics]} for t in cmp.tests],
+        "patches": [{"index": p.index, "subject": p.subject, "subject_a": p.subject_a or None,
+                     "verdict": p.verdict, "a": _patch_json(p.a), "b": _patch_json(p.b)}
+                    for p in cmp.patches],
+        "new_splats": [{"kind": s.get("kind"), "title": s.get("title")} for s in cmp.new_splats],
+    }
+
+
+# ------------------------------------------------------------------ merge (CI matrix)
+
+@dataclass
+class MergeCell:
+    name: str                    # cell.json "name", else the directory name
+    path: Path
+    status: str                  # the run's status
+    exit_code: Optional[int]
+    meta: Dict[str, Any]         # cell.json as written by the matrix helper ({} without one)
+    outcomes: Dict[str, TestOutcome]
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "passed"
+
+
+@dataclass
+class MergeTable:
+    cells: List[MergeCell]
+    tests: List[str]             # row order: first appearance across cells
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TEST_FAILED if any(c.failed for c in self.cells) else EXIT_OK
+
+
+def _results_dirs(root: Path) -> List[Path]:
+    if (root / RESULTS_JSON).is_file():
+        return [root]
+    # Results dirs at any depth (a CI artifact download tree); hidden dirs (.vm) are QEMU's.
+    found = [p.parent for p in root.rglob(RESULTS_JSON)
+             if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])]
+    return sorted(found)
+
+
+def merge(paths: Iterable) -> MergeTable:
+    """Every results dir under the given paths as one column each."""
+    dirs: List[Tuple[Path, Path]] = []
+    for raw in paths:
+        root = Path(raw).expanduser()
+        if not root.is_dir():
+            raise BadInput(f"{root} is not a directory; --merge takes results directories "
+                           f"or directories holding them.")
+        found = _results_dirs(root)
+        if not found:
+            raise BadInput(f"{root} holds no results.json at any depth.")
+        dirs.extend((root, d) for d in found)
+    cells: List[MergeCell] = []
+    tests: List[str] = []
+    for root, d in dirs:
+        data = _read_json(d / RESULTS_JSON)
+        if not _is_results(data):
+            raise BadInput(f"{d / RESULTS_JSON} has no tests list; it is not a zstest results.json.")
+        meta = _read_json(d / CELL_JSON) if (d / CELL_JSON).is_file() else {}
+        name = str(meta.get("name") or d.name)
+        outcomes = {}
+        for t in data.get("tests") or []:
+            outcomes[t.get("name", "")] = _outcome(t)
+            if t.get("name", "") not in tests:
+                tests.append(t.get("name", ""))
+        cells.append(MergeCell(name, d, data.get("status") or "error", data.get("exit_code"),
+                               meta, outcomes))
+    _unique_names(cells)
+    return MergeTable(cells, tests)
+
+
+def _unique_names(cells: List[MergeCell]) -> None:
+    """Two cells with one name (e.g. every CI job's dir is "results"): add the parent dir."""
+    seen: Dict[str, int] = {}
+    for c in cells:
+        seen[c.name] = seen.get(c.name, 0) + 1
+    for c in cells:
+        if seen[c.name] > 1:
+            c.name = f"{c.path.parent.name}/{c.name}"
+    names: Dict[str, int] = {}
+    for c in cells:
+        names[c.name] = names.get(c.name, 0) + 1
+        if names[c.name] > 1:
+            c.name = f"{c.name}#{names[c.name]}"
+
+
+_LETTER = {"passed": "P", "failed": "F", "error": "E", "skipped": "S"}
+
+
+def _merge_cell(o: Optional[TestOutcome]) -> str:
+    if o is None:
+        return "-"
+    if o.runs > 1:
+        return f"{o.passes}/{o.runs}"
+    return _LETTER.get(o.status, "?")
+
+
+def render_merge(table: MergeTable) -> str:
+    failed = [c.name for c in table.cells if c.failed]
+    head = f"zstest compare --merge: {len(table.cells)} cells, {len(table.tests)} tests; "
+    head += f"{len(failed)} failed ({', '.join(failed)})" if failed else "all passed"
+    lines = [head, ""]
+    name_w = max(len(c.name) for c in table.cells)
+    for i, c in enumerate(table.cells, 1):
+        lines.append(f"{i:>3}  {c.name:<{name_w}}  {c.status:<8} {c.path}")
+    lines.append("")
+    col_w = max(3, max(len(_merge_cell(o)) for c in table.cells for o in c.outcomes.values())
+                if any(c.outcomes for c in table.cells) else 3, len(str(len(table.cells))))
+    cols_w = len(table.cells) * (col_w + 1)
+    test_w = max([4] + [len(t) for t in table.tests])
+    test_w = min(test_w, max(30, WIDTH - cols_w - 1))
+    lines.append(f"{'test':<{test_w}} " + " ".join(f"{i:>{col_w}}" for i in
+                                                  range(1, len(table.cells) + 1)))
+    lines.append(f"{'(run status)':<{test_w}} " + " ".join(
+        f"{_LETTER.get(c.status, c.status[:1].upper() or '?'):>{col_w}}" for c in table.cells))
+    for t in table.tests:
+        lines.append(f"{_cut(t, test_w):<{test_w}} " + " ".join(
+            f"{_merge_cell(c.outcomes.get(t)):>{col_w}}" for c in table.cells))
+    lines.append("")
+    lines.append("P passed, F failed, E error, S skipped, - not run, n/m passes/runs (--repeat)")
+    return "\n".join(lines) + "\n"
+
+
+def merge_json(table: MergeTable) -> Dict[str, Any]:
+    return {
+        "exit_code": table.exit_code,
+        "cells": [{"name": c.name, "path": str(c.path), "status": c.status,
+                   "exit_code": c.exit_code, "cell": c.meta} for c in table.cells],
+        "tests": [{"name": t, "results": {c.name: _outcome_json(c.outcomes.get(t))
+                                          for c in table.cells}} for t in table.tests],
+    }
+
+
+# ------------------------------------------------------------------ series revisions
+
+@dataclass
+class RevisionRunRequest:
+    """Build a series revision and boot-and-run it, as `zstest run` does."""
+    series: str
+    kernel: Optional[Path] = None
+    configs: List[str] = field(default_factory=lambda: ["base"])
+    suite: str = "default"
+    keyword: str = ""
+    each: bool = True
+    argv: List[str] = field(default_factory=list)
+
+
+def run_revision(req: RevisionRunRequest, echo: Callable[[str], None] = print) -> Path:
+    """Build and run one revision; returns the results dir, or the build dir when nothing booted."""
+    from .build import BuildRequest, run_build
+    from .errors import ApplyFailed, BootFailed, BuildFailed
+    from .runner import BootRunRequest, boot_and_run, default_results_dir
+
+    breq = BuildRequest(kernel=req.kernel, series=req.series, configs=list(req.configs) or ["base"],
+                        each=req.each, argv=list(req.argv))
+    try:
+        build_dir = run_build(breq, echo=echo).build_dir
+    except (ApplyFailed, BuildFailed) as exc:
+        build_dir = getattr(exc, "build_dir", None)
+        if build_dir is None:
+            raise
+        echo(f"zstest: error: {exc.message}")
+        if not _bootable(Path(build_dir)):
+            echo(f"zstest: {req.series}: no kernel to boot; comparing its build ({build_dir})")
+            return Path(build_dir)
+        # A middle patch broke the build but the whole series built: test that kernel too.
+        echo(f"zstest: {req.series}: the whole series built; testing it anyway")
+    out = default_results_dir()
+    echo(f"zstest: {req.series}: results in {out}")
+    try:
+        boot_and_run(BootRunRequest(build_dir=Path(build_dir), out=out, suite=req.suite,
+                                    keyword=req.keyword,
+                                    on_progress=lambda msg: echo(f"zstest: {msg}")))
+    except BootFailed as exc:
+        # results.json records the failed boot: that is the comparison's B (or A).
+        echo(f"zstest: error: {exc.message}")
+    return out
+
+
+def _bootable(build_dir: Path) -> bool:
+    try:
+        manifest = json.loads((build_dir / BUILD_JSON).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(manifest.get("bootable")) and (build_dir / "bzImage").is_file()
