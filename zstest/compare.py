@@ -23,6 +23,10 @@ PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
 WIDTH = 100                 # the text table fits a 100-column terminal
 TOP_METRICS = 4             # counters shown per test: the ones that changed most
 MIN_RELATIVE_CHANGE = 0.10  # smaller changes between A and B are noise on TCG
+# General memory counters move with whatever else the guest did; zsmalloc's story is elsewhere.
+NOISE_COUNTER = re.compile(r"(^|\.)(nr_free_pages|free|managed|MemFree|MemAvailable|Cached|"
+                           r"AnonPages|nr_anon_pages|nr_file_pages|pgfault|pgmajfault|"
+                           r"nr_isolated_anon|nr_isolated_file|swap_ra|swap_ra_hit)$")
 
 # Verdicts of a test, in the order the text table lists them (worst news first).
 VERDICTS = ["regressed", "fixed", "still failing", "new", "gone", "skipped", "passing"]
@@ -249,8 +253,16 @@ def metric_changes(a: Dict[str, Any], b: Dict[str, Any], top: int = TOP_METRICS)
     fa, fb = _flatten(a.get("details") or {}), _flatten(b.get("details") or {})
     for key in fa.keys() & fb.keys():
         changes.append(MetricChange(key, fa[key], fb[key], "detail"))
-    changes = [c for c in changes if c.a != c.b and c.relative >= MIN_RELATIVE_CHANGE]
+    changes = [c for c in changes if c.a != c.b and c.relative >= MIN_RELATIVE_CHANGE
+               and not (c.kind == "delta" and NOISE_COUNTER.search(c.key))]
     changes.sort(key=lambda c: (-c.relative, -abs(c.b - c.a), c.key))
+    # A round's counter that moved exactly as the whole test's did says nothing new.
+    whole = {(c.key, c.a, c.b) for c in changes}
+    changes = [c for c in changes
+               if not ("." in c.key and (c.key.split(".", 1)[1], c.a, c.b) in whole)]
+    # A test's own fact (pgmigrate_success_delta) that repeats a counter's delta: keep the counter.
+    moved = {(c.a, c.b) for c in changes if c.kind == "delta"}
+    changes = [c for c in changes if c.kind == "delta" or (c.a, c.b) not in moved]
     return changes[:top]
 
 
@@ -482,9 +494,12 @@ def summary_line(cmp: Comparison) -> str:
                  "new", "dropped", "same"]
         ptext = ", ".join(f"{pc[k]} {k}" for k in order if pc.get(k))
         text = f"{text}; patches: {ptext}" if text else f"patches: {ptext}"
-    other = [r for r in cmp.regressions if not r.startswith(("test ", "patch "))]
-    if other:
-        text += f"; {len(other)} other regression" + ("s" if len(other) > 1 else "")
+    if cmp.new_splats:
+        n = len(cmp.new_splats)
+        text += f"; {n} new splat{'s' if n > 1 else ''} outside tests"
+    for r in cmp.regressions:
+        if r.startswith(("run: ", "build: ")):
+            text += f"; {r.split(' (')[0]}"
     return text
 
 
@@ -557,7 +572,8 @@ def render_text(cmp: Comparison) -> str:
             if t.message and t.verdict in ("regressed", "fixed", "still failing", "new") and \
                     (t.verdict == "fixed" or (t.b and t.b.status in _BAD)):
                 why = t.message.splitlines()[0]
-                lines.append(f"    {'was' if t.verdict == 'fixed' else 'why'}: {_cut(why, WIDTH - 9)}")
+                why = why if len(why) <= WIDTH - 9 else why[: WIDTH - 12] + "..."
+                lines.append(f"    {'was' if t.verdict == 'fixed' else 'why'}: {why}")
             for m in t.metrics:
                 lines.append(f"    {_cut(m.text(), WIDTH - 4)}")
     for s in cmp.new_splats:
