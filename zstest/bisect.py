@@ -1,0 +1,285 @@
+"""First bad patch: build prefixes of a series, boot each, run the chosen tests.
+
+A prefix k is the base tree plus patches 1..k. Each tested prefix gets its own build dir
+and results dir under the bisect dir, so the evidence of every step is kept. A prefix that
+does not apply or build is skipped, as `git bisect skip` does: it can make the answer a range.
+Short series are walked in order (every prefix is seen: a build-broken prefix is named even
+when it is not on the way); long ones are searched by halving.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from .errors import EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, ApplyFailed, BadInput, BuildFailed
+
+# Up to this many patches every prefix is built and tested in order.
+LINEAR_MAX = 6
+
+
+@dataclass
+class BisectRequest:
+    series: str
+    out: Path
+    kernel: Optional[Path] = None
+    base: Optional[str] = None
+    configs: List[str] = field(default_factory=lambda: ["base"])
+    suite: str = "default"
+    keyword: str = ""
+    strategy: str = "auto"            # auto / linear / binary
+    test_base: bool = False           # also run the base tree (else it is assumed good)
+    accel: str = "auto"
+    timeout: float = 300.0
+    run_timeout: float = 3600.0
+    boot_timeout: float = 120.0
+    memory_mb: Optional[int] = None
+    jobs: Optional[int] = None
+    on_progress: Callable[[str], None] = print
+
+
+@dataclass
+class Step:
+    prefix: int                        # patches applied; 0 is the base tree
+    subject: str                       # the last patch applied ("base" for 0)
+    verdict: str                       # good / bad / skip
+    reason: str = ""
+    build_dir: Optional[str] = None
+    results_dir: Optional[str] = None
+    failed_tests: List[dict] = field(default_factory=list)
+    splats: List[dict] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class BisectResult:
+    series: str
+    revision: Optional[str]
+    total: int
+    strategy: str
+    steps: List[Step]
+    first_bad: Optional[int] = None     # the patch index, when the answer is one patch
+    candidates: List[int] = field(default_factory=list)   # when skips leave a range
+    message: str = ""
+    exit_code: int = EXIT_OK
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _failed_tests(results: dict) -> List[dict]:
+    out = []
+    for t in results.get("tests", []):
+        if t.get("status") in ("failed", "error"):
+            out.append({"name": t.get("name"), "status": t.get("status"),
+                        "message": (t.get("message") or "").strip().splitlines()[:1],
+                        "splats": [s.get("title") for s in t.get("splats", [])]})
+    return out
+
+
+def _splat_brief(results: dict) -> List[dict]:
+    found = []
+    for t in results.get("tests", []):
+        for s in t.get("splats", []):
+            found.append({"test": t.get("name"), "title": s.get("title"), "kind": s.get("kind"),
+                          "decoded": s.get("decoded")})
+    for s in results.get("splats", []):
+        found.append({"test": None, "title": s.get("title"), "kind": s.get("kind"),
+                      "decoded": s.get("decoded")})
+    return found
+
+
+class _Bisector:
+    def __init__(self, req: BisectRequest):
+        self.req = req
+        self.out = Path(req.out).expanduser().resolve()
+        self.steps: dict = {}
+
+    def say(self, text: str) -> None:
+        self.req.on_progress(f"zstest bisect: {text}")
+
+    def load(self):
+        from .series import load_series
+        kernel = Path(self.req.kernel).expanduser() if self.req.kernel else None
+        series = load_series(self.req.series, git_tree=kernel)
+        if not series.patches:
+            raise BadInput(f"{self.req.series} holds no patches.")
+        self.series = series
+        self.subjects = {p.index: p.subject for p in series.patches}
+        self.n = len(series.patches)
+
+    def test(self, k: int) -> Step:
+        """Build prefix k, boot it and run the tests; the verdict good / bad / skip."""
+        if k in self.steps:
+            return self.steps[k]
+        from .build import BuildRequest, run_build
+        from .runner import BootRunRequest, boot_and_run
+        req = self.req
+        started = time.monotonic()
+        patch = self.series.patches[k - 1] if k else None
+        subject = patch.subject if patch else "base"
+        name = f"prefix-{k:02d}"
+        step = Step(prefix=k, subject=subject, verdict="skip",
+                    build_dir=str(self.out / name / "build"))
+        self.say(f"prefix {k}/{self.n} ({subject}): building")
+        breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
+                            configs=list(req.configs), out=self.out / name / "build",
+                            series_limit=k if k else None, jobs=req.jobs,
+                            argv=["--series", req.series, "--prefix", str(k)])
+        try:
+            run_build(breq, echo=lambda line: None)
+        except (ApplyFailed, BuildFailed) as exc:
+            step.reason = exc.message
+            step.duration_s = round(time.monotonic() - started, 1)
+            self.say(f"prefix {k}: skip ({exc.message})")
+            return self._keep(step)
+        results_dir = self.out / name / "results"
+        step.results_dir = str(results_dir)
+        self.say(f"prefix {k}: booting and running suite {req.suite}"
+                 + (f" -k {req.keyword!r}" if req.keyword else ""))
+        run = boot_and_run(BootRunRequest(
+            build_dir=self.out / name / "build", out=results_dir, suite=req.suite,
+            keyword=req.keyword, timeout=req.timeout, run_timeout=req.run_timeout,
+            accel=req.accel, memory_mb=req.memory_mb, boot_timeout=req.boot_timeout))
+        try:
+            results = json.loads((results_dir / "results.json").read_text())
+        except (OSError, ValueError):
+            results = {}
+        code = run.exit_code
+        if code == 130:
+            raise KeyboardInterrupt
+        step.failed_tests = _failed_tests(results)
+        step.splats = _splat_brief(results)
+        if code == EXIT_OK:
+            step.verdict = "good"
+        else:
+            # A kernel that fails a test, splats, or does not come up is a bad kernel.
+            step.verdict = "bad"
+            step.reason = results.get("message") or (
+                f"{len(step.failed_tests)} test(s) failed" if step.failed_tests else f"exit {code}")
+        step.duration_s = round(time.monotonic() - started, 1)
+        self.say(f"prefix {k}: {step.verdict}" + (f" ({step.reason})" if step.reason else ""))
+        return self._keep(step)
+
+    def _keep(self, step: Step) -> Step:
+        self.steps[step.prefix] = step
+        self.write()
+        return step
+
+    def write(self, result: Optional[BisectResult] = None) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        data = result.to_json() if result else {
+            "series": self.req.series, "total": getattr(self, "n", None), "finished": False,
+            "steps": [asdict(s) for _, s in sorted(self.steps.items())]}
+        tmp = self.out / "bisect.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(self.out / "bisect.json")
+        if result:
+            (self.out / "bisect.txt").write_text(render_text(result) + "\n")
+
+    def run(self) -> BisectResult:
+        self.load()
+        strategy = self.req.strategy
+        if strategy == "auto":
+            strategy = "linear" if self.n <= LINEAR_MAX else "binary"
+        self.strategy = strategy
+        self.say(f"{self.n} patches, {strategy} search, results under {self.out}")
+        good = 0
+        if self.req.test_base:
+            base = self.test(0)
+            if base.verdict != "good":
+                return self.finish(message=(
+                    "the base tree already fails the selected tests: the series is not to "
+                    "blame; pick tests that pass on the base." if base.verdict == "bad" else
+                    f"the base tree does not build: {base.reason}"),
+                    exit_code=EXIT_TEST_FAILED if base.verdict == "bad" else EXIT_BUILD)
+        if strategy == "linear":
+            for k in range(1, self.n + 1):
+                step = self.test(k)
+                if step.verdict == "good":
+                    good = k
+                elif step.verdict == "bad":
+                    return self.answer(good, k)
+            return self.no_failure()
+        full = self.test(self.n)
+        if full.verdict == "good":
+            return self.no_failure()
+        if full.verdict == "skip":
+            return self.finish(message=f"the whole series does not build ({full.reason}): "
+                                       f"run `zstest build --each` to find the patch.",
+                               exit_code=EXIT_BUILD)
+        bad = self.n
+        while True:
+            inside = [k for k in range(good + 1, bad) if self.steps.get(k) is None]
+            if not inside:
+                return self.answer(good, bad)
+            k = inside[len(inside) // 2]
+            step = self.test(k)
+            if step.verdict == "good":
+                good = k
+            elif step.verdict == "bad":
+                bad = k
+
+    def no_failure(self) -> BisectResult:
+        skipped = [k for k, s in sorted(self.steps.items()) if s.verdict == "skip"]
+        message = "every tested prefix passes: no patch makes the selected tests fail"
+        if skipped:
+            message += f" (prefixes {', '.join(map(str, skipped))} did not build)"
+        return self.finish(message=message + ".", exit_code=EXIT_OK)
+
+    def answer(self, good: int, bad: int) -> BisectResult:
+        between = [k for k in range(good + 1, bad)]
+        if not between:
+            return self.finish(first_bad=bad, candidates=[bad], exit_code=EXIT_TEST_FAILED,
+                               message=f"the first bad patch is {bad}/{self.n} "
+                                       f"{self.subjects[bad]!r}.")
+        cands = between + [bad]
+        return self.finish(candidates=cands, exit_code=EXIT_TEST_FAILED,
+                           message=f"the first bad patch is one of {', '.join(map(str, cands))}: "
+                                   f"prefixes {', '.join(map(str, between))} could not be tested "
+                                   f"(skipped).")
+
+    def finish(self, message: str, exit_code: int, first_bad: Optional[int] = None,
+               candidates: Optional[List[int]] = None) -> BisectResult:
+        result = BisectResult(series=self.req.series, revision=self.series.revision,
+                              total=self.n, strategy=self.strategy,
+                              steps=[s for _, s in sorted(self.steps.items())],
+                              first_bad=first_bad, candidates=candidates or [],
+                              message=message, exit_code=exit_code)
+        self.write(result)
+        return result
+
+
+def bisect(req: BisectRequest) -> BisectResult:
+    """Find the first patch of req.series whose kernel fails the selected tests."""
+    if req.strategy not in ("auto", "linear", "binary"):
+        raise BadInput(f"unknown search strategy {req.strategy!r} (auto, linear, binary).")
+    return _Bisector(req).run()
+
+
+def render_text(result: BisectResult) -> str:
+    lines = [f"series {result.series} (v{result.revision or '?'}, {result.total} patches), "
+             f"{result.strategy} search", ""]
+    width = max((len(s.subject) for s in result.steps), default=10)
+    for s in result.steps:
+        label = "base" if s.prefix == 0 else f"{s.prefix}/{result.total}"
+        mark = {"good": "good", "bad": "BAD", "skip": "skip"}[s.verdict]
+        lines.append(f"  {label:>5}  {mark:<4}  {s.subject:<{min(width, 60)}}  {s.duration_s:6.0f} s")
+        if s.verdict == "skip" and s.reason:
+            lines.append(f"{'':15}{s.reason}")
+        for t in s.failed_tests:
+            msg = t["message"][0] if t["message"] else ""
+            lines.append(f"{'':15}{t['status']}: {t['name']}" + (f": {msg}" if msg else ""))
+        for sp in s.splats[:3]:
+            lines.append(f"{'':15}splat: {sp['title']}")
+            for p in ((sp.get("decoded") or {}).get("patches") or [])[:2]:
+                lines.append(f"{'':17}points at patch {p.get('index')} {p.get('subject')!r} "
+                             f"({p.get('how')})")
+    lines += ["", result.message]
+    bad = next((s for s in result.steps if s.prefix == result.first_bad), None)
+    if bad and bad.results_dir:
+        lines.append(f"evidence: {bad.results_dir} (console.log, results.json, tests/)")
+    return "\n".join(lines)

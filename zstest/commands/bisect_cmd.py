@@ -1,0 +1,58 @@
+"""`zstest bisect`: the first patch of a series whose kernel fails the selected tests."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from ..suites import available_suites
+
+
+@click.command("bisect")
+@click.option("--series", required=True, help="The series: mbox, patch dir, quilt dir, git range, msgid.")
+@click.option("--kernel", type=click.Path(path_type=Path),
+              help="Kernel tree (default: Debian's linux-source-6.1 in the cache).")
+@click.option("--base", help="Commit to apply on (git trees).")
+@click.option("--config", "configs", multiple=True, help="Config profile or fragment (repeatable).")
+@click.option("--suite", default="default", show_default=True,
+              help=f"Guest suite: {', '.join(available_suites())}.")
+@click.option("-k", "keyword", default="", help="Select tests by pytest -k expression.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="The bisect directory (default: ~/.cache/zstest/bisect/<stamp>).")
+@click.option("--strategy", type=click.Choice(["auto", "linear", "binary"]), default="auto",
+              show_default=True, help="linear: every prefix in order; binary: halving; "
+                                      "auto: linear up to 6 patches.")
+@click.option("--test-base/--assume-base-good", default=False, show_default=True,
+              help="Also build and test the base tree (else it is assumed to pass).")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Seconds a single guest command may take.")
+@click.option("--run-timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds one prefix's run may take, boot included.")
+@click.option("--boot-timeout", type=float, default=120.0, show_default=True)
+@click.option("--memory", "memory_mb", type=int, default=None, help="Guest RAM in MiB.")
+@click.option("-j", "--jobs", type=int, default=None, help="make -j (default: all cores).")
+def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy, test_base,
+                   accel, timeout, run_timeout, boot_timeout, memory_mb, jobs) -> int:
+    """Find the first patch whose kernel fails the tests; build-broken prefixes are skipped."""
+    from ..bisect import BisectRequest, bisect, render_text
+    from ..cache import cache_dir
+    from ..errors import BadInput
+
+    if suite not in available_suites():
+        raise BadInput(f"unknown suite {suite!r}; known: {', '.join(available_suites())}.")
+    out = out or cache_dir("bisect") / time.strftime("%Y%m%d-%H%M%S")
+    result = bisect(BisectRequest(
+        series=series, out=out, kernel=kernel, base=base, configs=list(configs) or ["base"],
+        suite=suite, keyword=keyword, strategy=strategy, test_base=test_base, accel=accel,
+        timeout=timeout, run_timeout=run_timeout, boot_timeout=boot_timeout,
+        memory_mb=memory_mb, jobs=jobs, on_progress=click.echo))
+    click.echo("")
+    click.echo(render_text(result))
+    click.echo(f"\nzstest: bisect log in {Path(out) / 'bisect.txt'}")
+    return result.exit_code
+
+
+COMMANDS = [bisect_command]
