@@ -388,14 +388,14 @@ class Decoder:
         from .tree import CACHE_GIT_ENV
         return dict(CACHE_GIT_ENV)
 
-    def _git(self, args: List[str], check: bool = True) -> Optional[str]:
+    def _git(self, args: List[str], quiet: bool = False) -> Optional[str]:
         if not self.git_dir:
             return None
         try:
             return run(["git", "--git-dir", self.git_dir] + args, timeout=GIT_TIMEOUT_S,
-                       env=self._git_env(), check=check).stdout
+                       env=self._git_env()).stdout
         except CommandError as exc:
-            log.info("decode: %s", exc)
+            (log.debug if quiet else log.info)("decode: %s", exc)
             return None
 
     def blob(self, path: str) -> Optional[str]:
@@ -404,7 +404,7 @@ class Decoder:
         if key not in self._blobs:
             text = None
             if self.commit and self.git_dir and not path.startswith("/"):
-                text = self._git(["cat-file", "blob", f"{self.commit}:{path}"])
+                text = self._git(["cat-file", "blob", f"{self.commit}:{path}"], quiet=True)
             self._blobs[key] = text
         return self._blobs[key]
 
@@ -544,9 +544,10 @@ class Decoder:
                 pending.setdefault(target[:2], []).append((frame, target[2]))
         for (elf, section), items in pending.items():
             self._addr2line(Path(elf), section, items)
+        hints = [f.file for f in decoded.frames if f.source == "bug-table" and f.file]
         for frame in decoded.frames:
             if frame.function is not None and self.build_dir is not None and frame.source is None:
-                self._resolve_definition(frame)
+                self._resolve_definition(frame, hints)
             frame.file = self._tree_relative(frame.file)
         self._attribute(decoded)
         return decoded
@@ -634,7 +635,7 @@ class Decoder:
                 return path[len(root.rstrip("/")) + 1:]
         return path
 
-    def _source_candidates(self, frame: Frame) -> List[str]:
+    def _source_candidates(self, frame: Frame, hints: Sequence[str] = ()) -> List[str]:
         """Tree-relative source files that may define frame's function, likeliest first."""
         name = frame.function or ""
         out: List[str] = []
@@ -659,14 +660,16 @@ class Decoder:
                 stems = [s for s in stems if Path(s).name == Path(basename).stem] or stems
         for stem in stems:
             out += [stem + ".c", stem + ".S"]
-        return out
+        # no object map (or not there): the splat's own files, then the files the series touched
+        extra = list(hints) + sorted(f for f in self.touched_files() if f.endswith((".c", ".S", ".h")))
+        return out + [f for f in extra if f not in out]
 
-    def _resolve_definition(self, frame: Frame) -> None:
+    def _resolve_definition(self, frame: Frame, hints: Sequence[str] = ()) -> None:
         name = frame.function or ""
         if not self.git_dir and not frame.module:
             frame.note = frame.note or "no source tree to find the definition in"
             return
-        for path in self._source_candidates(frame):
+        for path in self._source_candidates(frame, hints):
             text = self._read_source(path)
             if text is None:
                 continue
@@ -765,7 +768,8 @@ def format_decoded(decoded: Decoded, width: int = 72, max_frames: int = 16) -> L
     for frame in shown:
         mark = "?" if not frame.reliable else " "
         head = f" {mark} {frame.symbol()}"
-        where = f"{frame.location} ({frame.source})" if frame.source else "(undecoded)"
+        where = (f"{frame.location} ({frame.source})" if frame.source else
+                 f"(undecoded: {frame.note})" if frame.note else "(undecoded)")
         if len(head) + 2 + len(where) <= width:
             lines.append(f"{head}  {where}")
         else:
