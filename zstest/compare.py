@@ -532,7 +532,8 @@ def render_text(cmp: Comparison) -> str:
     lines = [f"zstest compare: {summary_line(cmp)}",
              _side_line("A", cmp.a), _side_line("B", cmp.b), ""]
     for r in cmp.regressions:
-        lines.append(f"REGRESSED {r}")
+        line = f"REGRESSED {r}"
+        lines.append(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...")
     if cmp.regressions:
         lines.append("")
 
@@ -629,6 +630,7 @@ class MergeCell:
     exit_code: Optional[int]
     meta: Dict[str, Any]         # cell.json as written by the matrix helper ({} without one)
     outcomes: Dict[str, TestOutcome]
+    where: str = ""              # the path relative to the directory named on the command line
 
     @property
     def failed(self) -> bool:
@@ -679,8 +681,9 @@ def merge(paths: Iterable) -> MergeTable:
             outcomes[t.get("name", "")] = _outcome(t)
             if t.get("name", "") not in tests:
                 tests.append(t.get("name", ""))
+        where = str(d.relative_to(root)) if d != root else d.name
         cells.append(MergeCell(name, d, data.get("status") or "error", data.get("exit_code"),
-                               meta, outcomes))
+                               meta, outcomes, where))
     _unique_names(cells)
     return MergeTable(cells, tests)
 
@@ -718,7 +721,7 @@ def render_merge(table: MergeTable) -> str:
     lines = [head, ""]
     name_w = max(len(c.name) for c in table.cells)
     for i, c in enumerate(table.cells, 1):
-        lines.append(f"{i:>3}  {c.name:<{name_w}}  {c.status:<8} {c.path}")
+        lines.append(f"{i:>3}  {c.name:<{name_w}}  {c.status:<11} {c.where}")
     lines.append("")
     col_w = max(3, max(len(_merge_cell(o)) for c in table.cells for o in c.outcomes.values())
                 if any(c.outcomes for c in table.cells) else 3, len(str(len(table.cells))))
