@@ -416,3 +416,14 @@ def test_merge_without_results_is_bad_input(tmp_path):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(BadInput, match="holds no results.json"):
         cmp.merge([tmp_path / "empty"])
+
+
+def test_apply_broke_and_dropped_patches(tmp_path):
+    good, conflict = build_copy(tmp_path, "good-3-each"), build_copy(tmp_path, "conflict")
+    c = cmp.compare(cmp.load_side(good), cmp.load_side(conflict))
+    assert [p.verdict for p in c.patches] == ["apply broke", "dropped", "dropped"]
+    assert c.top["exit code"] == (0, 3)
+    assert c.exit_code == 1
+    back = cmp.compare(cmp.load_side(conflict), cmp.load_side(good))
+    assert [p.verdict for p in back.patches] == ["apply fixed", "new", "new"]
+    assert back.exit_code == 0
