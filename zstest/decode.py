@@ -627,6 +627,10 @@ class Decoder:
                                          "line": line, "inlined_into": frame.function})
 
     def _tree_relative(self, path: Optional[str]) -> Optional[str]:
+        objdir = self.manifest.get("objdir")
+        if path and path.startswith("../") and objdir:
+            # an O= build's __FILE__ is the source's path relative to the object dir
+            path = os.path.normpath(os.path.join(objdir, path))
         if not path or not path.startswith("/"):
             return path
         kernel = self.manifest.get("kernel") or {}

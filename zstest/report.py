@@ -1,0 +1,269 @@
+"""Report: a results directory as plain text for a reply on the mailing list.
+
+72-column lines, no ANSI, no wide tables: series, base, config, per-patch
+apply/build, tests, the first splat decoded to file:line and the patch it
+points at, accel and timings, and how to reproduce. Reads results.json and the
+build.json of the build it ran (kernel.build_dir); works without either
+series or a booted guest.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import textwrap
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .decode import Decoded, Decoder, format_decoded, results_splats
+from .errors import BadInput
+
+WIDTH = 72
+MAX_FAILED_SHOWN = 12
+
+
+def _wrap(text: str, indent: str = "", first: Optional[str] = None) -> List[str]:
+    """text wrapped to WIDTH; long words (paths) are broken rather than overflowing."""
+    return textwrap.wrap(text, width=WIDTH, initial_indent=first if first is not None else indent,
+                         subsequent_indent=indent, break_long_words=True,
+                         break_on_hyphens=False) or [(first or indent).rstrip()]
+
+
+def _field(label: str, value: str) -> List[str]:
+    return _wrap(value, indent=" " * 10, first=f"{label + ':':<10}")
+
+
+def _first_line(message: str) -> str:
+    for line in (message or "").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("def ", "guest =", "record =")):
+            return line
+    return ""
+
+
+def _load_json(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _series_lines(build: Optional[Dict[str, Any]]) -> List[str]:
+    series = (build or {}).get("series")
+    if not series:
+        return _field("Series", "no series: base tree")
+    patches = series.get("patches") or []
+    total = series.get("total") or len(patches)
+    subject = series.get("cover_subject") or series.get("subject") or ""
+    rev = series.get("revision")
+    head = f"{subject} " if subject else ""
+    head += f"v{rev}, " if rev not in (None, "") else ""
+    head += f"{total} patches" + (f" ({series.get('applied_prefix')} applied)"
+                                  if series.get("applied_prefix") not in (None, total) else "")
+    return _field("Series", head) + _field("Source", str(series.get("source", "?")))
+
+
+def _base_lines(build: Optional[Dict[str, Any]], results: Dict[str, Any]) -> List[str]:
+    kernel = (build or {}).get("kernel") or {}
+    tree = Path(kernel["tree"]).name if kernel.get("tree") else "?"
+    version = kernel.get("version") or (results.get("kernel") or {}).get("version") or "?"
+    base = (kernel.get("base") or "?")[:12]
+    return _field("Base", f"{tree} {version}, commit {base}")
+
+
+def _config_lines(build: Optional[Dict[str, Any]]) -> List[str]:
+    config = (build or {}).get("config") or {}
+    parts = []
+    if config.get("profiles"):
+        parts.append("profile " + ", ".join(config["profiles"]))
+    if config.get("fragments"):
+        parts.append("fragments " + ", ".join(Path(f).name for f in config["fragments"]))
+    missing = config.get("missing_options") or []
+    parts.append("missing options: " + (", ".join(str(m) for m in missing) if missing else "none"))
+    return _field("Config", "; ".join(parts))
+
+
+def _build_lines(build: Optional[Dict[str, Any]], build_dir: Optional[str]) -> List[str]:
+    if build is None:
+        return _field("Build", f"no build.json in {build_dir or '(no build named)'}")
+    status = build.get("status", "?")
+    dur = build.get("duration_s")
+    text = status + (f" in {dur:.0f} s" if isinstance(dur, (int, float)) else "")
+    if build.get("error"):
+        text += f": {build['error']}"
+    if status != "ok" and build.get("bootable"):
+        text += " (a kernel was still produced and booted)"
+    out = _field("Build", text)
+    series = build.get("series") or {}
+    patches = series.get("patches") or []
+    if patches:
+        out.append("")
+        out.append("Patches:")
+        total = series.get("total") or len(patches)
+        for p in patches:
+            apply = {"applied": "applied", "ok": "applied", "failed": "did not apply",
+                     None: "not applied"}.get(p.get("apply"), str(p.get("apply")))
+            built = {"ok": "built", "failed": "BUILD FAILED", None: "not built alone"}.get(
+                p.get("build"), str(p.get("build")))
+            head = f"  {p.get('index', '?')}/{total} {apply}, {built}"
+            out += _wrap(str(p.get("subject", "")), indent="      ", first=head + ": ")
+            for warning in p.get("new_warnings") or []:
+                out += _wrap(str(warning), indent="        ", first="      new warning: ")
+            if p.get("build") == "failed":
+                for err in (p.get("errors") or [])[:3]:
+                    out += _wrap(str(err), indent="        ", first="      error: ")
+            if p.get("apply") == "failed" and p.get("apply_message"):
+                out += _wrap(_first_line(p["apply_message"]), indent="        ", first="      ")
+    return out
+
+
+def _test_lines(results: Dict[str, Any]) -> List[str]:
+    tests = results.get("tests") or []
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+    for t in tests:
+        counts[t.get("status", "error")] = counts.get(t.get("status", "error"), 0) + 1
+    suite = results.get("suite") or "?"
+    dur = results.get("duration_s")
+    head = (f"{suite} suite: {counts['passed']} passed, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped" + (f", {counts['error']} errors" if counts["error"] else "")
+            + (f" ({dur:.1f} s)" if isinstance(dur, (int, float)) else ""))
+    out = _field("Tests", head)
+    if not tests:
+        message = _first_line(results.get("message", "")) or "no test ran"
+        out += _wrap(message, indent="          ", first="          ")
+    bad = [t for t in tests if t.get("status") in ("failed", "error")]
+    for t in bad[:MAX_FAILED_SHOWN]:
+        out += _wrap(str(t.get("name", "?")), indent="      ", first=f"  {t.get('status', '?').upper()} ")
+        why = _first_line(t.get("message", ""))
+        if why:
+            out += _wrap(why, indent="      ", first="      ")
+    if len(bad) > MAX_FAILED_SHOWN:
+        out.append(f"  ... and {len(bad) - MAX_FAILED_SHOWN} more")
+    return out
+
+
+def _splat_lines(results: Dict[str, Any], build_dir: Optional[str]) -> List[str]:
+    found = results_splats(results)
+    if not found:
+        return ["Splats:   none in the console log"]
+    test, splat = found[0]
+    if isinstance(splat.get("decoded"), dict):
+        decoded = Decoded.from_dict(splat["decoded"])
+    else:
+        decoded = Decoder(Path(build_dir) if build_dir else None).decode(splat)
+    more = f" (the first of {len(found)})" if len(found) > 1 else ""
+    out = _field("Splats", f"{len(found)}{more}" + (f", during {test}" if test else ""))
+    out.append("")
+    out += _wrap(f"[{decoded.kind}] {decoded.title}", indent="    ", first="  ")
+    out += format_decoded(decoded, width=WIDTH, max_frames=12)
+    if decoded.patches:
+        first = decoded.patches[0]
+        out.append("")
+        out += _wrap(f"It points at patch {first.index}: \"{first.subject}\"", indent="  ", first="  ")
+    elif decoded.frames and not any(f.source for f in decoded.frames[1:]) and \
+            not decoded.frames[0].source:
+        out += _wrap(f"(not decoded: {'; '.join(decoded.notes) or 'no build'})", indent="   ",
+                     first="  ")
+    return out
+
+
+def _run_lines(results: Dict[str, Any], build: Optional[Dict[str, Any]]) -> List[str]:
+    accel = results.get("accel") or {}
+    parts = []
+    if accel.get("name"):
+        reason = accel.get("reason", "")
+        reason = reason if len(reason) <= 80 else reason[:77] + "..."
+        parts.append(f"{accel['name']}" + (f" ({reason})" if reason else ""))
+    kernel = results.get("kernel") or {}
+    out = _field("Kernel", kernel.get("uname") or kernel.get("version") or "?")
+    if parts:
+        out += _field("Accel", parts[0])
+    timing = []
+    if isinstance((build or {}).get("duration_s"), (int, float)):
+        timing.append(f"build {build['duration_s']:.0f} s")
+    if isinstance(results.get("boot_to_ssh_s"), (int, float)):
+        timing.append(f"boot to SSH {results['boot_to_ssh_s']:.2f} s")
+    if isinstance(results.get("duration_s"), (int, float)):
+        timing.append(f"boot-and-run {results['duration_s']:.1f} s")
+    if timing:
+        out += _field("Timings", ", ".join(timing))
+    return out
+
+
+def _reproduce_lines(results: Dict[str, Any], build: Optional[Dict[str, Any]],
+                     build_dir: Optional[str]) -> List[str]:
+    out = ["How to reproduce:"]
+    commands = []
+    if build and build.get("reproducer"):
+        commands.append(build["reproducer"])
+    command = results.get("command")
+    if command:
+        commands.append(shlex.join(str(c) for c in command) if isinstance(command, list) else str(command))
+    else:
+        argv = ["zstest", "boot-and-run"]
+        if build_dir:
+            argv += ["--build", build_dir]
+        if results.get("suite"):
+            argv += ["--suite", results["suite"]]
+        commands.append(shlex.join(argv))
+    for cmd in commands:
+        # a shell line continued with backslashes, each piece within the width
+        out += _shell_lines(cmd)
+    return out
+
+
+def _shell_lines(cmd: str) -> List[str]:
+    """cmd as shell lines continued with backslashes, none wider than WIDTH."""
+    lines, current = [], "  "
+    for word in shlex.split(cmd):
+        piece = shlex.quote(word)
+        if current.strip() and len(current) + len(piece) + 2 > WIDTH:
+            lines.append(current.rstrip() + " \\")
+            current = "      "
+        while len(current) + len(piece) > WIDTH - 1:
+            # a word longer than a line (a deep path): backslash-newline joins it again
+            cut = WIDTH - 1 - len(current)
+            lines.append(current + piece[:cut] + "\\")
+            piece, current = piece[cut:], ""
+        current += piece + " "
+    lines.append(current.rstrip())
+    return lines
+
+
+def _fit(line: str) -> List[str]:
+    """A line wider than WIDTH (a long path in a frame) wrapped under its own indent."""
+    if len(line) <= WIDTH:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    return _wrap(line.strip(), indent=indent[:20], first=line[:len(line) - len(line.lstrip())])
+
+
+def render_report(results_dir: Path) -> str:
+    """The plain-text report of one results directory (72-column lines)."""
+    results_dir = Path(results_dir)
+    results = _load_json(results_dir / "results.json")
+    if results is None:
+        raise BadInput(f"{results_dir} holds no readable results.json: give a results directory.")
+    build_dir = (results.get("kernel") or {}).get("build_dir")
+    build = _load_json(Path(build_dir) / "build.json") if build_dir else None
+    status = str(results.get("status", "?")).upper()
+    lines = _wrap(f"zstest results: {status}", first="")
+    lines.append("")
+    lines += _series_lines(build)
+    lines += _base_lines(build, results)
+    lines += _config_lines(build)
+    lines += _build_lines(build, build_dir)
+    lines.append("")
+    lines += _test_lines(results)
+    if results.get("status") in ("error", "interrupted") and results.get("message"):
+        lines += _wrap(_first_line(results["message"]), indent="          ", first=f"{'Run:':<10}")
+    lines.append("")
+    lines += _splat_lines(results, build_dir)
+    lines.append("")
+    lines += _run_lines(results, build)
+    lines.append("")
+    lines += _reproduce_lines(results, build, build_dir)
+    text = "\n".join(fitted.rstrip() for line in lines for fitted in _fit(line))
+    # the kernel's and tests' text may hold anything: keep the mail plain
+    text = "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x1b"))
+    return text + "\n"
