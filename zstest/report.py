@@ -127,10 +127,7 @@ def _test_lines(results: Dict[str, Any]) -> List[str]:
     head = (f"{suite} suite: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped" + (f", {counts['error']} errors" if counts["error"] else "")
             + (f" ({dur:.1f} s)" if isinstance(dur, (int, float)) else ""))
-    out = _field("Tests", head)
-    if not tests:
-        message = _first_line(results.get("message", "")) or "no test ran"
-        out += _wrap(message, indent="          ", first="          ")
+    out = _field("Tests", head if tests else f"{suite} suite: no test ran")
     bad = [t for t in tests if t.get("status") in ("failed", "error")]
     for t in bad[:MAX_FAILED_SHOWN]:
         out += _wrap(str(t.get("name", "?")), indent="      ", first=f"  {t.get('status', '?').upper()} ")
@@ -164,6 +161,21 @@ def _splat_lines(results: Dict[str, Any], build_dir: Optional[str]) -> List[str]
             not decoded.frames[0].source:
         out += _wrap(f"(not decoded: {'; '.join(decoded.notes) or 'no build'})", indent="   ",
                      first="  ")
+    return out
+
+
+def _console_tail(path: Path, count: int = 8) -> List[str]:
+    """The last kernel lines of a run that ran no test: where the boot stopped."""
+    try:
+        text = path.read_text(errors="replace").replace("\r", "")
+    except OSError:
+        return []
+    tail = [line for line in text.splitlines() if line.strip()][-count:]
+    if not tail:
+        return []
+    out = ["", f"Console tail ({path.name}):"]
+    for line in tail:
+        out.append("  " + (line if len(line) <= WIDTH - 2 else line[:WIDTH - 5] + "..."))
     return out
 
 
@@ -257,6 +269,8 @@ def render_report(results_dir: Path) -> str:
     lines += _test_lines(results)
     if results.get("status") in ("error", "interrupted") and results.get("message"):
         lines += _wrap(_first_line(results["message"]), indent="          ", first=f"{'Run:':<10}")
+    if not results.get("tests"):
+        lines += _console_tail(results_dir / str(results.get("console_log") or "console.log"))
     lines.append("")
     lines += _splat_lines(results, build_dir)
     lines.append("")
