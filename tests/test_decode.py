@@ -101,6 +101,10 @@ def test_find_definition_skips_prototypes_and_finds_syscalls_and_asm():
         "SYSCALL_DEFINE3(finit_module, int, fd, const char __user *, uargs, int, flags)",
         "{",
         "}",
+        "EXPORT_SYMBOL(zs_page_migrate);",
+        "DEFINE_IDTENTRY_SYSVEC(sysvec_apic_timer_interrupt)",
+        "{",
+        "}",
         "SYM_CODE_START(entry_SYSCALL_64)",
         "SYM_INNER_LABEL(entry_SYSCALL_64_after_hwframe, SYM_L_GLOBAL)",
         "SYM_CODE_END(entry_SYSCALL_64)",
@@ -108,7 +112,8 @@ def test_find_definition_skips_prototypes_and_finds_syscalls_and_asm():
     assert find_definition(source, "zs_page_migrate") == (4, 8)
     assert find_definition(source, "zs_page_migrate.isra.0") == (4, 8)
     assert find_definition(source, "__do_sys_finit_module")[0] == 9
-    assert find_definition(source, "entry_SYSCALL_64_after_hwframe")[0] == 13
+    assert find_definition(source, "sysvec_apic_timer_interrupt")[0] == 13
+    assert find_definition(source, "entry_SYSCALL_64_after_hwframe")[0] == 17
     assert find_definition(source, "no_such_function") is None
 
 

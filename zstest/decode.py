@@ -220,6 +220,8 @@ def _definition_patterns(function: str) -> List["re.Pattern"]:
             call = name[len(prefix):]
             macro = "COMPAT_SYSCALL_DEFINE" if "compat" in prefix else "SYSCALL_DEFINE"
             pats.append(re.compile(r"^" + macro + r"\d\(" + re.escape(call) + r"\b"))
+    # a function made by a macro: DEFINE_IDTENTRY_SYSVEC(sysvec_apic_timer_interrupt) { ... }
+    pats.append(re.compile(r"^[A-Z][A-Z0-9_]*\(\s*" + re.escape(name) + r"\s*[,)]"))
     # assembly: SYM_FUNC_START(name), SYM_CODE_START(name), SYM_INNER_LABEL(name, ...)
     pats.append(re.compile(r"^\s*SYM_[A-Z_]+\(" + re.escape(name) + r"\b"))
     return pats
@@ -633,6 +635,7 @@ class Decoder:
             path = os.path.normpath(os.path.join(objdir, path))
         if not path or not path.startswith("/"):
             return path
+        path = os.path.normpath(path)
         kernel = self.manifest.get("kernel") or {}
         for root in (kernel.get("worktree"), kernel.get("tree")):
             if root and path.startswith(root.rstrip("/") + "/"):
