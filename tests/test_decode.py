@@ -385,3 +385,18 @@ def test_decode_command_on_a_console_log_and_bad_input(tmp_path):
     proc = run_zstest("decode", str(tmp_path / "nope"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "zstest: error:" in proc.stderr
+
+
+@pytest.mark.slow
+def test_kmod_frame_resolves_in_the_kmod_source(kernel_build):
+    """A frame in the out-of-tree torture module: its .ko names the file, the kmod source the line."""
+    manifest = json.loads((kernel_build / "build.json").read_text())
+    source = Path(manifest["artifacts"]["kmod"]["source"]) / "zstorture.c"
+    expected = next(i for i, line in enumerate(source.read_text().splitlines(), 1)
+                    if re.match(r"^static \w+ zst_worker\(", line))
+    text = "Call Trace:\n zst_worker+0x10/0x3e3 [zstorture]\n kthread+0xe8/0x110\n</TASK>\n"
+    decoded = decode_splat({"kind": "warning", "title": "t", "text": text}, kernel_build)
+    worker, kthread = decoded.frames
+    assert (worker.file, worker.line, worker.source) == (str(source), expected, "definition")
+    assert worker.address is not None
+    assert kthread.file == "kernel/kthread.c" and kthread.source == "definition"

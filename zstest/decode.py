@@ -648,17 +648,20 @@ class Decoder:
         out: List[str] = []
         if frame.module:
             ko = self._module_file(frame.module)
-            tables = self._module_symbols(ko) if ko else None
-            basename = next((s["file"] for s in (tables or ([], {}))[0]
-                             if s["name"] == name and s.get("file")), None)
+            syms = (self._module_symbols(ko) or ([], {}))[0] if ko else []
+            own = [s["file"] for s in syms if s["name"] == name and s.get("file")]
+            # a global symbol has no FILE: try every source file of the module
+            basenames = own or sorted({s["file"] for s in syms if s.get("file")})
             kmod = ((self.manifest.get("artifacts") or {}).get("kmod") or {})
-            if basename and kmod.get("source") and (Path(kmod["source"]) / basename).is_file():
-                out.append(str(Path(kmod["source"]) / basename))
-            if basename and ko is not None and "kernel" in ko.parts:
-                rel_dir = Path(*ko.parts[ko.parts.index("kernel") + 1:-1])
-                out.append(str(rel_dir / basename))
-            return out
-        objmap = self._object_map()
+            for basename in basenames:
+                if basename.endswith(".mod.c"):
+                    continue
+                if kmod.get("source") and (Path(kmod["source"]) / basename).is_file():
+                    out.append(str(Path(kmod["source"]) / basename))
+                if ko is not None and "kernel" in ko.parts:
+                    rel_dir = Path(*ko.parts[ko.parts.index("kernel") + 1:-1])
+                    out.append(str(rel_dir / basename))
+        objmap = {} if frame.module else self._object_map()
         stems = objmap.get(name) or objmap.get(_base_name(name)) or []
         if len(stems) > 1 and frame.address:
             symbol_start = int(frame.address, 16) - (frame.offset or 0)
