@@ -268,6 +268,16 @@ int main(void)
 {
 \treturn tiny_func(1, 2);
 }
+
+static inline __attribute__((always_inline)) int tiny_inner(int x)
+{
+\treturn x * 7 + tiny_counter;
+}
+
+int tiny_outer(int a)
+{
+\treturn tiny_inner(a) + 1;
+}
 """
 
 
@@ -316,6 +326,18 @@ def test_addr2line_resolves_a_frame_to_its_line(tiny_build):
     assert rip.source == "debuginfo" and rip.line == 6 and rip.file.endswith("tiny.c")
     assert ret.source == "debuginfo" and ret.line == 7
     assert rip.address == f"{start + off6:#x}"
+
+
+def test_addr2line_names_the_inlined_function_and_its_call_site(tiny_build):
+    table = parse_system_map((tiny_build / "System.map").read_text())
+    (start, size), = table["tiny_outer"]
+    off = line_addresses(tiny_build / "vmlinux")[17] - start     # inside tiny_inner's body
+    decoded = decode_splat({"kind": "oops", "title": "t",
+                            "text": f"RIP: 0010:tiny_outer+{off:#x}/{size:#x}\n"}, tiny_build)
+    frame = decoded.frames[0]
+    assert (frame.line, frame.inline_function) == (17, "tiny_inner")
+    assert [(c["function"], c["line"]) for c in frame.inlined] == [("tiny_outer", 22)]
+    assert "      in tiny_inner(), inlined into:" in format_decoded(decoded)
 
 
 def test_addr2line_on_a_module_frame_uses_its_section(tiny_build):

@@ -69,7 +69,8 @@ class Frame:
     file: Optional[str] = None        # relative to the kernel tree when in it
     line: Optional[int] = None
     source: Optional[str] = None      # "bug-table" / "debuginfo" / "definition" / None
-    inlined: List[Dict[str, Any]] = field(default_factory=list)   # addr2line -i callers
+    inline_function: Optional[str] = None   # the inlined function the address is in (addr2line -i)
+    inlined: List[Dict[str, Any]] = field(default_factory=list)   # its call sites, innermost first
     note: str = ""                    # why this frame is (partly) undecoded
 
     @property
@@ -531,6 +532,15 @@ class Decoder:
         if not decoded.frames:
             decoded.notes.append("no trace in this splat")
             return decoded
+        try:
+            self._resolve(decoded)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # odd artifacts (an unreadable map, a hand-edited build.json) cost the lines, not the run
+            log.warning("decode: stopped resolving %r: %s", decoded.title, exc)
+            decoded.notes.append(f"decoding stopped early: {exc.__class__.__name__}: {exc}")
+        return decoded
+
+    def _resolve(self, decoded: Decoded) -> None:
         vmlinux = self._artifact("vmlinux", "vmlinux")
         if self.build_dir is not None and vmlinux is None:
             decoded.notes.append(f"no vmlinux in {self.build_dir}: frames are not decoded")
@@ -552,7 +562,6 @@ class Decoder:
                 self._resolve_definition(frame, hints)
             frame.file = self._tree_relative(frame.file)
         self._attribute(decoded)
-        return decoded
 
     def _locate(self, frame: Frame) -> Optional[Tuple[str, Optional[str], int]]:
         """(elf, section or None, address to look up) for addr2line, setting frame.address."""
@@ -622,11 +631,11 @@ class Decoder:
             if frame.source == "bug-table":
                 continue            # the bug table's line is the WARN itself; keep it
             frame.file, frame.line, frame.source = file, line, "debuginfo"
-            frame.inlined = [{"function": f, "file": self._tree_relative(p), "line": n}
-                             for f, p, n in chain[1:]]
-            if func and _base_name(func) != _base_name(frame.function or func):
-                frame.inlined.insert(0, {"function": func, "file": self._tree_relative(file),
-                                         "line": line, "inlined_into": frame.function})
+            if len(chain) > 1:
+                # addr2line -i: the inlined function's line first, then each call site outwards
+                frame.inline_function = func
+                frame.inlined = [{"function": f, "file": self._tree_relative(p), "line": n}
+                                 for f, p, n in chain[1:]]
 
     def _tree_relative(self, path: Optional[str]) -> Optional[str]:
         objdir = self.manifest.get("objdir")
@@ -705,16 +714,22 @@ class Decoder:
         touched = self.touched_files()
         seen = set()
         for i, frame in enumerate(decoded.frames):
-            if not frame.file or frame.file not in touched:
+            if not frame.file:
                 continue
+            # (function, file, line) of the frame and, when inlined, of each call site outwards
+            sites = [(frame.inline_function or frame.function, frame.file, frame.line)]
+            sites += [(c.get("function"), c.get("file"), c.get("line")) for c in frame.inlined]
             refs: List[Tuple[str, Dict[str, Any]]] = []
-            if frame.line and frame.source in ("bug-table", "debuginfo"):
-                patch = self._blame(frame.file, frame.line)
+            exact = frame.source in ("bug-table", "debuginfo")
+            for function, path, line in sites:
+                if path not in touched:
+                    continue
+                patch = self._blame(path, line) if exact and line else None
                 if patch:
                     refs.append(("line", patch))
-            if frame.function:
-                for patch in self._function_patches(frame.file, frame.function):
-                    refs.append(("function", patch))
+                if function:
+                    refs += [("function", p) for p in self._function_patches(path, function)]
+            refs.sort(key=lambda r: r[0] != "line")
             for how, patch in refs:
                 key = (patch.get("index"), how)
                 if key in seen:
@@ -785,9 +800,11 @@ def format_decoded(decoded: Decoded, width: int = 72, max_frames: int = 16) -> L
         else:
             lines.append(head)
             lines.append(f"      {where}")
+        if frame.inline_function:
+            lines.append(f"      in {frame.inline_function}(), inlined into:")
         for inl in frame.inlined:
             if inl.get("file"):
-                lines.append(f"      inlined: {inl['function']} {inl['file']}:{inl['line']}")
+                lines.append(f"      {inl['function']} {inl['file']}:{inl['line']}")
     if len(decoded.frames) > len(shown):
         lines.append(f"   ... {len(decoded.frames) - len(shown)} more frames")
     if decoded.patches:
