@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_zstest
-from zstest.decode import (Decoded, annotate_results, decode_console, decode_splat,
+from zstest.decode import (Decoded, annotate_results, decode_splat,
                            find_definition, format_decoded, parse_frames, parse_system_map)
 from zstest.splats import find_splats
 

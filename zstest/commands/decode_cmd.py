@@ -6,7 +6,7 @@ from typing import List, Optional, Tuple
 
 import click
 
-from ..decode import Decoded, Decoder, find_splats, format_decoded, results_splats
+from ..decode import Decoded, Decoder, decode_console, format_decoded, results_splats
 from ..errors import EXIT_OK, BadInput
 
 
@@ -45,8 +45,7 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
         text = target.read_text(errors="replace")
     except OSError as exc:
         raise BadInput(f"cannot read {target}: {exc.strerror}.") from None
-    decoder = Decoder(build)
-    return [("", decoder.decode(s.to_dict())) for s in find_splats(text)]
+    return [("", decoded) for decoded in decode_console(text.splitlines(), build)]
 
 
 @click.command()
