@@ -18,6 +18,10 @@ import pytest
 
 from conftest import run_zstest
 from fixtures_vm import qemu_pids_for
+from test_faults import assert_fault
+from zstest.errors import EXIT_BOOT, EXIT_INTERRUPTED, EXIT_TEST_FAILED
+
+EVIDENCE = ("results.json", "summary.txt", "junit.xml", "console.log")
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +79,12 @@ def test_two_runs_at_once_do_not_interfere(kernel_build, tmp_path):
         assert p.returncode == 0, (o, (o / "summary.txt").read_text() if (o / "summary.txt").exists() else "")
         assert load(o)["status"] == "passed"
         assert not qemu_pids_for(o)
+    # each run had its own SSH port and its own console, results and per-test logs
+    ports = [load(o)["vm"]["ssh_port"] for o in outs]
+    assert ports[0] != ports[1] and all(ports)
+    consoles = [(o / "console.log").read_text(errors="replace") for o in outs]
+    assert all(c.count("Linux version") == 1 for c in consoles)
+    assert consoles[0] != consoles[1]
 
 
 def test_kernel_panic_mid_test_fails_fast_with_the_panic(kernel_build, tmp_path):
@@ -83,7 +93,8 @@ def test_kernel_panic_mid_test_fails_fast_with_the_panic(kernel_build, tmp_path)
     proc = run_zstest("boot-and-run", "--build", kernel_build, "--suite", "faults",
                       "-k", "panic or after", "--out", out, timeout=600)
     elapsed = time.monotonic() - start
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert_fault(proc, EXIT_TEST_FAILED, "the kernel panicked during a test", out=out,
+                 files=EVIDENCE)
     data = load(out)
     assert data["status"] == "failed"
     assert "panic" in data["message"]
@@ -98,9 +109,10 @@ def test_lost_sshd_is_reported_not_waited_on(kernel_build, tmp_path):
     out = tmp_path / "res"
     proc = run_zstest("boot-and-run", "--build", kernel_build, "--suite", "faults",
                       "-k", "sshd_killed or after", "--out", out, "--timeout", "60", timeout=600)
-    assert proc.returncode in (1, 5), proc.stdout + proc.stderr
+    assert_fault(proc, EXIT_BOOT, "the guest stopped answering during a test", out=out,
+                 files=EVIDENCE)
     data = load(out)
-    assert data["status"] in ("failed", "error")
+    assert data["status"] == "error"
     assert data["tests"][0]["status"] in ("failed", "error")
     assert not qemu_pids_for(out)
 
@@ -115,22 +127,26 @@ def test_interrupt_during_a_test_exits_130_and_kills_qemu(kernel_build, tmp_path
              "the sleep test to start")
     assert qemu_pids_for(out)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    stdout, err = proc.communicate(timeout=60)
+    assert_fault(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err),
+                 EXIT_INTERRUPTED, "interrupted", out=out, files=EVIDENCE)
     assert load(out)["status"] == "interrupted"
     assert "zstest: begin" in console.read_text(errors="replace")
     assert not qemu_pids_for(out)
 
 
-def test_ctrl_c_during_boot_exits_130_and_kills_qemu(kernel_build, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_during_boot_exits_130_and_kills_qemu(kernel_build, tmp_path, sig):
     out = tmp_path / "res"
     proc = spawn("boot-and-run", "--build", kernel_build, "--suite", "boot", "--out", out)
     wait_for(lambda: qemu_pids_for(out), 120, "QEMU to start")
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    proc.send_signal(sig)
+    stdout, err = proc.communicate(timeout=60)
+    assert_fault(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err),
+                 EXIT_INTERRUPTED, "interrupted", out=out,
+                 files=("results.json", "summary.txt", "junit.xml"))
+    assert (out / "console.log").exists()
     assert load(out)["status"] == "interrupted"
     assert not qemu_pids_for(out)
 
@@ -138,8 +154,8 @@ def test_ctrl_c_during_boot_exits_130_and_kills_qemu(kernel_build, tmp_path):
 def test_run_timeout_stops_a_hung_run(kernel_build, tmp_path):
     out = tmp_path / "res"
     proc = run_zstest("boot-and-run", "--build", kernel_build, "--suite", "faults", "-k", "sleep",
-                      "--out", out, "--run-timeout", "60", timeout=400)
-    assert proc.returncode == 5, proc.stdout + proc.stderr
+                      "--out", out, "--run-timeout", "25", timeout=400)
+    assert_fault(proc, EXIT_BOOT, "time limit", out=out, files=EVIDENCE)
     data = load(out)
     assert data["status"] == "error" and "time limit" in data["message"]
     assert not qemu_pids_for(out)
@@ -147,13 +163,10 @@ def test_run_timeout_stops_a_hung_run(kernel_build, tmp_path):
 
 def test_not_a_build_dir_is_one_sentence_exit_2(tmp_path):
     proc = run_zstest("boot-and-run", "--build", tmp_path, "--out", tmp_path / "res")
-    assert proc.returncode == 2
-    assert "is not a zstest build directory" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert_fault(proc, 2, "is not a zstest build directory")
 
 
 def test_unknown_suite_is_exit_2(kernel_build, tmp_path):
     proc = run_zstest("boot-and-run", "--build", kernel_build, "--suite", "nosuch",
                       "--out", tmp_path / "res")
-    assert proc.returncode == 2
-    assert "unknown suite 'nosuch'" in proc.stderr and "Traceback" not in proc.stderr
+    assert_fault(proc, 2, "unknown suite 'nosuch'")
