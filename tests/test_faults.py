@@ -493,3 +493,16 @@ def test_interrupted_build_is_130_and_the_worktree_stays_usable(kernel_build, de
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                 cwd=wt.path, capture_output=True, text=True).stdout
         assert status == ""
+
+
+def test_console_on_a_full_disk_keeps_reading_in_memory():
+    """/dev/full fails every write with ENOSPC: the monitor records it and keeps the console."""
+    import errno
+    from zstest.vm.console import ConsoleMonitor
+    console = ConsoleMonitor(Path("/dev/full"))
+    console.feed(b"Linux version 6.1\n")
+    console.feed(b"Kernel panic - not syncing: sysrq triggered crash\n")
+    console.finish()
+    console.join()
+    assert console.write_error is not None and console.write_error.errno == errno.ENOSPC
+    assert "Linux version 6.1" in console.text() and console.panicked
