@@ -316,11 +316,11 @@ def test_addr2line_resolves_a_frame_to_its_line(tiny_build):
     (start, size), = table["tiny_func"]
     lines = line_addresses(tiny_build / "vmlinux")
     off6 = lines[6] - start          # "tiny_counter += c;"
-    off7 = lines[7] - start          # "return c + b;"
+    off8 = lines[8] - start          # "}": the first byte after "return c + b;"
     text = (f"RIP: 0010:tiny_func+{off6:#x}/{size:#x}\n"
             "Call Trace:\n"
-            # a return address: the call before it is the line reported
-            f" tiny_func+{off7 + 1:#x}/{size:#x}\n")
+            # a return address: the byte before it (line 7) is the call, not line 8
+            f" tiny_func+{off8:#x}/{size:#x}\n")
     decoded = decode_splat({"kind": "oops", "title": "t", "text": text}, tiny_build)
     rip, ret = decoded.frames
     assert rip.source == "debuginfo" and rip.line == 6 and rip.file.endswith("tiny.c")

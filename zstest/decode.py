@@ -777,6 +777,8 @@ def results_splats(data: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
     """(test name or "", splat dict) for every splat in a results.json, in order."""
     out = []
     for test in data.get("tests") or []:
+        if not isinstance(test, dict):
+            continue
         for splat in test.get("splats") or []:
             if isinstance(splat, dict):
                 out.append((str(test.get("name", "")), splat))
