@@ -109,6 +109,9 @@ def test_failed_boot_says_why_and_shows_the_console_tail(tmp_path):
 def test_bad_input_is_one_sentence(tmp_path):
     with pytest.raises(BadInput):
         render_report(tmp_path)
+    (tmp_path / "results.json").write_text(json.dumps({"tests": "junk", "kernel": []}))
+    with pytest.raises(BadInput):
+        render_report(tmp_path)
     proc = run_zstest("report", str(tmp_path / "missing"))
     assert proc.returncode == 2
     assert "zstest: error:" in proc.stderr and "Traceback" not in proc.stderr

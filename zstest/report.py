@@ -256,8 +256,18 @@ def render_report(results_dir: Path) -> str:
     results = _load_json(results_dir / "results.json")
     if results is None:
         raise BadInput(f"{results_dir} holds no readable results.json: give a results directory.")
+    try:
+        return _render(results_dir, results)
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise BadInput(f"{results_dir / 'results.json'} is not in the shape zstest writes "
+                       f"({exc.__class__.__name__}: {exc}).") from None
+
+
+def _render(results_dir: Path, results: Dict[str, Any]) -> str:
     build_dir = (results.get("kernel") or {}).get("build_dir")
     build = _load_json(Path(build_dir) / "build.json") if build_dir else None
+    if not isinstance(build, dict):
+        build = None
     status = str(results.get("status", "?")).upper()
     lines = _wrap(f"zstest results: {status}", first="")
     lines.append("")
