@@ -356,6 +356,9 @@ class Decoder:
             self.manifest = json.loads((self.build_dir / "build.json").read_text())
         except (OSError, ValueError) as exc:
             self.notes.append(f"no readable build.json in {self.build_dir} ({exc.__class__.__name__})")
+        if not isinstance(self.manifest, dict) or not isinstance(self.manifest.get("kernel") or {}, dict):
+            self.notes.append(f"{self.build_dir}/build.json is not a zstest build manifest")
+            self.manifest = {}
         self._setup_git()
 
     # -- manifest and git
