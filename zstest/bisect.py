@@ -128,7 +128,7 @@ class _Bisector:
         breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
                             configs=list(req.configs), out=self.out / name / "build",
                             series_limit=k if k else None, jobs=req.jobs,
-                            argv=["--series", req.series, "--prefix", str(k)])
+                            argv=self._build_argv(k))
         try:
             run_build(breq, echo=lambda line: None)
         except (ApplyFailed, BuildFailed) as exc:
@@ -163,6 +163,14 @@ class _Bisector:
         step.duration_s = round(time.monotonic() - started, 1)
         self.say(f"prefix {k}: {step.verdict}" + (f" ({step.reason})" if step.reason else ""))
         return self._keep(step)
+
+    def _build_argv(self, k: int) -> List[str]:
+        req = self.req
+        argv = ["--kernel", str(req.kernel)] if req.kernel else []
+        argv += ["--base", req.base] if req.base else []
+        for c in req.configs:
+            argv += ["--config", c]
+        return argv + (["--series", req.series, "--prefix", str(k)] if k else [])
 
     def _keep(self, step: Step) -> Step:
         self.steps[step.prefix] = step

@@ -53,6 +53,7 @@ class BuildRequest:
     kmod_dir: Optional[Path] = None
     series_limit: Optional[int] = None          # apply only the first N patches (bisect)
     argv: List[str] = field(default_factory=list)   # the command line, for the reproducer
+    command: str = "build"                          # the zstest command argv belongs to
     progress: Optional[bool] = None              # None: a live line when stdout is a tty
 
 
@@ -286,6 +287,7 @@ class _Builder:
             "kernel": {"tree": str(tree), "base": None, "version": None},
             "series": None if series is None else {
                 "source": series.source, "revision": series.revision, "kind": series.kind,
+                "cover_subject": series.cover_subject,
                 "total": total, "applied_prefix": len(series.patches),
                 "patches": [{"index": p.index, "subject": p.subject, "apply": None,
                              "build": None, "new_warnings": []} for p in series.patches]},
@@ -294,7 +296,7 @@ class _Builder:
                        "start": None, "missing_options": [], "ignored_optional": []},
             "artifacts": {}, "warnings": [], "errors": [],
             "ccache": None, "toolchain": toolchain_versions(),
-            "reproducer": shlex.join(["zstest", "build"] + list(req.argv)),
+            "reproducer": shlex.join(["zstest", req.command] + list(req.argv)),
             "build_dir": str(self.build_dir), "each": req.each,
         })
         self.write_manifest()
@@ -396,6 +398,8 @@ class _Builder:
                                       f"or {self.build_dir}; free some space and run again.") from None
                 raise
             finally:
+                if series is not None:
+                    self._keep_commits(wt)
                 m["ccache"] = ccache_summary(stats_before, ccache_stats(env))
                 self._save_warn_state()
                 if m["status"] == "ok":
@@ -454,6 +458,13 @@ class _Builder:
             patch_entry["compiled"] = len(parsed.compiled)
             patch_entry["duration_s"] = self.durations.get(stage)
         return ok
+
+    def _keep_commits(self, wt) -> None:
+        """A ref per build in the cached repo: the patch commits outlive the next worktree reset."""
+        digest = hashlib.sha1(str(self.build_dir).encode()).hexdigest()[:10]
+        ref = f"refs/zstest/builds/{_slug(self.build_dir.name)}-{digest}"
+        proc.run(["git", "-C", str(wt.path), "update-ref", ref, "HEAD"], timeout=60, check=False)
+        self.manifest["kernel"]["keep_ref"] = ref
 
     def _compile_fallback_note(self, entry: dict) -> None:
         if not entry.get("errors"):

@@ -163,14 +163,17 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
             run.message += "\n" + exc.detail
         run.duration_s = round(time.monotonic() - started, 3)
         _save(out, run)
+        _annotate(out, run)
         raise
     except ZstestError as exc:
         run.duration_s = round(time.monotonic() - started, 3)
         run.message = run.message or exc.message
         _save(out, run)
+        _annotate(out, run)
         raise
     run.duration_s = round(time.monotonic() - started, 3)
     _save(out, run)
+    _annotate(out, run)
     _raise_if_not_saved(out, run, console_error)
     if run.exit_code != 0:
         # the CLI's log format makes this the run's one `zstest: error:` sentence on stderr
@@ -230,6 +233,18 @@ def _run_suite(req, suite, guest, info, build_dir, out, run, progress) -> None:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _annotate(out: Path, run: RunResults) -> None:
+    """Decode every splat (file:line, the patch that touched it) into results.json, last."""
+    if getattr(run, "write_error", None) is not None or not (
+            run.splats or any(t.splats for t in run.tests)):
+        return
+    from .decode import annotate_results
+    try:
+        annotate_results(out)
+    except Exception as exc:   # evidence is already on disk; decoding is a bonus
+        log.warning("could not decode the splats: %s", exc)
 
 
 def _save(out: Path, run: RunResults) -> None:

@@ -26,12 +26,17 @@ from ..matrix import cell_option
 @click.option("--jobs", "-j", "jobs", type=click.IntRange(min=1), help="make -j (default: CPU count).")
 @click.option("--kmod-dir", "kmod_dir", type=click.Path(path_type=Path),
               help="Out-of-tree module to build against the kernel (default: the repo's kmod/).")
+@click.option("--prefix", "prefix", type=click.IntRange(min=0),
+              help="Apply only the first N patches of the series (what `zstest bisect` builds).")
 @cell_option("build")
-def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir):
+def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir,
+                  prefix):
     """Build a kernel: config profiles, ccache, per-patch builds, build.json."""
     if each and not series:
         raise click.UsageError("--each needs --series.")
-    req = BuildRequest(kernel=kernel, series=series, base=base,
+    if prefix is not None and not series:
+        raise click.UsageError("--prefix needs --series.")
+    req = BuildRequest(kernel=kernel, series=series, base=base, series_limit=prefix,
                        configs=list(configs) or ["base"], each=each, out=out,
                        allow_config_drift=allow_config_drift, jobs=jobs, kmod_dir=kmod_dir,
                        argv=sys.argv[1:][sys.argv[1:].index("build") + 1:]

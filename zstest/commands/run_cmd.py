@@ -108,7 +108,9 @@ def run_command(ctx, out, build_out, **opts) -> int:
                        each=build_opts["each"], out=build_out,
                        allow_config_drift=build_opts["allow_config_drift"],
                        jobs=build_opts["jobs"], kmod_dir=build_opts["kmod_dir"],
-                       argv=["build"] + [a for a in sys.argv[1:] if a != "run"])
+                       series_limit=build_opts.get("prefix"), command="run",
+                       argv=sys.argv[1:][sys.argv[1:].index("run") + 1:]
+                       if "run" in sys.argv[1:] else [])
     try:
         result = run_build(req, echo=click.echo)
     except BuildFailed as exc:
