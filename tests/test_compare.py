@@ -235,14 +235,24 @@ def test_patch_verdicts():
 
 
 def test_results_dir_brings_its_build(tmp_path):
-    a = cmp.load_side(side_dir(tmp_path, "boot-debug-clean", build="build-break-each"))
-    b = cmp.load_side(side_dir(tmp_path, "boot-debug-rcu-stall", build="good-3-each"))
+    # Real pair: `zstest compare kernel-patches/fixtures/build-break kernel-patches/fixtures/good-3
+    # --suite boot` (series mode) made these two runs and their --each builds.
+    a = cmp.load_side(side_dir(tmp_path, "boot-build-break", build="build-break-run"))
+    b = cmp.load_side(side_dir(tmp_path, "boot-good-3", build="good-3-run"))
     assert a.kind == "results+build" and b.kind == "results+build"
     c = cmp.compare(a, b)
     assert c.top["series revision"] == ("v1", "v1")
     assert c.top["config profiles"] == ("base", "base")
+    assert c.top["build status"] == ("failed", "ok")
+    # The tests passed on the bootable build-break kernel, but `zstest run` exited 4 for it.
+    assert c.top["status"] == ("passed", "passed")
+    assert c.top["exit code"] == (4, 0)
     assert [p.verdict for p in c.patches] == ["same", "build fixed", "same"]
+    assert c.counts()["passing"] == 5 and c.exit_code == 0
     assert "(build " in cmp.render_text(c).splitlines()[1]
+    assert cmp.summary_line(c) == "0 fixed, 0 regressed, 5 passing; patches: 1 build fixed, 2 same"
+    back = cmp.compare(b, a)
+    assert back.exit_code == 1 and back.patches[1].verdict == "build broke"
 
 
 # ------------------------------------------------------------------ tests: text and JSON
@@ -427,3 +437,22 @@ def test_apply_broke_and_dropped_patches(tmp_path):
     back = cmp.compare(cmp.load_side(conflict), cmp.load_side(good))
     assert [p.verdict for p in back.patches] == ["apply fixed", "new", "new"]
     assert back.exit_code == 0
+
+
+@pytest.mark.slow
+def test_series_mode_builds_and_runs_a_revision(tmp_path, kernel_build):
+    """A series source as side A: built (whole series) and booted; B a recorded run of it.
+
+    kernel_build: the shared base build keeps the object dir warm, so this build is incremental.
+    """
+    b = side_dir(tmp_path, "boot-good-3")
+    proc = run_zstest("compare", REPO / "kernel-patches" / "fixtures" / "good-3", b,
+                      "--suite", "boot", "--no-each", "--json", tmp_path / "c.json", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "good-3 is a series: building and running it" in proc.stdout
+    assert "zstest compare: 0 fixed, 0 regressed, 5 passing" in proc.stdout
+    data = json.loads((tmp_path / "c.json").read_text())
+    results = Path(data["a"]["results"])
+    assert results.parent.parent.name == "results"   # ~/.cache/zstest/results/<stamp>/
+    assert data["top"]["build status"]["a"] == "ok"
+    assert data["top"]["series"]["a"].endswith("kernel-patches/fixtures/good-3")

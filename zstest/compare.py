@@ -363,14 +363,16 @@ def _splat_key(splat: Dict[str, Any]) -> str:
 
 
 def _run_exit_code(side: Side) -> Optional[int]:
-    if side.results is not None:
-        return side.results.get("exit_code")
-    if side.build is not None:
-        status = side.build.get("status")
-        if status == "ok":
-            return 0
+    """The exit code `zstest run` gave (or would give): a failed build is 3 or 4 even if tests passed."""
+    build_code = None
+    if side.build is not None and side.build.get("status") != "ok":
         patches = ((side.build.get("series") or {}).get("patches")) or []
-        return 3 if any(p.get("apply") == "failed" for p in patches) else 4
+        build_code = 3 if any(p.get("apply") == "failed" for p in patches) else 4
+    if side.results is not None:
+        code = side.results.get("exit_code")
+        return build_code if code == 0 and build_code is not None else code
+    if side.build is not None:
+        return build_code if build_code is not None else 0
     return None
 
 
