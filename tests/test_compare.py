@@ -456,3 +456,15 @@ def test_series_mode_builds_and_runs_a_revision(tmp_path, kernel_build):
     assert results.parent.parent.name == "results"   # ~/.cache/zstest/results/<stamp>/
     assert data["top"]["build status"]["a"] == "ok"
     assert data["top"]["series"]["a"].endswith("kernel-patches/fixtures/good-3")
+
+
+def test_interrupted_side_is_noted(tmp_path):
+    a = side_dir(tmp_path, "quick-passed")
+    data = json.loads((a / "results.json").read_text())
+    data["status"], data["tests"] = "interrupted", data["tests"][:3]
+    b = tmp_path / "interrupted"
+    b.mkdir()
+    (b / "results.json").write_text(json.dumps(data))
+    c = cmp.compare(cmp.load_side(a), cmp.load_side(b))
+    assert "note: B was interrupted; its results are partial" in cmp.render_text(c)
+    assert c.counts()["gone"] == 7 and c.exit_code == 0

@@ -533,6 +533,9 @@ def _side_line(tag: str, side: Side) -> str:
 def render_text(cmp: Comparison) -> str:
     lines = [f"zstest compare: {summary_line(cmp)}",
              _side_line("A", cmp.a), _side_line("B", cmp.b), ""]
+    for tag, side in (("A", cmp.a), ("B", cmp.b)):
+        if (side.results or {}).get("status") == "interrupted":
+            lines.append(f"note: {tag} was interrupted; its results are partial")
     for r in cmp.regressions:
         line = f"REGRESSED {r}"
         lines.append(line if len(line) <= WIDTH else line[: WIDTH - 3] + "...")

@@ -36,7 +36,10 @@ def _write_json(data: dict, dest: str) -> None:
               help="Series mode: apply and build patch by patch.")
 def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword, each) -> int:
     """Compare A (old) with B (new): results dirs, build dirs, their JSON files, or two series
-    sources to build and run first. Exit 1 when anything regressed."""
+    sources to build and run first. Exit 1 when anything regressed.
+
+    With --merge DIR...: every results dir found under the DIRs (e.g. a CI artifact download)
+    is one column; exit 1 when any of them failed."""
     from .. import compare as cmp
 
     if merge_mode:
