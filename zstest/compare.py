@@ -721,8 +721,10 @@ def _merge_cell(o: Optional[TestOutcome]) -> str:
 
 def render_merge(table: MergeTable) -> str:
     failed = [c.name for c in table.cells if c.failed]
-    head = f"zstest compare --merge: {len(table.cells)} cells, {len(table.tests)} tests; "
-    head += f"{len(failed)} failed ({', '.join(failed)})" if failed else "all passed"
+    n = len(table.cells)
+    head = f"zstest compare --merge: {n} cell{'s' if n != 1 else ''}, {len(table.tests)} tests; "
+    named = ", ".join(failed[:5]) + (f", ... ({len(failed) - 5} more)" if len(failed) > 5 else "")
+    head += f"{len(failed)} failed ({named})" if failed else "all passed"
     lines = [head, ""]
     name_w = max(len(c.name) for c in table.cells)
     for i, c in enumerate(table.cells, 1):
