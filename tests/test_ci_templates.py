@@ -229,6 +229,17 @@ def test_github_jobs_run_locally(kernel_build, tmp_path):
     assert merged.returncode == 0, merged.stdout + merged.stderr
     assert BOOT_CELL in merged.stdout
 
+    # Again, with the first run's results as the baseline: the boot job compares against it.
+    second = tmp_path / "second"
+    baseline = tmp_path / "artifacts" / f"results-{BOOT_CELL}"
+    proc = run_local("github", "--input", "suite=boot", "--input", f"baseline={baseline}",
+                     "--only", "plan,build,boot", "--workdir", second, timeout=1800)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    compared = (second / "artifacts" / f"results-{BOOT_CELL}" / f"compare-{BOOT_CELL}.txt").read_text()
+    assert "0 regressed" in compared, compared
+    summaries = "".join(p.read_text() for p in (second / "step-summaries").iterdir())
+    assert f"### {BOOT_CELL} against the baseline" in summaries
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
