@@ -468,3 +468,20 @@ def test_interrupted_side_is_noted(tmp_path):
     c = cmp.compare(cmp.load_side(a), cmp.load_side(b))
     assert "note: B was interrupted; its results are partial" in cmp.render_text(c)
     assert c.counts()["gone"] == 7 and c.exit_code == 0
+
+
+def test_demo_v1_to_v2_fixed_with_the_splat_named(tmp_path):
+    # Recorded `zstest run --series kernel-patches/demo-migrated/v1|v2 --each --suite migration`.
+    a = cmp.load_side(side_dir(tmp_path, "demo-v1-migration", build="demo-v1-each"))
+    b = cmp.load_side(side_dir(tmp_path, "demo-v2-migration", build="demo-v2-each"))
+    c = cmp.compare(a, b)
+    hot = next(t for t in c.tests if t.name.startswith("test_migration_hotunplug.py"))
+    assert hot.verdict == "fixed"
+    assert hot.message.startswith("warning: WARNING: CPU: 0 PID: 138 at mm/zsmalloc.c:1868 zs_page_migrate")
+    assert c.patches[0].verdict == "build fixed"
+    assert c.top["series revision"] == ("v1", "v2")
+    assert c.top["splats in tests"] == (1, 0)
+    assert c.exit_code == 0
+    back = cmp.compare(b, a)
+    assert back.exit_code == 1
+    assert "    why: warning: WARNING: CPU: 0 PID: 138 at mm/zsmalloc.c:1868" in cmp.render_text(back)

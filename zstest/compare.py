@@ -178,7 +178,20 @@ class TestDelta:
     a: Optional[TestOutcome]
     b: Optional[TestOutcome]
     metrics: List[MetricChange] = field(default_factory=list)
-    message: str = ""            # B's failure message (or A's for a fixed test)
+    message: str = ""            # why B failed (why A failed, for a fixed test): one line
+
+
+def _why(t: Dict[str, Any]) -> str:
+    """One line saying why a test failed: its first splat, else its message's first sentence."""
+    splats = t.get("splats") or []
+    if splats:
+        title = re.sub(r"(\.\./)*\S*worktrees/[^/\s]+/[^/\s]+/", "", splats[0].get("title") or "")
+        return f"{splats[0].get('kind', 'splat')}: {title}"
+    lines = [line.strip() for line in (t.get("message") or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    # "the kernel logged during boot:" says little alone; its next line is the evidence.
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
 def _outcome(t: Dict[str, Any]) -> TestOutcome:
@@ -446,10 +459,8 @@ def compare(a: Side, b: Side) -> Comparison:
         ob = _outcome(tb[name]) if name in tb else None
         verdict = test_verdict(oa, ob)
         metrics = metric_changes(ta[name], tb[name]) if name in ta and name in tb else []
-        message = (tb.get(name) or {}).get("message") or ""
-        if verdict == "fixed":
-            message = (ta.get(name) or {}).get("message") or ""
-        tests.append(TestDelta(name, verdict, oa, ob, metrics, message.strip()))
+        message = _why(ta[name] if verdict == "fixed" else tb.get(name) or {})
+        tests.append(TestDelta(name, verdict, oa, ob, metrics, message))
     tests.sort(key=lambda t: VERDICTS.index(t.verdict))
 
     patches = compare_patches(a.build, b.build)
@@ -577,7 +588,7 @@ def render_text(cmp: Comparison) -> str:
             lines.append(f"{_cut(t.name, name_w):<{name_w}}  {sa:<{st_w}}  {sb:<{st_w}}  {t.verdict}")
             if t.message and t.verdict in ("regressed", "fixed", "still failing", "new") and \
                     (t.verdict == "fixed" or (t.b and t.b.status in _BAD)):
-                why = t.message.splitlines()[0]
+                why = t.message
                 why = why if len(why) <= WIDTH - 9 else why[: WIDTH - 12] + "..."
                 lines.append(f"    {'was' if t.verdict == 'fixed' else 'why'}: {why}")
             for m in t.metrics:
