@@ -303,6 +303,8 @@ def test_looks_like_series(tmp_path):
     assert not cmp.looks_like_series(str(DATA / "default-passed"))
     assert not cmp.looks_like_series(str(DATA / "default-passed" / "results.json"))
     assert not cmp.looks_like_series(str(tmp_path / "nope"))
+    assert cmp.looks_like_series("v6.1..zs-v2")
+    assert cmp.looks_like_series("20160520002013.GA18064@bbox")
 
 
 # ------------------------------------------------------------------ tests: the CLI

@@ -66,7 +66,7 @@ def _is_results(data: Dict[str, Any]) -> bool:
 
 
 def _is_build(data: Dict[str, Any]) -> bool:
-    return "artifacts" in data or "series" in data and "kernel" in data and "tests" not in data
+    return "artifacts" in data or ("series" in data and "kernel" in data and "tests" not in data)
 
 
 def _build_of_results(results: Dict[str, Any]) -> Optional[Path]:
@@ -118,8 +118,11 @@ def load_side(path) -> Side:
 
 
 def looks_like_series(src: str) -> bool:
-    """True when src is a series source (mbox, patch dir, quilt dir) rather than a side."""
+    """True when src is a series source (mbox, patch dir, quilt dir, A..B, msgid) rather than a side."""
+    from .series.sources import GIT_RANGE, MSGID
     path = Path(src).expanduser()
+    if not path.exists():
+        return bool(GIT_RANGE.match(src) or MSGID.match(src))
     if path.is_dir():
         if (path / RESULTS_JSON).exists() or (path / BUILD_JSON).exists():
             return False
