@@ -104,7 +104,8 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
     from .vm.guest import GuestSpec, launch_guest
 
     started = time.monotonic()
-    out = Path(req.out)
+    # QEMU runs with its work dir as cwd: every path handed to it must be absolute.
+    out = Path(req.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     _link_last(out)
     progress = req.on_progress or (lambda msg: None)

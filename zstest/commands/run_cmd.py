@@ -57,7 +57,8 @@ def do_boot_and_run(build_dir, out, suite, keyword, junit, json_out, timeout, ru
         for src, dest in (("junit.xml", junit), ("results.json", json_out)):
             if dest and (out / src).exists():
                 Path(dest).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(out / src, dest)
+                if Path(dest).resolve() != (out / src).resolve():
+                    shutil.copyfile(out / src, dest)
     click.echo("")
     click.echo((out / "summary.txt").read_text().rstrip())
     return run.exit_code
