@@ -99,12 +99,12 @@ def test_skipped_in_a_and_run_in_b_is_new(tmp_path):
 
 def test_verdict_table():
     o = lambda s: cmp.TestOutcome(s, int(s == "passed"), 1)  # noqa: E731
-    assert cmp.test_verdict(o("error"), o("passed")) == "fixed"
-    assert cmp.test_verdict(o("passed"), o("error")) == "regressed"
-    assert cmp.test_verdict(o("failed"), o("error")) == "still failing"
-    assert cmp.test_verdict(None, o("failed")) == "new"
-    assert cmp.test_verdict(o("failed"), None) == "gone"
-    assert cmp.test_verdict(o("skipped"), o("skipped")) == "skipped"
+    assert cmp.verdict_for(o("error"), o("passed")) == "fixed"
+    assert cmp.verdict_for(o("passed"), o("error")) == "regressed"
+    assert cmp.verdict_for(o("failed"), o("error")) == "still failing"
+    assert cmp.verdict_for(None, o("failed")) == "new"
+    assert cmp.verdict_for(o("failed"), None) == "gone"
+    assert cmp.verdict_for(o("skipped"), o("skipped")) == "skipped"
 
 
 def test_repeat_runs_show_passes_of_runs(tmp_path):

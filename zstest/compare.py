@@ -22,6 +22,7 @@ CELL_JSON = "cell.json"
 PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
 WIDTH = 100                 # the text table fits a 100-column terminal
 TOP_METRICS = 4             # counters shown per test: the ones that changed most
+SPLAT_LINES = 8             # lines of a new splat's text shown as evidence
 MIN_RELATIVE_CHANGE = 0.10  # smaller changes between A and B are noise on TCG
 # General memory counters move with whatever else the guest did; zsmalloc's story is elsewhere.
 NOISE_COUNTER = re.compile(r"(^|\.)(nr_free_pages|free|managed|MemFree|MemAvailable|Cached|"
@@ -206,7 +207,7 @@ def _outcome(t: Dict[str, Any]) -> TestOutcome:
     return TestOutcome(status=status, passes=int(passes), runs=len(runs))
 
 
-def test_verdict(a: Optional[TestOutcome], b: Optional[TestOutcome]) -> str:
+def verdict_for(a: Optional[TestOutcome], b: Optional[TestOutcome]) -> str:
     """fixed / regressed / still failing / passing / new / gone / skipped."""
     a_ran = a is not None and a.status != "skipped"
     b_ran = b is not None and b.status != "skipped"
@@ -460,7 +461,7 @@ def compare(a: Side, b: Side) -> Comparison:
     for name in order:
         oa = _outcome(ta[name]) if name in ta else None
         ob = _outcome(tb[name]) if name in tb else None
-        verdict = test_verdict(oa, ob)
+        verdict = verdict_for(oa, ob)
         metrics = metric_changes(ta[name], tb[name]) if name in ta and name in tb else []
         message = _why(ta[name] if verdict == "fixed" else tb.get(name) or {})
         tests.append(TestDelta(name, verdict, oa, ob, metrics, message))
@@ -538,8 +539,8 @@ def _cell(v: Any) -> str:
 
 
 def _side_line(tag: str, side: Side) -> str:
-    where = side.results_path.parent if side.results_path and side.results_path.name == RESULTS_JSON \
-        else side.results_path or side.build_path
+    path = side.results_path or side.build_path
+    where = path.parent if path.name in (RESULTS_JSON, BUILD_JSON) else path
     extra = f" (build {side.build_path.parent})" if side.results and side.build_path else ""
     return f"{tag}: {where}{extra}"
 
@@ -597,8 +598,12 @@ def render_text(cmp: Comparison) -> str:
             for m in t.metrics:
                 lines.append(f"    {_cut(m.text(), WIDTH - 4)}")
     for s in cmp.new_splats:
+        # The evidence: the splat's first lines as the console had them.
         lines.append("")
-        lines.append(f"new splat outside tests in B: {s.get('kind')}: {s.get('title')}")
+        lines.append(f"new splat outside tests in B ({s.get('kind')}), console line {s.get('line_no')}:")
+        for line in (s.get("text") or s.get("title") or "").splitlines()[:SPLAT_LINES]:
+            text = ("  " + line).expandtabs()
+            lines.append(text if len(text) <= WIDTH else text[: WIDTH - 3] + "...")
     return "\n".join(lines) + "\n"
 
 
