@@ -451,8 +451,8 @@ def test_series_mode_builds_and_runs_a_revision(tmp_path, kernel_build):
     proc = run_zstest("compare", REPO / "kernel-patches" / "fixtures" / "good-3", b,
                       "--suite", "boot", "--no-each", "--json", tmp_path / "c.json", timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "good-3 is a series: building and running it" in proc.stdout
-    assert "zstest compare: 0 fixed, 0 regressed, 5 passing" in proc.stdout
+    assert "good-3 is a series: building and running it" in proc.stderr
+    assert proc.stdout.startswith("zstest compare: 0 fixed, 0 regressed, 5 passing")
     data = json.loads((tmp_path / "c.json").read_text())
     results = Path(data["a"]["results"])
     assert results.parent.parent.name == "results"   # ~/.cache/zstest/results/<stamp>/

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -56,14 +57,17 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
         raise BadInput(f"compare takes two sides, A and B (got {len(sides)}); "
                        f"use --merge for more.")
     loaded = []
+    progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
     for src in sides:
         if cmp.looks_like_series(src):
-            click.echo(f"zstest: {src} is a series: building and running it")
+            progress(f"zstest: {src} is a series: building and running it")
             req = cmp.RevisionRunRequest(series=src, kernel=kernel, configs=list(configs) or ["base"],
                                          suite=suite, keyword=keyword, each=each,
                                          argv=_build_argv(src, kernel, configs, each))
-            where = cmp.run_revision(req, echo=click.echo)
-            click.echo(f"zstest: {src}: {where}")
+            # Stdout carries only the comparison (or its JSON): the run's chatter goes to stderr.
+            with contextlib.redirect_stdout(sys.stderr):
+                where = cmp.run_revision(req, echo=progress)
+            progress(f"zstest: {src}: {where}")
             loaded.append(cmp.load_side(where))
         else:
             loaded.append(cmp.load_side(src))
