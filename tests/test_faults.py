@@ -249,6 +249,7 @@ def test_garbage_bzimage_is_exit_5_through_the_cli(kernel_build, tmp_path):
     assert time.monotonic() - start < 90
 
 
+@pytest.mark.slow
 def test_missing_qemu_is_exit_6_with_the_apt_line(kernel_build, tmp_path):
     # Every tool of /usr/bin but QEMU: what a host without qemu-system-x86 looks like.
     bin_dir = tmp_path / "bin"
