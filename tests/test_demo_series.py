@@ -108,6 +108,8 @@ def test_compare_v1_v2_shows_the_fixes_and_reverse_regresses(demo):
     cmp = _json(root / "cmp.json")
     text = json.dumps(cmp)
     assert "fixed" in text and "build fixed" in text, fwd.stdout
+    zram = next(p for p in cmp["patches"] if p["subject"].startswith("zram: show"))
+    assert (zram["index_a"], zram["verdict"]) == (1, "build fixed"), cmp["patches"]
     assert "hotunplug" in fwd.stdout
     rev = run_zstest("compare", str(root / "v2-results"), str(root / "v1-results"))
     assert rev.returncode == 1, rev.stdout + rev.stderr
@@ -120,5 +122,6 @@ def test_report_is_ready_for_the_list(demo):
     text = res.stdout
     assert all(len(line) <= 72 for line in text.splitlines()), \
         [line for line in text.splitlines() if len(line) > 72]
-    for needle in ("zram: show pages_migrated in mm_stat", "mm/zsmalloc.c", "zstest build"):
+    for needle in ("zram: show pages_migrated in mm_stat", "mm/zsmalloc.c", "It points at patch 3",
+                   "zstest run --series"):
         assert needle in text, needle

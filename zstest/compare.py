@@ -306,6 +306,7 @@ class PatchDelta:
     b: Optional[PatchState]
     verdict: str                 # same / build fixed / build broke / apply fixed / apply broke / new / dropped / warnings
     subject_a: str = ""          # A's subject when it differs from B's
+    index_a: Optional[int] = None  # A's index when patches were matched by subject and moved
 
     @property
     def regressed(self) -> bool:
@@ -347,8 +348,39 @@ def _patches(build: Optional[Dict[str, Any]]) -> Dict[int, Tuple[str, PatchState
     return out
 
 
+def _norm_subject(subject: str) -> str:
+    return " ".join(subject.lower().split())
+
+
+def _match_by_subject(pa, pb) -> Optional[List[PatchDelta]]:
+    """Revisions reorder patches: pair them by subject when subjects are unique and mostly shared."""
+    subj_a = {_norm_subject(v[0]): k for k, v in pa.items()}
+    subj_b = {_norm_subject(v[0]): k for k, v in pb.items()}
+    if len(subj_a) != len(pa) or len(subj_b) != len(pb) or not pb:
+        return None
+    shared = subj_a.keys() & subj_b.keys()
+    moved = any(subj_a[x] != subj_b[x] for x in shared)
+    if not moved or len(shared) * 2 < len(pb):
+        return None
+    rows = []
+    for index in sorted(pb):
+        subject, sb = pb[index]
+        ia = subj_a.get(_norm_subject(subject))
+        sa = pa[ia][1] if ia is not None else None
+        rows.append(PatchDelta(index, subject, sa, sb, patch_verdict(sa, sb),
+                               index_a=ia if ia != index else None))
+    for ia in sorted(pa):
+        if _norm_subject(pa[ia][0]) not in subj_b:
+            rows.append(PatchDelta(ia, pa[ia][0], pa[ia][1], None, patch_verdict(pa[ia][1], None),
+                                   index_a=ia))
+    return rows
+
+
 def compare_patches(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> List[PatchDelta]:
     pa, pb = _patches(a), _patches(b)
+    by_subject = _match_by_subject(pa, pb)
+    if by_subject is not None:
+        return by_subject
     rows = []
     for index in sorted(pa.keys() | pb.keys()):
         sa, sb = pa.get(index), pb.get(index)
@@ -578,6 +610,8 @@ def render_text(cmp: Comparison) -> str:
                          f"{sb:<{st_w}}  {p.verdict}")
             if p.subject_a:
                 lines.append(f"{'':>2}  {_cut('(A: ' + p.subject_a + ')', subj_w)}")
+            if p.index_a is not None and p.b is not None:
+                lines.append(f"{'':>2}  (was patch {p.index_a} in A)")
 
     if cmp.tests:
         lines.append("")
@@ -637,7 +671,8 @@ def comparison_json(cmp: Comparison) -> Dict[str, Any]:
                    "b": _outcome_json(t.b), "message": t.message,
                    "metrics": [{"key": m.key, "kind": m.kind, "a": m.a, "b": m.b}
                                for m in t.metrics]} for t in cmp.tests],
-        "patches": [{"index": p.index, "subject": p.subject, "subject_a": p.subject_a or None,
+        "patches": [{"index": p.index, "index_a": p.index_a, "subject": p.subject,
+                     "subject_a": p.subject_a or None,
                      "verdict": p.verdict, "a": _patch_json(p.a), "b": _patch_json(p.b)}
                     for p in cmp.patches],
         "new_splats": [{"kind": s.get("kind"), "title": s.get("title")} for s in cmp.new_splats],
