@@ -498,6 +498,13 @@ class _Builder:
                 arts[key] = None
         if arts.get("bzImage") is None:
             raise BuildFailed(f"make succeeded but {pairs['bzImage']} is missing.")
+        # The zram selftests as the series left them: the build dir carries them to the guest.
+        selftests = self.srcdir / "tools" / "testing" / "selftests" / "zram"
+        if selftests.is_dir():
+            dest = self.build_dir / "selftests" / "zram"
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(selftests, dest, symlinks=False)
+            arts["selftests"] = "selftests/zram"
 
     def _modules_install(self) -> None:
         target = self.build_dir / "modules"

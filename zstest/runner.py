@@ -192,6 +192,8 @@ def _run_suite(req, suite, guest, info, build_dir, out, run, progress) -> None:
     order: List[str] = []
     keyword = " and ".join(f"({k})" for k in (suite.keyword, req.keyword) if k)
     for attempt in range(1, req.repeat + 1):
+        # Where the build dir is now (build.json's build_dir is where it was built).
+        info = dict(info, local_build_dir=str(build_dir))
         plugin = GuestSuitePlugin(guest, results_dir=out, build_info=info,
                                   kernel_config=kernel_config, default_timeout=req.timeout)
         args = [str(p) for p in suite.paths]

@@ -14,10 +14,15 @@ NEEDED_TOOLS = ("dd", "bc", "mkfs.ext4", "mkswap", "swapon", "swapoff", "mount",
 
 
 def test_kselftest_zram(guest, build_info, record):
+    # The build dir's copy (the patched tree's); else the kernel tree build.json names.
+    shipped = build_info.get("artifacts", {}).get("selftests")
     tree = build_info.get("kernel", {}).get("tree")
-    if not tree:
-        pytest.skip("build.json records no kernel tree to take the selftests from")
-    src = Path(tree) / SELFTEST_DIR
+    if shipped and build_info.get("local_build_dir"):
+        src = Path(build_info["local_build_dir"]) / shipped
+    elif tree:
+        src = Path(tree) / SELFTEST_DIR
+    else:
+        pytest.skip("the build has no zram selftests and records no kernel tree to take them from")
     scripts = sorted(p for p in src.glob("*.sh")) if src.is_dir() else []
     if not scripts:
         pytest.skip(f"{src} holds no zram selftest scripts")
