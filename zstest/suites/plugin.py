@@ -51,7 +51,9 @@ class LoggedGuest:
         self._plugin.log(_indent(result.stdout) + _indent(result.stderr, "! ") +
                          f"[exit {result.exit_status}, {result.duration_s:.2f} s]")
         if check and result.exit_status != 0:
+            oom = getattr(result, "oom_kill", "")
             raise GuestCommandFailed(
+                (f"`{cmd}` was killed by the OOM killer: {oom}\n" if oom else "") +
                 f"`{cmd}` exited with {result.exit_status} in the guest\n"
                 f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-2000:]}")
         return result
@@ -112,8 +114,11 @@ class GuestSuitePlugin:
     def log(self, text: str) -> None:
         if self._current is None:
             return
-        with open(self._current["log_path"], "a") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
+        try:
+            with open(self._current["log_path"], "a") as fh:
+                fh.write(text if text.endswith("\n") else text + "\n")
+        except OSError as exc:   # a full disk: the run reports it once, at its end
+            self._current["log_error"] = exc
 
     # -- the objects the fixtures below hand to tests -----------------------
     @property
@@ -176,7 +181,10 @@ class GuestSuitePlugin:
         self._current = {"nodeid": nodeid, "log_path": log_path, "recorder": Recorder(),
                          "reports": [], "start": time.monotonic(),
                          "console_start": self._console_size(), "nonce": uuid.uuid4().hex[:8]}
-        log_path.write_text(f"# {nodeid}\n")
+        try:
+            log_path.write_text(f"# {nodeid}\n")
+        except OSError as exc:
+            self._current["log_error"] = exc
         self._current["mark"] = self._raw_guest.console.mark()
         if self.guest_lost is None:
             self._kmsg(f"zstest: begin {nodeid} [{self._current['nonce']}]")
@@ -239,10 +247,14 @@ class GuestSuitePlugin:
         result.details = cur["recorder"].details
         result.runs = [result.status]
         # Keep the kernel's voice for this test next to its commands.
-        with open(cur["log_path"], "a") as fh, open(self._raw_guest.console.log_path, "rb") as con:
-            con.seek(cur["console_start"])
-            fh.write("\n# console during this test\n")
-            fh.write(con.read().decode("utf-8", "replace"))
+        try:
+            with open(cur["log_path"], "a") as fh, \
+                    open(self._raw_guest.console.log_path, "rb") as con:
+                con.seek(cur["console_start"])
+                fh.write("\n# console during this test\n")
+                fh.write(con.read().decode("utf-8", "replace"))
+        except OSError:
+            pass   # a full disk: the run says so once, at its end
         self.results.append(result)
         self._current = None
 
