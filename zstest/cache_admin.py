@@ -344,9 +344,10 @@ def show_cache(root: Optional[Path] = None) -> CacheReport:
         report.size_bytes = own.size_bytes + sum(e.size_bytes for e in report.entries)
         report.files = own.files + sum(e.files for e in report.entries)
         areas.append(report)
+    own = os.lstat(root)      # the root dir's own block, as du counts it
     return CacheReport(root, areas, {a: last_link(root, a) for a in ("builds", "results")},
-                       total_bytes=sum(a.size_bytes for a in areas),
-                       total_files=sum(a.files for a in areas),
+                       total_bytes=own.st_blocks * 512 + sum(a.size_bytes for a in areas),
+                       total_files=1 + sum(a.files for a in areas),
                        duration_s=time.monotonic() - start)
 
 
@@ -364,7 +365,9 @@ def _dir_own_usage(path: Path, area: str) -> Usage:
     # Top-level symlinks (last) are not entries but are inodes all the same.
     for e in _real_dirs(path):
         if e.is_symlink():
-            u.files += 1
+            with contextlib.suppress(OSError):
+                u.size_bytes += e.stat(follow_symlinks=False).st_blocks * 512
+                u.files += 1
     return u
 
 

@@ -1,0 +1,375 @@
+"""`zstest cache show|prune|path` on a real cache layout made in tmp_path (ZSTEST_CACHE).
+
+Real dirs and files with real sizes, a real git repo with `git worktree add`, real flocks
+held by another process, a real process naming a build on its command line, and symlinks
+pointing out of the cache that must never be followed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_zstest
+from zstest.cache_admin import RefusedPath, disk_usage, remove_inside
+
+DAY = 86400
+
+
+def write(path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(os.urandom(size))      # random: real blocks, nothing sparse
+    return path
+
+
+def set_age(path: Path, days: float) -> None:
+    """Every mtime under path (path included) set to `days` ago."""
+    t = time.time() - days * DAY
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in dirs + files:
+            os.utime(os.path.join(root, name), (t, t), follow_symlinks=False)
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def du_bytes(path: Path) -> int:
+    out = subprocess.run(["du", "-s", "-B1", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def cache_env(cache: Path) -> dict:
+    return {"ZSTEST_CACHE": str(cache)}
+
+
+def zstest_cache(cache: Path, *args):
+    return run_zstest("cache", *args, env=cache_env(cache), timeout=120)
+
+
+def make_build(cache: Path, name: str, days: float, status: str = "ok") -> Path:
+    d = cache / "builds" / name
+    write(d / "bzImage", 96 * 1024)
+    write(d / "modules" / "lib" / "modules" / "zram.ko", 32 * 1024)
+    (d / "build.json").write_text(json.dumps({"status": status, "objdir": str(cache / "objs" / "x")}))
+    set_age(d, days)
+    return d
+
+
+def make_results(cache: Path, name: str, days: float, image: Path = None) -> Path:
+    d = cache / "results" / name
+    write(d / "console.log", 8 * 1024)
+    data = {"status": "passed", "image": {"path": str(image)} if image else None}
+    (d / "results.json").write_text(json.dumps(data))
+    set_age(d, days)
+    return d
+
+
+def make_image(cache: Path, digest: str, days: float) -> Path:
+    d = cache / "images" / digest
+    write(d / "initramfs.cpio.lz4", 40 * 1024)
+    (d / "image.json").write_text("{}")
+    set_age(d, days)
+    return d / "initramfs.cpio.lz4"
+
+
+@pytest.fixture
+def held_lock():
+    """flock a lock file from another process with zstest's own file_lock; released at the end."""
+    procs = []
+
+    def hold(path: Path):
+        code = ("import sys, time; from pathlib import Path; from zstest.cache import file_lock\n"
+                "with file_lock(Path(sys.argv[1])):\n"
+                "    print('held', flush=True); time.sleep(120)\n")
+        p = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=REPO,
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "held"
+        procs.append(p)
+        return p
+
+    yield hold
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+@pytest.fixture
+def cache(tmp_path) -> Path:
+    """builds (8, last -> the 7th newest), results (7), images (6), an outside dir linked in."""
+    root = tmp_path / "cache"
+    outside = tmp_path / "outside"
+    write(outside / "precious.bin", 16 * 1024)
+    for i in range(8):
+        make_build(root, f"linux-6.1-plain-base-2026010{i}", days=20 - i)
+    # A build that is not among the newest five, with a symlink out of the cache inside it.
+    (root / "builds" / "linux-6.1-plain-base-20260100" / "escape").symlink_to(outside)
+    set_age(root / "builds" / "linux-6.1-plain-base-20260100", 20)
+    (root / "builds" / "last").symlink_to(root / "builds" / "linux-6.1-plain-base-20260101")
+    images = [make_image(root, f"{i:02d}" + "ab" * 9, days=30 - i) for i in range(6)]
+    for i in range(7):
+        make_results(root, f"2026010{i}-120000", days=20 - i,
+                     image=images[0] if i == 6 else images[1] if i == 1 else None)
+    (root / "results" / "last").symlink_to(outside)     # like a run with --out elsewhere
+    (root / "src" / "linux-source-6.1").mkdir(parents=True)
+    write(root / "src" / "linux-source-6.1" / "Makefile", 4096)
+    write(root / "test-builds" / "default" / "bzImage", 8192)
+    set_age(root / "test-builds", 40)
+    return root
+
+
+def test_cache_path_prints_the_root(tmp_path):
+    root = tmp_path / "somewhere"
+    res = zstest_cache(root, "path")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(root)
+
+
+def test_show_sizes_match_du_and_last_links(cache, tmp_path):
+    res = zstest_cache(cache, "show", "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    areas = report["areas"]
+    for name in ("builds", "results", "images", "src", "test-builds"):
+        assert areas[name]["size_bytes"] == du_bytes(cache / name), name
+    assert areas["builds"]["count"] == 8 and areas["results"]["count"] == 7
+    assert areas["images"]["count"] == 6
+    assert areas["worktrees"]["exists"] is False
+    # The symlink out of the cache is not followed: the outside file is not counted.
+    assert report["total_bytes"] == du_bytes(cache)
+    assert report["builds"]["last"]["target"].endswith("linux-6.1-plain-base-20260101")
+    assert report["builds"]["last"]["inside_cache"] is True
+    assert report["results"]["last"]["inside_cache"] is False
+    assert report["builds"]["newest"]["name"] == "linux-6.1-plain-base-20260107"
+    assert report["builds"]["oldest"]["name"] == "linux-6.1-plain-base-20260100"
+    text = zstest_cache(cache, "show")
+    assert text.returncode == 0
+    assert "builds/last -> " in text.stdout and "(outside the cache)" in text.stdout
+
+
+def test_disk_usage_counts_hard_links_once_and_skips_symlinks(tmp_path):
+    d = tmp_path / "d"
+    write(d / "a", 64 * 1024)
+    os.link(d / "a", d / "b")
+    (d / "link").symlink_to(tmp_path)            # would loop if followed
+    assert disk_usage(d).size_bytes == du_bytes(d)
+    assert disk_usage(d).size_bytes < 2 * 64 * 1024
+
+
+def test_prune_default_keeps_newest_five_last_and_outside(cache, tmp_path):
+    before = {p.name for p in (cache / "builds").iterdir()}
+    dry = zstest_cache(cache, "prune", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    planned = json.loads(dry.stdout)
+    assert {p.name for p in (cache / "builds").iterdir()} == before     # dry run: nothing gone
+
+    res = zstest_cache(cache, "prune", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    removed = {(i["area"], i["name"]) for i in out["removed"]}
+    assert removed == {(i["area"], i["name"]) for i in planned["removed"]}
+    builds = sorted(p.name for p in (cache / "builds").iterdir() if not p.is_symlink())
+    # newest five (03..07) + what last points to (01); 00 and 02 go
+    assert builds == [f"linux-6.1-plain-base-2026010{i}" for i in (1, 3, 4, 5, 6, 7)]
+    assert ("builds", "linux-6.1-plain-base-20260100") in removed
+    assert any(s["name"] == "linux-6.1-plain-base-20260101" and "last" in s["reason"]
+               for s in out["skipped"])
+    # The symlink inside the removed build pointed out of the cache: its target is intact.
+    assert (tmp_path / "outside" / "precious.bin").stat().st_size == 16 * 1024
+    assert (cache / "results" / "last").is_symlink()
+    assert sorted(p.name for p in (cache / "results").iterdir() if not p.is_symlink()) == [
+        f"2026010{i}-120000" for i in range(2, 7)]
+    # images: the newest 3 (03, 04, 05) + 00 used by kept results 06; 01's results are gone
+    images = sorted(p.name[:2] for p in (cache / "images").iterdir())
+    assert images == ["00", "03", "04", "05"]
+    assert out["freed_bytes"] == sum(i["size_bytes"] for i in out["removed"]) > 2 * 96 * 1024
+    assert (cache / "src" / "linux-source-6.1" / "Makefile").is_file()
+    assert (cache / "test-builds" / "default" / "bzImage").is_file()
+    text = zstest_cache(cache, "prune", "--dry-run")
+    assert "would free" in text.stdout
+
+
+def test_prune_keep_and_older_than(cache):
+    res = zstest_cache(cache, "prune", "--keep", "1", "--older-than", "16.5", "--area", "builds",
+                       "--json")
+    assert res.returncode == 0, res.stderr
+    left = sorted(p.name[-2:] for p in (cache / "builds").iterdir() if not p.is_symlink())
+    # ages 20..13 days: older than 16.5 are 00..03 (20, 19, 18, 17); 01 is last
+    assert left == ["01", "04", "05", "06", "07"]
+    assert (cache / "results" / "20260100-120000").is_dir()         # area not asked
+
+
+def test_build_named_by_a_running_process_is_skipped(cache):
+    bz = cache / "builds" / "linux-6.1-plain-base-20260100" / "bzImage"
+    # A process naming the kernel on its command line, as QEMU's -kernel does.
+    user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-kernel", str(bz)])
+    try:
+        time.sleep(0.2)
+        res = zstest_cache(cache, "prune", "--area", "builds", "--json")
+    finally:
+        user.kill()
+        user.wait()
+    out = json.loads(res.stdout)
+    assert bz.is_file()
+    assert any(s["name"] == "linux-6.1-plain-base-20260100" and "running process" in s["reason"]
+               for s in out["skipped"])
+
+
+def test_unfinished_recent_build_is_skipped(cache):
+    d = make_build(cache, "linux-6.1-v1-base-running", days=0, status="running")
+    old = make_build(cache, "linux-6.1-v1-base-killed", days=3, status="running")
+    res = zstest_cache(cache, "prune", "--area", "builds", "--keep", "0", "--json")
+    out = json.loads(res.stdout)
+    assert d.is_dir()
+    assert any(s["name"] == d.name and "may still be running" in s["reason"] for s in out["skipped"])
+    assert not old.exists()         # unfinished and untouched for days: a killed build
+    assert sorted(p.name for p in (cache / "builds").iterdir()) == [
+        "last", "linux-6.1-plain-base-20260101", d.name]
+
+
+def _git(*args, cwd=None):
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True,
+                          env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}).stdout
+
+
+def make_worktrees(cache: Path, tmp_path: Path, key: str = "linux-test-0123456789"):
+    user = tmp_path / "user-tree"
+    write(user / "mm" / "zsmalloc.c", 20 * 1024)
+    _git("init", "-q", str(user))
+    _git("add", ".", cwd=user)
+    _git("commit", "-qm", "base", cwd=user)
+    git_dir = cache / "repos" / key / "git"
+    _git("clone", "-q", "--bare", "--shared", str(user), str(git_dir))
+    for purpose in ("build", "apply"):
+        _git("--git-dir", str(git_dir), "worktree", "add", "-q", "--detach",
+             str(cache / "worktrees" / key / purpose), "HEAD")
+        set_age(cache / "worktrees" / key / purpose, 10)
+        set_age(git_dir / "worktrees" / purpose, 10)
+    return key, git_dir
+
+
+def test_worktrees_locked_one_skipped_other_removed_and_git_told(cache, tmp_path, held_lock):
+    key, git_dir = make_worktrees(cache, tmp_path)
+    held_lock(cache / "locks" / f"worktree-{key}-build.lock")
+    # Not asked for: worktrees stay.
+    zstest_cache(cache, "prune")
+    assert (cache / "worktrees" / key / "apply").is_dir()
+    res = zstest_cache(cache, "prune", "--area", "worktrees", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert not (cache / "worktrees" / key / "apply").exists()
+    assert (cache / "worktrees" / key / "build" / "mm" / "zsmalloc.c").is_file()
+    skipped = [s for s in out["skipped"] if s["name"] == f"{key}/build"]
+    assert skipped and f"locks/worktree-{key}-build.lock is held" in skipped[0]["reason"]
+    listed = _git("--git-dir", str(git_dir), "worktree", "list", "--porcelain")
+    assert "/apply" not in listed and "/build" in listed
+    assert not (git_dir / "worktrees" / "apply").exists()
+
+
+def test_worktree_used_recently_is_kept_by_older_than(cache, tmp_path):
+    key, git_dir = make_worktrees(cache, tmp_path)
+    # A reset keeps file mtimes; git's index for the worktree is what shows the use.
+    os.utime(git_dir / "worktrees" / "apply" / "index")
+    res = zstest_cache(cache, "prune", "--area", "worktrees", "--older-than", "3", "--json")
+    out = json.loads(res.stdout)
+    assert (cache / "worktrees" / key / "apply").is_dir()
+    assert not (cache / "worktrees" / key / "build").exists()
+    assert out["kept"] == {"worktrees": 1}
+
+
+def test_objs_locked_skipped_idle_removed_with_side_files(cache, held_lock):
+    objs = cache / "objs"
+    for name in ("linux-a-base-11111111", "linux-a-debug-22222222"):
+        write(objs / name / "vmlinux.o", 64 * 1024)
+        write(objs / f"{name}.kconfig" / ".config", 4096)
+        (objs / f"{name}.warnings.json").write_text("{}")
+        for p in (objs / name, objs / f"{name}.kconfig", objs / f"{name}.warnings.json"):
+            set_age(p, 9)
+    held_lock(cache / "locks" / "objs-linux-a-debug-22222222.lock")
+    dry = json.loads(zstest_cache(cache, "prune", "--area", "objs", "--dry-run", "--json").stdout)
+    assert [i["name"] for i in dry["removed"]] == ["linux-a-base-11111111"]
+    res = zstest_cache(cache, "prune", "--area", "objs", "--json")
+    out = json.loads(res.stdout)
+    assert sorted(p.name for p in objs.iterdir()) == [
+        "linux-a-debug-22222222", "linux-a-debug-22222222.kconfig",
+        "linux-a-debug-22222222.warnings.json"]
+    assert out["removed"][0]["size_bytes"] >= 64 * 1024 + 4096
+    assert "objs-linux-a-debug-22222222.lock is held" in out["skipped"][0]["reason"]
+
+
+def test_repos_only_explicitly_and_with_their_worktrees(cache, tmp_path):
+    key, git_dir = make_worktrees(cache, tmp_path)
+    set_age(cache / "repos" / key, 10)
+    zstest_cache(cache, "prune", "--area", "worktrees,objs", "--older-than", "30")
+    assert git_dir.is_dir()
+    res = zstest_cache(cache, "prune", "--area", "repos", "--json")
+    assert res.returncode == 0, res.stderr
+    assert not (cache / "repos" / key).exists() and not (cache / "worktrees" / key).exists()
+    assert (tmp_path / "user-tree" / ".git").is_dir()          # the user's tree is untouched
+
+
+def test_test_builds_only_explicitly(cache, held_lock):
+    res = zstest_cache(cache, "prune", "--keep", "0")
+    assert res.returncode == 0 and (cache / "test-builds" / "default").is_dir()
+    held_lock(cache / "locks" / "test-build-default.lock")
+    out = json.loads(zstest_cache(cache, "prune", "--area", "test-builds", "--json").stdout)
+    assert (cache / "test-builds" / "default").is_dir() and out["skipped"]
+
+
+def test_area_symlinked_out_of_the_cache_is_not_followed(cache, tmp_path):
+    elsewhere = tmp_path / "elsewhere-bisect"
+    for i in range(8):
+        write(elsewhere / f"2026010{i}-000000" / "bisect.txt", 1024)
+    set_age(elsewhere, 50)
+    (cache / "bisect").symlink_to(elsewhere)
+    res = zstest_cache(cache, "prune", "--area", "bisect", "--keep", "0", "--json")
+    assert res.returncode == 0, res.stderr
+    assert len(list(elsewhere.iterdir())) == 8
+    assert any("bisect/ is a symlink" in n for n in json.loads(res.stdout)["notes"])
+    show = json.loads(zstest_cache(cache, "show", "--json").stdout)
+    assert show["areas"]["bisect"]["symlink_to"] == str(elsewhere)
+
+
+def test_remove_inside_refuses_resolved_paths_outside(tmp_path):
+    root = tmp_path / "cache"
+    outside = tmp_path / "outside"
+    write(outside / "x" / "f", 100)
+    (root / "results").mkdir(parents=True)
+    (root / "images").symlink_to(outside)
+    with pytest.raises(RefusedPath):
+        remove_inside(root / "images" / "x", root)
+    with pytest.raises(RefusedPath):
+        remove_inside(root, root)
+    (root / "results" / "link").symlink_to(outside / "x")
+    remove_inside(root / "results" / "link", root)             # only the link goes
+    assert (outside / "x" / "f").is_file() and not (root / "results" / "link").exists()
+
+
+def test_ccache_cleanup_only_with_area(cache):
+    ccache_dir = cache / "ccache"
+    write(ccache_dir / "a" / "b" / "stale.o", 4096)
+    out = json.loads(zstest_cache(cache, "prune", "--json").stdout)
+    assert out["ccache"] is None
+    res = zstest_cache(cache, "prune", "--area", "ccache", "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)["ccache"]
+    assert info["dir"] == str(ccache_dir) and info["max_size"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--area", "src"], "never pruned"),
+    (["--area", "builds,bogus"], "unknown cache area 'bogus'"),
+    (["--area", ","], "names no area"),
+    (["--keep", "-1"], "--keep must be 0 or more"),
+    (["--older-than", "-2"], "--older-than must be 0 or more"),
+    (["--keep", "many"], "many"),
+])
+def test_bad_input_exit_2_one_sentence(cache, args, words):
+    res = zstest_cache(cache, "prune", *args)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert words in res.stderr and "Traceback" not in res.stderr
+    assert (cache / "builds" / "linux-6.1-plain-base-20260100").is_dir()
