@@ -54,7 +54,8 @@ def make_build(cache: Path, name: str, days: float, status: str = "ok") -> Path:
     d = cache / "builds" / name
     write(d / "bzImage", 96 * 1024)
     write(d / "modules" / "lib" / "modules" / "zram.ko", 32 * 1024)
-    (d / "build.json").write_text(json.dumps({"status": status, "objdir": str(cache / "objs" / "x")}))
+    manifest = {"status": status, "objdir": str(cache / "objs" / "x")}
+    (d / "build.json").write_text(json.dumps(manifest))
     set_age(d, days)
     return d
 
@@ -205,7 +206,8 @@ def test_prune_keep_and_older_than(cache):
 def test_build_named_by_a_running_process_is_skipped(cache):
     bz = cache / "builds" / "linux-6.1-plain-base-20260100" / "bzImage"
     # A process naming the kernel on its command line, as QEMU's -kernel does.
-    user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-kernel", str(bz)])
+    user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             "-kernel", str(bz)])
     try:
         time.sleep(0.2)
         res = zstest_cache(cache, "prune", "--area", "builds", "--json")
@@ -224,7 +226,8 @@ def test_unfinished_recent_build_is_skipped(cache):
     res = zstest_cache(cache, "prune", "--area", "builds", "--keep", "0", "--json")
     out = json.loads(res.stdout)
     assert d.is_dir()
-    assert any(s["name"] == d.name and "may still be running" in s["reason"] for s in out["skipped"])
+    assert any(s["name"] == d.name and "may still be running" in s["reason"]
+               for s in out["skipped"])
     assert not old.exists()         # unfinished and untouched for days: a killed build
     assert sorted(p.name for p in (cache / "builds").iterdir()) == [
         "last", "linux-6.1-plain-base-20260101", d.name]
@@ -373,3 +376,18 @@ def test_bad_input_exit_2_one_sentence(cache, args, words):
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert words in res.stderr and "Traceback" not in res.stderr
     assert (cache / "builds" / "linux-6.1-plain-base-20260100").is_dir()
+
+
+def test_pruned_build_drops_its_keep_ref(cache, tmp_path):
+    key, git_dir = make_worktrees(cache, tmp_path)
+    ref = "refs/zstest/builds/linux-6.1-plain-base-20260100-0123456789"
+    _git("--git-dir", str(git_dir), "update-ref", ref, "HEAD")
+    build = cache / "builds" / "linux-6.1-plain-base-20260100"
+    (build / "build.json").write_text(json.dumps(
+        {"status": "ok", "kernel": {"git_dir": str(git_dir), "keep_ref": ref}}))
+    set_age(build, 20)
+    res = zstest_cache(cache, "prune", "--area", "builds")
+    assert res.returncode == 0, res.stderr
+    assert not build.exists()
+    refs = _git("--git-dir", str(git_dir), "for-each-ref", "refs/zstest/")
+    assert ref not in refs

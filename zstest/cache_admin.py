@@ -41,6 +41,7 @@ DEFAULT_KEEP = 5
 IMAGES_KEPT = 3
 # An unfinished build/results/bisect dir written to this recently may belong to a live run.
 UNFINISHED_GRACE_S = 2 * 3600
+_MANIFESTS = {"builds": "build.json", "results": "results.json", "bisect": "bisect.json"}
 S_ISDIR = stat.S_ISDIR
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -539,8 +540,9 @@ def parse_areas(values: Sequence[str]) -> List[str]:
             if not name:
                 continue
             if name == "src":
-                raise BadInput("src/ holds Debian's unpacked kernel sources, which zstest treats as "
-                               "the user's tree: it is never pruned (delete it by hand if you must).")
+                raise BadInput("src/ holds Debian's unpacked kernel sources, which zstest treats "
+                               "as the user's tree: it is never pruned (delete it by hand if you "
+                               "must).")
             if name not in PRUNABLE_AREAS:
                 raise BadInput(f"unknown cache area {name!r} for --area; prunable areas: "
                                f"{', '.join(PRUNABLE_AREAS)}.")
@@ -647,8 +649,7 @@ class _Pruner:
                     self._drop_refs(refs)
 
     def _unfinished_and_live(self, area: str, entry: CacheEntry) -> bool:
-        manifest = {"builds": "build.json", "results": "results.json", "bisect": "bisect.json"}[area]
-        data = _read_json(entry.path / manifest)
+        data = _read_json(entry.path / _MANIFESTS[area])
         if area == "builds" and data and data.get("status") != "running":
             return False
         if area == "results" and data is not None:
@@ -662,7 +663,8 @@ class _Pruner:
                     return True
         idle = self.now - entry.last_used
         if idle < UNFINISHED_GRACE_S:
-            self._skip(entry, f"unfinished and written {idle / 60:.0f} min ago: may still be running")
+            self._skip(entry, f"unfinished and written {idle / 60:.0f} min ago: "
+                              f"may still be running")
             return True
         return False
 
@@ -696,7 +698,8 @@ class _Pruner:
         for results_json in kept_results:
             image = (_read_json(results_json) or {}).get("image") or {}
             if image.get("path"):
-                referenced.setdefault(Path(image["path"]).parent.resolve(), str(results_json.parent))
+                image_dir = Path(image["path"]).parent.resolve()
+                referenced.setdefault(image_dir, str(results_json.parent))
         real = [e for e in entries if e.path.is_dir() and ".tmp" not in e.name]
         newest = {e.path for e in sorted(real, key=_age_key, reverse=True)[:IMAGES_KEPT]}
         for entry in entries:
@@ -716,7 +719,9 @@ class _Pruner:
     def kept_results_files(self) -> List[Path]:
         """results.json of every results dir that stays (results/, bisect steps, last links)."""
         files = []
-        for area, pattern in (("results", "*/results.json"), ("bisect", "*/*/results/results.json")):
+        # bisect/<stamp>/<step>/results/ holds each step's run.
+        for area, pattern in (("results", "*/results.json"),
+                              ("bisect", "*/*/results/results.json")):
             base = self.root / area
             if base.is_dir() and not base.is_symlink():
                 for f in base.glob(pattern):
@@ -756,21 +761,22 @@ class _Pruner:
                                     self._idle_reason(entry))
 
     def prune_worktrees(self) -> None:
-        touched: Set[str] = set()
         for entry in self._entries("worktrees") or []:
             if any(_is_within(entry.path, gone) for gone in self.removed_paths):
                 continue    # went with its repo
             if "/" not in entry.name or not self._idle_enough(entry):
                 continue
             key, purpose = entry.name.split("/", 1)
-            if self._remove_locked(entry, self.locks / f"worktree-{key}-{purpose}.lock",
-                                   self._idle_reason(entry)):
-                touched.add(key)
-        for key in sorted(touched):
-            self._forget_worktrees(key)
+            lock = self.locks / f"worktree-{key}-{purpose}.lock"
+            with try_lock(lock) as got:
+                if not got:
+                    self._skip(entry, f"in use: {lock.relative_to(self.root)} is held")
+                elif self._remove(entry, self._idle_reason(entry)):
+                    # Still under the lock: the next prepare_worktree finds git and disk agreeing.
+                    self._forget_worktree(key)
 
-    def _forget_worktrees(self, key: str) -> None:
-        """Tell the cached repo its removed worktrees are gone (`git worktree prune`)."""
+    def _forget_worktree(self, key: str) -> None:
+        """Tell the cached repo its removed worktree is gone (`git worktree prune`)."""
         if self.req.dry_run:
             return
         with contextlib.suppress(OSError):
@@ -803,7 +809,8 @@ class _Pruner:
                 continue
             with contextlib.ExitStack() as stack:
                 locks = [self.locks / f"repo-{entry.name}.lock"] + [
-                    self.locks / f"worktree-{entry.name}-{w.name.split('/', 1)[1]}.lock" for w in own]
+                    self.locks / f"worktree-{entry.name}-{w.name.split('/', 1)[1]}.lock"
+                    for w in own]
                 held = [lk for lk in locks if not stack.enter_context(try_lock(lk))]
                 if held:
                     self._skip(entry, f"in use: {held[0].relative_to(self.root)} is held")
@@ -868,7 +875,8 @@ def render_prune(result: PruneResult) -> str:
     verb = "would remove" if result.dry_run else "removed"
     lines = []
     for item in result.removed:
-        lines.append(f"{verb:<12}  {item.area}/{item.name}  {human(item.size_bytes)}  ({item.reason})")
+        lines.append(f"{verb:<12}  {item.area}/{item.name}  {human(item.size_bytes)}  "
+                     f"({item.reason})")
     for item in result.skipped:
         lines.append(f"{'skipped':<12}  {item.area}/{item.name}  {human(item.size_bytes)}  "
                      f"({item.reason})")

@@ -46,7 +46,8 @@ def cache_prune(keep: int, older_than, areas, dry_run: bool, as_json: bool) -> i
 
     Exit 1 when something could not be removed.
     """
-    from ..cache_admin import DEFAULT_PRUNE_AREAS, PruneRequest, parse_areas, prune_cache, render_prune
+    from ..cache_admin import (DEFAULT_PRUNE_AREAS, PruneRequest, parse_areas, prune_cache,
+                               render_prune)
     chosen = parse_areas(areas) if areas else list(DEFAULT_PRUNE_AREAS)
     result = prune_cache(PruneRequest(keep=keep, older_than_days=older_than, areas=chosen,
                                       dry_run=dry_run))
