@@ -11,7 +11,7 @@ Where each fault is tested (faults already checked completely elsewhere are not 
 | fault                                   | test                                                        |
 |-----------------------------------------|-------------------------------------------------------------|
 | kernel panic mid-test (sysrq c)         | test_boot_and_run.py::test_kernel_panic_mid_test_fails_fast_with_the_panic |
-| panic at boot / bad init                | test_vm_guest.py::test_kernel_panicking_at_boot_is_boot_failed_quickly |
+| panic at boot / bad init                | test_faults.py::test_bad_init_is_exit_5_through_the_cli, test_vm_guest.py::test_kernel_panicking_at_boot_is_boot_failed_quickly |
 | guest hang (SIGSTOP to QEMU)            | here: test_frozen_qemu_is_stopped_by_the_run_deadline; API: test_vm_guest.py::test_frozen_guest_cannot_hang_run_or_teardown |
 | long test past the run limit            | test_boot_and_run.py::test_run_timeout_stops_a_hung_run     |
 | sshd killed mid-test                    | test_boot_and_run.py::test_lost_sshd_is_reported_not_waited_on; test_vm_guest.py::test_killed_command_vs_killed_sshd |
@@ -247,6 +247,20 @@ def test_garbage_bzimage_is_exit_5_through_the_cli(kernel_build, tmp_path):
     assert (out / "console.log").exists()
     assert load(out)["status"] == "error"
     assert time.monotonic() - start < 90
+
+
+@pytest.mark.slow
+def test_bad_init_is_exit_5_through_the_cli(kernel_build, tmp_path):
+    # The kernel boots but has no init to run: it panics; the run says so within seconds.
+    out = tmp_path / "res"
+    start = time.monotonic()
+    proc = run_zstest("boot-and-run", "--build", kernel_build, "--suite", "boot", "--out", out,
+                      "--append", "rdinit=/nonexistent", "--boot-timeout", "60", timeout=300)
+    assert_fault(proc, EXIT_BOOT, out=out, files=("results.json", "summary.txt", "console.log"))
+    console = (out / "console.log").read_text(errors="replace")
+    assert "Kernel panic" in console and "rdinit=/nonexistent" in console
+    assert load(out)["status"] == "error"
+    assert time.monotonic() - start < 60
 
 
 @pytest.mark.slow
