@@ -100,7 +100,11 @@ class DiskUsage:
         # _count is inlined: this loop runs once per file (a worktree has 75k).
         subdirs = []
         size, files, newest, seen = 0, 0, u.newest_mtime, self._seen_links
-        with os.scandir(fd) as it:
+        try:
+            it = os.scandir(fd)
+        except OSError:         # removed while we looked (a worktree being cleaned)
+            return
+        with it:
             for entry in it:
                 try:
                     st = entry.stat(follow_symlinks=False)

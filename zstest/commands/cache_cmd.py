@@ -23,7 +23,7 @@ def cache_path() -> int:
 @cache_group.command("show")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def cache_show(as_json: bool) -> int:
-    """Size and count of each area, the total, and where builds/last and results/last point."""
+    """Size of each area, the total, and where builds/last and results/last point."""
     from ..cache_admin import render_report, show_cache
     report = show_cache()
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else render_report(report))
@@ -42,9 +42,11 @@ def cache_show(as_json: bool) -> int:
 @click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def cache_prune(keep: int, older_than, areas, dry_run: bool, as_json: bool) -> int:
-    """Remove old builds, results, bisect runs and images; never what is in use or `last`.
+    """Remove old builds, results, bisect runs, images (or other areas).
 
-    Exit 1 when something could not be removed.
+    Never removes what builds/last or results/last point to, nor what a running zstest holds
+    locked or a running process names (QEMU's -kernel, make's O=). Exit 1 when something
+    could not be removed.
     """
     from ..cache_admin import (DEFAULT_PRUNE_AREAS, PruneRequest, parse_areas, prune_cache,
                                render_prune)
