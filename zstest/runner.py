@@ -89,7 +89,10 @@ def default_results_dir() -> Path:
 
 
 def _link_last(out: Path) -> None:
+    """results/last names the newest run in the cache; an --out dir elsewhere may not last."""
     last = cache_dir("results") / "last"
+    if last.parent.resolve() not in out.resolve().parents:
+        return
     try:
         if last.is_symlink() or last.exists():
             last.unlink()
