@@ -309,18 +309,20 @@ def run_vng(kernel: BenchKernel, timeout: float, verbose: bool = False) -> dict:
 
 def run_zstest(kernel: BenchKernel, image, timeout: float) -> dict:
     from zstest.vm.guest import GuestSpec, launch_guest
-    with tempfile.TemporaryDirectory(prefix="bench-zstest-") as tmp:
-        start = time.monotonic()
-        pid = None
-        with launch_guest(GuestSpec(kernel=kernel.image, image=image, accel="tcg",
-                                    workdir=Path(tmp), boot_timeout=timeout,
-                                    cmdline_extra=kernel.cmdline_extra)) as guest:
-            pid = guest.pid
-            out = guest.run("uname -r", timeout=60).stdout.strip()
-            boot_to_ssh = guest.boot_to_ssh_s
-        while pid is not None and _alive(pid):     # start -> QEMU gone, not -> SSH closed
-            time.sleep(0.01)
-        seconds = time.monotonic() - start
+    # kept when the run fails: the error names its console.log
+    workdir = Path(tempfile.mkdtemp(prefix="bench-zstest-"))
+    start = time.monotonic()
+    pid = None
+    with launch_guest(GuestSpec(kernel=kernel.image, image=image, accel="tcg",
+                                workdir=workdir, boot_timeout=timeout,
+                                cmdline_extra=kernel.cmdline_extra)) as guest:
+        pid = guest.pid
+        out = guest.run("uname -r", timeout=60).stdout.strip()
+        boot_to_ssh = guest.boot_to_ssh_s
+    while pid is not None and _alive(pid):     # start -> QEMU gone, not -> SSH closed
+        time.sleep(0.01)
+    seconds = time.monotonic() - start
+    shutil.rmtree(workdir, ignore_errors=True)
     return {"seconds": seconds, "output": out, "boot_to_ssh_s": boot_to_ssh}
 
 
@@ -335,8 +337,13 @@ def prove_vng_cannot_boot(kernel: BenchKernel, timeout: float) -> dict:
     """One verbose vng run on a kernel lacking VNG_NEEDS: how it ends, and why."""
     r = run_vng(kernel, timeout, verbose=True)
     panic = PANIC_LINE.search(r["output"])
-    return {"exit": r["exit"], "seconds": round(r["seconds"], 2),
-            "reason": panic.group(0).strip() if panic else r["output"].strip()[-200:],
+    if panic:
+        reason = panic.group(0).strip()
+    elif r["exit"] is None:
+        reason = f"timed out after {timeout:g} s"
+    else:
+        reason = r["output"].strip()[-200:]
+    return {"exit": r["exit"], "seconds": round(r["seconds"], 2), "reason": reason,
             "printed_uname": kernel.version in r["output"].split()}
 
 
@@ -345,10 +352,11 @@ def check_vng(kernel: BenchKernel, r: dict) -> None:
         raise SideFailed(f"virtme-ng side failed: its QEMU {r['qemu_left']} outlived vng on "
                          f"{kernel.label} (killed).")
     if r["exit"] != 0 or r["output"].strip().splitlines()[-1:] != [kernel.version]:
-        got = r["output"].strip().splitlines()[-1:] or ["nothing"]
+        last = r["output"].strip().splitlines()[-1:]
+        got = repr(last[0]) if last else "nothing"
         how = "timed out" if r["exit"] is None else f"exited {r['exit']}"
         raise SideFailed(f"virtme-ng side failed on {kernel.label}: vng {how} and printed "
-                         f"{got[0]!r} instead of {kernel.version!r}.")
+                         f"{got} instead of {kernel.version!r}.")
 
 
 # ---------------------------------------------------------------- boot benchmark
