@@ -104,6 +104,8 @@ class KernelResult:
     kernel: BenchKernel
     vng_missing: List[str]
     vng_attempt: Optional[dict] = None          # the proof when vng cannot boot it
+    vng_argv: Optional[List[str]] = None        # the last vng command line run
+    vng_writes: Optional[dict] = None           # what the last vng run left behind
     samples: List[Sample] = field(default_factory=list)
 
 
@@ -441,8 +443,7 @@ def report(results, images, vng_version, started, load_start, load_end, args) ->
             entry["vng"] = {"bootable": False, "missing": kr.vng_missing,
                             "attempt": kr.vng_attempt}
         else:
-            entry["vng"] = {"bootable": True, "argv": getattr(kr, "vng_argv", None),
-                            "writes": getattr(kr, "vng_writes", None),
+            entry["vng"] = {"bootable": True, "argv": kr.vng_argv, "writes": kr.vng_writes,
                             **summary([s.seconds for s in kr.samples if s.side == "vng"])}
         out["kernels"].append(entry)
     return out
@@ -588,8 +589,9 @@ def main(argv=None) -> int:
     ap.add_argument("--build-timeout", type=float, default=3600)
     ap.add_argument("--keep", action="store_true", help="with --build: keep the object dirs")
     args = ap.parse_args(argv)
-    if args.rounds < 1:
-        print("bench_vs_virtme: error: --rounds must be at least 1.", file=sys.stderr)
+    if args.rounds < 1 or (args.dry_run and not args.build):
+        why = "--rounds must be at least 1" if args.rounds < 1 else "--dry-run goes with --build"
+        print(f"bench_vs_virtme: error: {why}.", file=sys.stderr)
         return 2
     try:
         if args.build:
