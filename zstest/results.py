@@ -109,6 +109,8 @@ class RunResults:
                 (_splat_brief(first.splats[0]) if first.splats else "") or \
                 next((ln.strip() for ln in lines if ln.strip()), first.status)
             why = why.removeprefix("zstest: ")
+            if "killed by the kernel's OOM killer" in why:   # not the exception's type name
+                why = why[why.index("killed by the kernel's OOM killer"):]
             return (f"{len(bad)} of {len(self.tests)} tests failed, first {first.name}: "
                     f"{why[:300]}".rstrip(".") + ".")
         if self.splats:

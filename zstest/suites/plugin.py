@@ -53,7 +53,7 @@ class LoggedGuest:
         if check and result.exit_status != 0:
             oom = getattr(result, "oom_kill", "")
             raise GuestCommandFailed(
-                (f"`{cmd}` was killed by the OOM killer: {oom}\n" if oom else "") +
+                (f"killed by the kernel's OOM killer: {oom} (`{cmd}`)\n" if oom else "") +
                 f"`{cmd}` exited with {result.exit_status} in the guest\n"
                 f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-2000:]}")
         return result
