@@ -76,7 +76,7 @@ def main() -> int:
     args = ap.parse_args()
 
     sys.path.insert(0, str(REPO))
-    from zstest.cache import cache_root, default_kernel_tree
+    from zstest.cache import default_kernel_tree
     results = {"jobs": args.jobs}
     if args.cold_from:
         # Reuse a cold build made in the real cache (its ccache was cold for that worktree).

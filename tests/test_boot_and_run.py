@@ -6,7 +6,6 @@ Every test here checks that no QEMU process it started outlives it.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

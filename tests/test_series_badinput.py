@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import gzip
-import http.server
 import os
-import threading
-from pathlib import Path
 
 import pytest
 
 from conftest import REPO, run_zstest
+from lore_server import LocalLore
 from zstest.errors import BadInput
 from zstest.series import load_series
-from zstest.series.parse import read_mails
 
 GOOD = REPO / "kernel-patches" / "fixtures" / "good-3"
 DATA = REPO / "tests" / "data" / "series"
@@ -145,57 +139,32 @@ def test_dir_without_patches(tmp_path):
 
 # ------------------------------------------------------------------ lore msgid
 
-class _LoreHandler(http.server.BaseHTTPRequestHandler):
-    threads: dict = {}
-
-    def do_GET(self):
-        payload = self.threads.get(self.path)
-        if payload is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/gzip")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def lore_server(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LoreHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/all"
-    finally:
-        server.shutdown()
-        server.server_close()
+def lore_server():
+    with LocalLore() as server:
+        yield server
 
 
 def test_msgid_fetch_from_local_lore(shared_series, lore_server, tmp_path):
     msgid = "1461743305-19970-1-git-send-email-minchan@kernel.org"
     thread = ((shared_series / "nonlru-migration-v4.mbox").read_bytes()
               + (shared_series / "nonlru-migration-v4-replies.mbox").read_bytes())
-    _LoreHandler.threads = {f"/all/{msgid}/t.mbox.gz": gzip.compress(thread)}
+    lore_server.serve(msgid, thread)
     env = {"ZSTEST_CACHE": str(tmp_path / "cache")}
-    r = show(f"<{msgid}>", "--json", "--lore-url", lore_server, env=env)
+    r = show(f"<{msgid}>", "--json", "--lore-url", lore_server.url, env=env)
     assert r.returncode == 0, r.stderr
     import json
     data = json.loads(r.stdout)
     assert data["kind"] == "msgid" and data["revision"] == 4 and data["missing"] == [1, 3]
     assert len(list((tmp_path / "cache" / "lore").glob("*.mbox"))) == 1
     # Cached: a second show works with the server gone.
-    _LoreHandler.threads = {}
-    r = show(msgid, "--lore-url", lore_server, env=env)
+    lore_server.threads.clear()
+    r = show(msgid, "--lore-url", lore_server.url, env=env)
     assert r.returncode == 0, r.stderr
 
 
 def test_msgid_404(lore_server, tmp_path):
-    _LoreHandler.threads = {}
-    r = show("no-such-thread@example.org", "--lore-url", lore_server,
+    r = show("no-such-thread@example.org", "--lore-url", lore_server.url,
              env={"ZSTEST_CACHE": str(tmp_path / "cache")})
     assert r.returncode == 2
     line = one_error_line(r)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
-import http.server
 import json
 import re
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, run_zstest
+from lore_server import LocalLore
 from zstest.errors import BadInput
 from zstest.series.manifest import (check_against_manifest, find_by_msgid, find_manifest,
                                     load_manifest, load_manifests)
@@ -27,43 +25,11 @@ MSGID_IN_HEADER = re.compile(rb"<([^<>\s]+@[^<>\s]+)>")
 
 # ------------------------------------------------------------------ local lore
 
-class _LoreHandler(http.server.BaseHTTPRequestHandler):
-    threads: dict = {}
-    requests: list = []
-
-    def do_GET(self):
-        self.requests.append(self.path)
-        payload = self.threads.get(self.path)
-        if payload is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/gzip")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def lore(tmp_path):
-    """A public-inbox-like server on 127.0.0.1; returns (url, serve(msgid, mbox bytes))."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LoreHandler)
-    _LoreHandler.threads = {}
-    _LoreHandler.requests = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def serve(msgid: str, mbox: bytes) -> None:
-        _LoreHandler.threads[f"/all/{msgid}/t.mbox.gz"] = gzip.compress(mbox)
-
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/all", serve
-    finally:
-        server.shutdown()
-        server.server_close()
+def lore():
+    """A public-inbox-like server on 127.0.0.1 (url, serve(msgid, mbox bytes), requests)."""
+    with LocalLore() as server:
+        yield server
 
 
 def thread_of(shared: Path, rev: int) -> bytes:
@@ -203,13 +169,13 @@ def test_broken_manifest_via_cli_is_one_sentence(tmp_path):
 # ------------------------------------------------------------------ zstest series fetch
 
 def test_fetch_by_name_and_rev(shared_series, lore, tmp_path):
-    url, serve = lore
+    url, serve = lore.url, lore.serve
     serve(V5_COVER, thread_of(shared_series, 5))
     out = tmp_path / "v5.mbox"
     r = fetch("nonlru-migration", "--rev", "5", "--lore-url", url, "--out", out,
               cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
-    assert _LoreHandler.requests == [f"/all/{V5_COVER}/t.mbox.gz"]
+    assert lore.requests == [f"/all/{V5_COVER}/t.mbox.gz"]
     assert "manifest:  nonlru-migration v5, posted 2016-05-09 against mmotm-2016-05-05-17-19" in r.stdout
     assert "revision:  v5" in r.stdout and "patches:   7 of 12" in r.stdout
     assert "11/12 zsmalloc: page migration support" not in r.stdout
@@ -221,15 +187,15 @@ def test_fetch_by_name_and_rev(shared_series, lore, tmp_path):
 
 
 def test_fetch_default_is_the_newest_revision(lore, tmp_path):
-    url, _serve = lore  # nothing served: v7's thread is not in the local archive
+    url = lore.url  # nothing served: v7's thread is not in the local archive
     r = fetch("nonlru-migration", "--lore-url", url, cache=tmp_path / "cache")
     assert r.returncode == 2
-    assert _LoreHandler.requests == ["/all/1464736881-24886-1-git-send-email-minchan@kernel.org/t.mbox.gz"]
+    assert lore.requests == ["/all/1464736881-24886-1-git-send-email-minchan@kernel.org/t.mbox.gz"]
     assert "HTTP 404" in error_line(r)
 
 
 def test_fetch_by_msgid_json_and_cache(shared_series, lore, tmp_path):
-    url, serve = lore
+    url, serve = lore.url, lore.serve
     serve(V4_COVER, thread_of(shared_series, 4))
     r = fetch(f"<{V4_COVER}>", "--json", "--lore-url", url, cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
@@ -238,17 +204,17 @@ def test_fetch_by_msgid_json_and_cache(shared_series, lore, tmp_path):
     assert data["series"]["revision"] == 4 and data["series"]["missing"] == [1, 3]
     assert data["warnings"] == [] and data["needs"].startswith("this series needs a 2016 mmotm tree")
     # Cached: the server is no longer asked.
-    _LoreHandler.threads = {}
+    lore.threads.clear()
     r = fetch(V4_COVER, "--lore-url", url, cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr
-    assert len(_LoreHandler.requests) == 1
+    assert len(lore.requests) == 1
     # A msgid with the wrong --rev is refused.
     r = fetch(V4_COVER, "--rev", "5", "--lore-url", url, cache=tmp_path / "cache")
     assert r.returncode == 2 and "is v4 of nonlru-migration, not v5" in error_line(r)
 
 
 def test_subject_mismatch_is_a_warning(shared_series, lore, tmp_path):
-    url, serve = lore
+    url, serve = lore.url, lore.serve
     thread = thread_of(shared_series, 4)
     edited = thread.replace(b"Subject: [PATCH v4 06/12] zsmalloc: use accessor\n",
                             b"Subject: [PATCH v4 06/12] zsmalloc: use accessors everywhere\n")
@@ -262,7 +228,7 @@ def test_subject_mismatch_is_a_warning(shared_series, lore, tmp_path):
 
 
 def test_wrong_thread_is_a_warning(shared_series, lore, tmp_path):
-    url, serve = lore
+    url, serve = lore.url, lore.serve
     serve(V4_COVER, thread_of(shared_series, 5))  # a server answering with another revision
     r = fetch("nonlru-migration", "--rev", "4", "--lore-url", url, cache=tmp_path / "cache")
     assert r.returncode == 0, r.stderr

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 
 from conftest import REPO, run_zstest
 from zstest.series import load_series

@@ -301,7 +301,7 @@ class _Builder:
         })
         self.write_manifest()
 
-        from .tree import KernelTree, apply_patch, prepare_worktree
+        from .tree import KernelTree, prepare_worktree
         kt = KernelTree.open(tree)
         wt = self.step("worktree", prepare_worktree, kt, req.base, "build")
         try:

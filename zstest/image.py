@@ -20,7 +20,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from .cache import cache_dir, file_lock
 from .errors import BadInput, PrereqMissing

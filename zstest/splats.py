@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Iterable, List, Optional, Pattern, Sequence, Tuple, Union
 
 KINDS = ("oops", "bug", "warning", "kasan", "ubsan", "lockdep", "hung_task", "rcu_stall",

@@ -99,7 +99,6 @@ _BOOT_RUN_PARAMS = {p.name for p in boot_and_run_cmd.params}
 @cell_option("run")
 def run_command(ctx, out, build_out, **opts) -> int:
     """Build (as `zstest build`), then boot-and-run the result."""
-    from .build_cmd import build_command
     from ..build import BuildRequest, run_build
 
     build_opts = {k: v for k, v in opts.items() if k not in _BOOT_RUN_PARAMS}

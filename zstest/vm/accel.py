@@ -8,7 +8,6 @@ The verdict is cached per host boot (boot_id), so the probe costs once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re

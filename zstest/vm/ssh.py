@@ -11,7 +11,6 @@ import io
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import paramiko

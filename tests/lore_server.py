@@ -1,0 +1,47 @@
+"""A public-inbox-like server on 127.0.0.1 for the msgid tests: /all/<msgid>/t.mbox.gz."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import threading
+from typing import Dict, List
+
+
+class LocalLore:
+    """Serves gzipped thread mboxes by message-id; records the paths asked for."""
+
+    def __init__(self) -> None:
+        threads: Dict[str, bytes] = {}
+        requests: List[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                requests.append(self.path)
+                payload = threads.get(self.path)
+                if payload is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/gzip")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.threads, self.requests = threads, requests
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/all"
+
+    def serve(self, msgid: str, mbox: bytes) -> None:
+        self.threads[f"/all/{msgid}/t.mbox.gz"] = gzip.compress(mbox)
+
+    def __enter__(self) -> "LocalLore":
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
