@@ -168,3 +168,11 @@ def test_zstest_test_boundary_ends_a_report_cut_short():
     assert [s.kind for s in done] == ["warning"]
     assert "zstest: end" not in done[0].text
     assert "zs_page_migrate" in done[0].title
+
+
+def test_title_names_the_tree_path_not_the_ccache_relative_one():
+    # Recorded: the demo v1 WARN, built with O= and CCACHE_BASEDIR (gcc saw a relative path).
+    log = (DATA / "demo-v1-zs-page-migrate-warn.log").read_text()
+    splats = find_splats(log.splitlines())
+    assert splats[0].title.endswith("at mm/zsmalloc.c:1868 zs_page_migrate+0x34b/0x3c0")
+    assert "../../worktrees/" in splats[0].text      # the evidence stays as the kernel said it

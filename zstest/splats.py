@@ -74,6 +74,16 @@ CONTINUES = {
 PAGE_DUMP_START = re.compile(r"^page:[0-9a-f]+ refcount:")
 
 
+
+# ccache (CCACHE_BASEDIR = the worktree) hands gcc paths relative to the objdir, so __FILE__ in
+# a WARN or BUG reads "../../worktrees/<tree>/<purpose>/mm/zsmalloc.c": titles name the tree path.
+_WORKTREE_PREFIX = re.compile(r"(?:\.\./)+(?:[^\s/]+/)*?worktrees/[^\s/]+/[^\s/]+/")
+
+
+def tidy_source_paths(title: str) -> str:
+    """A splat title with zstest's scratch-worktree prefix cut from source paths."""
+    return _WORKTREE_PREFIX.sub("", title)
+
 @dataclass
 class Splat:
     kind: str                    # one of KINDS
@@ -223,7 +233,8 @@ class SplatScanner:
             return []
         if cur.kind == "cut_here":
             cur.kind = "warning"
-        splat = Splat(cur.kind, cur.title, "\n".join(cur.lines), cur.line_no, cur.t, cur.wall)
+        splat = Splat(cur.kind, tidy_source_paths(cur.title), "\n".join(cur.lines), cur.line_no,
+                      cur.t, cur.wall)
         if any(p.search(splat.title) for p in self.ignore):
             return []
         self.done.append(splat)
