@@ -9,6 +9,7 @@ when it is not on the way); long ones are searched by halving.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -140,10 +141,13 @@ class _Bisector:
         step.results_dir = str(results_dir)
         self.say(f"prefix {k}: booting and running suite {req.suite}"
                  + (f" -k {req.keyword!r}" if req.keyword else ""))
-        run = boot_and_run(BootRunRequest(
-            build_dir=self.out / name / "build", out=results_dir, suite=req.suite,
-            keyword=req.keyword, timeout=req.timeout, run_timeout=req.run_timeout,
-            accel=req.accel, memory_mb=req.memory_mb, boot_timeout=req.boot_timeout))
+        # The suite's own pytest output goes to a file: the bisect log stays one line per step.
+        with open(self.out / name / "suite-output.log", "w") as sink, \
+                contextlib.redirect_stdout(sink):
+            run = boot_and_run(BootRunRequest(
+                build_dir=self.out / name / "build", out=results_dir, suite=req.suite,
+                keyword=req.keyword, timeout=req.timeout, run_timeout=req.run_timeout,
+                accel=req.accel, memory_mb=req.memory_mb, boot_timeout=req.boot_timeout))
         try:
             results = json.loads((results_dir / "results.json").read_text())
         except (OSError, ValueError):
