@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from zstest import proc  # noqa: E402
 from zstest.cache import cache_dir  # noqa: E402
 from zstest.errors import ZstestError  # noqa: E402
+from zstest.vm.qemu import qemu_pids_mentioning  # noqa: E402
 
 VNG_VENV = REPO / "bench" / ".venv-vng"
 VNG_VERSION = "1.42"
@@ -240,22 +241,6 @@ def _distro_build_dir(build_dir: Path, tree: Path, image: Path, version: str) ->
         "config": {"profiles": ["debian"]},
         "artifacts": {"bzImage": str(image), "modules": "modules", "config": ".config"},
         "note": "made by bench/bench_vs_virtme.py from Debian's packaged kernel"}, indent=2))
-
-
-# ---------------------------------------------------------------- QEMU bookkeeping
-
-def qemu_pids_mentioning(needle: str) -> List[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline.split(b"\0")[0] and needle.encode() in cmdline:
-            pids.append(int(entry))
-    return pids
 
 
 def sha256(path: Path) -> str:

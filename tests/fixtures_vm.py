@@ -19,20 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from zstest.vm.qemu import qemu_pids_mentioning
+
 
 def qemu_pids_for(path) -> list:
-    needle = str(path).encode()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline.split(b"\0")[0] and needle in cmdline:
-            pids.append(int(entry))
-    return pids
+    return qemu_pids_mentioning(path)
 
 
 def pid_alive(pid: int) -> bool:

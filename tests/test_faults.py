@@ -224,8 +224,10 @@ def test_frozen_qemu_is_stopped_by_the_run_deadline(kernel_build, tmp_path):
                 pass
     took = time.monotonic() - start
     proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    assert_fault(proc, EXIT_BOOT, "time limit", out=out,
-                 files=("results.json", "summary.txt", "console.log"))
+    said = assert_fault(proc, EXIT_BOOT, out=out,
+                        files=("results.json", "summary.txt", "console.log"))
+    # Frozen before `sleep` reached the guest, SSH's own deadline notices first; after, the run's.
+    assert "time limit" in said or "stopped answering" in said, said
     assert load(out)["status"] == "error"
     assert took < 75, f"a frozen guest held the run {took:.0f} s"
 

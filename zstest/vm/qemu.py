@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import List, Optional
@@ -83,3 +84,19 @@ def qemu_argv(qemu: str, kernel: Path, initrd: Path, cmdline: str, accel: str, p
              "-netdev", f"user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:{port}-:22"]
     argv += list(extra or [])
     return argv
+
+
+def qemu_pids_mentioning(needle) -> List[int]:
+    """Live qemu-system processes whose command line mentions needle (a path, usually)."""
+    text = str(needle).encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline.split(b"\0")[0] and text in cmdline:
+            pids.append(int(entry))
+    return pids
