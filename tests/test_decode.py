@@ -178,9 +178,14 @@ def git(repo: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def series_build(tmp_path) -> Path:
-    """A git tree with a base commit and two patch commits, and a build.json naming them."""
-    repo = tmp_path / "linux"
+def series_build(tmp_path, monkeypatch) -> Path:
+    """A git tree with a base commit and two patch commits, and a build.json naming them.
+
+    The repository lives inside ZSTEST_CACHE, as zstest's own cached repositories do: decode
+    reads no git dir outside the cache.
+    """
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    repo = tmp_path / "cache" / "repos" / "linux"
     (repo / "mm").mkdir(parents=True)
     git(repo, "init", "-q")
     (repo / "mm" / "zsmalloc.c").write_text(ZSMALLOC_BASE)
@@ -422,3 +427,51 @@ def test_kmod_frame_resolves_in_the_kmod_source(kernel_build):
     assert (worker.file, worker.line, worker.source) == (str(source), expected, "definition")
     assert worker.address is not None
     assert kthread.file == "kernel/kthread.c" and kthread.source == "definition"
+
+
+# ---------------------------------------------------------------- build.json is untrusted input
+
+def _warn_results(tmp_path: Path, build: Path) -> Path:
+    """A results dir whose one test logged the WARN patch 2 added, decoded against build."""
+    n = warn_line_no()
+    splat = {"kind": "warning", "title": "WARNING",
+             "text": f"[    5.1] WARNING: CPU: 0 PID: 1 at mm/zsmalloc.c:{n} zs_page_migrate+0x1a3/0x5f0\n"}
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "results.json").write_text(json.dumps({
+        "schema": 1, "status": "failed", "kernel": {"build_dir": str(build)},
+        "tests": [{"name": "test_x", "status": "failed", "splats": [splat]}], "splats": []}))
+    return results
+
+
+def test_build_json_revisions_never_reach_git_as_options(series_build, tmp_path):
+    """kernel.base = "--output=FILE" made `git diff` truncate FILE during decode and report."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    manifest = json.loads((series_build / "build.json").read_text())
+    manifest["kernel"]["base"] = f"--output={victim}"
+    manifest["series"]["patches"][0]["commit"] = f"--output={victim}"
+    (series_build / "build.json").write_text(json.dumps(manifest))
+    results = _warn_results(tmp_path, series_build)
+    proc = run_zstest("decode", results)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious\n"
+    assert "kernel.base '--output=" in proc.stdout and "not a full commit id" in proc.stdout
+    proc = run_zstest("report", results)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_build_json_git_dir_outside_the_cache_is_not_read(series_build, tmp_path):
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "cache" / "repos" / "linux", outside)
+    manifest = json.loads((series_build / "build.json").read_text())
+    manifest["kernel"]["git_dir"] = str(outside / ".git")
+    manifest["kernel"]["worktree"] = str(outside)
+    (series_build / "build.json").write_text(json.dumps(manifest))
+    n = warn_line_no()
+    decoded = decode_splat({"kind": "warning", "title": "WARNING",
+                            "text": f"WARNING: CPU: 0 PID: 1 at mm/zsmalloc.c:{n} zs_page_migrate+0x1/0x5\n"},
+                           series_build)
+    assert decoded.patches == []
+    assert any("not inside the zstest cache" in note for note in decoded.notes)

@@ -143,3 +143,20 @@ def test_git_range_is_read_only(tmp_path):
     bad = run_zstest("series", "show", "nosuch..HEAD", "--git-tree", repo)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "cannot list the range nosuch..HEAD" in bad.stderr
+
+
+def test_a_source_starting_with_dash_never_reaches_git_as_an_option(tmp_path):
+    """`--output-directory=DIR..HEAD` looks like a range; git format-patch took it as an option."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    (repo / "a.c").write_text("int a;\n")
+    env_id = ["-c", "user.name=T", "-c", "user.email=t@example.org"]
+    git(*env_id, "add", ".", cwd=repo)
+    git(*env_id, "commit", "-qm", "base", cwd=repo)
+    target = tmp_path / "written"
+    r = run_zstest("series", "show", "--git-tree", repo, "--", f"--output-directory={target}..HEAD")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and "cannot start with '-'" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not any(p.name.startswith("written") for p in tmp_path.iterdir())

@@ -364,19 +364,39 @@ class Decoder:
     # -- manifest and git
 
     def _setup_git(self) -> None:
+        # build.json is untrusted input (it travels between CI runners and people): git gets
+        # only full object ids and only a repository inside the zstest cache.
+        from .tree import inside_cache, is_object_id
         kernel = self.manifest.get("kernel") or {}
         self.base = kernel.get("base")
+        if self.base is not None and not is_object_id(self.base):
+            self.notes.append(f"build.json's kernel.base {str(self.base)[:60]!r} is not a full "
+                              f"commit id: ignored")
+            self.base = None
         self.git_dir = kernel.get("git_dir")
-        if not self.git_dir and kernel.get("worktree") and Path(kernel["worktree"]).is_dir():
+        if self.git_dir is not None:
+            inside = inside_cache(self.git_dir)
+            if inside is None:
+                self.notes.append(f"build.json's kernel.git_dir {str(self.git_dir)[:80]!r} is not "
+                                  f"inside the zstest cache: not read")
+            self.git_dir = str(inside) if inside else None
+        worktree = inside_cache(kernel.get("worktree"))
+        if not self.git_dir and worktree is not None and worktree.is_dir():
             # builds made before build.json named git_dir: the worktree knows its repository
             try:
-                out = run(["git", "-C", kernel["worktree"], "rev-parse", "--path-format=absolute",
+                out = run(["git", "-C", str(worktree), "rev-parse", "--path-format=absolute",
                            "--git-common-dir"], timeout=GIT_TIMEOUT_S, env=self._git_env()).stdout
-                self.git_dir = out.strip() or None
+                self.git_dir = str(inside_cache(out.strip()) or "") or None
             except CommandError as exc:
-                log.info("no git dir for %s: %s", kernel["worktree"], exc)
-        series = self.manifest.get("series") or {}
-        commits = [p for p in series.get("patches") or [] if p.get("commit")]
+                log.info("no git dir for %s: %s", worktree, exc)
+        series = self.manifest.get("series") if isinstance(self.manifest.get("series"), dict) else {}
+        patches = series.get("patches") if isinstance(series.get("patches"), list) else []
+        patches = [p for p in patches if isinstance(p, dict)]
+        bad = [p for p in patches if p.get("commit") and not is_object_id(p["commit"])]
+        if bad:
+            self.notes.append(f"build.json names {len(bad)} patch commit(s) that are not full "
+                              f"commit ids: ignored")
+        commits = [p for p in patches if is_object_id(p.get("commit"))]
         for p in commits:
             self.patch_of_commit[p["commit"]] = p
         self.commit = commits[-1]["commit"] if commits else self.base
@@ -391,8 +411,8 @@ class Decoder:
 
     @staticmethod
     def _git_env() -> Dict[str, str]:
-        from .tree import CACHE_GIT_ENV
-        return dict(CACHE_GIT_ENV)
+        from .tree import cache_git_env
+        return cache_git_env()
 
     def _git(self, args: List[str], quiet: bool = False) -> Optional[str]:
         if not self.git_dir:
@@ -410,7 +430,8 @@ class Decoder:
         if key not in self._blobs:
             text = None
             if self.commit and self.git_dir and not path.startswith("/"):
-                text = self._git(["cat-file", "blob", f"{self.commit}:{path}"], quiet=True)
+                text = self._git(["cat-file", "blob", "--end-of-options", f"{self.commit}:{path}"],
+                                 quiet=True)
             self._blobs[key] = text
         return self._blobs[key]
 
@@ -418,7 +439,8 @@ class Decoder:
         if self.touched is None:
             self.touched = set()
             if self.base and self.commit and self.commit != self.base:
-                out = self._git(["diff", "--name-only", self.base, self.commit]) or ""
+                out = self._git(["diff", "--name-only", "--end-of-options", self.base,
+                                 self.commit]) or ""
                 self.touched = {line.strip() for line in out.splitlines() if line.strip()}
         return self.touched
 
@@ -744,6 +766,7 @@ class Decoder:
                                                 location=frame.location))
 
     def _blame(self, path: str, line: int) -> Optional[Dict[str, Any]]:
+        # git 2.39's blame takes no --end-of-options: self.commit is a checked object id.
         out = self._git(["blame", "--porcelain", "-L", f"{line},{line}", self.commit, "--", path])
         if not out:
             return None
@@ -756,7 +779,7 @@ class Decoder:
         if not span or not self.base:
             return []
         out = self._git(["log", f"-L{span[0]},{span[1]}:{path}", "--format=%H", "-s",
-                         f"{self.base}..{self.commit}"]) or ""
+                         "--end-of-options", f"{self.base}..{self.commit}"]) or ""
         patches = [self.patch_of_commit[h] for h in out.split() if h in self.patch_of_commit]
         return sorted(patches, key=lambda p: p.get("index") or 0)
 

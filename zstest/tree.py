@@ -23,13 +23,16 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from .cache import cache_dir, cache_root, file_lock
-from .errors import ApplyFailed, BadInput
+from .errors import EXIT_APPLY, ApplyFailed, BadInput, ZstestError
 from .proc import CommandError, run
 from .series.diff import analyze_diff
 from .series.model import Patch, Series
 from .series.parse import mail_from_bytes
 
 GIT_TIMEOUT_S = 1800
+AM_TIMEOUT_S = 600
+# A full object id (SHA-1 or SHA-256): what an artifact may name as a commit, never a ref or option.
+OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 # Fixed identity and dates: the same tree content always imports to the same commit.
 IMPORT_ENV = {
     "GIT_AUTHOR_NAME": "zstest", "GIT_AUTHOR_EMAIL": "zstest@localhost",
@@ -84,12 +87,53 @@ CACHE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
                  "GIT_COMMITTER_NAME": "zstest", "GIT_COMMITTER_EMAIL": "zstest@localhost"}
 
 
+def is_object_id(value: object) -> bool:
+    """value is a full hex object id (40 or 64 digits), so git cannot read it as an option."""
+    return isinstance(value, str) and OBJECT_ID.fullmatch(value) is not None
+
+
+def inside_cache(path: object) -> Optional[Path]:
+    """path resolved when it lies inside the zstest cache, else None (an artifact's git dir)."""
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        resolved = Path(path).resolve()
+        return resolved if resolved.is_relative_to(cache_root().resolve()) else None
+    except (OSError, ValueError):
+        return None
+
+
+def cache_git_env() -> dict:
+    """CACHE_GIT_ENV plus an empty template dir and an empty hooks dir: no hook of the user's runs.
+
+    GIT_CONFIG_COUNT sets core.hooksPath for every git command, also for repositories and
+    worktrees made before this isolation existed (their hooks/ may hold copied templates).
+    """
+    empty_templates = cache_dir("git-isolation", "templates")
+    empty_hooks = cache_dir("git-isolation", "hooks")
+    return {**CACHE_GIT_ENV, "GIT_TEMPLATE_DIR": str(empty_templates),
+            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath",
+            "GIT_CONFIG_VALUE_0": str(empty_hooks)}
+
+
+@contextlib.contextmanager
+def git_failures_as(exit_code: int, what: str):
+    """A failing or timed-out git inside the block becomes one sentence with the stage's code."""
+    try:
+        yield
+    except CommandError as exc:
+        last = exc.tail.strip().splitlines()[-1:] if exc.tail.strip() else []
+        reason = f" ({last[0].strip()})" if last else ""
+        raise ZstestError(f"{what}: {exc.summary()}{reason}.", exit_code,
+                          detail=exc.tail) from None
+
+
 def _git(args: List[str], *, git_dir: Optional[Path] = None, cwd: Optional[Path] = None,
          env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S,
          user_repo: bool = False):
     """git on a cache repository (isolated from user config), or read-only on the user's."""
     if not user_repo:
-        env = {**CACHE_GIT_ENV, **(env or {})}
+        env = {**cache_git_env(), **(env or {})}
     argv = ["git"]
     if git_dir is not None:
         argv += ["--git-dir", str(git_dir)]
@@ -121,9 +165,10 @@ def cached_repo(tree: KernelTree) -> Path:
         if tree.kind == "git":
             if not (git_dir / "objects").is_dir():
                 _fresh_dir(git_dir)
-                # Read-only on the user's repo: objects are shared through alternates.
-                _git(["clone", "--quiet", "--bare", "--shared", str(tree.path), str(git_dir)],
-                     user_repo=True)
+                # Read-only on the user's repo: objects are shared through alternates. Run with
+                # the cache's isolation: the user's init.templateDir would copy hooks in.
+                _git(["clone", "--quiet", "--bare", "--shared", "--", str(tree.path),
+                      str(git_dir)])
         else:
             _import_plain(tree, repo, git_dir)
     return git_dir
@@ -138,27 +183,28 @@ def _fresh_dir(path: Path) -> None:
 def _import_plain(tree: KernelTree, repo: Path, git_dir: Path) -> None:
     stamp = repo / "fingerprint"
     fingerprint = tree_fingerprint(tree.path)
-    have = _git(["rev-parse", "--verify", "--quiet", IMPORTED_REF], git_dir=git_dir,
+    have = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", IMPORTED_REF], git_dir=git_dir,
                 check=False).stdout.strip() if (git_dir / "objects").is_dir() else ""
     if have and stamp.is_file() and stamp.read_text().strip() == fingerprint:
         return
     if not (git_dir / "objects").is_dir():
         _fresh_dir(git_dir)
-        _git(["init", "--quiet", "--bare", str(git_dir)])
+        _git(["init", "--quiet", "--bare", "--", str(git_dir)])
         _git(["config", "core.autocrlf", "false"], git_dir=git_dir)
         _git(["config", "gc.auto", "0"], git_dir=git_dir)
     # The index lives in the cache repo; -f because Debian's top .gitignore ignores `/*`.
     _git(["--work-tree", str(tree.path), "add", "--all", "--force", "."], git_dir=git_dir,
          cwd=tree.path)
     tree_sha = _git(["write-tree"], git_dir=git_dir).stdout.strip()
-    parent_tree = _git(["rev-parse", "--verify", "--quiet", f"{have}^{{tree}}"], git_dir=git_dir,
+    parent_tree = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{have}^{{tree}}"],
+                       git_dir=git_dir,
                        check=False).stdout.strip() if have else ""
     if tree_sha != parent_tree:
         args = ["commit-tree", tree_sha, "-m", f"zstest import of {tree.path} ({tree.version})"]
         if have:
             args += ["-p", have]
         commit = _git(args, git_dir=git_dir, env=IMPORT_ENV).stdout.strip()
-        _git(["update-ref", IMPORTED_REF, commit], git_dir=git_dir)
+        _git(["update-ref", IMPORTED_REF, "--end-of-options", commit], git_dir=git_dir)
     stamp.write_text(fingerprint + "\n")
 
 
@@ -167,14 +213,14 @@ def resolve_base(tree: KernelTree, git_dir: Path, base: Optional[str]) -> str:
     if tree.kind == "git":
         rev = base or "HEAD"
         # Resolved in the user's repo (read-only); its objects are visible through alternates.
-        out = _git(["-C", str(tree.path), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                   check=False, user_repo=True)
+        out = _git(["-C", str(tree.path), "rev-parse", "--verify", "--quiet", "--end-of-options",
+                    f"{rev}^{{commit}}"], check=False, user_repo=True)
     else:
         rev = base or IMPORTED_REF
-        out = _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], git_dir=git_dir,
-                   check=False)
+        out = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+                   git_dir=git_dir, check=False)
     sha = out.stdout.strip()
-    if out.returncode != 0 or not sha:
+    if out.returncode != 0 or not is_object_id(sha):
         raise BadInput(f"base {rev} is not a commit in {tree.path}.")
     return sha
 
@@ -208,7 +254,8 @@ class Worktree:
 
     def reset(self, rev: Optional[str] = None) -> None:
         """Back to rev (default: the base): only files that differ are rewritten."""
-        _clean_worktree(self.path, rev or self.base_commit)
+        with git_failures_as(EXIT_APPLY, f"resetting the scratch worktree {self.path} failed"):
+            _clean_worktree(self.path, rev or self.base_commit)
 
 
 def worktree_path(tree: KernelTree, purpose: str) -> Path:
@@ -221,6 +268,9 @@ def _clean_worktree(path: Path, rev: str) -> None:
         _git(["am", "--abort"], cwd=path, check=False)
         # An am session that cannot abort (killed mid-way) must not block the next run.
         shutil.rmtree(rebase_apply, ignore_errors=True)
+    # git 2.39's checkout takes no --end-of-options: rev is an object id or HEAD, never an option.
+    if rev != "HEAD" and not is_object_id(rev):
+        raise BadInput(f"{rev!r} is not a full commit id.")
     _git(["checkout", "--quiet", "--force", "--detach", rev], cwd=path)
     _git(["clean", "-fdxq"], cwd=path)
 
@@ -231,31 +281,35 @@ def prepare_worktree(tree: Union[str, Path, KernelTree], base: Optional[str] = N
     kt = tree if isinstance(tree, KernelTree) else KernelTree.open(tree)
     if not re.fullmatch(r"[A-Za-z0-9._-]+", purpose):
         raise BadInput(f"worktree purpose {purpose!r} must be a plain name.")
-    git_dir = cached_repo(kt)
-    base_commit = resolve_base(kt, git_dir, base)
+    # git failing on the user's tree (a broken .git) is bad input; on the cache's copy, the
+    # tree stage failed (exit 3, as a patch that does not apply).
+    with git_failures_as(2, f"git cannot read the kernel tree {kt.path}"):
+        git_dir = cached_repo(kt)
+        base_commit = resolve_base(kt, git_dir, base)
     path = worktree_path(kt, purpose)
     lock = contextlib.ExitStack()
     lock.enter_context(file_lock(cache_dir("locks") / f"worktree-{kt.key}-{purpose}.lock"))
     try:
-        if (path / ".git").is_file():
-            try:
-                _clean_worktree(path, base_commit)
-            except CommandError:
+        with git_failures_as(EXIT_APPLY, f"preparing the scratch worktree {path} failed"):
+            if (path / ".git").is_file():
+                try:
+                    _clean_worktree(path, base_commit)
+                except CommandError:
+                    _remove_worktree(git_dir, path)
+            if not (path / ".git").is_file():
                 _remove_worktree(git_dir, path)
-        if not (path / ".git").is_file():
-            _remove_worktree(git_dir, path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _git(["worktree", "add", "--quiet", "--force", "--detach", str(path), base_commit],
-                 git_dir=git_dir)
-        wt = Worktree(path=path, base_commit=base_commit, tree_kind=kt.kind,
-                      source_tree=kt.path, git_dir=git_dir, purpose=purpose, _lock=lock)
-        if kt.kind == "git":
-            dirty = _git(["--no-optional-locks", "-C", str(kt.path), "status", "--porcelain",
-                          "--untracked-files=no"], check=False, user_repo=True).stdout.strip()
-            if dirty:
-                wt.notes.append(f"{kt.path} has uncommitted changes; they are not in the worktree "
-                                f"(base is the commit {base_commit[:12]}).")
-        return wt
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _git(["worktree", "add", "--quiet", "--force", "--detach", str(path),
+                      "--end-of-options", base_commit], git_dir=git_dir)
+            wt = Worktree(path=path, base_commit=base_commit, tree_kind=kt.kind,
+                          source_tree=kt.path, git_dir=git_dir, purpose=purpose, _lock=lock)
+            if kt.kind == "git":
+                dirty = _git(["--no-optional-locks", "-C", str(kt.path), "status", "--porcelain",
+                              "--untracked-files=no"], check=False, user_repo=True).stdout.strip()
+                if dirty:
+                    wt.notes.append(f"{kt.path} has uncommitted changes; they are not in the worktree "
+                                    f"(base is the commit {base_commit[:12]}).")
+            return wt
     except BaseException:
         lock.close()
         raise
@@ -330,14 +384,25 @@ def _check_safe(patch: Patch) -> None:
 def apply_patch(wt: Worktree, patch: Patch) -> PatchApply:
     """`git am --3way` one patch on the worktree's HEAD; on failure abort and explain."""
     _check_safe(patch)
+    with git_failures_as(EXIT_APPLY, f"applying patch {patch.index}/{patch.total} "
+                                     f"{patch.subject!r} in {wt.path} failed"):
+        return _apply_patch(wt, patch)
+
+
+def _apply_patch(wt: Worktree, patch: Patch) -> PatchApply:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="zstest-am-") as tmp:
         mbox = Path(tmp) / "patch.mbox"
         mbox.write_bytes(patch.raw)
         # on_line merges stderr into stdout, so git's errors stay in their place.
-        res = run(["git", "am", "--3way", "--committer-date-is-author-date", str(mbox)],
-                  cwd=wt.path, env={**CACHE_GIT_ENV, **AM_ENV}, check=False, timeout=600,
-                  on_line=lambda line: None)
+        try:
+            res = run(["git", "am", "--3way", "--committer-date-is-author-date", "--", str(mbox)],
+                      cwd=wt.path, env={**cache_git_env(), **AM_ENV}, check=False,
+                      timeout=AM_TIMEOUT_S, on_line=lambda line: None)
+        except CommandError:
+            # a timed-out am leaves its session behind: the next reset aborts it
+            _clean_worktree(wt.path, "HEAD")
+            raise
         message = _strip_hints(res.stdout + res.stderr)
         if res.returncode == 0:
             status = "applied-3way" if "3-way merge" in message else "applied"
@@ -371,10 +436,10 @@ def _explain_failure(wt: Worktree, tmp: Path, mbox: Path):
         info_text = fh.read().decode("utf-8", "replace")
     # git mailinfo decodes the mail exactly as git am does.
     run(["git", "mailinfo", str(msg_file), str(diff_file)], cwd=wt.path, input=info_text,
-        env=CACHE_GIT_ENV, check=False, timeout=60)
+        env=cache_git_env(), check=False, timeout=60)
     diff_text = diff_file.read_text(errors="replace") if diff_file.is_file() else ""
     info = analyze_diff(diff_text)
-    res = _git(["apply", "--reject", "--verbose", str(diff_file)], cwd=wt.path, check=False,
+    res = _git(["apply", "--reject", "--verbose", "--", str(diff_file)], cwd=wt.path, check=False,
                timeout=600)
     out = (res.stdout + res.stderr).splitlines()
     files: List[str] = []

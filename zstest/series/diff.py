@@ -8,7 +8,11 @@ from pathlib import PurePosixPath
 from typing import List, Optional, Tuple
 
 HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-DIFF_GIT = re.compile(r"^diff --git (\S+) (\S+)\s*$")
+# Each side is a plain path or a C-quoted one ("a/\303\244 x"), as git writes names with
+# spaces, quotes or non-ASCII bytes.
+QUOTED_OR_PLAIN = r'("(?:[^"\\]|\\.)*"|\S+)'
+DIFF_GIT = re.compile(rf"^diff --git {QUOTED_OR_PLAIN} {QUOTED_OR_PLAIN}\s*$")
+C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
 
 
 @dataclass
@@ -37,18 +41,50 @@ class DiffInfo:
 
 
 def is_unsafe_path(path: str) -> bool:
-    """A path that would write outside the tree: absolute, or climbing with `..`."""
+    """A path that would write outside the tree (absolute, climbing with `..`) or into .git."""
     if path == "/dev/null":
         return False
-    return path.startswith("/") or ".." in PurePosixPath(path).parts
+    parts = PurePosixPath(path).parts
+    # git refuses .git in any case (case-insensitive file systems), so does zstest, earlier.
+    return path.startswith("/") or ".." in parts or any(p.lower() == ".git" for p in parts)
+
+
+def unquote_path(path: str) -> str:
+    """git's C-style quoted path ("a/\\303\\244") as the name it stands for; others unchanged."""
+    if len(path) < 2 or not (path.startswith('"') and path.endswith('"')):
+        return path
+    body, out, i = path[1:-1], bytearray(), 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\" or i + 1 == len(body):
+            out += ch.encode("utf-8", "surrogateescape")
+            i += 1
+            continue
+        nxt = body[i + 1]
+        octal = re.match(r"[0-7]{3}", body[i + 1:i + 4])
+        if octal:
+            out.append(int(octal.group(0), 8) & 0xFF)
+            i += 4
+        else:
+            out.append(C_ESCAPES.get(nxt, ord(nxt) if nxt.isascii() else 63))
+            i += 2
+    return out.decode("utf-8", "surrogateescape")
 
 
 def _strip_prefix(path: str) -> str:
     # git's a/ and b/ prefixes; other -p1 prefixes (quilt's dir.orig/) lose their first part too.
+    path = unquote_path(path)
     if path == "/dev/null" or path.startswith("/"):
         return path
     parts = path.split("/", 1)
     return parts[1] if len(parts) == 2 else path
+
+
+def _header_path(rest: str) -> str:
+    # a ---/+++ name: quoted (may hold tabs and spaces) or plain up to an optional tab and date
+    rest = rest.strip()
+    quoted = re.match(r'"(?:[^"\\]|\\.)*"', rest)
+    return quoted.group(0) if quoted else rest.split("\t")[0].strip()
 
 
 def analyze_diff(text: str) -> DiffInfo:
@@ -76,10 +112,10 @@ def analyze_diff(text: str) -> DiffInfo:
             info.paths += [_strip_prefix(old), _strip_prefix(new)]
             add_file(_strip_prefix(new))
         elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
-            info.paths.append(line.split(" ", 2)[2].strip())
+            info.paths.append(unquote_path(line.split(" ", 2)[2].strip()))
         elif line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):
-            old = line[4:].split("\t")[0].strip()
-            new = lines[i + 1][4:].split("\t")[0].strip()
+            old = _header_path(line[4:])
+            new = _header_path(lines[i + 1][4:])
             old_s, new_s = _strip_prefix(old), _strip_prefix(new)
             info.paths += [old_s, new_s]
             target = old_s if new_s == "/dev/null" else new_s

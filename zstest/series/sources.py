@@ -30,6 +30,10 @@ def load_series(src: str, *, git_tree: Optional[Path] = None,
         if not path.is_file():
             raise BadInput(f"{src} is not a regular file or directory.")
         return build_series(read_mails(path), src, "mbox")
+    if src.startswith("-"):
+        # git would read it as an option (--output-directory=/x..HEAD), not as a range
+        raise BadInput(f"{src} is no file, directory, git range A..B or message-id "
+                       f"(a series source cannot start with '-').")
     if GIT_RANGE.match(src) and not src.startswith("/"):
         return _git_range(src, git_tree or Path.cwd())
     if MSGID.match(src):
@@ -86,7 +90,8 @@ def _git_range(rev_range: str, git_tree: Path) -> Series:
         try:
             # Read-only on the user's repository: format-patch writes only into tmp.
             run(["git", "-C", str(git_tree), "format-patch", "--no-signature", "-n",
-                 "--subject-prefix=PATCH", "--no-cover-letter", "-o", tmp, rev_range],
+                 "--subject-prefix=PATCH", "--no-cover-letter", "-o", tmp, "--end-of-options",
+                 rev_range],
                 timeout=300)
         except CommandError as exc:
             raise BadInput(f"git cannot list the range {rev_range} in {git_tree}: "
