@@ -19,14 +19,21 @@ from .errors import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, ZstestError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zstest")
 @click.option("-v", "--verbose", is_flag=True, help="Log every external command.")
-def cli(verbose: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Validate zsmalloc/zram kernel patch series: apply, build, boot, test."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="zstest: %(message)s")
+    # zstest.toml / config.toml -> click's default_map: explicit options still win.
+    from . import settings
+    argv = ctx.obj.get("argv") if isinstance(ctx.obj, dict) else None
+    loaded = settings.load_settings(cli, sys.argv[1:] if argv is None else argv)
+    settings.set_current(loaded)
+    ctx.default_map = settings.default_map(cli, loaded)
 
 
 # The order of `zstest --help`; any other zstest/commands/*_cmd.py module follows, by name.
-_COMMAND_ORDER = ["doctor_cmd", "series_cmd", "build_cmd", "vm_cmd", "run_cmd"]
+_COMMAND_ORDER = ["doctor_cmd", "series_cmd", "build_cmd", "vm_cmd", "run_cmd", "config_cmd"]
 
 
 def _register() -> None:
@@ -51,7 +58,8 @@ def main(argv=None) -> int:
     """Entry point: ZstestError -> its sentence and exit code; Ctrl-C/SIGTERM -> 130."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        rv = cli.main(args=argv, prog_name="zstest", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="zstest", standalone_mode=False,
+                      obj={"argv": list(argv) if argv is not None else sys.argv[1:]})
     except ZstestError as exc:
         click.echo(f"zstest: error: {exc.message}", err=True)
         if exc.detail:

@@ -13,7 +13,7 @@ from ..suites import available_suites
 @click.command("bisect")
 @click.option("--series", required=True, help="The series: mbox, patch dir, quilt dir, git range, msgid.")
 @click.option("--kernel", type=click.Path(path_type=Path),
-              help="Kernel tree (default: Debian's linux-source-6.1 in the cache).")
+              help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
 @click.option("--base", help="Commit to apply on (git trees).")
 @click.option("--config", "configs", multiple=True, help="Config profile or fragment (repeatable).")
 @click.option("--suite", default="default", show_default=True,
@@ -43,6 +43,8 @@ def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy,
 
     if suite not in available_suites():
         raise BadInput(f"unknown suite {suite!r}; known: {', '.join(available_suites())}.")
+    from ..settings import resolve_kernel
+    kernel = resolve_kernel(kernel)
     out = out or cache_dir("bisect") / time.strftime("%Y%m%d-%H%M%S")
     result = bisect(BisectRequest(
         series=series, out=out, kernel=kernel, base=base, configs=list(configs) or ["base"],

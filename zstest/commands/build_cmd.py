@@ -13,7 +13,7 @@ from ..matrix import cell_option
 
 @click.command("build")
 @click.option("--kernel", "kernel", type=click.Path(path_type=Path),
-              help="Kernel tree (git or plain). Default: Debian's linux-source-6.1 in the cache.")
+              help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
 @click.option("--series", "series", help="Patch series to apply first (mbox, dir, quilt, A..B, msgid).")
 @click.option("--base", "base", help="Commit to apply the series on (git trees). Default: HEAD.")
 @click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",

@@ -28,7 +28,8 @@ def _write_json(data: dict, dest: str) -> None:
 @click.option("--json", "json_out", metavar="FILE|-",
               help="Also write the comparison as JSON to FILE (- for stdout, instead of the table).")
 @click.option("--kernel", type=click.Path(path_type=Path),
-              help="Series mode: the kernel tree to build on (default: Debian's linux-source-6.1).")
+              help="Series mode: the kernel tree to build on (default: the current kernel tree, "
+                   "$ZSTEST_KERNEL, zstest.toml, else Debian's linux-source-6.1).")
 @click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",
               help="Series mode: config profile or fragment; repeatable.")
 @click.option("--suite", default="default", show_default=True, help="Series mode: the guest suite.")
@@ -61,6 +62,9 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
     for src in sides:
         if cmp.looks_like_series(src):
             progress(f"zstest: {src} is a series: building and running it")
+            if kernel is None:
+                from ..settings import resolve_kernel
+                kernel = resolve_kernel(None, echo=progress)
             req = cmp.RevisionRunRequest(series=src, kernel=kernel, configs=list(configs) or ["base"],
                                          suite=suite, keyword=keyword, each=each,
                                          argv=_build_argv(src, kernel, configs, each))

@@ -43,8 +43,8 @@ def show(src: str, as_json: bool, git_tree, lore_url: str) -> int:
 
 @series.command()
 @click.argument("src")
-@click.option("--kernel", "kernel", required=True, type=click.Path(path_type=Path),
-              help="The kernel tree (git or plain); it is never modified.")
+@click.option("--kernel", "kernel", type=click.Path(path_type=Path),
+              help="The kernel tree (git or plain); it is never modified. Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
 @click.option("--base", default=None, help="Commit to apply on (default: the tree's HEAD or import).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write apply.json and apply.log here.")
@@ -62,7 +62,8 @@ def apply(src: str, kernel: Path, base, out, allow_gaps: bool, purpose: str, as_
     from ..errors import ZstestError
     from ..tree import KernelTree, apply_series
 
-    kt = KernelTree.open(kernel)
+    from ..settings import resolve_kernel
+    kt = KernelTree.open(resolve_kernel(kernel))
     s = load_series(src, git_tree=git_tree, lore_url=lore_url)
     try:
         result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps, purpose=purpose)
