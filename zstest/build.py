@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, TextIO
 import zstest
 
 from . import buildlog, kconfig, proc
-from .cache import cache_dir, cache_root, default_kernel_tree, file_lock
+from .cache import cache_dir, cache_root, file_lock
 from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
 
 # Bump when the build's outputs change shape: test fixtures key their reuse on it.
@@ -42,7 +42,7 @@ REPRODUCIBLE_ENV = {
 
 @dataclass
 class BuildRequest:
-    kernel: Optional[Path] = None               # default: Debian's linux-source-6.1
+    kernel: Optional[Path] = None               # default: settings.resolve_kernel()
     series: Optional[str] = None
     base: Optional[str] = None
     configs: List[str] = field(default_factory=lambda: ["base"])
@@ -258,8 +258,8 @@ class _Builder:
 
     def run(self) -> BuildResult:
         req = self.req
-        tree = check_kernel_tree(Path(req.kernel).expanduser() if req.kernel
-                                 else default_kernel_tree("6.1"))
+        from .settings import resolve_kernel
+        tree = check_kernel_tree(resolve_kernel(req.kernel))
         fragments = [kconfig.resolve_config_arg(c) for c in (req.configs or ["base"])]
         if not any(f.start for f in fragments):
             # A lone fragment goes on top of the base profile: a bootable guest kernel.
