@@ -172,3 +172,21 @@ def test_quoted_paths_are_read_as_git_writes_them():
     info = analyze_diff(GOOD_DIFF.replace("a/mm/zsmalloc.c", '"a/mm/\\303\\244.c"')
                         .replace("b/mm/zsmalloc.c", '"b/mm/\\303\\244.c"'))
     assert info.files == ["mm/\u00e4.c"] and info.unsafe_paths() == [] and not info.error
+
+
+# ---------------------------------------------------------------- 5. mail headers
+
+@pytest.mark.parametrize("header", ["Message-ID: <>", "Message-ID: <@>", "Message-ID: <<>>",
+                                    "Message-ID: <a@>", "In-Reply-To: <>", "References: <@> <>"])
+def test_malformed_headers_are_ignored_with_a_note(tmp_path, header):
+    """Item 5: `Message-ID: <>` raised IndexError (a traceback, exit 1)."""
+    text = PATCH_TEMPLATE.format(diff=GOOD_DIFF, subject="change")
+    text = text.replace("Subject:", f"{header}\nSubject:", 1)
+    (tmp_path / "p.mbox").write_text(text)
+    proc = zstest("series", "show", "--json", tmp_path / "p.mbox", env=clean_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert [p["subject"] for p in shown["patches"]] == ["mm: change"]
+    if header.startswith("Message-ID"):
+        assert any("Message-ID" in problem for problem in shown["problems"])
+        assert all(p["msgid"] == "" for p in shown["patches"])

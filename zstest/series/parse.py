@@ -40,6 +40,7 @@ class Mail:
     position: int                # order in its source
     origin: str                  # file it came from, for error messages
     last_in_file: bool = False
+    header_notes: List[str] = field(default_factory=list)   # headers Python's parser refused
 
 
 @dataclass
@@ -97,11 +98,14 @@ def _text_of(msg: email.message.EmailMessage) -> str:
     return "\n".join(parts)
 
 
-def _header(msg, name: str) -> str:
+def _header(msg, name: str, notes: Optional[List[str]] = None) -> str:
     try:
         value = msg[name]
-    except (IndexError, ValueError, AttributeError):
-        value = msg.get_all(name, [None])[0] if hasattr(msg, "get_all") else None
+    except Exception:   # the email package raises IndexError, ValueError, ... on odd headers
+        # its raw text instead (`Message-ID: <>` made the parser raise IndexError)
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+        if notes is not None:
+            notes.append(f"its {name} header {str(value)[:60]!r} is malformed; read as plain text")
     return re.sub(r"\s+", " ", str(value)).strip() if value is not None else ""
 
 
@@ -109,10 +113,15 @@ def mail_from_bytes(raw: bytes, position: int, origin: str, from_line: Optional[
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     if from_line is None:
         from_line = FROM_LINE
-    return Mail(raw=from_line + raw, subject=_header(msg, "Subject"),
-                author=_header(msg, "From"), date=_header(msg, "Date"),
-                msgid=_header(msg, "Message-ID").strip("<>"), body=_text_of(msg),
-                position=position, origin=origin)
+    notes: List[str] = []
+    msgid = _header(msg, "Message-ID", notes).strip().strip("<>").strip()
+    if msgid and not re.fullmatch(r"[^\s<>@]+@[^\s<>@]+", msgid):
+        notes.append(f"its Message-ID {msgid[:60]!r} is not local@domain; ignored")
+        msgid = ""
+    return Mail(raw=from_line + raw, subject=_header(msg, "Subject", notes),
+                author=_header(msg, "From", notes), date=_header(msg, "Date", notes),
+                msgid=msgid, body=_text_of(msg), position=position, origin=origin,
+                header_notes=notes)
 
 
 def looks_binary(data: bytes) -> bool:
@@ -212,6 +221,7 @@ def build_series(mails: List[Mail], source: str, kind: str) -> Series:
         prefix = parse_subject(mail.subject)
         if prefix.is_reply:
             continue
+        problems += [f"{mail.subject[:60]!r}: {note}." for note in mail.header_notes]
         diff = analyze_diff(mail.body)
         if diff.error:
             where = f"patch {prefix.index}/{prefix.total}" if prefix.index else f"{mail.subject!r}"
