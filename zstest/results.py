@@ -170,39 +170,8 @@ def _splat_brief(s: Dict[str, Any]) -> str:
 
 
 def junit_xml(run: RunResults) -> str:
-    suite = ET.Element("testsuite", name=f"zstest.{run.suite or 'suite'}",
-                       tests=str(len(run.tests)), time=f"{run.duration_s:.3f}")
-    counts = run.counts()
-    suite.set("failures", str(counts["failed"]))
-    suite.set("errors", str(counts["error"] + (1 if run.status == "error" and not run.tests else 0)))
-    suite.set("skipped", str(counts["skipped"]))
-    props = ET.SubElement(suite, "properties")
-    for key, value in (("accel", run.accel.get("name", "")),
-                       ("kernel", run.kernel.get("uname", "")),
-                       ("boot_to_ssh_s", run.boot_to_ssh_s)):
-        ET.SubElement(props, "property", name=key, value=str(value))
-    for t in run.tests:
-        classname, _, name = t.name.rpartition("::")
-        case = ET.SubElement(suite, "testcase", classname=classname.replace("/", ".") or "zstest",
-                             name=name or t.name, time=f"{t.duration_s:.3f}")
-        text = t.message + "".join("\n\n" + s.get("text", "") for s in t.splats)
-        if t.status == "failed":
-            ET.SubElement(case, "failure", message=t.message.splitlines()[0] if t.message else "failed").text = text
-        elif t.status == "error":
-            ET.SubElement(case, "error", message=t.message.splitlines()[0] if t.message else "error").text = text
-        elif t.status == "skipped":
-            ET.SubElement(case, "skipped", message=t.message)
-        if len(t.runs) > 1:
-            ET.SubElement(case, "system-out").text = f"passed {t.passes} of {len(t.runs)} runs: {' '.join(t.runs)}"
-    if run.splats:
-        case = ET.SubElement(suite, "testcase", classname="zstest.console", name="kernel_log_clean")
-        ET.SubElement(case, "failure", message=_splat_brief(run.splats[0])).text = \
-            "\n\n".join(s.get("text", "") for s in run.splats)
-    if run.status in ("error", "interrupted") and run.message:
-        case = ET.SubElement(suite, "testcase", classname="zstest.run", name=run.status)
-        ET.SubElement(case, "error", message=run.message.splitlines()[0]).text = run.message
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    from .junit import junit_xml_text
+    return junit_xml_text(run)
 
 
 def summary_text(run: RunResults) -> str:
