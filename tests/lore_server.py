@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import threading
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 
 class LocalLore:
@@ -13,11 +13,15 @@ class LocalLore:
 
     def __init__(self) -> None:
         threads: Dict[str, bytes] = {}
+        raw: Dict[str, Callable] = {}
         requests: List[str] = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 requests.append(self.path)
+                if self.path in raw:
+                    raw[self.path](self)
+                    return
                 payload = threads.get(self.path)
                 if payload is None:
                     self.send_error(404)
@@ -31,12 +35,16 @@ class LocalLore:
             def log_message(self, *args):
                 pass
 
-        self.threads, self.requests = threads, requests
+        self.threads, self.raw, self.requests = threads, raw, requests
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/all"
 
     def serve(self, msgid: str, mbox: bytes) -> None:
         self.threads[f"/all/{msgid}/t.mbox.gz"] = gzip.compress(mbox)
+
+    def serve_raw(self, msgid: str, answer: Callable) -> None:
+        """answer(handler) writes the reply itself: a stall, a trickle, a gzip bomb."""
+        self.raw[f"/all/{msgid}/t.mbox.gz"] = answer
 
     def __enter__(self) -> "LocalLore":
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

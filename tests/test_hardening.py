@@ -190,3 +190,100 @@ def test_malformed_headers_are_ignored_with_a_note(tmp_path, header):
     if header.startswith("Message-ID"):
         assert any("Message-ID" in problem for problem in shown["problems"])
         assert all(p["msgid"] == "" for p in shown["patches"])
+
+
+# ---------------------------------------------------------------- 4. lore fetch bounds
+
+@pytest.fixture
+def lore(tmp_path, monkeypatch):
+    from lore_server import LocalLore
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    with LocalLore() as server:
+        yield server
+
+
+def _gzip_reply(payload: bytes):
+    def answer(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/gzip")
+        handler.end_headers()
+        handler.wfile.write(payload)
+    return answer
+
+
+def test_lore_gzip_bomb_is_cut_at_the_decompressed_cap(lore, monkeypatch):
+    """Item 4: 64 MiB of zeros gzip to 64 KiB; the whole thing was inflated in memory."""
+    import gzip
+    from zstest.errors import BadInput
+    from zstest.series import lore as lore_mod
+    lore.serve_raw("bomb@x", _gzip_reply(gzip.compress(b"\0" * (64 << 20), compresslevel=1)))
+    monkeypatch.setattr(lore_mod, "MAX_MBOX_BYTES", 4 << 20)
+    with pytest.raises(BadInput, match="inflates to more than 4 MiB"):
+        lore_mod.fetch_thread("bomb@x", lore.url)
+    assert not list((Path(os.environ["ZSTEST_CACHE"]) / "lore").iterdir())
+
+
+def test_lore_reply_is_cut_at_the_compressed_cap(lore, monkeypatch):
+    import gzip
+    from zstest.errors import BadInput
+    from zstest.series import lore as lore_mod
+    lore.serve_raw("huge@x", _gzip_reply(gzip.compress(os.urandom(3 << 20))))
+    monkeypatch.setattr(lore_mod, "MAX_COMPRESSED_BYTES", 1 << 20)
+    with pytest.raises(BadInput, match="sent more than 1 MiB"):
+        lore_mod.fetch_thread("huge@x", lore.url)
+
+
+def test_lore_trickle_hits_the_total_deadline(lore, monkeypatch):
+    """Item 4: one byte every 0.2 s never trips a socket timeout; the total deadline does."""
+    import gzip
+    import time
+    from zstest.errors import BadInput
+    from zstest.series import lore as lore_mod
+    payload = gzip.compress(b"From x\n" * 1000)
+
+    def trickle(handler):
+        handler.send_response(200)
+        handler.end_headers()
+        for byte in payload:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.2)
+    lore.serve_raw("slow@x", trickle)
+    monkeypatch.setattr(lore_mod, "FETCH_DEADLINE_S", 1.5)
+    start = time.monotonic()
+    with pytest.raises(BadInput, match="did not finish within 1.5 s"):
+        lore_mod.fetch_thread("slow@x", lore.url)
+    assert time.monotonic() - start < 5
+
+
+# ---------------------------------------------------------------- 14. SIGINT when ignored at start
+
+def test_sigint_interrupts_even_when_ignored_at_start(tmp_path):
+    """Item 14: a shell's background job starts with SIGINT ignored; Python then installs no
+    KeyboardInterrupt handler and the run ignored Ctrl-C to its end."""
+    import signal
+    import threading
+    import time
+    from lore_server import LocalLore
+    release = threading.Event()
+    with LocalLore() as server:
+        server.serve_raw("stall@x", lambda handler: release.wait(30))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "zstest.cli", "series", "show", "stall@x", "--lore-url", server.url],
+            env=clean_env(tmp_path), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        try:
+            deadline = time.monotonic() + 20
+            while not server.requests and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.requests, "zstest never asked the server"
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=10)
+        finally:
+            release.set()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "zstest: interrupted" in err

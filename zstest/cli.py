@@ -57,6 +57,9 @@ def _on_sigterm(signum, frame):
 def main(argv=None) -> int:
     """Entry point: ZstestError -> its sentence and exit code; Ctrl-C/SIGTERM -> 130."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # Python installs no SIGINT handler when SIGINT was ignored at start (a shell script's
+    # background job: `zstest run ... & wait`); Ctrl-C must still stop zstest.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         rv = cli.main(args=argv, prog_name="zstest", standalone_mode=False,
                       obj={"argv": list(argv) if argv is not None else sys.argv[1:]})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,7 +15,12 @@ from ..cache import cache_dir, file_lock
 from ..errors import BadInput
 
 DEFAULT_LORE_URL = "https://lore.kernel.org/all"
-FETCH_TIMEOUT_S = 30
+FETCH_TIMEOUT_S = 30             # per socket operation
+FETCH_DEADLINE_S = 180           # the whole download: a server trickling bytes cannot hold us
+# A zsmalloc thread is a few MB; a hostile or broken server (or a gzip bomb) gets cut off.
+MAX_COMPRESSED_BYTES = 32 << 20
+MAX_MBOX_BYTES = 256 << 20
+CHUNK_BYTES = 64 << 10
 
 
 def thread_url(msgid: str, lore_url: str = DEFAULT_LORE_URL) -> str:
@@ -31,22 +37,54 @@ def fetch_thread(msgid: str, lore_url: str = DEFAULT_LORE_URL) -> Path:
     with file_lock(cache_dir("locks") / f"lore-{key}.lock"):
         if target.is_file() and target.stat().st_size > 0:
             return target
-        try:
-            with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as resp:
-                payload = resp.read()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                raise BadInput(f"{lore_url} has no thread for message-id <{msgid}> "
-                               f"(HTTP 404 for {url}).") from None
-            raise BadInput(f"{lore_url} answered HTTP {exc.code} for {url}.") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise BadInput(f"cannot reach {lore_url} to fetch <{msgid}>: {reason}.") from None
-        try:
-            data = gzip.decompress(payload)
-        except (OSError, EOFError, zlib.error):
-            raise BadInput(f"{url} did not return a gzipped mbox.") from None
         tmp = target.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.rename(target)
+        try:
+            _download(url, tmp, lore_url, msgid)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return target
+
+
+def _download(url: str, dest: Path, lore_url: str, msgid: str) -> None:
+    """The gunzipped body of url into dest, within the size caps and the total deadline."""
+    deadline = time.monotonic() + FETCH_DEADLINE_S
+    received = written = 0
+    inflate = zlib.decompressobj(wbits=31)      # 31: gzip framing
+    try:
+        with urllib.request.urlopen(url, timeout=min(FETCH_TIMEOUT_S, FETCH_DEADLINE_S)) as resp, \
+                open(dest, "wb") as out:
+            while True:
+                if time.monotonic() > deadline:
+                    raise BadInput(f"fetching {url} did not finish within {FETCH_DEADLINE_S:g} s.")
+                chunk = resp.read1(CHUNK_BYTES)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > MAX_COMPRESSED_BYTES:
+                    raise BadInput(f"{url} sent more than {MAX_COMPRESSED_BYTES >> 20} MiB; "
+                                   f"no thread mbox is that large.")
+                while chunk:
+                    # max_length: a gzip bomb never inflates past the cap in memory
+                    data = inflate.decompress(chunk, MAX_MBOX_BYTES - written + 1)
+                    written += len(data)
+                    if written > MAX_MBOX_BYTES:
+                        raise BadInput(f"{url} inflates to more than {MAX_MBOX_BYTES >> 20} MiB; "
+                                       f"no thread mbox is that large.")
+                    out.write(data)
+                    chunk = inflate.unconsumed_tail
+                    if inflate.eof and inflate.unused_data:
+                        # another gzip member follows
+                        chunk, inflate = inflate.unused_data + chunk, zlib.decompressobj(wbits=31)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise BadInput(f"{lore_url} has no thread for message-id <{msgid}> "
+                           f"(HTTP 404 for {url}).") from None
+        raise BadInput(f"{lore_url} answered HTTP {exc.code} for {url}.") from None
+    except zlib.error:
+        raise BadInput(f"{url} did not return a gzipped mbox.") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise BadInput(f"cannot reach {lore_url} to fetch <{msgid}>: {reason}.") from None
+    if not inflate.eof or written == 0:
+        raise BadInput(f"{url} did not return a gzipped mbox.")
