@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, TextIO
 
-import zstest
 
 from . import buildlog, kconfig, proc
 from .cache import cache_dir, cache_root, file_lock
@@ -75,7 +74,8 @@ def last_build_dir() -> Optional[Path]:
 
 
 def default_kmod_dir() -> Path:
-    return Path(zstest.__file__).resolve().parent.parent / "kmod"
+    from .resources import kmod_dir
+    return kmod_dir()
 
 
 # ---------------------------------------------------------------- progress

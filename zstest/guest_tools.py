@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
 
+from . import resources
 from .cache import cache_dir, file_lock
 from .errors import PrereqMissing
 from .proc import CommandError, run, which
 
-GUEST_SOURCES = Path(__file__).resolve().parent / "suites" / "guest"
+GUEST_SOURCES = resources.guest_sources_dir()
 CFLAGS = ["-static", "-O2", "-Wall"]
 
 

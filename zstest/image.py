@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from . import resources
 from .cache import cache_dir, file_lock
 from .errors import BadInput, PrereqMissing
 from .proc import CommandError, run, which
 
 REPO_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_RECIPE = REPO_DIR / "qemu-images" / "initramfs.ini"
+DEFAULT_RECIPE = resources.images_dir() / "initramfs.ini"   # package data, also from a wheel
 # Bump when the image layout changes so old cache entries are not reused.
 FORMAT_VERSION = "3"
 HOST_KEY_PATH = "/etc/dropbear/dropbear_ed25519_host_key"

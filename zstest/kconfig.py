@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
-from . import proc
+from . import proc, resources
 from .errors import BadInput, BuildFailed
 
-PROFILES_DIR = Path(__file__).parent / "configs"
+PROFILES_DIR = resources.configs_dir()
 DEFAULT_START = "tinyconfig"
 ARCH = "x86_64"
 

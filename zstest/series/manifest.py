@@ -97,7 +97,8 @@ def manifests_root() -> Path:
     env = os.environ.get("ZSTEST_KERNEL_PATCHES")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "kernel-patches"
+    from ..resources import kernel_patches_dir
+    return kernel_patches_dir()
 
 
 def load_manifest(path: Path) -> SeriesManifest:

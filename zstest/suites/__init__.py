@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from .. import resources
 from ..errors import BadInput
 
-SUITES_DIR = Path(__file__).resolve().parent
+SUITES_DIR = resources.suites_dir()
 SUITES_INI = SUITES_DIR / "suites.ini"
-IMAGES_DIR = SUITES_DIR.parent.parent / "qemu-images"
+IMAGES_DIR = resources.images_dir()
 
 
 @dataclass
