@@ -260,10 +260,8 @@ class _Builder:
         req = self.req
         from .settings import resolve_kernel
         tree = check_kernel_tree(resolve_kernel(req.kernel))
-        fragments = [kconfig.resolve_config_arg(c) for c in (req.configs or ["base"])]
-        if not any(f.start for f in fragments):
-            # A lone fragment goes on top of the base profile: a bootable guest kernel.
-            fragments.insert(0, kconfig.resolve_config_arg("base"))
+        # Profiles, fragments (on top of base) or a full .config (+ zstest's required options).
+        fragments = kconfig.expand_configs(req.configs or ["base"])
         series = None
         if req.series:
             from .series import load_series

@@ -11,6 +11,13 @@ three zstest directives in comments:
 Merging follows scripts/kconfig/merge_config.sh: start config, then every fragment
 in order, a later assignment of a symbol replaces an earlier one; then olddefconfig;
 then every requested value must be in the final .config.
+
+A --config file may also be a developer's full .config (is_full_config: the kernel's
+"# Automatically generated file; DO NOT EDIT." header in its first lines, or at least
+FULL_CONFIG_MIN_LINES CONFIG_ lines). It is then the start config instead of a make
+target, and zstest's required options go on top: the base profile's y/m lines, but for
+its tuning sections (compiler and allocator choices, the list of what a lean guest turns
+off) which stay the developer's. The survival check then names what their config forbids.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ from .errors import BadInput, BuildFailed
 
 PROFILES_DIR = resources.configs_dir()
 DEFAULT_START = "tinyconfig"
+FULL_CONFIG_MIN_LINES = 200
+FULL_CONFIG_HEADER = "# Automatically generated file; DO NOT EDIT."
+# Sections of base.config (`# --- title`) that are the lean guest's taste, not a requirement.
+_TUNING_SECTIONS = ("architecture, compiler", "off:")
 ARCH = "x86_64"
 
 _SET_RE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
@@ -53,6 +64,7 @@ class Fragment:
     profile: Optional[str]            # profile name, None for a user fragment
     options: List[ConfigOption]
     start: Optional[str] = None       # make target to start from, if the file says
+    start_config: Optional[Path] = None   # a full .config to start from instead of a target
 
 
 @dataclass
@@ -103,15 +115,64 @@ def profile_names() -> List[str]:
 
 
 def resolve_config_arg(arg: str) -> Fragment:
-    """A --config argument: a profile name (base, debug) or a fragment file."""
+    """A --config argument: a profile name (base, debug), a fragment file or a full .config."""
     profile = PROFILES_DIR / f"{arg}.config"
     if "/" not in arg and profile.is_file():
         return parse_fragment(profile, profile=arg)
-    path = Path(arg)
+    path = Path(arg).expanduser()
     if not path.is_file():
         raise BadInput(f"--config {arg}: no such profile (have: {', '.join(profile_names())}) "
                        f"and no such fragment file.")
+    if is_full_config(path):
+        return Fragment(path.resolve(), None, [], start=f"file {path.resolve()}",
+                        start_config=path.resolve())
     return parse_fragment(path)
+
+
+def is_full_config(path: Path) -> bool:
+    """A whole .config (make's header, or FULL_CONFIG_MIN_LINES CONFIG_ lines), not a fragment."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return False
+    lines = text.splitlines()
+    if any(line.strip() == FULL_CONFIG_HEADER for line in lines[:5]):
+        return True
+    count = sum(1 for line in lines if _SET_RE.match(line) or _UNSET_RE.match(line))
+    return count >= FULL_CONFIG_MIN_LINES
+
+
+def required_fragment() -> Fragment:
+    """What zstest needs on top of a developer's .config: base's y/m lines outside its
+    tuning sections (zsmalloc, zram, migration, debugfs, LKDTM, console, virtio, ...)."""
+    path = PROFILES_DIR / "base.config"
+    base = parse_fragment(path, profile="base")
+    section_of = {}
+    section = ""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("# --- "):
+            section = line[len("# --- "):]
+        section_of[f"{path}:{number}"] = section
+    options = [o for o in base.options if o.value != "n"
+               and not section_of.get(o.source, "").startswith(_TUNING_SECTIONS)]
+    return Fragment(path, "required", options)
+
+
+def expand_configs(args: Sequence[str]) -> List[Fragment]:
+    """--config arguments -> the fragments to merge, in order.
+
+    A lone fragment goes on top of the base profile (a bootable guest kernel); a full
+    .config is the start and gets zstest's required options on top, before later fragments.
+    """
+    fragments: List[Fragment] = []
+    for arg in args or ["base"]:
+        frag = resolve_config_arg(arg)
+        fragments.append(frag)
+        if frag.start_config is not None:
+            fragments.append(required_fragment())
+    if not any(f.start for f in fragments):
+        fragments.insert(0, resolve_config_arg("base"))
+    return fragments
 
 
 def parse_fragment(path: Path, profile: Optional[str] = None,
@@ -409,14 +470,20 @@ def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
     The scratch dir is separate from the build's object dir so that an unchanged
     config never touches the object dir's .config (incremental builds stay cheap).
     """
+    # A developer's full .config is the start, whatever profile comes after it.
+    full = [f.start_config for f in fragments if f.start_config is not None]
     starts = [f.start for f in fragments if f.start]
-    start = starts[-1] if starts else DEFAULT_START
+    start = f"file {full[-1]}" if full else (starts[-1] if starts else DEFAULT_START)
     scratch.mkdir(parents=True, exist_ok=True)
     make = kbuild_make_args(srctree, scratch)
     merged = merge_fragments(fragments)
     config = scratch / ".config"
     key_file = scratch / "zstest-config-key"
-    key = config_key(srctree, start, merged)
+    try:
+        start_text = full[-1].read_text(errors="replace") if full else None
+    except OSError as exc:
+        raise BadInput(f"cannot read the start config {full[-1]}: {exc.strerror}.") from None
+    key = config_key(srctree, start + (start_text or ""), merged)
     if config.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         # Same inputs as last time: olddefconfig would give the same .config.
         final = read_config(config)
@@ -425,8 +492,11 @@ def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
     if key_file.exists():
         key_file.unlink()
     try:
-        proc.run(make + ["-s", start], env=env, timeout=600, log_file=log_file, on_line=on_line)
-        config.write_text(render_config(config.read_text(), merged))
+        if start_text is None:
+            proc.run(make + ["-s", start], env=env, timeout=600, log_file=log_file,
+                     on_line=on_line)
+            start_text = config.read_text()
+        config.write_text(render_config(start_text, merged))
         proc.run(make + ["-s", "olddefconfig"], env=env, timeout=600, log_file=log_file,
                  on_line=on_line)
     except proc.CommandError as exc:

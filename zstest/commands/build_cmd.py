@@ -16,8 +16,10 @@ from ..matrix import cell_option
               help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
 @click.option("--series", "series", help="Patch series to apply first (mbox, dir, quilt, A..B, msgid).")
 @click.option("--base", "base", help="Commit to apply the series on (git trees). Default: HEAD.")
-@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",
-              help="Config profile (base, debug) or fragment file; repeatable, merged in order.")
+@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT|.config",
+              help="Config profile (base, debug), fragment file, or your own full .config "
+                   "(the start instead of tinyconfig; zstest's required options go on top); "
+                   "repeatable, merged in order.")
 @click.option("--each", is_flag=True, help="Apply and build patch by patch.")
 @click.option("--out", "out", type=click.Path(path_type=Path),
               help="Build directory. Default: ~/.cache/zstest/builds/<name> (and builds/last).")
