@@ -287,3 +287,89 @@ def test_sigint_interrupts_even_when_ignored_at_start(tmp_path):
                 proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "zstest: interrupted" in err
+
+
+# ---------------------------------------------------------------- 3. build.json never "running"
+
+def test_build_json_says_failed_when_the_worktree_step_fails(tmp_path):
+    """Item 3: a failure in the worktree/import step left build.json at "running"."""
+    tree = tiny_kernel(tmp_path / "linux", as_git=False)
+    (tree / "arch" / "x86").mkdir(parents=True)
+    (tree / ".git").mkdir()
+    (tree / ".git" / "HEAD").write_text("garbage\n")
+    proc = zstest("build", "--kernel", tree, "--out", tmp_path / "out", env=clean_env(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    one_sentence(proc)
+    manifest = json.loads((tmp_path / "out" / "build.json").read_text())
+    assert manifest["status"] == "failed" and manifest["bootable"] is False
+    assert "git cannot read the kernel tree" in manifest["error"]
+
+
+# ---------------------------------------------------------------- 11. unique output dirs
+
+def test_two_runs_in_one_second_never_share_a_dir(tmp_path, monkeypatch):
+    """Item 11: default build and results dirs are claimed with mkdir, not checked then made."""
+    import time
+    from zstest import build, runner
+    from zstest.build import BuildRequest
+    from zstest.kconfig import resolve_config_arg
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(time, "strftime", lambda fmt, *a: "20260101-000000")
+    first, second = runner.default_results_dir(), runner.default_results_dir()
+    assert first != second and first.is_dir() and second.is_dir()
+    builder = build._Builder(BuildRequest(progress=False), echo=lambda text: None)
+    fragments = [resolve_config_arg("base")]
+    one = builder._make_build_dir(tmp_path / "linux", fragments, None)
+    two = builder._make_build_dir(tmp_path / "linux", fragments, None)
+    assert one != two and one.is_dir() and two.is_dir()
+
+
+# ---------------------------------------------------------------- 12. wrong-shape JSON
+
+@pytest.mark.parametrize("command, content", [
+    ("decode", "[]"), ("decode", "null"), ("decode", '{"kernel": [1], "tests": []}'),
+    ("compare", '{"tests": [1, 2]}'), ("compare-merge", '{"tests": [1, 2]}'),
+    ("report", "[]"), ("report", '{"tests": [1, 2]}'),
+])
+def test_wrong_shape_json_is_bad_input(tmp_path, command, content):
+    """Item 12: decode on `[]` / `null`, compare on {"tests": [1, 2]} were tracebacks (exit 1)."""
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    bad.mkdir()
+    good.mkdir()
+    (bad / "results.json").write_text(content)
+    (good / "results.json").write_text('{"status": "passed", "tests": []}')
+    args = {"decode": ["decode", bad], "report": ["report", bad],
+            "compare": ["compare", bad, good],
+            "compare-merge": ["compare", "--merge", bad, good]}[command]
+    proc = zstest(*args, env=clean_env(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert str(bad) in one_sentence(proc)
+
+
+def test_non_utf8_cell_file_is_bad_input(tmp_path):
+    cell = tmp_path / "cell.json"
+    cell.write_bytes(b'\xff\xfe{"name": "x"}')
+    proc = zstest("build", "--cell", cell, "--out", tmp_path / "out", env=clean_env(tmp_path))
+    assert proc.returncode == 2, proc.stderr
+    assert "UTF-8" in one_sentence(proc)
+
+
+def test_state_files_are_replaced_atomically(tmp_path):
+    """Item 12: a reader sees the old file or the new one, and the inode changes (os.replace)."""
+    from zstest.fsutil import write_text_atomic
+    path = tmp_path / "apply.json"
+    path.write_text("old\n")
+    before = path.stat().st_ino
+    write_text_atomic(path, "new\n")
+    assert path.read_text() == "new\n" and path.stat().st_ino != before
+    assert [p.name for p in tmp_path.iterdir()] == ["apply.json"]
+
+
+def test_apply_json_and_cell_json_are_written_via_replace(tmp_path):
+    """apply.json (tree.py) and cell.json (matrix.py) go through write_text_atomic."""
+    import inspect
+    from zstest import matrix, tree
+    from zstest.vm import accel
+    for fn in (tree.write_apply_json, tree._write_interrupted, matrix.write_cell, accel.probe_accel):
+        source = inspect.getsource(fn)
+        assert "write_text_atomic(" in source and ".write_text(" not in source, fn.__name__

@@ -300,12 +300,29 @@ class _Builder:
         self.write_manifest()
 
         from .tree import KernelTree, prepare_worktree
-        kt = KernelTree.open(tree)
-        wt = self.step("worktree", prepare_worktree, kt, req.base, "build")
+        try:
+            kt = KernelTree.open(tree)
+            wt = self.step("worktree", prepare_worktree, kt, req.base, "build")
+        except BaseException as exc:
+            # build.json is on disk as "running": it must say how this run ended
+            self._end_before_build(exc)
+            raise
         try:
             return self._build_in(wt, kt, fragments, series, kmod_src)
         finally:
             wt.release()
+
+    def _end_before_build(self, exc: BaseException) -> None:
+        m = self.manifest
+        m["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        m["bootable"] = False
+        m["error"] = exc.message if isinstance(exc, ZstestError) else \
+            f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, KeyboardInterrupt) else "interrupted"
+        if isinstance(exc, ZstestError):
+            exc.build_dir = self.build_dir
+        self.write_manifest()
+        if self.log:
+            self.log.close()
 
     def _make_build_dir(self, tree: Path, fragments, series) -> Path:
         if self.req.out:
@@ -316,7 +333,8 @@ class _Builder:
         label = "plain" if series is None else f"v{series.revision}"
         stamp = time.strftime("%Y%m%d-%H%M%S")
         name = _slug(f"{tree.name}-{label}-{names}-{stamp}")
-        return cache_dir("builds", name)
+        from .fsutil import claim_unique_dir
+        return claim_unique_dir(cache_dir("builds"), name)
 
     def _build_in(self, wt, kt, fragments, series, kmod_src: Path) -> BuildResult:
         from .tree import apply_patch
@@ -461,7 +479,9 @@ class _Builder:
         """A ref per build in the cached repo: the patch commits outlive the next worktree reset."""
         digest = hashlib.sha1(str(self.build_dir).encode()).hexdigest()[:10]
         ref = f"refs/zstest/builds/{_slug(self.build_dir.name)}-{digest}"
-        proc.run(["git", "-C", str(wt.path), "update-ref", ref, "HEAD"], timeout=60, check=False)
+        from .tree import cache_git_env
+        proc.run(["git", "-C", str(wt.path), "update-ref", ref, "HEAD"], timeout=60, check=False,
+                 env=cache_git_env())
         self.manifest["kernel"]["keep_ref"] = ref
 
     def _compile_fallback_note(self, entry: dict) -> None:
@@ -550,10 +570,13 @@ class _Builder:
             self.warn_state = json.loads(self._warn_state_path().read_text())
         except (OSError, ValueError):
             self.warn_state = {}
+        if not isinstance(self.warn_state, dict):
+            self.warn_state = {}
 
     def _save_warn_state(self) -> None:
         try:
-            self._warn_state_path().write_text(json.dumps(self.warn_state, indent=1))
+            from .fsutil import write_text_atomic
+            write_text_atomic(self._warn_state_path(), json.dumps(self.warn_state, indent=1))
         except OSError:
             pass
 

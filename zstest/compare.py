@@ -66,13 +66,24 @@ def _is_results(data: Dict[str, Any]) -> bool:
     return isinstance(data.get("tests"), list)
 
 
+def _check_results_shape(path: Path, data: Dict[str, Any]) -> None:
+    """Every test entry an object with a text name: a results.json from elsewhere is input."""
+    for i, test in enumerate(data["tests"]):
+        if not isinstance(test, dict) or not isinstance(test.get("name", ""), str):
+            raise BadInput(f"{path} is not in the shape zstest writes (tests[{i}] is "
+                           f"{json.dumps(test)[:40]}, not a test object).")
+    for key in ("kernel", "accel", "counts"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise BadInput(f"{path} is not in the shape zstest writes ({key} is not an object).")
+
+
 def _is_build(data: Dict[str, Any]) -> bool:
     return "artifacts" in data or ("series" in data and "kernel" in data and "tests" not in data)
 
 
 def _build_of_results(results: Dict[str, Any]) -> Optional[Path]:
     build_dir = (results.get("kernel") or {}).get("build_dir")
-    if build_dir and (Path(build_dir) / BUILD_JSON).is_file():
+    if isinstance(build_dir, str) and build_dir and (Path(build_dir) / BUILD_JSON).is_file():
         return Path(build_dir) / BUILD_JSON
     return None
 
@@ -96,12 +107,14 @@ def load_side(path) -> Side:
             if not _is_results(data):
                 raise BadInput(f"{side.results_path} has no tests list; it is not a zstest "
                                f"results.json.")
+            _check_results_shape(side.results_path, data)
             side.results = data
         else:
             side.build = data
     else:
         data = _read_json(path)
         if _is_results(data):
+            _check_results_shape(path, data)
             side.results, side.results_path = data, path
         elif _is_build(data):
             side.build, side.build_path = data, path
@@ -733,6 +746,7 @@ def merge(paths: Iterable) -> MergeTable:
         data = _read_json(d / RESULTS_JSON)
         if not _is_results(data):
             raise BadInput(f"{d / RESULTS_JSON} has no tests list; it is not a zstest results.json.")
+        _check_results_shape(d / RESULTS_JSON, data)
         meta = _read_json(d / CELL_JSON) if (d / CELL_JSON).is_file() else {}
         name = str(meta.get("name") or d.name)
         outcomes = {}

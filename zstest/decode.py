@@ -876,12 +876,11 @@ def annotate_results(results_dir: Path) -> int:
             section.append(f"[{decoded.kind}] {decoded.title}" + (f"  (in {test})" if test else ""))
             section += format_decoded(decoded, width=100)
             section += [f"  note: {n}" for n in decoded.notes]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+        from .fsutil import write_text_atomic
+        write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
         summary = results_dir / "summary.txt"
         old = summary.read_text() if summary.is_file() else ""
-        summary.write_text(_replace_section(old, "\n".join(section) + "\n"))
+        write_text_atomic(summary, _replace_section(old, "\n".join(section) + "\n"))
         return len(found)
     except Exception as exc:   # annotation must never break a run that already has its results
         log.warning("decode: could not annotate %s: %s", results_dir, exc)

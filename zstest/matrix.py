@@ -292,7 +292,10 @@ def load_cell(text_or_file: str) -> dict:
         if not path.is_file():
             raise BadInput(f"--cell {text_or_file!r} is neither a JSON object nor a file.")
         where = str(path)
-        text = path.read_text()
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"--cell {path} is not a readable UTF-8 JSON file ({exc.__class__.__name__}).") from None
     try:
         entry = json.loads(text)
     except ValueError as exc:
@@ -353,9 +356,8 @@ def apply_cell(cell: dict, kwargs: dict, ctx: click.Context) -> None:
 def write_cell(directory: Path, cell: dict) -> Optional[Path]:
     if directory is None or not Path(directory).is_dir():
         return None
-    path = Path(directory) / CELL_FILE
-    path.write_text(json.dumps(cell, indent=2, sort_keys=True) + "\n")
-    return path
+    from .fsutil import write_text_atomic
+    return write_text_atomic(Path(directory) / CELL_FILE, json.dumps(cell, indent=2, sort_keys=True) + "\n")
 
 
 def _fresh_last(link: Path, since: float) -> Optional[Path]:

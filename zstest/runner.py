@@ -78,14 +78,10 @@ def read_kernel_config(path: Path) -> Dict[str, str]:
 
 
 def default_results_dir() -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = cache_dir("results")
-    out = base / stamp
-    n = 1
-    while out.exists():
-        n += 1
-        out = base / f"{stamp}-{n}"
-    return out
+    """A new results dir in the cache, created here: the mkdir is the claim (two runs in one
+    second never share it)."""
+    from .fsutil import claim_unique_dir
+    return claim_unique_dir(cache_dir("results"), time.strftime("%Y%m%d-%H%M%S"))
 
 
 def _link_last(out: Path) -> None:

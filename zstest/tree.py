@@ -24,6 +24,7 @@ from typing import List, Optional, Union
 
 from .cache import cache_dir, cache_root, file_lock
 from .errors import EXIT_APPLY, ApplyFailed, BadInput, ZstestError
+from .fsutil import write_text_atomic
 from .proc import CommandError, run
 from .series.diff import analyze_diff
 from .series.model import Patch, Series
@@ -550,13 +551,13 @@ def _write_interrupted(out: Path, tree, series: Series, duration_s: float) -> No
     data = {"status": "interrupted", "duration_s": round(duration_s, 3),
             "kernel": {"tree": str(source)}, "problems": list(series.problems), "patches": [],
             "series": {k: v for k, v in series.to_dict().items() if k != "patches"}}
-    (out / "apply.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_text_atomic(out / "apply.json", json.dumps(data, indent=2) + "\n")
 
 
 def write_apply_json(result: ApplyResult, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     target = out / "apply.json"
-    target.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    write_text_atomic(target, json.dumps(result.to_dict(), indent=2) + "\n")
     with open(out / "apply.log", "w") as log:
         for p in result.patches:
             log.write(f"== {p.index} {p.subject}: {p.status}\n{p.message}\n\n")

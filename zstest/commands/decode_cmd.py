@@ -12,9 +12,17 @@ from ..errors import EXIT_OK, BadInput
 
 def _load_results(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path} is not a readable results.json ({exc.__class__.__name__}).") from None
+    # results.json travels between machines: its shape is checked like any other input
+    if not isinstance(data, dict):
+        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(data), "null")
+        raise BadInput(f"{path} is not a zstest results.json (a JSON {kind}, "
+                       f"not an object).")
+    if not isinstance(data.get("kernel") or {}, dict) or not isinstance(data.get("tests") or [], list):
+        raise BadInput(f"{path} is not in the shape zstest writes (kernel or tests).")
+    return data
 
 
 def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decoded]]:
@@ -25,6 +33,8 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
             raise BadInput(f"{target} holds no results.json: give a results directory or a console log.")
         data = _load_results(results)
         build_dir = build or (data.get("kernel") or {}).get("build_dir")
+        if not isinstance(build_dir, (str, Path)):
+            build_dir = None
         decoder = None
         out = []
         for test, splat in results_splats(data):
@@ -40,7 +50,7 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
         # a results dir's console.log: decode against the build that ran it
         data = _load_results(target.parent / "results.json")
         found = (data.get("kernel") or {}).get("build_dir")
-        build = Path(found) if found else None
+        build = Path(found) if isinstance(found, str) and found else None
     try:
         text = target.read_text(errors="replace")
     except OSError as exc:

@@ -8,6 +8,7 @@ The verdict is cached per host boot (boot_id), so the probe costs once.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -58,20 +59,33 @@ def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0) -> AccelCho
     cache_file = cache_dir("accel") / "verdicts.json"
     with file_lock(cache_dir("locks") / "accel.lock"):
         verdicts = _load(cache_file)
-        if key in verdicts:
-            return AccelChoice(**verdicts[key])
+        cached = verdicts.get(key)
+        if isinstance(cached, dict) and set(cached) == {"name", "reason"} \
+                and cached["name"] in ("kvm", "tcg"):
+            return AccelChoice(**cached)
         choice = _probe_kvm(Path(kernel) if kernel else None, timeout)
         verdicts = {k: v for k, v in verdicts.items() if k.startswith(host_boot_id())}
         verdicts[key] = asdict(choice)
-        cache_file.write_text(json.dumps(verdicts, indent=2) + "\n")
+        from ..fsutil import write_text_atomic
+        write_text_atomic(cache_file, json.dumps(verdicts, indent=2) + "\n")
     return choice
 
 
 def _load(path: Path) -> dict:
+    """The cached verdicts; a file of another shape (hand-edited, truncated) is no verdict."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _die_with_parent() -> None:
+    """In the forked probe QEMU, before exec: PR_SET_PDEATHSIG(SIGKILL), as the guest's QEMU."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except Exception:
+        pass
 
 
 def _probe_kvm(kernel: Optional[Path], timeout: float) -> AccelChoice:
@@ -93,7 +107,8 @@ def _probe_kvm(kernel: Optional[Path], timeout: float) -> AccelChoice:
             marker, what = BIOS_MARKER, "the firmware"
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         try:
             while time.monotonic() - start < timeout:
                 seen = out.read_bytes() if out.exists() else b""
