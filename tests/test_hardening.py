@@ -373,3 +373,36 @@ def test_apply_json_and_cell_json_are_written_via_replace(tmp_path):
     for fn in (tree.write_apply_json, tree._write_interrupted, matrix.write_cell, accel.probe_accel):
         source = inspect.getsource(fn)
         assert "write_text_atomic(" in source and ".write_text(" not in source, fn.__name__
+
+
+# ---------------------------------------------------------------- 10. bounded lock waits
+
+def test_lock_wait_names_the_holder_and_gives_up(tmp_path, caplog):
+    """Item 10: a waiter waited forever, silently, for a lock another zstest held."""
+    import time
+    from zstest.cache import file_lock
+    from zstest.errors import EXIT_PREREQ, ZstestError
+    lock = tmp_path / "locks" / "objs-x.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from zstest.cache import file_lock\n"
+         f"with file_lock(Path({str(lock)!r})):\n"
+         "    print('held', flush=True); time.sleep(30)", "build", "--out", "x"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
+        with caplog.at_level("WARNING", logger="zstest.cache"):
+            with pytest.raises(ZstestError) as err:
+                with file_lock(lock, timeout=1.0):
+                    pass
+        assert 0.9 < time.monotonic() - start < 5
+        assert err.value.exit_code == EXIT_PREREQ
+        assert f"pid {holder.pid} (zstest build --out x) since" in err.value.message
+        assert f"held by pid {holder.pid}" in caplog.text
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: the lock is free again at once
+    with file_lock(lock, timeout=1.0):
+        assert str(os.getpid()) in lock.read_text()

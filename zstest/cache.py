@@ -7,12 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import logging
 import os
 import shutil
+import sys
 import tarfile
+import time
 from pathlib import Path
+from typing import Optional
 
 from .errors import PrereqMissing
+
+log = logging.getLogger("zstest.cache")
+
+# How long a stage waits for another zstest holding the same cache lock (a cold kernel build
+# holds its objdir lock for tens of minutes); ZSTEST_LOCK_TIMEOUT (seconds) overrides it.
+LOCK_WAIT_S = 3 * 3600
+LOCK_POLL_S = 0.2
 
 DEFAULT_KERNEL_VERSION = "6.1"
 
@@ -31,15 +43,60 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def lock_wait_s() -> float:
+    try:
+        return float(os.environ.get("ZSTEST_LOCK_TIMEOUT", LOCK_WAIT_S))
+    except ValueError:
+        return LOCK_WAIT_S
+
+
+def lock_holder(path: Path) -> str:
+    """Who holds the lock file path, as its holder wrote it: "pid 123 (zstest build ...) since 12:00:01"."""
+    try:
+        info = json.loads(Path(path).read_text() or "{}")
+        since = time.strftime("%H:%M:%S", time.localtime(float(info["since"])))
+        return f"pid {int(info['pid'])} ({str(info.get('command', '?'))[:80]}) since {since}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
 @contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive flock, so two zstest runs do not unpack or import at once."""
+def file_lock(path: Path, timeout: Optional[float] = None):
+    """An exclusive flock, so two zstest runs do not unpack, import or build at once.
+
+    The holder writes its pid, command and start time into the lock file; a waiter says whom it
+    waits for, and gives up after timeout (default lock_wait_s()) with exit 6: a busy cache is a
+    host condition, as a missing tool is.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    timeout = lock_wait_s() if timeout is None else timeout
+    with open(path, "a+") as fh:
         try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            start = time.monotonic()
+            log.warning("waiting for %s, held by %s", path.name, lock_holder(path))
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() - start >= timeout:
+                        raise PrereqMissing(
+                            f"the cache lock {path} is still held by {lock_holder(path)} after "
+                            f"{timeout:g} s; wait for it to finish or stop it "
+                            f"(ZSTEST_LOCK_TIMEOUT sets the wait).") from None
+                    time.sleep(LOCK_POLL_S)
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps({"pid": os.getpid(), "since": time.time(),
+                                 "command": " ".join(["zstest"] + sys.argv[1:])}) + "\n")
+            fh.flush()
             yield
         finally:
+            fh.seek(0)
+            fh.truncate()
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
