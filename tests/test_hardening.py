@@ -406,3 +406,41 @@ def test_lock_wait_names_the_holder_and_gives_up(tmp_path, caplog):
     # the holder is gone: the lock is free again at once
     with file_lock(lock, timeout=1.0):
         assert str(os.getpid()) in lock.read_text()
+
+
+# ---------------------------------------------------------------- 2 and 13. the image's host tools and key
+
+def test_failing_dropbearkey_is_a_prereq_sentence(tmp_path):
+    """Item 2: dropbearkey failing escaped as a CommandError traceback (exit 1)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    broken = tools / "dropbearkey"
+    broken.write_text("#!/bin/sh\necho 'dropbearkey: cannot read /dev/urandom' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    env = clean_env(tmp_path, PATH=f"{tools}:{os.environ['PATH']}")
+    proc = zstest("image", "--compression", "none", env=env)
+    assert proc.returncode == 6, proc.stderr
+    sentence = one_sentence(proc)
+    assert "dropbearkey on this host is not usable" in sentence and "/dev/urandom" in sentence
+
+
+def test_cached_image_with_the_private_host_key_is_private_whatever_the_umask(tmp_path, monkeypatch):
+    """Item 13: the initramfs holds the guest's private host key; it was world-readable."""
+    import stat
+    from zstest.image import ImageRequest, build_image
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    old = os.umask(0)
+    try:
+        image = build_image(ImageRequest(compression="none"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(image.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(image.path.parent.stat().st_mode) == 0o700
+
+
+def test_a_comma_in_the_qmp_path_is_escaped_for_qemu():
+    """Item 13: QEMU splits option values at ','; a literal comma is written ',,'."""
+    from zstest.vm.qemu import qemu_argv
+    argv = qemu_argv("qemu-system-x86_64", Path("/k"), Path("/i"), "console=ttyS0", "tcg", 2222,
+                     Path("/tmp/out,v2/qmp.sock"))
+    assert argv[argv.index("-qmp") + 1] == "unix:/tmp/out,,v2/qmp.sock,server=on,wait=off"

@@ -11,6 +11,7 @@ its own dropbear host key, which the SSH client pins.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import gzip
 import hashlib
 import json
@@ -370,7 +371,8 @@ def _gather(recipe: Recipe, request: ImageRequest, manifest: dict) -> Tuple[_Tre
         real_names.add(name)
     busybox = which("busybox")
     if recipe.busybox_applets and busybox:
-        applets = run([busybox, "--list"], timeout=30).stdout.split()
+        with _tool_failure_is_prereq("busybox"):
+            applets = run([busybox, "--list"], timeout=30).stdout.split()
         for applet in applets:
             if applet in real_names or applet in ("busybox", "linuxrc", "init"):
                 continue
@@ -415,6 +417,8 @@ def build_image(request: ImageRequest) -> Image:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
+        # the image holds the guest's private host key: only this user may read it, whatever the umask
+        os.chmod(tmp, 0o700)
         try:
             host_key, host_key_pub = _make_host_key(tmp)
             tree.add(HOST_KEY_PATH, _Entry("file", data=host_key, perm=0o600))
@@ -422,6 +426,7 @@ def build_image(request: ImageRequest) -> Image:
             with open(raw, "wb") as fh:
                 count = tree.write(fh)
             _compress(raw, compression, tmp / image_path.name)
+            os.chmod(tmp / image_path.name, 0o600)
             (tmp / "host_key.pub").write_text(host_key_pub + "\n")
             meta = {"digest": digest, "host_key_pub": host_key_pub, "compression": compression,
                     "files": count, "recipe": str(recipe.path), "notes": _notes,
@@ -439,13 +444,26 @@ def build_image(request: ImageRequest) -> Image:
                  duration_s=time.monotonic() - start, files=count)
 
 
+@contextlib.contextmanager
+def _tool_failure_is_prereq(name: str):
+    """A host tool the image needs failing or hanging is a host problem (exit 6), in one sentence."""
+    try:
+        yield
+    except CommandError as exc:
+        last = exc.tail.strip().splitlines()[-1:] or [""]
+        raise PrereqMissing(f"{name} on this host is not usable: {exc.summary()}"
+                            + (f" ({last[0].strip()[:160]})" if last[0].strip() else "") + ".",
+                            detail=exc.tail) from None
+
+
 def _make_host_key(directory: Path) -> Tuple[bytes, str]:
     keygen = which("dropbearkey")
     if keygen is None:
         raise PrereqMissing("dropbearkey is missing: `apt-get install dropbear-bin`.")
     key_file = directory / "dropbear_ed25519_host_key"
-    run([keygen, "-t", "ed25519", "-f", str(key_file)], timeout=60)
-    out = run([keygen, "-y", "-f", str(key_file)], timeout=60).stdout
+    with _tool_failure_is_prereq("dropbearkey"):
+        run([keygen, "-t", "ed25519", "-f", str(key_file)], timeout=60)
+        out = run([keygen, "-y", "-f", str(key_file)], timeout=60).stdout
     pub = next((line.strip() for line in out.splitlines() if line.startswith("ssh-ed25519 ")), "")
     if not pub:
         raise PrereqMissing(f"dropbearkey printed no ed25519 public key: {out.strip()[:200]}")
@@ -467,7 +485,8 @@ def _compress(raw: Path, compression: str, dest: Path) -> None:
         if tool is None:
             raise PrereqMissing("lz4 compression asked for but lz4 is missing: `apt-get install lz4`.")
         # -l: the legacy frame format, the one the kernel's initramfs unpacker reads
-        run([tool, "-l", "-q", "-f", str(raw), str(dest)], timeout=300)
+        with _tool_failure_is_prereq("lz4"):
+            run([tool, "-l", "-q", "-f", str(raw), str(dest)], timeout=300)
     raw.unlink()
 
 

@@ -57,6 +57,11 @@ def kernel_cmdline(authorized_key: str, ready_marker: str, dimm: bool = False,
     return " ".join(parts)
 
 
+def qemu_opt_value(value) -> str:
+    """value inside a QEMU key=value,... option: a comma is written ',,' (an --out path may hold one)."""
+    return str(value).replace(",", ",,")
+
+
 def qemu_argv(qemu: str, kernel: Path, initrd: Path, cmdline: str, accel: str, port: int,
               qmp_socket: Path, memory_mb: int = 1024, cpus: int = 2,
               dimm_mb: Optional[int] = None, extra: Optional[List[str]] = None,
@@ -79,7 +84,7 @@ def qemu_argv(qemu: str, kernel: Path, initrd: Path, cmdline: str, accel: str, p
         argv += ["-m", f"{memory_mb}M"]
     argv += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
              "-serial", "stdio", "-monitor", "none",
-             "-qmp", f"unix:{qmp_socket},server=on,wait=off",
+             "-qmp", f"unix:{qemu_opt_value(qmp_socket)},server=on,wait=off",
              "-device", "virtio-net-pci,netdev=n0",
              "-netdev", f"user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:{port}-:22"]
     argv += list(extra or [])
