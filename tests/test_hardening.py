@@ -444,3 +444,64 @@ def test_a_comma_in_the_qmp_path_is_escaped_for_qemu():
     argv = qemu_argv("qemu-system-x86_64", Path("/k"), Path("/i"), "console=ttyS0", "tcg", 2222,
                      Path("/tmp/out,v2/qmp.sock"))
     assert argv[argv.index("-qmp") + 1] == "unix:/tmp/out,,v2/qmp.sock,server=on,wait=off"
+
+
+# ---------------------------------------------------------------- 9. a killed make's objects
+
+MAKEFILE = """\
+SRC := $(CURDIR)
+O ?= out
+all: $(O)/a.o $(O)/b.o
+$(O)/%.o: $(SRC)/%.c
+\t@mkdir -p $(O)
+\t@printf 'partial ' > $@
+\t@if [ -n "$(SLOW)" ]; then trap '' TERM; sleep 30; fi
+\t@cat $< >> $@
+"""
+
+
+def test_a_killed_make_leaves_no_trusted_half_written_object(tmp_path):
+    """Item 9: make SIGKILLed mid-compile left a truncated object that the next make trusted."""
+    import time
+    from zstest import proc
+    from zstest.objdir import MAKE_RUNNING, clean_after_killed_make, run_make_marked
+    project, objdir = tmp_path / "project", tmp_path / "objs"
+    project.mkdir()
+    (project / "Makefile").write_text(MAKEFILE)
+    (project / "a.c").write_text("int a;\n")
+    (project / "b.c").write_text("int b;\n")
+    make = ["make", "-s", "-C", str(project), f"O={objdir}"]
+    run_make_marked(make, objdir, timeout=60)
+    assert (objdir / "a.o").read_text() == "partial int a;\n"
+    assert not (objdir / MAKE_RUNNING).exists()
+    time.sleep(0.05)
+    (project / "a.c").write_text("int a2;\n")
+    # SIGKILL at once (no grace, as when zstest itself is killed): make cannot delete a.o
+    start = time.monotonic()
+    with pytest.raises(proc.CommandError) as err:
+        run_make_marked(make + ["SLOW=1"], objdir, timeout=1, stop_grace_s=0)
+    assert err.value.timed_out and time.monotonic() - start < 10
+    assert (objdir / "a.o").read_text() == "partial "          # half-written, newer than a.c
+    assert (objdir / MAKE_RUNNING).exists()
+    # what the next build does before make: the killed make's files go, older ones stay
+    assert clean_after_killed_make(objdir) == 1
+    assert not (objdir / "a.o").exists() and (objdir / "b.o").is_file()
+    run_make_marked(make, objdir, timeout=60)
+    assert (objdir / "a.o").read_text() == "partial int a2;\n"
+    assert clean_after_killed_make(objdir) == 0
+
+
+def test_make_gets_sigterm_before_sigkill(tmp_path):
+    """Item 9: kbuild deletes its half-written target on SIGTERM; SIGKILL came first."""
+    from zstest import proc
+    from zstest.objdir import run_make_marked
+    project, objdir = tmp_path / "project", tmp_path / "objs"
+    project.mkdir()
+    # on SIGTERM make deletes the target it was making, as kbuild's make does
+    (project / "Makefile").write_text(MAKEFILE)
+    (project / "a.c").write_text("int a;\n")
+    (project / "b.c").write_text("int b;\n")
+    with pytest.raises(proc.CommandError):
+        run_make_marked(["make", "-s", "-C", str(project), f"O={objdir}", "SLOW=1"], objdir,
+                        timeout=1, stop_grace_s=5)
+    assert not (objdir / "a.o").exists()

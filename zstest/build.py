@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, TextIO
 
 from . import buildlog, kconfig, proc
 from .cache import cache_dir, cache_root, file_lock
+from .objdir import clean_after_killed_make, run_make_marked
 from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
 
 # Bump when the build's outputs change shape: test fixtures key their reuse on it.
@@ -245,7 +246,9 @@ class _Builder:
         self.log.write(f"\n### {stage}: {shlex.join(args)}\n")
         self.log.flush()
         try:
-            proc.run(args, env=env, timeout=MAKE_TIMEOUT_S, log_file=self.log, on_line=on_line)
+            # marked in the objdir while it runs: a killed make's half-written objects are removed
+            run_make_marked(args, self.objdir, env=env, timeout=MAKE_TIMEOUT_S, log_file=self.log,
+                            on_line=on_line)
         except proc.CommandError as exc:
             parsed.returncode = exc.returncode if exc.returncode is not None else -1
             parsed.tail = exc.tail
@@ -354,6 +357,7 @@ class _Builder:
         jobs = req.jobs or os.cpu_count() or 1
         self.make_base = kconfig.kbuild_make_args(wt.path, self.objdir) + [f"-j{jobs}", "CC=ccache gcc"]
         with file_lock(cache_dir("locks") / f"objs-{self.objdir.name}.lock"):
+            clean_after_killed_make(self.objdir)
             self._load_warn_state()
             stats_before = ccache_stats(env)
             try:

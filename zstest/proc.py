@@ -66,16 +66,28 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the group first (make deletes its half-written target), SIGKILL after grace_s."""
+    if grace_s > 0 and proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace_s)
+        except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+            pass
+    _kill_group(proc)
+
+
 def run(argv: Sequence[str], *, timeout: float = 600, cwd: "str | Path | None" = None,
         env: Optional[Mapping[str, str]] = None, check: bool = True,
         input: Optional[str] = None, log_file: Optional[IO[str]] = None,
-        on_line: Optional[Callable[[str], None]] = None) -> CommandResult:
+        on_line: Optional[Callable[[str], None]] = None, stop_grace_s: float = 0) -> CommandResult:
     """Run argv (a list, never a shell string) and return its result.
 
     With log_file or on_line, output is streamed line by line (stderr merged
     into stdout) as it comes, so a long build's log is on disk while it runs.
     The child runs in its own process group so a timeout or Ctrl-C kills all
-    of it, not only the first process.
+    of it, not only the first process. stop_grace_s > 0: on a timeout or Ctrl-C the group gets
+    SIGTERM and that long to clean up before SIGKILL.
     """
     argv = [str(a) for a in argv]
     full_env = None
@@ -98,19 +110,19 @@ def run(argv: Sequence[str], *, timeout: float = 600, cwd: "str | Path | None" =
 
     try:
         if streaming:
-            stdout, stderr = _stream(proc, timeout, input, log_file, on_line, argv)
+            stdout, stderr = _stream(proc, timeout, input, log_file, on_line, argv, stop_grace_s)
         else:
             try:
                 stdout, stderr = proc.communicate(input=input, timeout=timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(proc)
+                _stop_group(proc, stop_grace_s)
                 stdout, stderr = proc.communicate()
                 raise CommandError(argv, None, (stdout or "") + (stderr or ""),
                                    timed_out=True, timeout=timeout) from None
     except BaseException:
         # Ctrl-C, SIGTERM or a timeout: never leave the child behind.
         if proc.poll() is None:
-            _kill_group(proc)
+            _stop_group(proc, stop_grace_s)
             proc.wait()
         raise
     duration = time.monotonic() - start
@@ -121,7 +133,7 @@ def run(argv: Sequence[str], *, timeout: float = 600, cwd: "str | Path | None" =
     return result
 
 
-def _stream(proc, timeout, input, log_file, on_line, argv):
+def _stream(proc, timeout, input, log_file, on_line, argv, stop_grace_s=0):
     if input is not None:
         proc.stdin.write(input)
         proc.stdin.close()
@@ -129,7 +141,7 @@ def _stream(proc, timeout, input, log_file, on_line, argv):
 
     def on_timeout():
         timed_out.set()
-        _kill_group(proc)
+        _stop_group(proc, stop_grace_s)
 
     timer = threading.Timer(timeout, on_timeout)
     timer.daemon = True
