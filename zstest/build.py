@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -22,6 +23,7 @@ from typing import Callable, Dict, List, Optional, TextIO
 
 
 from . import buildlog, kconfig, proc
+from .progress import Progress
 from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
 from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
@@ -54,7 +56,9 @@ class BuildRequest:
     series_limit: Optional[int] = None          # apply only the first N patches (bisect)
     argv: List[str] = field(default_factory=list)   # the command line, for the reproducer
     command: str = "build"                          # the zstest command argv belongs to
-    progress: Optional[bool] = None              # None: a live line when stdout is a tty
+    progress: Optional[bool] = None              # None: a live line when stderr is a tty
+    quiet: bool = False                          # no progress lines, only the verdict
+    make_args: List[str] = field(default_factory=list)   # VAR=VALUE for every make call
 
 
 @dataclass
@@ -79,51 +83,6 @@ def default_kmod_dir() -> Path:
     return kmod_dir()
 
 
-# ---------------------------------------------------------------- progress
-
-class Progress:
-    """Stage, files compiled and elapsed time: a live line on a tty, a few lines otherwise."""
-
-    def __init__(self, live: bool, out: TextIO = sys.stderr):
-        self.live = live
-        self.out = out
-        self.start = time.monotonic()
-        self.stage = ""
-        self.compiled = 0
-        self._last_draw = 0.0
-
-    def set_stage(self, stage: str) -> None:
-        self.stage = stage
-        if self.live:
-            self._draw(force=True)
-        else:
-            self.out.write(f"zstest build: {stage} ({self.elapsed():.0f} s)\n")
-            self.out.flush()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-    def on_line(self, line: str) -> None:
-        if line.startswith("  CC ") or line.startswith("  CC  "):
-            self.compiled += 1
-        if self.live:
-            self._draw()
-
-    def _draw(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_draw < 0.5:
-            return
-        self._last_draw = now
-        self.out.write(f"\r\x1b[K[{self.elapsed():6.0f} s] {self.stage}: {self.compiled} files compiled")
-        self.out.flush()
-
-    def done(self, text: str) -> None:
-        if self.live:
-            self.out.write("\r\x1b[K")
-        self.out.write(text.rstrip() + "\n")
-        self.out.flush()
-
-
 # ---------------------------------------------------------------- helpers
 
 def _first_line(argv: List[str]) -> Optional[str]:
@@ -138,6 +97,37 @@ def _first_line(argv: List[str]) -> Optional[str]:
 def toolchain_versions() -> dict:
     return {"gcc": _first_line(["gcc", "--version"]), "make": _first_line(["make", "--version"]),
             "ld": _first_line(["ld", "--version"]), "ccache": _first_line(["ccache", "--version"])}
+
+
+_MAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# zstest's own: where the objects go, the architecture, the tree.
+_RESERVED_MAKE_VARS = {"O", "ARCH", "M", "KBUILD_OUTPUT", "INSTALL_MOD_PATH"}
+
+
+def make_variables(make_args: List[str]) -> tuple:
+    """--make-arg VAR=VALUE list -> (compiler args, other variables) for every make call.
+
+    ccache stays in front of the compiler: CC=clang becomes CC="ccache clang", and LLVM=1
+    (or LLVM=-15, LLVM=/opt/llvm/bin/) gets CC="ccache clang..." as kbuild would pick.
+    """
+    cc, llvm, rest = None, None, []
+    for arg in make_args or []:
+        if not _MAKE_VAR_RE.match(arg):
+            raise BadInput(f"--make-arg takes VAR=VALUE, e.g. LLVM=1 or CC=clang (got {arg!r}).")
+        name, value = arg.split("=", 1)
+        if name in _RESERVED_MAKE_VARS:
+            raise BadInput(f"--make-arg {arg}: zstest sets {name}= itself.")
+        if name == "CC":
+            cc = value
+            continue
+        if name == "LLVM":
+            llvm = value
+        rest.append(arg)
+    if cc is None and llvm:
+        cc = (f"{llvm}clang" if llvm.endswith("/") else
+              f"clang{llvm}" if llvm.startswith("-") else "clang")
+    cc = cc or "gcc"
+    return [f"CC=ccache {cc}" if not cc.startswith("ccache ") else f"CC={cc}"], rest
 
 
 def ccache_env(srcdir: Path) -> Dict[str, str]:
@@ -211,8 +201,8 @@ class _Builder:
         self.manifest: dict = {"status": "running", "format": BUILD_FORMAT_VERSION}
         self.build_dir: Optional[Path] = None
         self.log: Optional[TextIO] = None
-        live = req.progress if req.progress is not None else sys.stdout.isatty()
-        self.progress = Progress(live)
+        self.progress = Progress(live=req.progress, quiet=req.quiet)
+        self.cc_args, self.make_vars = make_variables(req.make_args)
         self.warn_state: Dict[str, List[dict]] = {}
 
     # -- bookkeeping
@@ -297,6 +287,7 @@ class _Builder:
                        "start": None, "missing_options": [], "ignored_optional": []},
             "artifacts": {}, "warnings": [], "errors": [],
             "ccache": None, "toolchain": toolchain_versions(),
+            "make_args": list(req.make_args),
             "reproducer": shlex.join(["zstest", req.command] + list(req.argv)),
             "build_dir": str(self.build_dir), "each": req.each,
         })
@@ -355,7 +346,8 @@ class _Builder:
         env.update(ccache_env(wt.path))
         self.env = env
         jobs = req.jobs or os.cpu_count() or 1
-        self.make_base = kconfig.kbuild_make_args(wt.path, self.objdir) + [f"-j{jobs}", "CC=ccache gcc"]
+        self.make_base = (kconfig.kbuild_make_args(wt.path, self.objdir) + [f"-j{jobs}"]
+                          + self.cc_args + self.make_vars)
         with file_lock(cache_dir("locks") / f"objs-{self.objdir.name}.lock"):
             clean_after_killed_make(self.objdir)
             self._load_warn_state()
@@ -435,7 +427,8 @@ class _Builder:
         m = self.manifest
         scratch = Path(str(self.objdir) + ".kconfig")
         res = self.step("config", kconfig.configure, srcdir, scratch, fragments,
-                        env=self.env, log_file=self.log)
+                        env=self.env, log_file=self.log,
+                        make_args=(self.cc_args + self.make_vars) if self.req.make_args else [])
         m["config"]["start"] = res.start
         m["config"]["missing_options"] = [x.to_json() for x in res.missing]
         m["config"]["ignored_optional"] = res.ignored_optional
@@ -494,7 +487,7 @@ class _Builder:
 
     def _finish(self, kmod_src: Path) -> None:
         m = self.manifest
-        make = kconfig.kbuild_make_args(self.srcdir, self.objdir)
+        make = kconfig.kbuild_make_args(self.srcdir, self.objdir) + self.make_vars
         rel = proc.run(make + ["-s", "kernelrelease"], env=self.env, timeout=120, check=False)
         m["kernel"]["version"] = rel.stdout.strip().splitlines()[-1] if rel.stdout.strip() else None
         self.step("copy", self._copy_artifacts)
@@ -550,7 +543,8 @@ class _Builder:
         shutil.copytree(kmod_src, work, ignore=shutil.ignore_patterns(
             "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "modules.order", "Module.symvers"))
         # W=1: the module must stay warning-free at the extra warning level too
-        parsed = self.make(["make", "-C", str(self.objdir), f"M={work}", "CC=ccache gcc", "W=1",
+        parsed = self.make(["make", "-C", str(self.objdir), f"M={work}", *self.cc_args,
+                            *self.make_vars, "W=1",
                             f"-j{self.req.jobs or os.cpu_count() or 1}", "modules"],
                            self.env, "kmod")
         if parsed.returncode != 0:
@@ -642,6 +636,8 @@ def run_build(req: BuildRequest, echo: Callable[[str], None] = print) -> BuildRe
         if _is_enospc(exc):
             raise BuildFailed("no space left on device; free some space and run again.") from None
         raise
+    finally:
+        builder.progress.close()
     builder.progress.done(
         f"zstest build: {result.status} in {result.duration_s:.0f} s -> {result.build_dir}")
     return result

@@ -464,7 +464,8 @@ def kbuild_make_args(srctree: Path, objdir: Path) -> List[str]:
 
 def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
               env: Optional[dict] = None, log_file=None,
-              on_line: Optional[Callable[[str], None]] = None) -> ConfigResult:
+              on_line: Optional[Callable[[str], None]] = None,
+              make_args: Sequence[str] = ()) -> ConfigResult:
     """Start config + fragments + olddefconfig in `scratch` (an O= dir), then check.
 
     The scratch dir is separate from the build's object dir so that an unchanged
@@ -475,7 +476,8 @@ def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
     starts = [f.start for f in fragments if f.start]
     start = f"file {full[-1]}" if full else (starts[-1] if starts else DEFAULT_START)
     scratch.mkdir(parents=True, exist_ok=True)
-    make = kbuild_make_args(srctree, scratch)
+    # LLVM=1 / CC=clang change what Kconfig offers (CC_IS_CLANG): the config step gets them too.
+    make = kbuild_make_args(srctree, scratch) + list(make_args)
     merged = merge_fragments(fragments)
     config = scratch / ".config"
     key_file = scratch / "zstest-config-key"
@@ -483,7 +485,7 @@ def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
         start_text = full[-1].read_text(errors="replace") if full else None
     except OSError as exc:
         raise BadInput(f"cannot read the start config {full[-1]}: {exc.strerror}.") from None
-    key = config_key(srctree, start + (start_text or ""), merged)
+    key = config_key(srctree, start + (start_text or "") + "\0".join(make_args), merged)
     if config.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         # Same inputs as last time: olddefconfig would give the same .config.
         final = read_config(config)

@@ -1,1 +1,31 @@
 """CLI command groups, one module per stage; each exports COMMANDS."""
+
+
+def reproducer_argv(command: str) -> list:
+    """This command's arguments as typed, plus every value a config file supplied
+    (zstest.toml, config.toml): build.json's reproducer must not depend on those files."""
+    import sys
+
+    import click
+    from click.core import ParameterSource
+
+    argv = sys.argv[1:]
+    typed = argv[argv.index(command) + 1:] if command in argv else []
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return typed
+    extra = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or \
+                ctx.get_parameter_source(param.name) != ParameterSource.DEFAULT_MAP:
+            continue
+        value = ctx.params.get(param.name)
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            if value:
+                extra.append(flag)
+            continue
+        for item in (value if param.multiple else [value]):
+            if item is not None:
+                extra += [flag, str(item)]
+    return typed + extra

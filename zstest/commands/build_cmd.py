@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from ..build import BuildRequest, run_build
 from ..matrix import cell_option
+from . import reproducer_argv
 
 
 @click.command("build")
@@ -30,9 +30,13 @@ from ..matrix import cell_option
               help="Out-of-tree module to build against the kernel (default: the repo's kmod/).")
 @click.option("--prefix", "prefix", type=click.IntRange(min=0),
               help="Apply only the first N patches of the series (what `zstest bisect` builds).")
+@click.option("--make-arg", "make_args", multiple=True, metavar="VAR=VALUE",
+              help="Pass VAR=VALUE to every make call (e.g. LLVM=1, CC=clang, W=1); repeatable.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print only the verdict line and errors (no progress, no patch table).")
 @cell_option("build")
 def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir,
-                  prefix):
+                  prefix, make_args, quiet):
     """Build a kernel: config profiles, ccache, per-patch builds, build.json."""
     if each and not series:
         raise click.UsageError("--each needs --series.")
@@ -41,11 +45,11 @@ def build_command(kernel, series, base, configs, each, out, allow_config_drift, 
     req = BuildRequest(kernel=kernel, series=series, base=base, series_limit=prefix,
                        configs=list(configs) or ["base"], each=each, out=out,
                        allow_config_drift=allow_config_drift, jobs=jobs, kmod_dir=kmod_dir,
-                       argv=sys.argv[1:][sys.argv[1:].index("build") + 1:]
-                       if "build" in sys.argv[1:] else [])
+                       make_args=list(make_args), quiet=quiet,
+                       argv=reproducer_argv("build"))
     result = run_build(req, echo=click.echo)
     m = result.manifest
-    if m.get("series"):
+    if m.get("series") and not quiet:
         for p in m["series"]["patches"]:
             line = f"  {p['index']:>2} {p['subject'][:60]:<60} apply={p['apply']} build={p['build']}"
             click.echo(line)

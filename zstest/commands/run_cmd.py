@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ import click
 from ..errors import BadInput, BuildFailed
 from ..matrix import cell_option
 from ..suites import available_suites
+from . import reproducer_argv
 
 
 def boot_run_options(f):
@@ -33,6 +33,8 @@ def boot_run_options(f):
                      show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG."),
         click.option("--memory", "memory_mb", type=int, default=None,
                      help="Guest RAM in MiB (default: the suite's)."),
+        click.option("--quiet", "-q", is_flag=True,
+                     help="Print only the verdict lines and errors (no progress, no tables)."),
         click.option("--boot-timeout", type=float, default=120.0, show_default=True,
                      help="Seconds from QEMU start to an SSH login before the boot counts as failed."),
         click.option("--append", "cmdline_extra", default="",
@@ -81,9 +83,26 @@ def _default_build_dir() -> Path:
               help="The results directory (default: a new one under ~/.cache/zstest/results).")
 @boot_run_options
 @cell_option("boot")
-def boot_and_run_cmd(build_dir, out, **opts) -> int:
+def boot_and_run_cmd(build_dir, out, quiet=False, **opts) -> int:
     """Boot a build's kernel under QEMU and run a guest suite over SSH."""
-    return do_boot_and_run(build_dir or _default_build_dir(), out, **opts)
+    build_dir = build_dir or _default_build_dir()
+    return _maybe_quiet(quiet, out, lambda where: do_boot_and_run(build_dir, where, **opts))
+
+
+def _maybe_quiet(quiet: bool, out, run) -> int:
+    """--quiet: the run's chatter goes nowhere; then the summary's verdict block alone."""
+    if not quiet:
+        return run(out)
+    import contextlib
+    import os
+    from ..runner import default_results_dir
+    out = Path(out) if out else default_results_dir()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        code = run(out)
+    summary = out / "summary.txt"
+    if summary.is_file():
+        click.echo(summary.read_text().split("\n\n")[0].rstrip())
+    return code
 
 
 _BOOT_RUN_PARAMS = {p.name for p in boot_and_run_cmd.params}
@@ -103,6 +122,7 @@ def run_command(ctx, out, build_out, **opts) -> int:
 
     build_opts = {k: v for k, v in opts.items() if k not in _BOOT_RUN_PARAMS}
     run_opts = {k: v for k, v in opts.items() if k in _BOOT_RUN_PARAMS}
+    quiet = run_opts.pop("quiet", False)
     if build_opts.get("each") and not build_opts.get("series"):
         raise click.UsageError("--each needs --series.")
     req = BuildRequest(kernel=build_opts["kernel"], series=build_opts["series"],
@@ -111,8 +131,8 @@ def run_command(ctx, out, build_out, **opts) -> int:
                        allow_config_drift=build_opts["allow_config_drift"],
                        jobs=build_opts["jobs"], kmod_dir=build_opts["kmod_dir"],
                        series_limit=build_opts.get("prefix"), command="run",
-                       argv=sys.argv[1:][sys.argv[1:].index("run") + 1:]
-                       if "run" in sys.argv[1:] else [])
+                       make_args=list(build_opts.get("make_args") or []), quiet=quiet,
+                       argv=reproducer_argv("run"))
     try:
         result = run_build(req, echo=click.echo)
     except BuildFailed as exc:
@@ -123,12 +143,14 @@ def run_command(ctx, out, build_out, **opts) -> int:
         # and still exit 4 if the tests pass. One error sentence: the tests' if they failed.
         click.echo(f"zstest: warning: {exc.message}", err=True)
         click.echo(f"zstest: the whole series built; testing it anyway ({build_dir})")
-        code = do_boot_and_run(build_dir, out, **run_opts)
+        code = _maybe_quiet(quiet, out, lambda where: do_boot_and_run(build_dir, where, **run_opts))
         if code != 0:
             return code
         raise exc
-    click.echo(f"zstest: built {result.manifest['kernel']['version']} in {result.build_dir}")
-    return do_boot_and_run(result.build_dir, out, **run_opts)
+    if not quiet:
+        click.echo(f"zstest: built {result.manifest['kernel']['version']} in {result.build_dir}")
+    return _maybe_quiet(quiet, out, lambda where: do_boot_and_run(result.build_dir, where,
+                                                                   **run_opts))
 
 
 def _bootable(build_dir: Path) -> bool:
