@@ -17,7 +17,7 @@ OPERATORS = ("delete", "negate", "relational", "off_by_one", "skip_check", "retu
              "swap_args")
 OPERATOR_HELP = {
     "delete": "delete a statement (a call, an assignment, a stat update, an unlock)",
-    "negate": "negate an if/while condition",
+    "negate": "negate an if/while condition or a WARN_ON/BUG_ON condition",
     "relational": "swap < and <=, > and >=",
     "off_by_one": "+ 1 / - 1 on an index or a size argument",
     "skip_check": "remove an `if (...) return/goto` error check",
@@ -34,6 +34,10 @@ DECLARATION = re.compile(
     r"[A-Za-z_]\w*(?:\s*\*+\s*|\s+)(?:const\s+)?\**\s*[A-Za-z_]\w*\s*(?:\[[^\]]*\]\s*)*[=;,\[]")
 IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
 SIMPLE_OPERAND = re.compile(r"^[A-Za-z_0-9]\w*(?:(?:->|\.)\w+)*$")
+# WARN_ON(cond), BUG_ON, VM_BUG_ON_PAGE(cond, page)...: their condition is negated too.
+ASSERTION = re.compile(r"^(?:VM_)?(?:WARN|BUG)\w*$")
+# A comparison or a truth value is no size: `likely(size > MIN)` gets no + 1.
+LOGIC = re.compile(r"(?<!-)>|<|==|!=|&&|\|\||^!")
 CONSTANT_NAME = re.compile(r"^[A-Z0-9_]+$")
 SIZE_NAME = re.compile(r"(?i:size|len|count|bytes)|\bnr_|\bnum")
 # Calls whose size argument is known by position (0-based).
@@ -430,6 +434,13 @@ def _unit_edits(src: Source, fn: Function, units: list[_Unit], idx: int) -> list
         edits.append(_in_line_edit(src, "negate", [(paren + 1, paren + 1, "!("),
                                                    (unit.end - 1, unit.end - 1, ")")]))
 
+    calls = _calls(mask, unit.start, unit.end)
+    for name, args in calls:
+        if ASSERTION.match(name) and args:
+            s, e = _trimmed(src, *args[0])
+            if e > s:
+                edits.append(_in_line_edit(src, "negate", [(s, s, "!("), (e, e, ")")]))
+
     if unit.kind == "ctrl" and unit.keyword == "if":
         edits += _skip_check(src, units, idx)
 
@@ -452,12 +463,12 @@ def _unit_edits(src: Source, fn: Function, units: list[_Unit], idx: int) -> list
         close = _matching(mask, open_at, unit.end)
         if close > open_at + 1 and mask[open_at + 1:close].strip():
             targets.append(_trimmed(src, open_at + 1, close))
-    calls = _calls(mask, unit.start, unit.end)
     for name, args in calls:
         for position, (s, e) in enumerate(args):
             s, e = _trimmed(src, s, e)
             arg = mask[s:e]
-            if not arg or arg.startswith("&") or '"' in arg or "?" in arg or "=" in arg:
+            if not arg or arg.startswith("&") or '"' in arg or "?" in arg or "=" in arg \
+                    or LOGIC.search(arg):
                 continue
             if SIZE_POSITIONS.get(name) == position or SIZE_NAME.search(arg):
                 targets.append((s, e))
@@ -473,7 +484,7 @@ def _unit_edits(src: Source, fn: Function, units: list[_Unit], idx: int) -> list
             s, e = _trimmed(src, s, e)
             arg = mask[s:e]
             if IDENTIFIER.match(arg) and not CONSTANT_NAME.match(arg) \
-                    and arg not in ("NULL", "true", "false"):
+                    and arg not in INTEGER_WORDS | {"NULL", "true", "false", "void"}:
                 plain.append((s, e, arg))
         # neighbours only: every pair of a 4-argument call would be 6 mutants of one line
         for (s1, e1, n1), (s2, e2, n2) in zip(plain, plain[1:]):
