@@ -799,8 +799,16 @@ def decode_console(lines: Iterable[str], build_dir: Optional[Path]) -> List[Deco
     return [decoder.decode(s.to_dict()) for s in find_splats(lines)]
 
 
-def results_splats(data: Dict[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
-    """(test name or "", splat dict) for every splat in a results.json, in order."""
+def results_splats(data: Dict[str, Any], results_dir: Optional[Path] = None
+                   ) -> List[Tuple[str, Dict[str, Any]]]:
+    """(test name or "", splat dict) for every splat in a results.json, in order.
+
+    With results_dir, the console log there is the source of truth: a splat it holds that
+    results.json lacks (a run ended before it could write it) is added, with its test.
+    """
+    if results_dir is not None:
+        from .evidence import missing_splats
+        data = missing_splats(data, Path(results_dir))
     out = []
     for test in data.get("tests") or []:
         if not isinstance(test, dict):

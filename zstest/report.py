@@ -128,7 +128,7 @@ def _test_lines(results: Dict[str, Any]) -> List[str]:
             f"{counts['skipped']} skipped" + (f", {counts['error']} errors" if counts["error"] else "")
             + (f" ({dur:.1f} s)" if isinstance(dur, (int, float)) else ""))
     out = _field("Tests", head if tests else f"{suite} suite: no test ran")
-    bad = [t for t in tests if t.get("status") in ("failed", "error")]
+    bad = [t for t in tests if t.get("status") in ("failed", "error", "interrupted")]
     for t in bad[:MAX_FAILED_SHOWN]:
         out += _wrap(str(t.get("name", "?")), indent="      ", first=f"  {t.get('status', '?').upper()} ")
         why = _first_line(t.get("message", ""))
@@ -139,8 +139,9 @@ def _test_lines(results: Dict[str, Any]) -> List[str]:
     return out
 
 
-def _splat_lines(results: Dict[str, Any], build_dir: Optional[str]) -> List[str]:
-    found = results_splats(results)
+def _splat_lines(results: Dict[str, Any], build_dir: Optional[str],
+                 results_dir: Optional[Path] = None) -> List[str]:
+    found = results_splats(results, results_dir)
     if not found:
         return ["Splats:   none in the console log"]
     test, splat = found[0]
@@ -282,7 +283,7 @@ def _render(results_dir: Path, results: Dict[str, Any]) -> str:
     if not results.get("tests"):
         lines += _console_tail(results_dir / str(results.get("console_log") or "console.log"))
     lines.append("")
-    lines += _splat_lines(results, build_dir)
+    lines += _splat_lines(results, build_dir, results_dir)
     lines.append("")
     lines += _run_lines(results, build)
     lines.append("")

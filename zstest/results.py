@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -15,20 +16,24 @@ from typing import Any, Dict, List, Optional
 
 from .errors import EXIT_BOOT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TEST_FAILED
 
+# Panics that blame what zstest booted (its image, its command line), not the kernel under test.
+INFRA_PANIC = re.compile(r"No working init found|Unable to mount root fs|Requested init \S+ failed|"
+                         r"Attempted to kill init")
+
 RESULTS_JSON = "results.json"
 JUNIT_XML = "junit.xml"
 SUMMARY_TXT = "summary.txt"
 CONSOLE_LOG = "console.log"
 
 # A test's final status when it ran several times (--repeat): failed beats error beats passed.
-_STATUS_RANK = {"failed": 4, "error": 3, "passed": 2, "skipped": 1}
+_STATUS_RANK = {"failed": 5, "error": 4, "interrupted": 3, "passed": 2, "skipped": 1}
 
 
 @dataclass
 class TestResult:
     __test__ = False   # not a pytest test class
     name: str                      # pytest node id relative to the suite, e.g. test_boot.py::test_uname
-    status: str                    # passed / failed / skipped / error
+    status: str                    # passed / failed / skipped / error / interrupted
     duration_s: float = 0.0
     message: str = ""              # why it failed or was skipped, one paragraph
     metrics: Dict[str, Any] = field(default_factory=dict)   # {"before": {...}, "after": {...}, ...}
@@ -70,19 +75,45 @@ class RunResults:
     repeat: int = 1
     console_log: str = CONSOLE_LOG
     command: List[str] = field(default_factory=list)
+    cause: str = ""                # kernel / test / infrastructure / interrupted ("" when passed)
+    kernel_crashed: bool = False   # a fatal report (oops, BUG, panic, lockup...) ended a guest
+    not_run: List[str] = field(default_factory=list)   # selected tests that never ran
+    verdict_after_splat_s: Optional[float] = None      # first fatal splat -> final results.json
+
+    def has_kernel_evidence(self) -> bool:
+        """A splat of the kernel under test (not a panic over a missing init or root fs)."""
+        return any(not INFRA_PANIC.search(s.get("title", ""))
+                   for s in self.splats + [s for t in self.tests for s in t.splats])
 
     def finish(self) -> None:
-        """Set the overall status from the tests and splats, unless an error was already set."""
-        if self.status in ("error", "interrupted") and self.message:
+        """Set the overall status: the kernel's evidence and failed tests first (exit 1, even
+        when a guest then stopped answering), then a lost guest or run error with no kernel
+        evidence (exit 5); an interrupted run stays interrupted (130)."""
+        if self.status == "interrupted":
             return
-        bad = [t for t in self.tests if t.status in ("failed", "error")]
-        if bad or self.splats:
+        if self.has_kernel_evidence() or any(t.status == "failed" for t in self.tests):
+            self.status = "failed"
+        elif self.status == "error" and self.message:
+            return
+        elif any(t.status in ("error", "interrupted") for t in self.tests):
             self.status = "failed"
         elif not self.tests:
             self.status = "error"
             self.message = self.message or "no test ran"
         else:
             self.status = "passed"
+
+    def blame(self) -> str:
+        """Who the run's ending points at: kernel / test / infrastructure / interrupted / ''."""
+        if self.status == "passed":
+            return ""
+        if self.status == "interrupted":
+            return "interrupted"
+        if self.has_kernel_evidence():
+            return "kernel"
+        if self.status == "failed":
+            return "test"
+        return "infrastructure"
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +129,8 @@ class RunResults:
         """Why the run did not pass, in one sentence ("" when it passed)."""
         if self.status == "passed":
             return ""
+        if self.status == "failed" and self.has_kernel_evidence():
+            return self._kernel_verdict()
         if self.message:
             return self.message.splitlines()[0].rstrip(".") + "."
         bad = [t for t in self.tests if t.status in ("failed", "error")]
@@ -118,6 +151,23 @@ class RunResults:
                     f"{_splat_brief(self.splats[0])}.")
         return f"the run ended {self.status}."
 
+    def _kernel_verdict(self) -> str:
+        """The kernel under test logged splats: the first fatal one (else the first) leads."""
+        where = [(t.name, s) for t in self.tests for s in t.splats] + \
+            [(None, s) for s in self.splats]
+        fatal = [(n, s) for n, s in where if s.get("fatal")]
+        name, first = min(fatal or where, key=lambda ns: ns[1].get("line_no") or 0)
+        place = f"during {name}" if name else "outside any test"
+        text = f"the kernel under test logged {_splat_brief(first)} {place}"
+        others = len(where) - 1
+        if others:
+            text += f" (and {others} more splat{'s' if others > 1 else ''})"
+        if self.not_run:
+            text += f"; {len(self.not_run)} tests were not run"
+        elif self.kernel_crashed and len(self.vm.get("boots") or []) > 1:
+            text += "; the tests after it ran in a fresh guest"
+        return text.rstrip(".") + "."
+
     def counts(self) -> Dict[str, int]:
         out = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
         for t in self.tests:
@@ -130,6 +180,7 @@ class RunResults:
             d["passes"] = t.passes
         data["counts"] = self.counts()
         data["exit_code"] = self.exit_code
+        data["cause"] = self.cause or self.blame()
         return data
 
 
@@ -177,9 +228,15 @@ def junit_xml(run: RunResults) -> str:
 def summary_text(run: RunResults) -> str:
     lines = []
     c = run.counts()
-    lines.append(f"zstest {run.suite or ''} suite: {run.status.upper()}  "
+    cause = run.cause or run.blame()
+    blame = {"kernel": " (the kernel under test logged a splat)", "test": " (a test failed)",
+             "infrastructure": " (no kernel evidence: boot, QEMU or host trouble)"}.get(cause, "")
+    interrupted = f", {c['interrupted']} interrupted" if c.get("interrupted") else ""
+    lines.append(f"zstest {run.suite or ''} suite: {run.status.upper()}{blame}  "
                  f"({c['passed']} passed, {c['failed']} failed, {c['error']} errors, "
-                 f"{c['skipped']} skipped; {run.duration_s:.1f} s)")
+                 f"{c['skipped']} skipped{interrupted}; {run.duration_s:.1f} s)")
+    if run.status != "passed":
+        lines.append(f"verdict: {run.verdict()}")
     if run.kernel:
         lines.append(f"kernel:  {run.kernel.get('uname', '?')}  (build {run.kernel.get('build_dir', '?')})")
     if run.accel:
@@ -189,6 +246,13 @@ def summary_text(run: RunResults) -> str:
         lines.append(f"accel:   {run.accel.get('name')} ({reason}){boot}")
     if run.message:
         lines.append(f"note:    {run.message}")
+    boots = run.vm.get("boots") or []
+    if len(boots) > 1:
+        lines.append(f"guests:  {len(boots)} (each fresh one after: "
+                     f"{'; '.join(str(b.get('reason')) for b in boots[1:])})")
+    if run.not_run:
+        lines.append(f"not run: {len(run.not_run)} tests ({', '.join(run.not_run[:5])}"
+                     f"{', ...' if len(run.not_run) > 5 else ''})")
     if run.tests:
         width = max(len(t.name) for t in run.tests)
         lines.append("")
@@ -196,7 +260,7 @@ def summary_text(run: RunResults) -> str:
         for t in run.tests:
             runs = f"{t.passes}/{len(t.runs)}" if t.runs else ""
             note = t.message.splitlines()[0][:100] if t.message else _facts(t.details)
-            if t.splats:
+            if t.splats and t.splats[0].get("title", "") not in note:
                 note = _splat_brief(t.splats[0]) + ("; " + note if note else "")
             lines.append(f"{t.name:<{width}}  {t.status:<8} {t.duration_s:>7.1f}s  {runs:<7} {note}")
     if run.splats:

@@ -7,6 +7,7 @@ whatever happens (no boot, a panic, Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -22,7 +23,9 @@ from .cache import cache_dir
 from .errors import EXIT_PREREQ, BadInput, BootFailed, ZstestError
 from .results import CONSOLE_LOG, RunResults, TestResult, now_iso, write_results
 from .suites import SUITES_DIR, load_suite
-from .suites.plugin import GuestSuitePlugin, splat_to_dict
+from .splats import kind_words
+from .suites.plugin import GuestSuitePlugin
+from .vm.ssh import KernelCrashed
 
 log = logging.getLogger("zstest.runner")
 
@@ -42,6 +45,7 @@ class BootRunRequest:
     boot_timeout: float = 120.0
     pytest_args: List[str] = field(default_factory=list)
     on_progress: Any = None        # callable(str) for one-line progress messages
+    stop_on_oops: bool = False     # after a crash, leave the rest unrun instead of a fresh guest
 
 
 def load_build(build_dir: Path) -> Dict[str, Any]:
@@ -100,7 +104,7 @@ def _link_last(out: Path) -> None:
 def boot_and_run(req: BootRunRequest) -> RunResults:
     from .guest_tools import build_guest_tools
     from .image import ImageRequest, build_image
-    from .vm.guest import GuestSpec, launch_guest
+    from .vm.guest import GuestSpec
 
     started = time.monotonic()
     # QEMU runs with its work dir as cwd: every path handed to it must be absolute.
@@ -117,6 +121,7 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                      kernel={"build_dir": str(build_dir),
                              "version": info.get("kernel", {}).get("version")})
     _save(out, run)   # something is on disk from the first second
+    state = _RunState()
 
     try:
         progress("image: preparing the guest initramfs")
@@ -129,109 +134,228 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                          cpus=suite.cpus, dimm_mb=suite.dimm_mb, accel=req.accel,
                          cmdline_extra=req.cmdline_extra, console_log=out / CONSOLE_LOG,
                          workdir=out / ".vm", boot_timeout=req.boot_timeout)
-        progress(f"boot: starting QEMU (suite {suite.name})")
-        with launch_guest(spec) as guest:
-            console_error = lambda: guest.console.write_error   # noqa: E731
-            run.accel = {"name": guest.accel.name, "reason": guest.accel.reason}
-            run.boot_to_ssh_s = round(guest.boot_to_ssh_s, 3)
-            uname = guest.run("uname -r", timeout=30).stdout.strip()
-            run.kernel["uname"] = uname
-            progress(f"boot: {uname} up in {guest.boot_to_ssh_s:.2f} s ({guest.accel.name}); "
-                     f"running the {suite.name} suite")
-            with _Watchdog(req.run_timeout - (time.monotonic() - started), guest) as dog:
-                _run_suite(req, suite, guest, info, build_dir, out, run, progress)
-            if dog.fired:
-                run.status = "error"
-                run.message = (f"the run exceeded its time limit of {req.run_timeout:g} s; "
-                               f"the guest was stopped")
-        run.vm = {"ssh_port": guest.ssh_port, "timings": guest.timings,
-                  "ssh_reconnects": guest.reconnects}
-        # After teardown the console is closed: a report still open at poweroff is counted too.
-        _collect_unattributed_splats(guest, run)
-        if run.status != "error" or not run.message:
-            run.finish()
+        with _Watchdog(req.run_timeout - (time.monotonic() - started), state) as dog:
+            _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
+        if dog.fired:
+            run.status = "error"
+            run.message = (f"the run exceeded its time limit of {req.run_timeout:g} s; "
+                           f"the guest was stopped")
+        run.finish()
     except KeyboardInterrupt:
         run.status = "interrupted"
         run.message = "interrupted (Ctrl-C or SIGTERM); partial results kept"
-        run.duration_s = round(time.monotonic() - started, 3)
-        _save(out, run)
+        _end(out, run, state, started)
         raise
     except BootFailed as exc:
-        run.status = "error"
-        run.message = exc.message
-        if exc.detail:
-            run.message += "\n" + exc.detail
-        run.duration_s = round(time.monotonic() - started, 3)
-        _save(out, run)
-        _annotate(out, run)
+        if not run.tests:      # the first guest never came up
+            run.status = "error"
+            run.message = exc.message + ("\n" + exc.detail if exc.detail else "")
+        else:                  # a fresh guest after a crash did not: the tests so far stand
+            run.message = f"{run.message}\n{exc.message}".strip()
+            run.finish()
+        _end(out, run, state, started)
+        if run.exit_code == 1:
+            log.error("error: %s", run.verdict())
+            return run
         raise
     except ZstestError as exc:
-        run.duration_s = round(time.monotonic() - started, 3)
         run.message = run.message or exc.message
-        _save(out, run)
-        _annotate(out, run)
+        _end(out, run, state, started)
         raise
-    run.duration_s = round(time.monotonic() - started, 3)
-    _save(out, run)
-    _annotate(out, run)
-    _raise_if_not_saved(out, run, console_error)
+    _end(out, run, state, started)
+    _raise_if_not_saved(out, run, lambda: state.console_error)
     if run.exit_code != 0:
         # the CLI's log format makes this the run's one `zstest: error:` sentence on stderr
         log.error("error: %s", run.verdict())
     return run
 
 
-def _run_suite(req, suite, guest, info, build_dir, out, run, progress) -> None:
-    import pytest
+@dataclass
+class _RunState:
+    """What the run knows of its guests, whatever ends it."""
+    guest: Any = None                  # the guest now running (the watchdog kills it)
+    boots: List[Dict[str, Any]] = field(default_factory=list)
+    first_fatal_wall: Optional[float] = None
+    console_error: Optional[OSError] = None
+    deadline_hit: bool = False         # the watchdog stopped the run: no fresh guest after it
+    stopped_early: str = ""            # why tests were left unrun (--stop-on-oops)
 
-    from .suites import plugin as plugin_fixtures
+
+def _end(out: Path, run: RunResults, state: _RunState, started: float) -> None:
+    """Every ending: the console log's splats into the results, then write and decode."""
+    from .evidence import first_fatal, reconcile
+    run.vm["boots"] = state.boots
+    try:
+        reconcile(run, out / CONSOLE_LOG,
+                  unfinished_status="interrupted" if run.status == "interrupted" else "error")
+    except OSError as exc:
+        log.warning("cannot read %s again: %s", out / CONSOLE_LOG, exc)
+    if run.status not in ("interrupted",):
+        run.finish()
+    run.cause = run.blame()
+    run.duration_s = round(time.monotonic() - started, 3)
+    fatal = first_fatal(run)
+    if fatal is not None and state.first_fatal_wall is not None:
+        # from the first fatal report to the final results.json
+        run.verdict_after_splat_s = round(time.monotonic() - state.first_fatal_wall, 3)
+    _save(out, run)
+    _annotate(out, run)
+
+
+def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress) -> None:
+    """Run the selection; when a guest crashes or is lost, the rest runs in a fresh one."""
+    from .vm.guest import launch_guest
 
     kernel_config = read_kernel_config(build_dir / (info.get("artifacts", {}).get("config") or ".config"))
     merged: Dict[str, TestResult] = {}
     order: List[str] = []
     keyword = " and ".join(f"({k})" for k in (suite.keyword, req.keyword) if k)
+    # Where the build dir is now (build.json's build_dir is where it was built).
+    info = dict(info, local_build_dir=str(build_dir))
     for attempt in range(1, req.repeat + 1):
-        # Where the build dir is now (build.json's build_dir is where it was built).
-        info = dict(info, local_build_dir=str(build_dir))
-        plugin = GuestSuitePlugin(guest, results_dir=out, build_info=info,
-                                  kernel_config=kernel_config, default_timeout=req.timeout)
-        args = [str(p) for p in suite.paths]
-        args += ["-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
-                 "-q", "-p", "no:cacheprovider", "--no-header", "-o", "console_output_style=classic"]
-        if keyword:
-            args += ["-k", keyword]
-        args += req.pytest_args
         if req.repeat > 1:
             progress(f"suite: run {attempt} of {req.repeat}")
-        code = pytest.main(args, plugins=[plugin, plugin_fixtures])
-        for result in plugin.results:
-            if result.name in merged:
-                merged[result.name].merge_repeat(result)
-            else:
-                merged[result.name] = result
-                order.append(result.name)
-        run.tests = [merged[n] for n in order]
-        _save(out, run)   # partial results after every repeat
-        if int(code) == 2 and plugin.guest_lost is None:
-            raise KeyboardInterrupt   # pytest swallowed Ctrl-C; the CLI turns it into 130
-        if int(code) == 3 and _disk_full(out):
-            raise _no_space(out, run, "the per-test logs")
-        if int(code) in (3, 4):
-            raise BadInput(f"pytest could not run the {suite.name} suite (exit {int(code)}); "
-                           f"check -k and the pytest options.")
-        if plugin.guest_lost is not None:
+        pending: Optional[List[str]] = None       # None: the whole selection
+        while pending is None or pending:
+            why_boot = state.boots[-1]["ended"] if state.boots else ""
+            n = len(state.boots) + 1
+            spec.console_append = (f"guest {n}: a fresh boot for the tests left after: {why_boot}"
+                                   if n > 1 else "")
+            progress(f"boot: starting QEMU (suite {suite.name}" +
+                     (f", guest {n}: {len(pending)} tests left)" if n > 1 else ")"))
+            boot = {"n": n, "reason": why_boot or "start", "ended": None}
+            state.boots.append(boot)
+            try:
+                guest_cm = launch_guest(spec)
+                guest = guest_cm.__enter__()
+            except BootFailed as exc:
+                if n == 1:
+                    raise
+                # a fresh guest that does not come up: the tests so far stand, the rest did not run
+                run.not_run = pending or []
+                run.message = (f"{run.message}\n" if run.message else "") + \
+                    f"a fresh guest for the {len(run.not_run)} tests left did not boot: {exc.message}"
+                boot["ended"] = "did not boot"
+                return
+            with contextlib.ExitStack() as stack:
+                stack.push(guest_cm)
+                state.guest = guest
+                if n == 1:
+                    run.accel = {"name": guest.accel.name, "reason": guest.accel.reason}
+                    run.boot_to_ssh_s = round(guest.boot_to_ssh_s, 3)
+                boot["boot_to_ssh_s"] = round(guest.boot_to_ssh_s, 3)
+                uname = guest.run("uname -r", timeout=30).stdout.strip()
+                run.kernel["uname"] = uname
+                progress(f"boot: {uname} up in {guest.boot_to_ssh_s:.2f} s ({guest.accel.name}); "
+                         f"running the {suite.name} suite")
+                try:
+                    plugin = _run_pytest(req, suite, guest, info, kernel_config, out, keyword,
+                                         pending, run)
+                except _Interrupted as exc:
+                    _merge_results(exc.plugin.results, merged, order, run)
+                    raise
+                finally:
+                    if guest.console.fatal is not None and state.first_fatal_wall is None:
+                        state.first_fatal_wall = guest.console.fatal[2]
+                    run.vm.update({"ssh_port": guest.ssh_port, "timings": guest.timings,
+                                   "ssh_reconnects": run.vm.get("ssh_reconnects", 0) +
+                                   guest.reconnects})
+            state.guest = None
+            state.console_error = state.console_error or guest.console.write_error
+            _merge_results(plugin.results, merged, order, run)
+            _save(out, run)   # partial results after every guest
             lost = plugin.guest_lost
-            panicked = getattr(lost, "panicked", False) or guest.console.panicked
-            run.status = "failed" if panicked else "error"
-            run.message = ("the kernel panicked during a test" if panicked else
-                           f"the guest stopped answering during a test: {lost}")
-            tail = guest.console.tail(40)
-            run.message += "\nconsole tail:\n" + tail
-            return
+            if lost is None:
+                break
+            boot["ended"] = _lost_summary(lost)
+            pending = plugin.not_run()
+            if guest.console.panicked or isinstance(lost, KernelCrashed):
+                run.kernel_crashed = True
+            else:
+                # no kernel evidence (yet): unless the console shows one, this is exit 5
+                run.status = "error"
+                note = f"the guest stopped answering during a test: {lost}"
+                run.message = f"{run.message}\n{note}" if run.message else note
+            if state.deadline_hit:
+                run.not_run = pending
+                return
+            if pending and req.stop_on_oops:
+                run.not_run = pending
+                state.stopped_early = f"--stop-on-oops: {len(pending)} tests not run"
+                run.message = (f"{boot['ended']}; {len(pending)} tests not run (--stop-on-oops)")
+                return
+            if not pending:
+                break
+            if len(state.boots) >= MAX_GUESTS:
+                run.not_run = pending
+                run.message = (f"{len(state.boots)} guests were lost in this run; "
+                               f"{len(pending)} tests not run")
+                return
     if not run.tests:
         run.status = "error"
         run.message = f"no test of the {suite.name} suite was selected (-k {keyword!r})" \
             if keyword else f"the {suite.name} suite has no tests"
+
+
+# A run whose every guest dies gives up after this many fresh boots.
+MAX_GUESTS = 8
+
+
+def _merge_results(results, merged: Dict[str, TestResult], order: List[str], run) -> None:
+    """Fold one pytest session's results into the run (a --repeat folds into pass counts)."""
+    for result in results:
+        if result.name in merged:
+            merged[result.name].merge_repeat(result)
+        else:
+            merged[result.name] = result
+            order.append(result.name)
+    run.tests = [merged[n] for n in order]
+
+
+def _lost_summary(lost: BaseException) -> str:
+    if isinstance(lost, KernelCrashed):
+        return f"the kernel logged {kind_words(lost.kind)}: {lost.title}"
+    text = getattr(lost, "message", str(lost))
+    return text.splitlines()[0] if text else type(lost).__name__
+
+
+def _run_pytest(req, suite, guest, info, kernel_config, out, keyword, pending, run):
+    """One pytest session in one guest; returns the plugin (results, loss, what is left)."""
+    import pytest
+
+    from .suites import plugin as plugin_fixtures
+
+    plugin = GuestSuitePlugin(guest, results_dir=out, build_info=info,
+                              kernel_config=kernel_config, default_timeout=req.timeout)
+    if pending is None:
+        args = [str(p) for p in suite.paths]
+    else:
+        args = [str(SUITES_DIR / nodeid) for nodeid in pending]
+    args += ["-c", str(SUITES_DIR / "pytest.ini"), "--rootdir", str(SUITES_DIR),
+             "-q", "-p", "no:cacheprovider", "--no-header", "-o", "console_output_style=classic"]
+    if keyword and pending is None:
+        args += ["-k", keyword]
+    args += req.pytest_args
+    code = pytest.main(args, plugins=[plugin, plugin_fixtures])
+    if code == pytest.ExitCode.INTERRUPTED and plugin.guest_lost is None:
+        unfinished = plugin.unfinished_result("interrupted", "interrupted while this test ran")
+        if unfinished is not None:
+            plugin.results.append(unfinished)
+        raise _Interrupted(plugin)   # pytest swallowed Ctrl-C; the CLI turns it into 130
+    if code == pytest.ExitCode.INTERNAL_ERROR and _disk_full(out):
+        raise _no_space(out, run, "the per-test logs")
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        raise BadInput(f"pytest could not run the {suite.name} suite (exit {int(code)}); "
+                       f"check -k and the pytest options.")
+    return plugin
+
+
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C inside the suite, carrying the results the plugin had (the test cut short too)."""
+
+    def __init__(self, plugin):
+        super().__init__()
+        self.plugin = plugin
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -286,28 +410,24 @@ def _raise_if_not_saved(out: Path, run: RunResults, console_error) -> None:
                           exit_code=EXIT_PREREQ)
 
 
-def _collect_unattributed_splats(guest, run: RunResults) -> None:
-    seen = {(s.get("line_no"), s.get("title")) for t in run.tests for s in t.splats}
-    run.splats = [d for d in (splat_to_dict(s) for s in guest.console.splats)
-                  if (d.get("line_no"), d.get("title")) not in seen]
-
-
 class _Watchdog:
     """Kills the guest when the whole run overruns: a hung guest must not hold CI forever."""
 
-    def __init__(self, seconds: float, guest):
+    def __init__(self, seconds: float, state: "_RunState"):
         self.seconds = max(seconds, 1.0)
-        self.guest = guest
+        self.state = state
         self.fired = False
         self._timer: Optional[threading.Timer] = None
 
     def _fire(self):
         self.fired = True
+        self.state.deadline_hit = True
         log.warning("run time limit reached: stopping the guest")
         # SIGKILL from this thread; the main thread's blocked SSH call then sees the guest lost.
-        if self.guest.pid:
+        guest = self.state.guest
+        if guest is not None and guest.pid:
             try:
-                os.kill(self.guest.pid, signal.SIGKILL)
+                os.kill(guest.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 

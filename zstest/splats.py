@@ -24,6 +24,33 @@ END_TRACE = re.compile(r"---\[ end (trace [0-9a-f]+|Kernel panic.*) \]---")
 SEPARATOR = re.compile(r"^={20,}$")
 TASK_END = "</TASK>"
 MAX_LINES = 400
+# Reports after which the guest kernel is not to be trusted (locks held by a killed task, memory
+# corrupted, a CPU stuck): the running test fails at once and no more work goes to that guest.
+# A WARNING, a lockdep report, an allocation failure or a "BUG: sleeping function called ..."
+# leaves the kernel usable: the test fails, the guest goes on.
+FATAL_KINDS = frozenset({"oops", "panic", "kasan", "soft_lockup", "rcu_stall", "hung_task",
+                         "vm_bug_on"})
+FATAL_BUG_TITLE = re.compile(r"^(kernel BUG at |BUG: (unable to handle|kernel NULL pointer|"
+                             r"kernel paging request|Bad rss-counter|KFENCE))")
+
+
+_KIND_WORDS = {"oops": "an oops", "bug": "a BUG", "panic": "a panic", "kasan": "a KASAN report",
+               "ubsan": "a UBSAN report", "lockdep": "a lockdep report", "warning": "a WARNING",
+               "soft_lockup": "a soft lockup", "rcu_stall": "an RCU stall",
+               "hung_task": "a hung task", "vm_bug_on": "a VM_BUG_ON",
+               "page_alloc_failure": "a page allocation failure"}
+
+
+def kind_words(kind: str) -> str:
+    """How a splat kind reads in a sentence: 'an oops', 'a soft lockup'."""
+    return _KIND_WORDS.get(kind, f"a {kind}")
+
+
+def is_fatal(kind: str, title: str) -> bool:
+    """True for a report after which the guest kernel cannot be trusted to do more work."""
+    return kind in FATAL_KINDS or (kind == "bug" and bool(FATAL_BUG_TITLE.search(title)))
+
+
 # The runner writes "zstest: begin/end <test>" into /dev/kmsg around every test.
 MARKER_PREFIX = "zstest: "
 # A trace is printed in one burst: a silence this long ends a splat without an end marker.
@@ -92,6 +119,7 @@ class Splat:
     line_no: int                 # 1-based line of the console where it starts
     t: Optional[float] = None    # kernel timestamp of the title line, when printed
     wall: Optional[float] = None  # host monotonic time when the title line was seen
+    fatal: bool = False          # the guest kernel is not to be trusted after it (is_fatal)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,9 +163,10 @@ class _Open:
 class SplatScanner:
     """Finds splats in console lines fed one at a time."""
 
-    def __init__(self, ignore: Sequence[Union[str, Pattern]] = ()):
+    def __init__(self, ignore: Sequence[Union[str, Pattern]] = (), first_line_no: int = 1):
         self.ignore = [re.compile(p) if isinstance(p, str) else p for p in ignore]
-        self.line_no = 0
+        # a console log appended to (a fresh guest after a crash) goes on numbering its lines
+        self.line_no = first_line_no - 1
         self.current: Optional[_Open] = None
         self.recent: deque = deque(maxlen=12)     # (line_no, raw) before any splat
         self.done: List[Splat] = []
@@ -210,6 +239,13 @@ class SplatScanner:
             finished += self._close()
         return finished
 
+    def open_report(self) -> Optional[Tuple[str, str]]:
+        """(kind, title) of the report being read now, once its title is known; else None."""
+        cur = self.current
+        if cur is None or cur.awaiting_title:
+            return None
+        return cur.kind, tidy_source_paths(cur.title)
+
     def _continues(self, cur: _Open, kind: str, msg: str) -> bool:
         pattern = CONTINUES.get(cur.kind)
         return bool(pattern and pattern.search(msg))
@@ -233,8 +269,9 @@ class SplatScanner:
             return []
         if cur.kind == "cut_here":
             cur.kind = "warning"
-        splat = Splat(cur.kind, tidy_source_paths(cur.title), "\n".join(cur.lines), cur.line_no,
-                      cur.t, cur.wall)
+        title = tidy_source_paths(cur.title)
+        splat = Splat(cur.kind, title, "\n".join(cur.lines), cur.line_no, cur.t, cur.wall,
+                      fatal=is_fatal(cur.kind, title))
         if any(p.search(splat.title) for p in self.ignore):
             return []
         self.done.append(splat)

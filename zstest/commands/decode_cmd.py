@@ -37,7 +37,7 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
             build_dir = None
         decoder = None
         out = []
-        for test, splat in results_splats(data):
+        for test, splat in results_splats(data, target):
             if build is None and isinstance(splat.get("decoded"), dict):
                 out.append((test, Decoded.from_dict(splat["decoded"])))
                 continue

@@ -39,6 +39,9 @@ def boot_run_options(f):
                      help="Seconds from QEMU start to an SSH login before the boot counts as failed."),
         click.option("--append", "cmdline_extra", default="",
                      help="Extra kernel command line, e.g. 'zsmalloc.dyndbg=+p' or 'init=...'."),
+        click.option("--stop-on-oops", is_flag=True, default=False,
+                     help="After a kernel crash (oops, BUG, panic, lockup), stop instead of "
+                          "running the remaining tests in a fresh guest."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -46,7 +49,8 @@ def boot_run_options(f):
 
 
 def do_boot_and_run(build_dir, out, suite, keyword, junit, json_out, timeout, run_timeout,
-                    repeat, accel, memory_mb, boot_timeout, cmdline_extra="") -> int:
+                    repeat, accel, memory_mb, boot_timeout, cmdline_extra="",
+                    stop_on_oops=False) -> int:
     from ..runner import BootRunRequest, boot_and_run, default_results_dir
 
     out = Path(out) if out else default_results_dir()
@@ -54,7 +58,8 @@ def do_boot_and_run(build_dir, out, suite, keyword, junit, json_out, timeout, ru
     req = BootRunRequest(build_dir=Path(build_dir), out=out, suite=suite, keyword=keyword,
                          repeat=repeat, timeout=timeout, run_timeout=run_timeout, accel=accel,
                          memory_mb=memory_mb, boot_timeout=boot_timeout,
-                         cmdline_extra=cmdline_extra, on_progress=lambda msg: click.echo(f"zstest: {msg}"))
+                         cmdline_extra=cmdline_extra, stop_on_oops=stop_on_oops,
+                         on_progress=lambda msg: click.echo(f"zstest: {msg}"))
     try:
         run = boot_and_run(req)
     finally:

@@ -38,6 +38,57 @@ def test_oom_killed(guest, guest_tools):
         guest.run(f"rmdir {OOM_GROUP}")
 
 
+# The kernel's own crash provoker (CONFIG_LKDTM, in the base profile): each write makes the
+# kernel under test report one kind of failure, exactly as a buggy patch would.
+PROVOKE = "/sys/kernel/debug/provoke-crash/DIRECT"
+
+
+def _provoke(guest, what: str, setup: str = "", timeout: float = 600):
+    return guest.run(f"{setup}echo {what} > {PROVOKE}", timeout=timeout)
+
+
+def test_lkdtm_oops(guest):
+    """A NULL dereference in the kernel (an oops that kills the writing shell): the test fails
+    at once with the oops's title; the tests after it run in a fresh guest."""
+    _provoke(guest, "EXCEPTION")
+
+
+def test_lkdtm_bug(guest):
+    """BUG(): the kernel's own assertion."""
+    _provoke(guest, "BUG")
+
+
+def test_lkdtm_warning(guest):
+    """WARN_ON: the test fails, the kernel stays usable, the next test runs in the same guest."""
+    _provoke(guest, "WARNING")
+
+
+def test_lkdtm_softlockup(guest):
+    """A CPU spins with preemption off (the command never returns): the soft-lockup report
+    (after 2 * watchdog_thresh s) ends the test, not the command's own timeout."""
+    _provoke(guest, "SOFTLOCKUP", setup="echo 1 > /proc/sys/kernel/watchdog_thresh; ")
+
+
+def test_lkdtm_hung_task(guest):
+    """A task sleeps uninterruptibly for ever: the hung-task report ends the test."""
+    _provoke(guest, "HUNG_TASK", setup="echo 2 > /proc/sys/kernel/hung_task_timeout_secs; ")
+
+
+def test_lkdtm_oops_then_slow_cleanup(guest):
+    """An oops, then the long cleanup a real test does in `finally` (e.g. onlining memory
+    blocks on a kernel that no longer can): the cleanup must not be waited for."""
+    try:
+        _provoke(guest, "EXCEPTION")
+    finally:
+        guest.run("sleep 600", timeout=900)
+
+
+def test_lkdtm_warning_then_wait(guest):
+    """A WARNING, then a long wait: for Ctrl-C after the kernel complained."""
+    _provoke(guest, "WARNING")
+    guest.run("sleep 3600", timeout=7200)
+
+
 def test_after(guest):
-    """Runs after a fault only if the run wrongly went on."""
+    """Runs after a fault: in a fresh guest after a crash, in the same one after a WARNING."""
     assert guest.check("echo alive").strip() == "alive"

@@ -22,6 +22,8 @@ import pytest
 
 from ..errors import BootFailed
 from ..results import TestResult
+from ..splats import kind_words
+from ..vm.ssh import KernelCrashed
 
 MARK_TIMEOUT_S = 10.0
 PLUGIN_KEY = pytest.StashKey["GuestSuitePlugin"]()
@@ -107,6 +109,7 @@ class GuestSuitePlugin:
         self.tests_dir.mkdir(parents=True, exist_ok=True)
         self.results: List[TestResult] = []
         self.guest_lost: Optional[BaseException] = None
+        self.collected: List[str] = []       # node ids selected to run, in order
         self._current: Optional[Dict[str, Any]] = None
         self._logged = LoggedGuest(guest, self)
 
@@ -143,6 +146,39 @@ class GuestSuitePlugin:
 
     def pytest_configure(self, config):
         config.stash[PLUGIN_KEY] = self
+
+    def pytest_collection_finish(self, session):
+        self.collected = [item.nodeid for item in session.items]
+
+    def not_run(self) -> List[str]:
+        """Selected tests that never started (the guest was lost before them)."""
+        started = {r.name for r in self.results}
+        if self._current is not None:
+            started.add(self._current["nodeid"])
+        return [n for n in self.collected if n not in started]
+
+    def unfinished_result(self, status: str, why: str) -> Optional[TestResult]:
+        """The test that was running when the run was stopped (Ctrl-C), with what it left."""
+        cur = self._current
+        if cur is None:
+            return None
+        self._current = None
+        splats = [splat_to_dict(s) for s in self._raw_guest.console.splats_since(cur["mark"])]
+        return TestResult(name=cur["nodeid"], status=status, message=why,
+                          duration_s=round(time.monotonic() - cur["start"], 3),
+                          log=str(cur["log_path"].relative_to(self.results_dir)),
+                          splats=splats, runs=[status],
+                          metrics=cur["recorder"].metrics, details=cur["recorder"].details)
+
+    def _guest_crashed(self) -> Optional[KernelCrashed]:
+        """A KernelCrashed for a guest whose kernel logged a fatal report, else None."""
+        guest = self._raw_guest
+        if not getattr(guest, "tainted", False):
+            return None
+        console = guest.console
+        kind, title, _ = console.fatal or ("panic", console.panic_line, 0.0)
+        return KernelCrashed(f"the guest kernel logged {kind_words(kind)}: {title}.", kind, title,
+                             panicked=console.panicked)
 
     # -- hooks ------------------------------------------------------------
     def _kmsg(self, text: str) -> None:
@@ -196,11 +232,19 @@ class GuestSuitePlugin:
         cur = self._current
         if cur is None:
             return
-        if call.excinfo is not None and _is_guest_lost(call.excinfo.value):
+        if call.excinfo is not None and _is_guest_lost(call.excinfo.value) \
+                and self.guest_lost is None:
             self.guest_lost = call.excinfo.value
             item.session.shouldstop = "the guest was lost"
         if call.when != "teardown":
             return
+        if self.guest_lost is None:
+            # an oops in another context (a kworker, an interrupt) while the test's own
+            # commands went on: the test may pass its checks, but the guest is done
+            crashed = self._guest_crashed()
+            if crashed is not None:
+                self.guest_lost = crashed
+                item.session.shouldstop = "the guest kernel crashed"
         # End of the test: flush the kernel log through the console, then look for splats.
         end_marker = f"zstest: end {cur['nodeid']} [{cur['nonce']}]"
         if self.guest_lost is None:
@@ -212,8 +256,10 @@ class GuestSuitePlugin:
             # A test whose run made the kernel complain has failed, whatever it asserted.
             cur["failed_by_splat"] = True
             report.outcome = "failed"
-            report.longrepr = "the kernel logged a splat during this test:\n\n" + \
-                "\n\n".join(s.get("text", s.get("title", "")) for s in splats)
+            first = splats[0]
+            report.longrepr = (f"the kernel logged {kind_words(first.get('kind', 'splat'))}: "
+                               f"{first.get('title', '')}\n\n" +
+                               "\n\n".join(s.get("text", s.get("title", "")) for s in splats))
 
     def pytest_runtest_logreport(self, report):
         if self._current is not None:
@@ -236,13 +282,28 @@ class GuestSuitePlugin:
                 result.status = "failed" if rep.when == "call" or by_splat else "error"
                 result.message = _failure_text(rep)
                 break
-        if self.guest_lost is not None and result.status in ("failed", "error"):
+        crashed = self.guest_lost if isinstance(self.guest_lost, KernelCrashed) else None
+        if crashed is not None:
+            # the kernel is to blame, whichever phase noticed it: the splat's title is the why
+            # (the finished report's title: a VM_BUG_ON's names the BUG line it led to)
+            kind, title = crashed.kind, crashed.title
+            done = [s for s in cur.get("splats", []) if s.get("fatal")]
+            if done:
+                kind, title = done[0].get("kind", kind), done[0].get("title", title)
+            result.status = "failed"
+            result.message = (f"the kernel logged {kind_words(kind)}: {title}\n"
+                              f"{result.message}").rstrip()
+        elif self.guest_lost is not None and result.status in ("failed", "error"):
+            # no kernel evidence (yet): trouble reaching the guest, not a failed check
+            result.status = "error"
             result.message = f"the guest was lost: {self.guest_lost}\n{result.message}"
         result.splats = cur.get("splats", [])
         if result.splats and result.status in ("passed", "skipped"):
             result.status = "failed"
         if result.splats and not result.message:
-            result.message = "the kernel logged a splat during this test"
+            first = result.splats[0]
+            result.message = (f"the kernel logged {kind_words(first.get('kind', 'splat'))}: "
+                              f"{first.get('title', '')}")
         result.metrics = cur["recorder"].metrics
         result.details = cur["recorder"].details
         result.runs = [result.status]

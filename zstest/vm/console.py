@@ -3,8 +3,11 @@
 A background thread reads QEMU's serial port (a pexpect child on a pty) for
 the whole life of the guest, appends every byte to the log (flushed at once,
 so the file is whole even if zstest is killed), and feeds complete lines to
-the splat scanner. A kernel panic sets `panicked` at once so a blocked SSH
-command can give up without waiting for its own timeout.
+the splat scanner. A kernel panic sets `panicked`, and any fatal report (an oops, a
+BUG, a soft lockup, a hung task...: splats.is_fatal) sets `fatal`, as soon as its
+title line arrives, so a blocked SSH command can give up without waiting for its own
+timeout. A fresh guest after a crash appends to the same log (`append=True`): line
+numbers go on from the lines already there, so a splat's line is a line of the file.
 """
 
 from __future__ import annotations
@@ -16,29 +19,41 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from ..splats import SplatScanner, Splat
+from ..splats import Splat, SplatScanner, is_fatal
 
 PANIC = re.compile(r"Kernel panic - not syncing")
 
 
 class ConsoleMonitor:
-    def __init__(self, log_path: Path, ignore: Sequence = (), append: bool = False):
+    def __init__(self, log_path: Path, ignore: Sequence = (), append: bool = False,
+                 banner: str = ""):
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # one guest, one log: offsets (mark()) are then also offsets in the file
+        lines_before = 0
+        if append and self.log_path.is_file():
+            with open(self.log_path, "rb") as old:
+                data = old.read()
+            lines_before = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
         # unbuffered: a byte the kernel printed is on disk at once, and a full disk fails here
         self._fh = open(self.log_path, "ab" if append else "wb", buffering=0)
         self.write_error: Optional[OSError] = None   # the log could not be written (ENOSPC)
+        if append and lines_before and banner:
+            # zstest's own line between two guests' output (it ends any report left open)
+            prefix = b"" if data.endswith(b"\n") else b"\n"
+            self._write(prefix + f"zstest: {banner}\n".encode())
+            lines_before += 1
+        self._line_base = lines_before       # lines of the file before this guest's first byte
         self._data = bytearray()
         self._pending = b""                  # bytes of an incomplete line
         self._line_offsets: List[int] = []   # byte offset of every complete line's start
-        self._scanner = SplatScanner(ignore)
+        self._scanner = SplatScanner(ignore, first_line_no=lines_before + 1)
         self._splats: List[Splat] = []
         self._splat_offsets: List[int] = []
         self._cond = threading.Condition()
         self._thread: Optional[threading.Thread] = None
         self.panicked = False
         self.panic_line = ""
+        self.fatal: Optional[tuple] = None   # (kind, title, host monotonic time) of the first fatal report
         self.closed = threading.Event()      # the serial port reached EOF (QEMU is gone)
         self.first_byte_wall: Optional[float] = None
 
@@ -104,8 +119,17 @@ class ConsoleMonitor:
             self.panicked = True
             self.panic_line = text.strip()
         for splat in self._scanner.feed(text, wall=now):
-            self._splats.append(splat)
-            self._splat_offsets.append(self._line_offsets[splat.line_no - 1])
+            self._add_splat(splat, now)
+        if self.fatal is None:
+            opened = self._scanner.open_report()
+            if opened is not None and is_fatal(*opened):
+                self.fatal = (opened[0], opened[1], now)
+
+    def _add_splat(self, splat: Splat, now: float) -> None:
+        self._splats.append(splat)
+        self._splat_offsets.append(self._line_offsets[splat.line_no - 1 - self._line_base])
+        if self.fatal is None and splat.fatal:
+            self.fatal = (splat.kind, splat.title, splat.wall or now)
 
     def finish(self) -> None:
         with self._cond:
@@ -116,8 +140,7 @@ class ConsoleMonitor:
                                 time.monotonic())
                 self._pending = b""
             for splat in self._scanner.flush():
-                self._splats.append(splat)
-                self._splat_offsets.append(self._line_offsets[splat.line_no - 1])
+                self._add_splat(splat, time.monotonic())
             self.closed.set()
             self._cond.notify_all()
 

@@ -27,14 +27,16 @@ from typing import Iterator, List, Optional, Sequence
 from ..errors import BadInput, BootFailed, PrereqMissing
 from ..image import Image
 from ..proc import which
+from ..splats import kind_words
 from .accel import AccelChoice, probe_accel
 from .console import ConsoleMonitor
 from .qemu import QEMU, find_firmware, free_port, kernel_cmdline, qemu_argv
 from .qmp import QMPClient, QMPError
-from .ssh import (ClientKey, GuestCommandFailed, GuestCommandTimeout, GuestLost, SSHResult,
-                  SSHSession, new_client_key)
+from .ssh import (ClientKey, GuestCommandFailed, GuestCommandTimeout, GuestLost, KernelCrashed,
+                  SSHResult, SSHSession, new_client_key)
 
 TAIL_LINES = 40
+
 # How long a dropped SSH connection may take to come back before the guest counts as lost.
 RECONNECT_S = 15.0
 log = logging.getLogger("zstest.vm")
@@ -60,6 +62,8 @@ class GuestSpec:
     ignore_splats: Sequence[str] = ()    # regexes matched against splat titles
     firmware: str = "auto"               # auto (qboot if installed) | seabios | a -bios path
     qemu_extra: List[str] = field(default_factory=list)
+    console_append: str = ""             # a fresh guest after a crash: append to console_log
+                                         # after this banner line instead of starting it anew
 
 
 class Guest:
@@ -91,16 +95,29 @@ class Guest:
     def _lost_reason(self) -> Optional[str]:
         if self.console.panicked:
             return f"the guest kernel panicked ({self.console.panic_line})"
+        if self.console.fatal is not None:
+            kind, title, _ = self.console.fatal
+            return f"the guest kernel logged {kind_words(kind)}: {title}"
         if not self.qemu_alive:
             return "QEMU exited"
         return None
+
+    @property
+    def tainted(self) -> bool:
+        """The kernel logged a fatal report: no more work should go to this guest."""
+        return self.console.panicked or self.console.fatal is not None
 
     def _lost(self, what: str) -> GuestLost:
         reason = self._lost_reason() or ("the guest does not answer over SSH (hung?)"
                                          if self.ssh is not None and self.ssh.alive
                                          else "the SSH connection dropped")
-        # give the console thread a moment to log the rest of a panic
+        # give the console thread a moment to log the rest of a panic or an oops's trace
         self.console.closed.wait(1.0)
+        if self.console.fatal is not None or self.console.panicked:
+            kind, title, _ = self.console.fatal or ("panic", self.console.panic_line, 0.0)
+            return KernelCrashed(f"{what}: {reason}.", kind, title,
+                                 console_tail=console_tail(self.console),
+                                 panicked=self.console.panicked)
         return GuestLost(f"{what}: {reason}.", console_tail=console_tail(self.console),
                          panicked=self.console.panicked)
 
@@ -257,7 +274,8 @@ class Guest:
     def shutdown(self) -> None:
         """poweroff over SSH, then QMP quit, then SIGKILL; returns when QEMU is gone."""
         try:
-            if self.ssh is not None and self.ssh.alive and self.qemu_alive:
+            # a crashed kernel may never finish a poweroff: QMP quit at once
+            if self.ssh is not None and self.ssh.alive and self.qemu_alive and not self.tainted:
                 def poweroff():
                     try:
                         chan = self.ssh.client.get_transport().open_session(timeout=2)
@@ -359,7 +377,12 @@ def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
         accel = probe_accel(spec.kernel)
     else:
         accel = AccelChoice(spec.accel, "asked for")
-    console = ConsoleMonitor(console_log, ignore=spec.ignore_splats)
+    if spec.console_append and console_log.is_file():
+        guest_log_start = console_log.stat().st_size
+    else:
+        guest_log_start = 0
+    console = ConsoleMonitor(console_log, ignore=spec.ignore_splats,
+                             append=bool(spec.console_append), banner=spec.console_append)
     guest = Guest(spec, workdir, console, accel)
     # unix socket paths are limited to 108 bytes: use a short private dir when needed
     sock_dir = None
@@ -370,7 +393,7 @@ def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
     guest.qmp_socket = qmp_socket
     try:
         client_key = new_client_key()
-        _boot(guest, qemu, client_key)
+        _boot(guest, qemu, client_key, guest_log_start)
         yield guest
     finally:
         try:
@@ -381,7 +404,7 @@ def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
                 shutil.rmtree(sock_dir, ignore_errors=True)
 
 
-def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
+def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) -> None:
     import pexpect
     spec, console = guest.spec, guest.console
     found = None
@@ -407,8 +430,12 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey) -> None:
                 and not console.text(mark).count("Linux version"):
             guest._kill()
             console.join()
-            # a fresh log: the failed attempt only holds QEMU's complaint about the port
-            console = guest.console = ConsoleMonitor(console.log_path, ignore=spec.ignore_splats)
+            # the failed attempt only holds QEMU's complaint about the port: drop it
+            if spec.console_append:
+                os.truncate(console.log_path, log_start)
+            console = guest.console = ConsoleMonitor(console.log_path, ignore=spec.ignore_splats,
+                                                     append=bool(spec.console_append),
+                                                     banner=spec.console_append)
             continue   # another process took the port between probe and bind
         break
     if found is not None and "-FAILED: " in found.group(0):

@@ -59,6 +59,17 @@ class GuestLost(BootFailed):
         self.panicked = panicked
 
 
+class KernelCrashed(GuestLost):
+    """The guest kernel logged a fatal report (oops, BUG, soft lockup...): the kernel is to
+    blame, so it is a failed test (exit 1), and no more work goes to that guest."""
+    exit_code = EXIT_TEST_FAILED
+
+    def __init__(self, message: str, kind: str, title: str, console_tail: str = "",
+                 panicked: bool = False):
+        super().__init__(message, console_tail=console_tail, panicked=panicked)
+        self.kind, self.title = kind, title
+
+
 @dataclass
 class ClientKey:
     key: paramiko.PKey
