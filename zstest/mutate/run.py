@@ -1,0 +1,540 @@
+"""`zstest mutate`: plan mutants, then build, boot and judge them one by one.
+
+A mutant is built as one extra patch after the series (a format-patch directory in the out
+dir: the series' patches, then the mutant), in the same object dir as every other build of
+the tree, so only the files the patches touch recompile. mutate.json is rewritten atomically
+after every mutant; a second run with the same out dir skips the mutants already judged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import proc
+from ..errors import (EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_TEST_FAILED, ApplyFailed,
+                      BadInput, BuildFailed, ZstestError)
+from .changed import series_changed_lines
+from .generate import OPERATORS, Mutant, function_lines, generate_mutants
+
+MUTATE_SCHEMA = 1
+# The functions page migration runs through: mutated first when named with --function.
+MIGRATION_FUNCTIONS = ("zs_page_migrate", "zs_page_isolate", "zs_page_putback",
+                       "migrate_zspage", "replace_sub_page", "dec_zspage_isolation",
+                       "inc_zspage_isolation", "migrate_write_lock", "migrate_write_unlock")
+JUDGED = ("killed", "survived", "timeout", "build_failed", "not_covered")
+# Artifacts a judged mutant's build dir no longer needs (build.json and build.log stay).
+BULKY_ARTIFACTS = ("bzImage", "vmlinux", "System.map", "modules", "kmod-build", "selftests")
+
+
+@dataclass
+class MutateRequest:
+    series: str | None = None           # series source; None: mutate the tree's own code
+    kernel: Path | None = None          # default: settings.resolve_kernel()
+    file: str | None = None             # --file: a path inside the tree
+    functions: list[str] = field(default_factory=list)
+    suite: str = "default"
+    keyword: str = ""
+    operators: list[str] = field(default_factory=lambda: list(OPERATORS))
+    budget_min: float | None = None     # stop starting new mutants after this many minutes
+    max_mutants: int | None = None      # judge at most this many (new) mutants in this run
+    out: Path | None = None
+    configs: list[str] = field(default_factory=lambda: ["base"])
+    jobs: int | None = None
+    accel: str = "auto"
+    timeout: float = 300.0              # one guest command
+    boot_timeout: float = 120.0
+    run_timeout: float | None = None    # one mutant's run; None: from the baseline's run
+    on_progress: Callable[[str], None] = print
+
+
+@dataclass
+class PlannedMutant:
+    mutant: Mutant
+    patch: int | None                   # the series patch that added the line
+    patch_subject: str | None
+
+
+@dataclass
+class MutationPlan:
+    kernel: Path
+    series_name: str | None
+    revision: int | None
+    patches: list                       # the series' Patch objects ([] without a series)
+    mutants: list[PlannedMutant]
+
+
+@dataclass
+class MutateResult:
+    out: Path
+    mutants: list[dict]                 # mutate.json's records, in plan order
+    summary: str
+    exit_code: int
+    message: str = ""
+    duration_s: float = 0.0
+
+
+# ---------------------------------------------------------------- the plan (no build)
+
+def _check_operators(operators: list[str]) -> None:
+    unknown = [op for op in operators if op not in OPERATORS]
+    if unknown:
+        raise BadInput(f"unknown operator {unknown[0]!r}; known: {', '.join(OPERATORS)}.")
+
+
+def _tree_file(tree: Path, path: str) -> str | None:
+    """A file of the user's tree as the build's base sees it (HEAD for a git tree); never written."""
+    if (tree / ".git").exists():
+        res = proc.run(["git", "--no-optional-locks", "-C", str(tree), "show",
+                        f"HEAD:{path}"], timeout=120, check=False)
+        return res.stdout if res.ok else None
+    full = tree / path
+    return full.read_text(errors="surrogateescape") if full.is_file() else None
+
+
+def files_after_series(tree: Path, patches: list, wanted: list[str]) -> dict[str, str]:
+    """The text of `wanted` files after every patch, applied in a scratch dir (not the tree)."""
+    from ..series.diff import analyze_diff
+    touched = sorted({f for p in patches for f in analyze_diff(p.raw.decode("utf-8", "replace")).files}
+                     | set(wanted))
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    with tempfile.TemporaryDirectory(prefix="zstest-mutate-") as tmp:
+        work = Path(tmp)
+        proc.run(["git", "init", "-q", str(work)], timeout=60, env=env)
+        for path in touched:
+            text = _tree_file(tree, path)
+            if text is not None:
+                (work / path).parent.mkdir(parents=True, exist_ok=True)
+                (work / path).write_text(text, errors="surrogateescape")
+        for p in patches:
+            mail = work / f"patch-{p.index}.mbox"
+            mail.write_bytes(p.raw)
+            res = proc.run(["git", "apply", "--whitespace=nowarn", str(mail)], cwd=work,
+                           timeout=120, check=False, env=env)
+            if not res.ok:
+                said = (res.stderr or res.stdout).strip().splitlines()
+                raise ApplyFailed(f"patch {p.index} {p.subject!r} does not apply to {tree}: "
+                                  f"{said[-1] if said else 'git apply failed'}.")
+        return {path: (work / path).read_text(errors="surrogateescape")
+                for path in wanted if (work / path).is_file()}
+
+
+def plan_mutants(req: MutateRequest, kernel: Path | None = None) -> MutationPlan:
+    """Which mutants, in which order: the series' added C lines, or the named functions."""
+    _check_operators(req.operators)
+    from ..settings import resolve_kernel
+    tree = kernel or resolve_kernel(req.kernel)
+    if not Path(tree).is_dir():
+        raise BadInput(f"kernel tree {tree} does not exist.")
+    planned: list[PlannedMutant] = []
+    patches, series_name, revision = [], None, None
+    if req.series:
+        from ..series import load_series
+        series = load_series(req.series, git_tree=tree)
+        patches, series_name, revision = series.patches, req.series, series.revision
+        changed = series_changed_lines([p.raw.decode("utf-8", "replace") for p in patches])
+        if req.file:
+            changed = {f: v for f, v in changed.items() if f == req.file}
+        if not changed:
+            raise BadInput(f"{req.series} adds no C source lines"
+                           + (f" to {req.file}" if req.file else "") + "; nothing to mutate.")
+        texts = files_after_series(tree, patches, list(changed))
+        subjects = {p.index: p.subject for p in patches}
+        numbers = {k: p.index for k, p in enumerate(patches, 1)}
+        for path, owned in changed.items():
+            owner = {line: numbers[n] for line, n in owned}
+            mutants = generate_mutants(texts.get(path, ""), path, set(owner), req.operators)
+            if req.functions:
+                mutants = [m for m in mutants if m.function in req.functions]
+            for m in mutants:
+                touched = range(m.line, max(m.end_line, m.line) + 1)
+                patch = min((owner[n] for n in touched if n in owner), default=None)
+                planned.append(PlannedMutant(m, patch, subjects.get(patch)))
+        planned.sort(key=lambda p: (p.patch or 0, p.mutant.file, p.mutant.line))
+    else:
+        if not req.file:
+            raise BadInput("give a series (--series SRC) or a file of the tree (--file PATH).")
+        text = _tree_file(tree, req.file)
+        if text is None:
+            raise BadInput(f"{req.file} is not a file of the kernel tree {tree}.")
+        names = req.functions
+        if names:
+            selected, missing = function_lines(text, names)
+            if missing:
+                raise BadInput(f"{req.file} defines no function {missing[0]!r}.")
+            lines = set().union(*selected.values())
+        else:
+            lines = None
+        mutants = generate_mutants(text, req.file, lines, req.operators)
+        if names:
+            mutants = [m for m in mutants if m.function in names]
+            rank = {n: (n not in MIGRATION_FUNCTIONS, k) for k, n in enumerate(names)}
+            mutants.sort(key=lambda m: (rank[m.function], m.line))
+        planned = [PlannedMutant(m, None, None) for m in mutants]
+    if not planned:
+        raise BadInput("no mutant can be made from the selected lines with the operators "
+                       f"{', '.join(req.operators)}.")
+    return MutationPlan(Path(tree), series_name, revision, list(patches), planned)
+
+
+def format_plan(plan: MutationPlan) -> str:
+    """`zstest mutate --list`: one mutant a line, then the count per operator."""
+    out = []
+    for p in plan.mutants:
+        m = p.mutant
+        where = f"{m.file}:{m.line}"
+        before = " ".join(m.original.split()) or "(nothing)"
+        after = " ".join(m.mutated.split()) or "(deleted)"
+        patch = f"patch {p.patch}  " if p.patch else ""
+        out.append(f"{m.id}  {patch}{where:<22} {m.function:<20} {m.operator:<12} "
+                   f"{_clip(before, 50)}  ->  {_clip(after, 50)}")
+    counts: dict[str, int] = {}
+    for p in plan.mutants:
+        counts[p.mutant.operator] = counts.get(p.mutant.operator, 0) + 1
+    out.append(f"{len(plan.mutants)} mutants: "
+               + ", ".join(f"{op} {counts[op]}" for op in OPERATORS if op in counts))
+    return "\n".join(out)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+# ---------------------------------------------------------------- the run
+
+def _atomic_json(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _record(p: PlannedMutant) -> dict:
+    rec = p.mutant.to_dict()
+    rec.update({"patch": p.patch, "patch_subject": p.patch_subject, "verdict": None,
+                "test": None, "why": "", "build_s": None, "run_s": None, "duration_s": None,
+                "build_dir": None, "results_dir": None, "covered": None})
+    return rec
+
+
+def _series_dir(dest: Path, patches: list, revision: int | None, mutant: Mutant | None) -> Path | None:
+    """A format-patch directory: the series' patches, then the mutant as the last patch."""
+    if not patches and mutant is None:
+        return None
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for k, p in enumerate(patches, 1):
+        (dest / f"{k:04d}-{_slug(p.subject)}.patch").write_bytes(p.raw)
+    if mutant is not None:
+        n = len(patches) + 1
+        rev = f"v{revision} " if revision and revision > 1 else ""
+        # the series' revision: build_series keeps only the newest revision's patches
+        text = mutant.diff.replace("Subject: [PATCH] ", f"Subject: [PATCH {rev}{n}/{n}] ", 1)
+        (dest / f"{n:04d}-zstest-mutant-{mutant.id}.patch").write_text(text)
+    return dest
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:50] or "patch"
+
+
+def _first_line(text: str) -> str:
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def kill_reason(results: dict) -> tuple[str | None, str]:
+    """(the test that failed, why: the splat's title or the first line of its message)."""
+    for t in results.get("tests", []):
+        if t.get("status") in ("failed", "error"):
+            splats = t.get("splats") or []
+            why = splats[0].get("title") if splats else _first_line(t.get("message", ""))
+            return t.get("name"), why or t.get("status", "")
+    for s in results.get("splats", []):
+        return None, s.get("title", "splat")
+    return None, _first_line(results.get("message", "")) or "the run failed"
+
+
+class _Mutator:
+    def __init__(self, req: MutateRequest, plan: MutationPlan, out: Path):
+        self.req, self.plan, self.out = req, plan, out
+        self.path = out / "mutate.json"
+        self.started = time.monotonic()
+        self.state = self._load()
+
+    def say(self, text: str) -> None:
+        self.req.on_progress(f"zstest mutate: {text}")
+
+    def _load(self) -> dict:
+        state = {"schema": MUTATE_SCHEMA, "status": "running", "mutants": [], "baseline": None}
+        if self.path.is_file():
+            try:
+                old = json.loads(self.path.read_text())
+            except ValueError:
+                raise BadInput(f"{self.path} is not valid JSON; remove it or pick another --out.") from None
+            if not isinstance(old, dict) or old.get("schema") != MUTATE_SCHEMA:
+                raise BadInput(f"{self.path} is not a zstest mutate.json (schema {MUTATE_SCHEMA}).")
+            state = old
+        known = {r["id"]: r for r in state.get("mutants", [])}
+        records = [known.pop(p.mutant.id, None) or _record(p) for p in self.plan.mutants]
+        # mutants of an earlier selection stay in the file, after this plan's
+        state["mutants"] = records + list(known.values())
+        req = self.req
+        state["request"] = {
+            "series": req.series, "revision": self.plan.revision, "kernel": str(self.plan.kernel),
+            "file": req.file, "functions": req.functions, "suite": req.suite,
+            "keyword": req.keyword, "operators": req.operators, "configs": req.configs,
+            "budget_min": req.budget_min, "max": req.max_mutants}
+        return state
+
+    def save(self) -> None:
+        self.state["summary"] = summarize(self.state["mutants"], bool(self.plan.patches))
+        self.state["duration_s"] = round(time.monotonic() - self.started, 1)
+        _atomic_json(self.path, self.state)
+
+    def baseline_key(self) -> str:
+        req = self.req
+        return json.dumps([req.series, str(self.plan.kernel), req.suite, req.keyword, req.configs])
+
+    def build(self, name: str, mutant: Mutant | None) -> Path:
+        from ..build import BuildRequest, run_build
+        where = self.out / name
+        series = _series_dir(where / "series", self.plan.patches, self.plan.revision, mutant)
+        run_build(BuildRequest(
+            kernel=self.plan.kernel, series=str(series) if series else None,
+            configs=list(self.req.configs), out=where / "build", jobs=self.req.jobs,
+            argv=["--kernel", str(self.plan.kernel)] + (["--series", str(series)] if series else []),
+            command="build", progress=False), echo=lambda line: None)
+        return where / "build"
+
+    def boot(self, name: str, build_dir: Path, run_timeout: float) -> tuple[int, dict]:
+        from ..runner import BootRunRequest, boot_and_run
+        req = self.req
+        results_dir = self.out / name / "results"
+        with open(self.out / name / "suite-output.log", "w") as sink, \
+                contextlib.redirect_stdout(sink):
+            run = boot_and_run(BootRunRequest(
+                build_dir=build_dir, out=results_dir, suite=req.suite, keyword=req.keyword,
+                timeout=req.timeout, run_timeout=run_timeout, accel=req.accel,
+                boot_timeout=req.boot_timeout))
+        try:
+            results = json.loads((results_dir / "results.json").read_text())
+        except (OSError, ValueError):
+            results = {}
+        return run.exit_code, results
+
+    def run_baseline(self) -> None:
+        """The series (or the tree) without a mutant must pass the selected tests."""
+        base = self.state.get("baseline") or {}
+        if base.get("key") == self.baseline_key() and base.get("verdict") == "passed":
+            return
+        self.say("baseline: building " + (f"{self.req.series}" if self.req.series else "the tree"))
+        t0 = time.monotonic()
+        build_dir = self.build("baseline", None)
+        build_s = time.monotonic() - t0
+        self.say("baseline: booting, suite " + self.req.suite
+                 + (f" -k {self.req.keyword!r}" if self.req.keyword else ""))
+        t1 = time.monotonic()
+        code, results = self.boot("baseline", build_dir, self.req.run_timeout or 3600.0)
+        if code == EXIT_INTERRUPTED:
+            raise KeyboardInterrupt
+        self.state["baseline"] = {
+            "key": self.baseline_key(), "verdict": "passed" if code == EXIT_OK else "failed",
+            "exit_code": code, "build_s": round(build_s, 1),
+            "run_s": round(time.monotonic() - t1, 1), "build_dir": str(build_dir),
+            "results_dir": str(self.out / "baseline" / "results")}
+        self.save()
+        if code != EXIT_OK:
+            test, why = kill_reason(results)
+            raise ZstestError(
+                f"the selected tests fail without any mutant ({test + ': ' if test else ''}{why}); "
+                f"pick tests that pass (see {self.out / 'baseline' / 'results'}).",
+                exit_code=EXIT_TEST_FAILED if code == EXIT_TEST_FAILED else code)
+
+    def mutant_run_timeout(self) -> float:
+        if self.req.run_timeout:
+            return self.req.run_timeout
+        base_run = (self.state.get("baseline") or {}).get("run_s") or 300.0
+        # a mutant that hangs the guest is stopped after 3x the clean run, boot included
+        return max(180.0, 3 * base_run + 60)
+
+    def judge(self, rec: dict, mutant: Mutant) -> None:
+        name = f"mutants/{mutant.id}"
+        (self.out / name).mkdir(parents=True, exist_ok=True)
+        (self.out / name / "mutant.patch").write_text(mutant.diff)
+        t0 = time.monotonic()
+        rec["build_dir"] = str(self.out / name / "build")
+        try:
+            build_dir = self.build(name, mutant)
+        except (BuildFailed, ApplyFailed) as exc:
+            rec.update(verdict="build_failed", why=exc.message,
+                       build_s=round(time.monotonic() - t0, 1),
+                       duration_s=round(time.monotonic() - t0, 1))
+            return
+        rec["build_s"] = round(time.monotonic() - t0, 1)
+        t1 = time.monotonic()
+        code, results = self.boot(name, build_dir, self.mutant_run_timeout())
+        rec["run_s"] = round(time.monotonic() - t1, 1)
+        rec["duration_s"] = round(time.monotonic() - t0, 1)
+        rec["results_dir"] = str(self.out / name / "results")
+        if code == EXIT_INTERRUPTED:
+            raise KeyboardInterrupt
+        if code == EXIT_OK:
+            rec.update(verdict="survived", why="every selected test passed")
+        elif code == EXIT_TEST_FAILED:
+            test, why = kill_reason(results)
+            rec.update(verdict="killed", test=test, why=why)
+        elif code == 5:
+            rec.update(verdict="timeout", why=_first_line(results.get("message", ""))
+                       or "the guest did not boot or stopped answering")
+        else:
+            raise ZstestError(f"mutant {mutant.id}: the run could not be done "
+                              f"({_first_line(results.get('message', '')) or f'exit {code}'}).",
+                              exit_code=code)
+        _drop_bulky(build_dir)
+
+    def run(self) -> MutateResult:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.save()
+        by_id = {p.mutant.id: p for p in self.plan.mutants}
+        todo = [r for r in self.state["mutants"] if r["id"] in by_id and r.get("verdict") not in JUDGED]
+        done = len(by_id) - len(todo)
+        if done:
+            self.say(f"resuming: {done} of {len(by_id)} mutants already judged in {self.path}")
+        message = ""
+        try:
+            if todo:
+                self.run_baseline()
+            judged = 0
+            for rec in todo:
+                if self.req.max_mutants is not None and judged >= self.req.max_mutants:
+                    message = f"stopped after {judged} mutant(s) (--max)."
+                    break
+                spent = (time.monotonic() - self.started) / 60
+                if self.req.budget_min is not None and spent >= self.req.budget_min:
+                    message = f"the budget of {self.req.budget_min:g} min is spent; " \
+                              f"run again with the same --out to go on."
+                    break
+                m = by_id[rec["id"]].mutant
+                self.say(f"[{done + judged + 1}/{len(by_id)}] {m.id} {m.operator} "
+                         f"{m.file}:{m.line} ({m.function})")
+                self.judge(rec, m)
+                judged += 1
+                self.say(f"  {rec['verdict']}" + (f": {rec['test']}" if rec.get("test") else "")
+                         + (f" ({rec['why']})" if rec.get("why") else "")
+                         + f" in {rec['duration_s']:.0f} s")
+                self.save()
+            self.state["status"] = "finished" if not message else "partial"
+        except KeyboardInterrupt:
+            self.state["status"] = "interrupted"
+            self.save()
+            raise
+        self.state["message"] = message
+        self.save()
+        records = [r for r in self.state["mutants"] if r["id"] in by_id]
+        return MutateResult(self.out, records, render_summary(records, bool(self.plan.patches)),
+                            exit_code_for(records), message,
+                            round(time.monotonic() - self.started, 1))
+
+
+def _drop_bulky(build_dir: Path) -> None:
+    for name in BULKY_ARTIFACTS:
+        target = build_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists() or target.is_symlink():
+            target.unlink(missing_ok=True)
+    for ko in build_dir.glob("*.ko"):
+        ko.unlink(missing_ok=True)
+
+
+def exit_code_for(records: list[dict]) -> int:
+    """0: every judged mutant was killed; 1: one survived (or timed out); 4: none built."""
+    verdicts = [r.get("verdict") for r in records if r.get("verdict") in JUDGED]
+    if any(v in ("survived", "timeout") for v in verdicts):
+        return EXIT_TEST_FAILED
+    if verdicts and all(v == "build_failed" for v in verdicts):
+        return EXIT_BUILD
+    return EXIT_OK
+
+
+def summarize(records: list[dict], per_patch: bool) -> dict:
+    groups: dict[str, dict[str, dict]] = {"function": {}}
+    if per_patch:
+        groups["patch"] = {}
+    for r in records:
+        keys = {"function": f"{r['file']}:{r['function']}"}
+        if per_patch:
+            keys["patch"] = str(r.get("patch"))
+        for group, key in keys.items():
+            row = groups[group].setdefault(key, {v: 0 for v in JUDGED + ("pending",)})
+            row[r.get("verdict") if r.get("verdict") in JUDGED else "pending"] += 1
+    for rows in groups.values():
+        for row in rows.values():
+            row["score"] = score(row)
+    return groups
+
+
+def score(row: dict) -> float | None:
+    """killed / (killed + survived + timeout); None when none of those was judged."""
+    judged = row["killed"] + row["survived"] + row["timeout"]
+    return round(row["killed"] / judged, 3) if judged else None
+
+
+def render_summary(records: list[dict], per_patch: bool) -> str:
+    groups = summarize(records, per_patch)
+    subjects = {str(r.get("patch")): r.get("patch_subject") or "" for r in records}
+    lines = []
+    total = {v: 0 for v in JUDGED + ("pending",)}
+    for r in records:
+        total[r.get("verdict") if r.get("verdict") in JUDGED else "pending"] += 1
+    head = f"{'':44} {'killed':>6} {'survived':>8} {'timeout':>7} {'build failed':>12} {'pending':>7} {'score':>6}"
+
+    def row_text(label: str, row: dict) -> str:
+        s = score(row)
+        return (f"{_clip(label, 44):<44} {row['killed']:>6} {row['survived']:>8} {row['timeout']:>7} "
+                f"{row['build_failed']:>12} {row['pending']:>7} "
+                f"{'-' if s is None else f'{s:.0%}':>6}")
+
+    for group, title in (("patch", "per patch"), ("function", "per function")):
+        if group not in groups:
+            continue
+        lines += [title + ":", head]
+        for key, row in groups[group].items():
+            label = f"{key} {subjects.get(key, '')}" if group == "patch" else key
+            lines.append(row_text(label, row))
+        lines.append("")
+    lines.append(row_text("all mutants", total))
+    survivors = [r for r in records if r.get("verdict") == "survived"]
+    if survivors:
+        lines += ["", "survived:"]
+        for r in survivors:
+            lines.append(f"  {r['id']} {r['operator']:<12} {r['file']}:{r['line']} ({r['function']}): "
+                         f"{_clip(' '.join(r['original'].split()) or '(insert)', 40)} -> "
+                         f"{_clip(' '.join(r['mutated'].split()) or '(deleted)', 40)}")
+    return "\n".join(lines)
+
+
+def run_mutate(req: MutateRequest) -> MutateResult:
+    """Plan the mutants, then build, boot and judge each one until done, --max or the budget."""
+    plan = plan_mutants(req)
+    if req.out:
+        out = Path(req.out).expanduser().resolve()
+    else:
+        from ..cache import cache_dir
+        out = cache_dir("mutate") / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    result = _Mutator(req, plan, out).run()
+    (out / "summary.txt").write_text(result.summary + "\n")
+    return result
