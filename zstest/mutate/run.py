@@ -188,14 +188,16 @@ def plan_mutants(req: MutateRequest, kernel: Path | None = None) -> MutationPlan
 def format_plan(plan: MutationPlan) -> str:
     """`zstest mutate --list`: one mutant a line, then the count per operator."""
     out = []
+    where_w = max(len(f"{p.mutant.file}:{p.mutant.line}") for p in plan.mutants)
+    function_w = max(len(p.mutant.function) for p in plan.mutants)
     for p in plan.mutants:
         m = p.mutant
         where = f"{m.file}:{m.line}"
         before = " ".join(m.original.split()) or "(nothing)"
         after = " ".join(m.mutated.split()) or "(deleted)"
         patch = f"patch {p.patch}  " if p.patch else ""
-        out.append(f"{m.id}  {patch}{where:<22} {m.function:<20} {m.operator:<12} "
-                   f"{_clip(before, 50)}  ->  {_clip(after, 50)}")
+        out.append(f"{m.id}  {patch}{where:<{where_w}}  {m.function:<{function_w}}  "
+                   f"{m.operator:<12} {_clip(before, 50)}  ->  {_clip(after, 50)}")
     counts: dict[str, int] = {}
     for p in plan.mutants:
         counts[p.mutant.operator] = counts.get(p.mutant.operator, 0) + 1
