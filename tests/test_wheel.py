@@ -8,6 +8,7 @@ the installed zstest from an unrelated directory. No image is built and nothing 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -43,9 +44,14 @@ CHECK = textwrap.dedent("""
 
 
 def test_wheel_installed_in_a_fresh_venv_finds_its_data(tmp_path):
+    # pip builds in the source dir (build/, *.egg-info): build from a copy of the checkout.
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", "bench", "out",
+        "results"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
-                    str(REPO)], check=True, cwd=tmp_path, timeout=600)
+                    str(src)], check=True, cwd=tmp_path, timeout=600)
     (wheel,) = wheels.glob("zstest-*.whl")
     venv = tmp_path / "venv"
     # A plain venv: nothing from the system's or the project's site-packages.
