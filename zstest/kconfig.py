@@ -318,7 +318,21 @@ def _scan_kconfig(path: Path, srctree: Path, wanted, found) -> None:
             continue
         joined.append((start, buf + line))
         buf = ""
+    help_indent: Optional[int] = -1          # -1: not in a help text; None: its indent unknown
     for number, line in joined:
+        if help_indent != -1:
+            # a help text runs until the first non-blank line indented less than its first
+            if not line.strip():
+                continue
+            indent = len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+            if help_indent is None:
+                help_indent = indent
+            if indent >= help_indent:
+                continue
+            help_indent = -1
+        if line.strip() in ("help", "---help---"):
+            help_indent = None
+            continue
         stripped = line.split("#", 1)[0].rstrip()
         m = _CONFIG_DEF_RE.match(stripped)
         if m:
