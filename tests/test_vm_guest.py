@@ -20,8 +20,8 @@ import pytest
 
 from fixtures_vm import build_kernel_path, pid_alive, qemu_pids_for
 from zstest.cache import cache_dir, file_lock
-from zstest.errors import EXIT_BOOT, BootFailed
-from zstest.vm.ssh import GuestCommandTimeout, GuestLost
+from zstest.errors import EXIT_BOOT, EXIT_TEST_FAILED, BootFailed
+from zstest.vm.ssh import GuestCommandTimeout, GuestLost, KernelCrashed
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +80,9 @@ def test_panic_during_command_is_reported_at_once(boot_guest, tmp_path):
             finally:
                 took = time.monotonic() - start
     assert exc.value.panicked and took < 15
-    assert exc.value.exit_code == EXIT_BOOT
+    # the kernel under test is to blame: a failed test (exit 1), not a lost guest (exit 5)
+    assert isinstance(exc.value, KernelCrashed) and exc.value.kind == "panic"
+    assert exc.value.exit_code == EXIT_TEST_FAILED
     assert "Kernel panic - not syncing: sysrq triggered crash" in exc.value.console_tail
     assert_no_qemu(tmp_path, pid)
 
