@@ -274,6 +274,7 @@ class _Mutator:
         self.path = out / "mutate.json"
         self.started = time.monotonic()
         self.state = self._load()
+        self.earlier_s = float(self.state.get("duration_s") or 0.0)
 
     def say(self, text: str) -> None:
         self.req.on_progress(f"zstest mutate: {text}")
@@ -302,7 +303,8 @@ class _Mutator:
 
     def save(self) -> None:
         self.state["summary"] = summarize(self.state["mutants"], bool(self.plan.patches))
-        self.state["duration_s"] = round(time.monotonic() - self.started, 1)
+        # wall time over every run of this out dir (a resumed run adds to it)
+        self.state["duration_s"] = round(self.earlier_s + time.monotonic() - self.started, 1)
         _atomic_json(self.path, self.state)
 
     def baseline_key(self) -> str:
