@@ -59,6 +59,8 @@ class BuildRequest:
     progress: Optional[bool] = None              # None: a live line when stderr is a tty
     quiet: bool = False                          # no progress lines, only the verdict
     make_args: List[str] = field(default_factory=list)   # VAR=VALUE for every make call
+    series_config: bool = True                   # turn on what the series' code needs
+    require_built: bool = False                  # a touched C file not compiled is exit 4
 
 
 @dataclass
@@ -365,6 +367,8 @@ class _Builder:
                         entry["apply_message"] = pa.message if pa.status == "failed" else ""
                         if pa.status == "failed":
                             raise self._apply_error(series, patch, pa)
+                        self._series_configure(wt.path, fragments,
+                                               series.patches[:patch.index])
                         ok = self._compile(f"build {patch.index}/{len(series.patches)}",
                                            patch_entry=entry)
                         if not ok:
@@ -379,6 +383,7 @@ class _Builder:
                             entry["commit"] = pa.commit
                             if pa.status == "failed":
                                 raise self._apply_error(series, patch, pa)
+                        self._series_configure(wt.path, fragments, series.patches)
                     ok = self._compile("build", patch_entry=None)
                     if series is not None:
                         for entry in m["series"]["patches"]:
@@ -396,6 +401,8 @@ class _Builder:
                         m["bootable"] = True
                     raise error
                 self._finish(kmod_src)
+                if series is not None:
+                    self._build_coverage(wt.path, series.patches)
                 m["status"] = "ok"
                 m["bootable"] = True
             except (KeyboardInterrupt, ZstestError, OSError) as exc:
@@ -423,12 +430,55 @@ class _Builder:
 
     # -- steps
 
-    def _configure(self, srcdir: Path, fragments) -> None:
+    def _series_configure(self, srcdir: Path, fragments, patches) -> None:
+        """Configure again with what the series (as applied so far) needs to be compiled."""
+        from . import series_config
+        if not self.req.series_config:
+            self.manifest["series"]["config"] = {"enabled": False, "symbols": []}
+            return
+        symbols = series_config.series_symbols(list(patches), srcdir)
+        current = kconfig.read_config(self.objdir / ".config")
+        wanted = [s for s in symbols if current.get(s.name) not in ("y", "m")]
+        self.manifest["series"]["config"] = {
+            "enabled": True,
+            "symbols": [{"name": s.name, "why": s.why, "patch": s.patch,
+                         "was": current.get(s.name, "n")} for s in symbols]}
+        if not wanted:
+            return     # the profile already has them: the config (and the objdir) stay as they are
+        frag_path = self.build_dir / "series.config"
+        frag_path.write_text(series_config.fragment_text(wanted))
+        frag = kconfig.parse_fragment(frag_path)
+        self._configure(srcdir, list(fragments) + [frag], series_fragment=frag_path)
+        final = kconfig.read_config(self.objdir / ".config")
+        for entry in self.manifest["series"]["config"]["symbols"]:
+            entry["now"] = final.get(entry["name"], "n")
+
+    def _build_coverage(self, srcdir: Path, patches) -> None:
+        """Which files of the series were compiled; --require-built makes a miss exit 4."""
+        from . import series_config
+        final = kconfig.read_config(self.objdir / ".config")
+        coverage = series_config.build_coverage(list(patches), srcdir, self.objdir, final)
+        self.manifest["series"]["build_coverage"] = [c.to_json() for c in coverage]
+        missed = [c for c in coverage if c.kind == "code" and c.built is False]
+        if not self.req.quiet:
+            for line in series_config.coverage_summary(coverage):
+                self.echo(f"zstest build: series coverage: {line}")
+        if missed and self.req.require_built:
+            raise BuildFailed(f"{len(missed)} C file(s) of the series were not compiled "
+                              f"(--require-built): {missed[0].file}: {missed[0].why}.",
+                              detail="\n".join(f"  {c.file}: {c.why}" for c in missed))
+
+    def _configure(self, srcdir: Path, fragments, series_fragment: Optional[Path] = None) -> None:
         m = self.manifest
         scratch = Path(str(self.objdir) + ".kconfig")
         res = self.step("config", kconfig.configure, srcdir, scratch, fragments,
                         env=self.env, log_file=self.log,
                         make_args=(self.cc_args + self.make_vars) if self.req.make_args else [])
+        if series_fragment is not None:
+            # the series' own wishes never fail the build: the coverage says what they cost
+            ours = [x for x in res.missing if str(series_fragment) in x.source]
+            res.missing = [x for x in res.missing if x not in ours]
+            m["series"].setdefault("config", {})["dropped"] = [x.to_json() for x in ours]
         m["config"]["start"] = res.start
         m["config"]["missing_options"] = [x.to_json() for x in res.missing]
         m["config"]["ignored_optional"] = res.ignored_optional
@@ -537,6 +587,15 @@ class _Builder:
             return None
         if self.final_config.get("MODULES") != "y":
             raise BuildFailed(f"{kmod_src} holds a module but the config has CONFIG_MODULES off.")
+        # the same module sources against the same kernel build the same .ko: reuse it
+        reuse = Path(str(self.objdir) + ".kmod") / self._kmod_key(kmod_src)
+        try:
+            kept = json.loads((reuse / "kmod.json").read_text())
+            for name in kept["modules"]:
+                shutil.copy2(reuse / name, self.build_dir / name)
+            return dict(kept, source=str(kmod_src), reused=True)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
         work = self.build_dir / "kmod-build"
         if work.exists():
             shutil.rmtree(work)
@@ -555,8 +614,35 @@ class _Builder:
         kos = sorted(work.rglob("*.ko"))
         for ko in kos:
             shutil.copy2(ko, self.build_dir / ko.name)
-        return {"source": str(kmod_src), "modules": [ko.name for ko in kos],
-                "warnings": [str(d) for d in buildlog.dedupe(parsed.warnings)]}
+        built = {"source": str(kmod_src), "modules": [ko.name for ko in kos],
+                 "warnings": [str(d) for d in buildlog.dedupe(parsed.warnings)]}
+        try:   # a cache entry is only ever whole: written aside, then renamed into place
+            shutil.rmtree(reuse, ignore_errors=True)
+            tmp = reuse.with_name(reuse.name + f".tmp{os.getpid()}")
+            tmp.mkdir(parents=True, exist_ok=True)
+            for ko in kos:
+                shutil.copy2(ko, tmp / ko.name)
+            (tmp / "kmod.json").write_text(json.dumps(built))
+            os.replace(tmp, reuse)
+        except OSError:
+            pass   # no reuse next time; this build is whole
+        return dict(built, reused=False)
+
+    def _kmod_key(self, kmod_src: Path) -> str:
+        """What the module's build depends on: its sources, the kernel it is built against
+        (vmlinux, Module.symvers, .config) and the make variables."""
+        h = hashlib.sha256()
+        for path in sorted(p for p in kmod_src.rglob("*") if p.is_file()):
+            h.update(str(path.relative_to(kmod_src)).encode() + b"\0" + path.read_bytes())
+        for name in ("vmlinux", "Module.symvers", ".config"):
+            try:
+                with open(self.objdir / name, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+            except OSError:
+                h.update(b"missing " + name.encode())
+        h.update(json.dumps([self.cc_args, self.make_vars]).encode())
+        return h.hexdigest()[:20]
 
     # -- warnings carried across builds of one object dir
 

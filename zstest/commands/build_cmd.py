@@ -34,9 +34,14 @@ from . import reproducer_argv
               help="Pass VAR=VALUE to every make call (e.g. LLVM=1, CC=clang, W=1); repeatable.")
 @click.option("--quiet", "-q", is_flag=True,
               help="Print only the verdict line and errors (no progress, no patch table).")
+@click.option("--no-series-config", "no_series_config", is_flag=True,
+              help="Do not turn on the Kconfig symbols the series adds or that guard the files "
+                   "it touches (by default they are, so the series' code is compiled).")
+@click.option("--require-built", "require_built", is_flag=True,
+              help="Fail (exit 4) when a C file the series touches was not compiled.")
 @cell_option("build")
 def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir,
-                  prefix, make_args, quiet):
+                  prefix, make_args, quiet, no_series_config, require_built):
     """Build a kernel: config profiles, ccache, per-patch builds, build.json."""
     if each and not series:
         raise click.UsageError("--each needs --series.")
@@ -46,6 +51,7 @@ def build_command(kernel, series, base, configs, each, out, allow_config_drift, 
                        configs=list(configs) or ["base"], each=each, out=out,
                        allow_config_drift=allow_config_drift, jobs=jobs, kmod_dir=kmod_dir,
                        make_args=list(make_args), quiet=quiet,
+                       series_config=not no_series_config, require_built=require_built,
                        argv=reproducer_argv("build"))
     result = run_build(req, echo=click.echo)
     m = result.manifest
