@@ -194,7 +194,7 @@ def test_run_local_propagates_a_failing_step(tmp_path):
 def check_cell_results(results: Path) -> dict:
     """A boot cell's results dir as the next job (report/merge) receives it."""
     cell = json.loads((results / "cell.json").read_text())
-    assert cell == {"name": BOOT_CELL, "series": "", "config": "base", "tree": "6.1",
+    assert cell == {"schema": 1, "name": BOOT_CELL, "series": "", "config": "base", "tree": "6.1",
                     "suite": "boot"}
     run = json.loads((results / "results.json").read_text())
     assert run["status"] == "passed", run.get("message")

@@ -10,13 +10,13 @@ when it is not on the way); long ones are searched by halving.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
 from .errors import EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, ApplyFailed, BadInput, BuildFailed
+from .manifests import load_results, save_bisect
 
 # Up to this many patches every prefix is built and tested in order.
 LINEAR_MAX = 6
@@ -149,8 +149,8 @@ class _Bisector:
                 keyword=req.keyword, timeout=req.timeout, run_timeout=req.run_timeout,
                 accel=req.accel, memory_mb=req.memory_mb, boot_timeout=req.boot_timeout))
         try:
-            results = json.loads((results_dir / "results.json").read_text())
-        except (OSError, ValueError):
+            results = load_results(results_dir).data
+        except BadInput:
             results = {}
         code = run.exit_code
         if code == 130:
@@ -186,9 +186,7 @@ class _Bisector:
         data = result.to_json() if result else {
             "series": self.req.series, "total": getattr(self, "n", None), "finished": False,
             "steps": [asdict(s) for _, s in sorted(self.steps.items())]}
-        tmp = self.out / "bisect.json.tmp"
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.replace(self.out / "bisect.json")
+        save_bisect(self.out, data)
         if result:
             (self.out / "bisect.txt").write_text(render_text(result) + "\n")
 

@@ -27,6 +27,7 @@ from .progress import Progress
 from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
 from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
+from .manifests import has_build, save_build
 
 # Bump when the build's outputs change shape: test fixtures key their reuse on it.
 BUILD_FORMAT_VERSION = "1"
@@ -75,7 +76,7 @@ class BuildResult:
 def last_build_dir() -> Optional[Path]:
     """The last successful build dir of `zstest build` without --out (cache/builds/last), or None."""
     link = cache_root() / "builds" / "last"
-    if link.exists() and (link / "build.json").is_file():
+    if link.exists() and has_build(link):
         return link.resolve()
     return None
 
@@ -222,9 +223,7 @@ class _Builder:
             return
         self.manifest["duration_s"] = round(time.monotonic() - self.t0, 2)
         self.manifest["durations"] = dict(self.durations)
-        tmp = self.build_dir / "build.json.tmp"
-        tmp.write_text(json.dumps(self.manifest, indent=2) + "\n")
-        tmp.replace(self.build_dir / "build.json")
+        save_build(self.build_dir, self.manifest)
 
     def make(self, args: List[str], env: Dict[str, str], stage: str) -> buildlog.BuildLog:
         """Run make with output streamed to build.log and parsed as it comes."""

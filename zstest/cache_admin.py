@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import shutil
 import stat
@@ -25,6 +24,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 from . import proc
 from .cache import cache_root
 from .errors import BadInput
+from .manifests import BUILD_JSON, RESULTS_JSON, load_bisect, load_build, load_results
 
 # Every area zstest writes, in the order `cache show` lists them.
 AREAS = ("src", "repos", "worktrees", "objs", "ccache", "builds", "results", "bisect", "images",
@@ -41,7 +41,7 @@ DEFAULT_KEEP = 5
 IMAGES_KEPT = 3
 # An unfinished build/results/bisect dir written to this recently may belong to a live run.
 UNFINISHED_GRACE_S = 2 * 3600
-_MANIFESTS = {"builds": "build.json", "results": "results.json", "bisect": "bisect.json"}
+_LOADERS = {"builds": load_build, "results": load_results, "bisect": load_bisect}
 S_ISDIR = stat.S_ISDIR
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -653,15 +653,15 @@ class _Pruner:
                     self._drop_refs(refs)
 
     def _unfinished_and_live(self, area: str, entry: CacheEntry) -> bool:
-        data = _read_json(entry.path / _MANIFESTS[area])
-        if area == "builds" and data and data.get("status") != "running":
+        data = _load_quietly(_LOADERS[area], entry.path)
+        if area == "builds" and data and data.status != "running":
             return False
         if area == "results" and data is not None:
             return False
         if area == "bisect" and (entry.path / "bisect.txt").is_file():
             return False
-        if area == "builds" and data and data.get("objdir"):
-            with try_lock(self.locks / f"objs-{Path(data['objdir']).name}.lock") as got:
+        if area == "builds" and data and data.objdir:
+            with try_lock(self.locks / f"objs-{Path(data.objdir).name}.lock") as got:
                 if not got:
                     self._skip(entry, "in use: unfinished and its objdir lock is held")
                     return True
@@ -675,11 +675,13 @@ class _Pruner:
     def _build_refs(self, entry: CacheEntry) -> List[Tuple[Path, str]]:
         """The refs build.py made to keep a build's patch commits (a bisect has one per step)."""
         refs = []
-        for manifest in [entry.path / "build.json", *entry.path.glob("*/build/build.json")]:
-            kernel = (_read_json(manifest) or {}).get("kernel") or {}
-            ref, git_dir = kernel.get("keep_ref"), kernel.get("git_dir")
-            if (isinstance(ref, str) and ref.startswith("refs/zstest/builds/")
-                    and isinstance(git_dir, str) and Path(git_dir).is_dir()
+        for build_dir in [entry.path, *(p.parent for p in entry.path.glob(f"*/build/{BUILD_JSON}"))]:
+            manifest = _load_quietly(load_build, build_dir)
+            if manifest is None:
+                continue
+            ref, git_dir = manifest.kernel.keep_ref, manifest.kernel.git_dir
+            if (ref and ref.startswith("refs/zstest/builds/")
+                    and git_dir and Path(git_dir).is_dir()
                     and _is_within(Path(git_dir).resolve(), self.root)):
                 refs.append((Path(git_dir), ref))
         return refs
@@ -700,9 +702,10 @@ class _Pruner:
             return
         referenced: Dict[Path, str] = {}
         for results_json in kept_results:
-            image = (_read_json(results_json) or {}).get("image") or {}
-            if image.get("path"):
-                image_dir = Path(image["path"]).parent.resolve()
+            results = _load_quietly(load_results, results_json)
+            image = results.image.get("path") if results else None
+            if isinstance(image, str) and image:
+                image_dir = Path(image).parent.resolve()
                 referenced.setdefault(image_dir, str(results_json.parent))
         real = [e for e in entries if e.path.is_dir() and ".tmp" not in e.name]
         newest = {e.path for e in sorted(real, key=_age_key, reverse=True)[:IMAGES_KEPT]}
@@ -724,8 +727,8 @@ class _Pruner:
         """results.json of every results dir that stays (results/, bisect steps, last links)."""
         files = []
         # bisect/<stamp>/<step>/results/ holds each step's run.
-        for area, pattern in (("results", "*/results.json"),
-                              ("bisect", "*/*/results/results.json")):
+        for area, pattern in (("results", f"*/{RESULTS_JSON}"),
+                              ("bisect", f"*/*/results/{RESULTS_JSON}")):
             base = self.root / area
             if base.is_dir() and not base.is_symlink():
                 for f in base.glob(pattern):
@@ -734,7 +737,7 @@ class _Pruner:
                         files.append(f)
         link = last_link(self.root, "results")
         if link.target:
-            files.append((self.root / "results" / link.target) / "results.json")
+            files.append((self.root / "results" / link.target) / RESULTS_JSON)
         return files
 
     # -- reusable state: objs, worktrees, repos, test-builds
@@ -903,12 +906,12 @@ def render_prune(result: PruneResult) -> str:
 
 # ---------------------------------------------------------------- small helpers
 
-def _read_json(path: Path) -> Optional[dict]:
+def _load_quietly(load, path: Path):
+    """A manifest, or None when it is missing or unreadable: prune judges by what it can read."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return load(path)
+    except BadInput:
         return None
-    return data if isinstance(data, dict) else None
 
 
 def _iso(ts: float) -> Optional[str]:

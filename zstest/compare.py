@@ -8,17 +8,16 @@ that builds and boots, for `zstest compare SERIES_A SERIES_B`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from .errors import EXIT_OK, EXIT_TEST_FAILED, BadInput
+from .manifests import (BUILD_JSON, RESULTS_JSON, BuildManifest, BuildSeries, ResultsManifest,
+                        find_results, has_build, has_cell, has_results, load_build, load_cell,
+                        load_results, read_object)
 
-RESULTS_JSON = "results.json"
-BUILD_JSON = "build.json"
-CELL_JSON = "cell.json"
 PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
 WIDTH = 100                 # the text table fits a 100-column terminal
 TOP_METRICS = 4             # counters shown per test: the ones that changed most
@@ -39,53 +38,43 @@ _BAD = ("failed", "error")
 @dataclass
 class Side:
     """One side of a comparison: a run's results.json and/or a build's build.json."""
-    path: Path                           # what the user named
-    results: Optional[Dict[str, Any]] = None
-    build: Optional[Dict[str, Any]] = None
-    results_path: Optional[Path] = None  # the results.json read
-    build_path: Optional[Path] = None    # the build.json read
+    path: Path                                 # what the user named
+    results: Optional[ResultsManifest] = None
+    build: Optional[BuildManifest] = None
+
+    @property
+    def results_path(self) -> Optional[Path]:  # the results.json read
+        return self.results.path if self.results else None
+
+    @property
+    def build_path(self) -> Optional[Path]:    # the build.json read
+        return self.build.path if self.build else None
 
     @property
     def kind(self) -> str:
         return "+".join(k for k, v in (("results", self.results), ("build", self.build)) if v)
 
 
-def _read_json(path: Path) -> Dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise BadInput(f"cannot read {path}: {exc.strerror}.") from None
-    except ValueError as exc:
-        raise BadInput(f"{path} is not valid JSON ({exc}).") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"{path} is not a zstest results.json or build.json (not a JSON object).")
-    return data
-
-
-def _is_results(data: Dict[str, Any]) -> bool:
-    return isinstance(data.get("tests"), list)
-
-
-def _check_results_shape(path: Path, data: Dict[str, Any]) -> None:
-    """Every test entry an object with a text name: a results.json from elsewhere is input."""
-    for i, test in enumerate(data["tests"]):
-        if not isinstance(test, dict) or not isinstance(test.get("name", ""), str):
-            raise BadInput(f"{path} is not in the shape zstest writes (tests[{i}] is "
-                           f"{json.dumps(test)[:40]}, not a test object).")
-    for key in ("kernel", "accel", "counts"):
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            raise BadInput(f"{path} is not in the shape zstest writes ({key} is not an object).")
-
-
 def _is_build(data: Dict[str, Any]) -> bool:
     return "artifacts" in data or ("series" in data and "kernel" in data and "tests" not in data)
 
 
-def _build_of_results(results: Dict[str, Any]) -> Optional[Path]:
-    build_dir = (results.get("kernel") or {}).get("build_dir")
-    if isinstance(build_dir, str) and build_dir and (Path(build_dir) / BUILD_JSON).is_file():
-        return Path(build_dir) / BUILD_JSON
-    return None
+def _build_of_results(results: ResultsManifest) -> Optional[BuildManifest]:
+    """The build a run booted, while its build.json is still there and readable."""
+    build_dir = results.build_dir
+    if build_dir is None or not has_build(build_dir):
+        return None
+    try:
+        return load_build(build_dir)
+    except BadInput:
+        return None   # a build dir rewritten since the run: compare without it
+
+
+def _results_with_tests(path: Path) -> ResultsManifest:
+    results = load_results(path)
+    if not results.has_tests:
+        raise BadInput(f"{results.path} has no tests list; it is not a zstest results.json.")
+    return results
 
 
 def load_side(path) -> Side:
@@ -95,39 +84,24 @@ def load_side(path) -> Side:
         raise BadInput(f"{path} does not exist.")
     side = Side(path=path)
     if path.is_dir():
-        if (path / RESULTS_JSON).is_file():
-            side.results_path = path / RESULTS_JSON
-        elif (path / BUILD_JSON).is_file():
-            side.build_path = path / BUILD_JSON
+        if has_results(path):
+            side.results = _results_with_tests(path)
+        elif has_build(path):
+            side.build = load_build(path)
         else:
             raise BadInput(f"{path} is neither a results directory (no results.json) nor a "
                            f"build directory (no build.json).")
-        data = _read_json(side.results_path or side.build_path)
-        if side.results_path:
-            if not _is_results(data):
-                raise BadInput(f"{side.results_path} has no tests list; it is not a zstest "
-                               f"results.json.")
-            _check_results_shape(side.results_path, data)
-            side.results = data
-        else:
-            side.build = data
     else:
-        data = _read_json(path)
-        if _is_results(data):
-            _check_results_shape(path, data)
-            side.results, side.results_path = data, path
+        data = read_object(path)
+        if isinstance(data.get("tests"), list):
+            side.results = load_results(path)
         elif _is_build(data):
-            side.build, side.build_path = data, path
+            side.build = load_build(path)
         else:
             raise BadInput(f"{path} is neither a zstest results.json (no tests list) nor a "
                            f"build.json (no artifacts or series).")
     if side.results is not None:
-        side.build_path = _build_of_results(side.results)
-        if side.build_path:
-            try:
-                side.build = _read_json(side.build_path)
-            except BadInput:
-                side.build_path = None   # a build dir rewritten since the run: compare without it
+        side.build = _build_of_results(side.results)
     return side
 
 
@@ -138,7 +112,7 @@ def looks_like_series(src: str) -> bool:
     if not path.exists():
         return bool(GIT_RANGE.match(src) or MSGID.match(src))
     if path.is_dir():
-        if (path / RESULTS_JSON).exists() or (path / BUILD_JSON).exists():
+        if has_results(path) or has_build(path):
             return False
         return (path / "series").is_file() or any(
             p.suffix in PATCH_SUFFIXES for p in path.iterdir() if p.is_file())
@@ -351,14 +325,9 @@ def patch_verdict(a: Optional[PatchState], b: Optional[PatchState]) -> str:
     return "same"
 
 
-def _patches(build: Optional[Dict[str, Any]]) -> Dict[int, Tuple[str, PatchState]]:
-    series = (build or {}).get("series") or {}
-    out = {}
-    for p in series.get("patches") or []:
-        out[int(p.get("index", len(out) + 1))] = (
-            p.get("subject", ""),
-            PatchState(p.get("apply"), p.get("build"), len(p.get("new_warnings") or [])))
-    return out
+def _patches(build: Optional[BuildManifest]) -> Dict[int, Tuple[str, PatchState]]:
+    return {p.index: (p.subject, PatchState(p.apply, p.build, len(p.new_warnings)))
+            for p in (build.patches if build else [])}
 
 
 def _norm_subject(subject: str) -> str:
@@ -389,7 +358,7 @@ def _match_by_subject(pa, pb) -> Optional[List[PatchDelta]]:
     return rows
 
 
-def compare_patches(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> List[PatchDelta]:
+def compare_patches(a: Optional[BuildManifest], b: Optional[BuildManifest]) -> List[PatchDelta]:
     pa, pb = _patches(a), _patches(b)
     by_subject = _match_by_subject(pa, pb)
     if by_subject is not None:
@@ -427,11 +396,10 @@ def _splat_key(splat: Dict[str, Any]) -> str:
 def _run_exit_code(side: Side) -> Optional[int]:
     """The exit code `zstest run` gave (or would give): a failed build is 3 or 4 even if tests passed."""
     build_code = None
-    if side.build is not None and side.build.get("status") != "ok":
-        patches = ((side.build.get("series") or {}).get("patches")) or []
-        build_code = 3 if any(p.get("apply") == "failed" for p in patches) else 4
+    if side.build is not None and side.build.status != "ok":
+        build_code = 3 if any(p.apply == "failed" for p in side.build.patches) else 4
     if side.results is not None:
-        code = side.results.get("exit_code")
+        code = side.results.exit_code
         return build_code if code == 0 and build_code is not None else code
     if side.build is not None:
         return build_code if build_code is not None else 0
@@ -440,27 +408,24 @@ def _run_exit_code(side: Side) -> Optional[int]:
 
 def top_fields(side: Side) -> Dict[str, Any]:
     """The run-level facts shown first: status, exit code, kernel, series, config, timings, splats."""
-    r, b = side.results or {}, side.build or {}
-    series = b.get("series") or {}
-    tests = r.get("tests") or []
-    revision = series.get("revision")
+    r, b = side.results, side.build
+    series = b.series if b and b.series else BuildSeries()
+    revision = series.revision
     return {
-        "status": r.get("status") if side.results is not None else None,
-        "build status": b.get("status"),
+        "status": r.status if r else None,
+        "build status": b.status if b else None,
         "exit code": _run_exit_code(side),
-        "kernel": (r.get("kernel") or {}).get("uname") or (r.get("kernel") or {}).get("version")
-        or (b.get("kernel") or {}).get("version"),
-        "series": series.get("source"),
+        "kernel": (r and (r.kernel.uname or r.kernel.version)) or (b and b.kernel.version) or None,
+        "series": series.source,
         "series revision": f"v{revision}" if revision is not None else None,
-        "config profiles": ",".join((b.get("config") or {}).get("profiles") or []) or None,
-        "suite": r.get("suite"),
-        "accel": (r.get("accel") or {}).get("name"),
-        "boot_to_ssh_s": r.get("boot_to_ssh_s"),
-        "duration_s": r.get("duration_s"),
-        "build duration_s": b.get("duration_s"),
-        "splats outside tests": len(r.get("splats") or []) if side.results is not None else None,
-        "splats in tests": sum(len(t.get("splats") or []) for t in tests)
-        if side.results is not None else None,
+        "config profiles": ",".join(b.config.profiles) if b and b.config.profiles else None,
+        "suite": r.suite if r else None,
+        "accel": r.accel.name if r else None,
+        "boot_to_ssh_s": r.boot_to_ssh_s if r else None,
+        "duration_s": r.duration_s if r else None,
+        "build duration_s": b.duration_s if b else None,
+        "splats outside tests": len(r.splats) if r else None,
+        "splats in tests": sum(len(t.get("splats") or []) for t in r.tests) if r else None,
     }
 
 
@@ -494,8 +459,8 @@ class Comparison:
         return out
 
 
-def _by_name(results: Optional[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    return {t.get("name", ""): t for t in (results or {}).get("tests") or []}
+def _by_name(results: Optional[ResultsManifest]) -> Dict[str, Dict[str, Any]]:
+    return {t.get("name", ""): t for t in (results.tests if results else [])}
 
 
 def compare(a: Side, b: Side) -> Comparison:
@@ -516,8 +481,8 @@ def compare(a: Side, b: Side) -> Comparison:
     fa, fb = top_fields(a), top_fields(b)
     top = {k: (fa[k], fb[k]) for k in fa if fa[k] is not None or fb[k] is not None}
 
-    old = {_splat_key(s) for s in (a.results or {}).get("splats") or []}
-    new_splats = [s for s in (b.results or {}).get("splats") or [] if _splat_key(s) not in old]
+    old = {_splat_key(s) for s in (a.results.splats if a.results else [])}
+    new_splats = [s for s in (b.results.splats if b.results else []) if _splat_key(s) not in old]
 
     regressions = []
     for t in tests:
@@ -532,7 +497,7 @@ def compare(a: Side, b: Side) -> Comparison:
     for s in new_splats:
         regressions.append(f"new splat outside tests: {s.get('kind')}: {s.get('title')}")
     if fa["status"] in ("passed", "failed") and fb["status"] == "error":
-        why = ((b.results or {}).get("message") or "no message").splitlines()[0]
+        why = ((b.results.message if b.results else "") or "no message").splitlines()[0]
         regressions.append(f"run: {fa['status']} -> error ({why})")
     return Comparison(a, b, top, tests, patches, new_splats, regressions)
 
@@ -594,7 +559,7 @@ def render_text(cmp: Comparison) -> str:
     lines = [f"zstest compare: {summary_line(cmp)}",
              _side_line("A", cmp.a), _side_line("B", cmp.b), ""]
     for tag, side in (("A", cmp.a), ("B", cmp.b)):
-        if (side.results or {}).get("status") == "interrupted":
+        if side.results is not None and side.results.status == "interrupted":
             lines.append(f"note: {tag} was interrupted; its results are partial")
     for r in cmp.regressions:
         line = f"REGRESSED {r}"
@@ -719,15 +684,6 @@ class MergeTable:
         return EXIT_TEST_FAILED if any(c.failed for c in self.cells) else EXIT_OK
 
 
-def _results_dirs(root: Path) -> List[Path]:
-    if (root / RESULTS_JSON).is_file():
-        return [root]
-    # Results dirs at any depth (a CI artifact download tree); hidden dirs (.vm) are QEMU's.
-    found = [p.parent for p in root.rglob(RESULTS_JSON)
-             if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])]
-    return sorted(found)
-
-
 def merge(paths: Iterable) -> MergeTable:
     """Every results dir under the given paths as one column each."""
     dirs: List[Tuple[Path, Path]] = []
@@ -736,27 +692,24 @@ def merge(paths: Iterable) -> MergeTable:
         if not root.is_dir():
             raise BadInput(f"{root} is not a directory; --merge takes results directories "
                            f"or directories holding them.")
-        found = _results_dirs(root)
+        found = find_results(root)
         if not found:
             raise BadInput(f"{root} holds no results.json at any depth.")
         dirs.extend((root, d) for d in found)
     cells: List[MergeCell] = []
     tests: List[str] = []
     for root, d in dirs:
-        data = _read_json(d / RESULTS_JSON)
-        if not _is_results(data):
-            raise BadInput(f"{d / RESULTS_JSON} has no tests list; it is not a zstest results.json.")
-        _check_results_shape(d / RESULTS_JSON, data)
-        meta = _read_json(d / CELL_JSON) if (d / CELL_JSON).is_file() else {}
-        name = str(meta.get("name") or d.name)
+        results = _results_with_tests(d)
+        cell = load_cell(d) if has_cell(d) else None
+        name = (cell.name if cell else None) or d.name
         outcomes = {}
-        for t in data.get("tests") or []:
+        for t in results.tests:
             outcomes[t.get("name", "")] = _outcome(t)
             if t.get("name", "") not in tests:
                 tests.append(t.get("name", ""))
         where = str(d.relative_to(root)) if d != root else d.name
-        cells.append(MergeCell(name, d, data.get("status") or "error", data.get("exit_code"),
-                               meta, outcomes, where))
+        cells.append(MergeCell(name, d, results.status or "error", results.exit_code,
+                               cell.data if cell else {}, outcomes, where))
     _unique_names(cells)
     return MergeTable(cells, tests)
 
@@ -873,7 +826,7 @@ def run_revision(req: RevisionRunRequest, echo: Callable[[str], None] = print) -
 
 def _bootable(build_dir: Path) -> bool:
     try:
-        manifest = json.loads((build_dir / BUILD_JSON).read_text())
-    except (OSError, ValueError):
+        manifest = load_build(build_dir)
+    except BadInput:
         return False
-    return bool(manifest.get("bootable")) and (build_dir / "bzImage").is_file()
+    return manifest.bootable and (build_dir / "bzImage").is_file()

@@ -18,7 +18,6 @@ frame with a note saying why.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -27,6 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from .errors import BadInput
+from .manifests import Artifacts, BuildKernel, BuildManifest, PatchRecord, has_build, load_build
+from .manifests import load_results, save_results
 from .proc import CommandError, run
 from .splats import END_TRACE, find_splats, split_timestamp
 
@@ -337,7 +339,7 @@ class Decoder:
 
     def __init__(self, build_dir: Optional[Path]):
         self.build_dir = Path(build_dir).expanduser() if build_dir else None
-        self.manifest: Dict[str, Any] = {}
+        self.manifest: Optional[BuildManifest] = None
         self.notes: List[str] = []
         self._symtabs: Dict[str, Any] = {}
         self._debuginfo: Dict[str, bool] = {}
@@ -347,18 +349,18 @@ class Decoder:
         self.git_dir: Optional[str] = None
         self.commit: Optional[str] = None
         self.base: Optional[str] = None
-        self.patch_of_commit: Dict[str, Dict[str, Any]] = {}
+        self.patch_of_commit: Dict[str, PatchRecord] = {}
         self.touched: Optional[set] = None
         if self.build_dir is None:
             self.notes.append("no build directory: only the WARNING/BUG line's own file:line")
             return
-        try:
-            self.manifest = json.loads((self.build_dir / "build.json").read_text())
-        except (OSError, ValueError) as exc:
-            self.notes.append(f"no readable build.json in {self.build_dir} ({exc.__class__.__name__})")
-        if not isinstance(self.manifest, dict) or not isinstance(self.manifest.get("kernel") or {}, dict):
-            self.notes.append(f"{self.build_dir}/build.json is not a zstest build manifest")
-            self.manifest = {}
+        if not has_build(self.build_dir):
+            self.notes.append(f"no readable build.json in {self.build_dir} (FileNotFoundError)")
+        else:
+            try:
+                self.manifest = load_build(self.build_dir)
+            except BadInput as exc:
+                self.notes.append(f"{exc.message.rstrip('.')}: not used")
         self._setup_git()
 
     # -- manifest and git
@@ -367,20 +369,20 @@ class Decoder:
         # build.json is untrusted input (it travels between CI runners and people): git gets
         # only full object ids and only a repository inside the zstest cache.
         from .tree import inside_cache, is_object_id
-        kernel = self.manifest.get("kernel") or {}
-        self.base = kernel.get("base")
+        kernel = self.manifest.kernel if self.manifest else BuildKernel()
+        self.base = kernel.base
         if self.base is not None and not is_object_id(self.base):
             self.notes.append(f"build.json's kernel.base {str(self.base)[:60]!r} is not a full "
                               f"commit id: ignored")
             self.base = None
-        self.git_dir = kernel.get("git_dir")
+        self.git_dir = kernel.git_dir
         if self.git_dir is not None:
             inside = inside_cache(self.git_dir)
             if inside is None:
                 self.notes.append(f"build.json's kernel.git_dir {str(self.git_dir)[:80]!r} is not "
                                   f"inside the zstest cache: not read")
             self.git_dir = str(inside) if inside else None
-        worktree = inside_cache(kernel.get("worktree"))
+        worktree = inside_cache(kernel.worktree)
         if not self.git_dir and worktree is not None and worktree.is_dir():
             # builds made before build.json named git_dir: the worktree knows its repository
             try:
@@ -389,17 +391,16 @@ class Decoder:
                 self.git_dir = str(inside_cache(out.strip()) or "") or None
             except CommandError as exc:
                 log.info("no git dir for %s: %s", worktree, exc)
-        series = self.manifest.get("series") if isinstance(self.manifest.get("series"), dict) else {}
-        patches = series.get("patches") if isinstance(series.get("patches"), list) else []
-        patches = [p for p in patches if isinstance(p, dict)]
-        bad = [p for p in patches if p.get("commit") and not is_object_id(p["commit"])]
+        series = self.manifest.series if self.manifest else None
+        patches = series.patches if series else []
+        bad = [p for p in patches if p.commit and not is_object_id(p.commit)]
         if bad:
             self.notes.append(f"build.json names {len(bad)} patch commit(s) that are not full "
                               f"commit ids: ignored")
-        commits = [p for p in patches if is_object_id(p.get("commit"))]
+        commits = [p for p in patches if is_object_id(p.commit)]
         for p in commits:
-            self.patch_of_commit[p["commit"]] = p
-        self.commit = commits[-1]["commit"] if commits else self.base
+            self.patch_of_commit[p.commit] = p
+        self.commit = commits[-1].commit if commits else self.base
         if series and not commits:
             self.notes.append("build.json names no commit per patch: frames are not attributed "
                               "to patches (rebuild with a newer zstest)")
@@ -449,7 +450,8 @@ class Decoder:
     def _artifact(self, key: str, default: str) -> Optional[Path]:
         if self.build_dir is None:
             return None
-        name = (self.manifest.get("artifacts") or {}).get(key) or default
+        arts = self.manifest.artifacts if self.manifest else Artifacts()
+        name = {"vmlinux": arts.vmlinux, "System.map": arts.system_map}[key] or default
         path = Path(name) if Path(name).is_absolute() else self.build_dir / name
         return path if path.is_file() else None
 
@@ -525,7 +527,7 @@ class Decoder:
         """symbol -> source paths (tree-relative, without suffix) of the objects defining it."""
         if self._objmap is None:
             self._objmap = {}
-            objdir = self.manifest.get("objdir")
+            objdir = self.manifest.objdir if self.manifest else None
             archive = Path(objdir) / "vmlinux.a" if objdir else None
             if archive is not None and archive.is_file():
                 try:
@@ -663,15 +665,15 @@ class Decoder:
                                  for f, p, n in chain[1:]]
 
     def _tree_relative(self, path: Optional[str]) -> Optional[str]:
-        objdir = self.manifest.get("objdir")
+        objdir = self.manifest.objdir if self.manifest else None
         if path and path.startswith("../") and objdir:
             # an O= build's __FILE__ is the source's path relative to the object dir
             path = os.path.normpath(os.path.join(objdir, path))
         if not path or not path.startswith("/"):
             return path
         path = os.path.normpath(path)
-        kernel = self.manifest.get("kernel") or {}
-        for root in (kernel.get("worktree"), kernel.get("tree")):
+        kernel = self.manifest.kernel if self.manifest else BuildKernel()
+        for root in (kernel.worktree, kernel.tree):
             if root and path.startswith(root.rstrip("/") + "/"):
                 return path[len(root.rstrip("/")) + 1:]
         return path
@@ -686,12 +688,13 @@ class Decoder:
             own = [s["file"] for s in syms if s["name"] == name and s.get("file")]
             # a global symbol has no FILE: try every source file of the module
             basenames = own or sorted({s["file"] for s in syms if s.get("file")})
-            kmod = ((self.manifest.get("artifacts") or {}).get("kmod") or {})
+            kmod_source = self.manifest.artifacts.kmod.get("source") if self.manifest else None
+            kmod_source = kmod_source if isinstance(kmod_source, str) else None
             for basename in basenames:
                 if basename.endswith(".mod.c"):
                     continue
-                if kmod.get("source") and (Path(kmod["source"]) / basename).is_file():
-                    out.append(str(Path(kmod["source"]) / basename))
+                if kmod_source and (Path(kmod_source) / basename).is_file():
+                    out.append(str(Path(kmod_source) / basename))
                 if ko is not None and "kernel" in ko.parts:
                     rel_dir = Path(*ko.parts[ko.parts.index("kernel") + 1:-1])
                     out.append(str(rel_dir / basename))
@@ -744,7 +747,7 @@ class Decoder:
             # (function, file, line) of the frame and, when inlined, of each call site outwards
             sites = [(frame.inline_function or frame.function, frame.file, frame.line)]
             sites += [(c.get("function"), c.get("file"), c.get("line")) for c in frame.inlined]
-            refs: List[Tuple[str, Dict[str, Any]]] = []
+            refs: List[Tuple[str, PatchRecord]] = []
             exact = frame.source in ("bug-table", "debuginfo")
             for function, path, line in sites:
                 if path not in touched:
@@ -756,16 +759,15 @@ class Decoder:
                     refs += [("function", p) for p in self._function_patches(path, function)]
             refs.sort(key=lambda r: r[0] != "line")
             for how, patch in refs:
-                key = (patch.get("index"), how)
+                key = (patch.index, how)
                 if key in seen:
                     continue
                 seen.add(key)
-                decoded.patches.append(PatchRef(index=int(patch.get("index") or 0),
-                                                subject=str(patch.get("subject", "")), how=how,
+                decoded.patches.append(PatchRef(index=patch.index, subject=patch.subject, how=how,
                                                 frame=i, function=frame.function,
                                                 location=frame.location))
 
-    def _blame(self, path: str, line: int) -> Optional[Dict[str, Any]]:
+    def _blame(self, path: str, line: int) -> Optional[PatchRecord]:
         # git 2.39's blame takes no --end-of-options: self.commit is a checked object id.
         out = self._git(["blame", "--porcelain", "-L", f"{line},{line}", self.commit, "--", path])
         if not out:
@@ -773,7 +775,7 @@ class Decoder:
         sha = out.split(" ", 1)[0]
         return self.patch_of_commit.get(sha)
 
-    def _function_patches(self, path: str, function: str) -> List[Dict[str, Any]]:
+    def _function_patches(self, path: str, function: str) -> List[PatchRecord]:
         text = self.blob(path)
         span = find_definition(text, function) if text else None
         if not span or not self.base:
@@ -781,7 +783,7 @@ class Decoder:
         out = self._git(["log", f"-L{span[0]},{span[1]}:{path}", "--format=%H", "-s",
                          "--end-of-options", f"{self.base}..{self.commit}"]) or ""
         patches = [self.patch_of_commit[h] for h in out.split() if h in self.patch_of_commit]
-        return sorted(patches, key=lambda p: p.get("index") or 0)
+        return sorted(patches, key=lambda p: p.index)
 
 
 # ---------------------------------------------------------------- public API
@@ -866,14 +868,14 @@ def annotate_results(results_dir: Path) -> int:
     """
     try:
         results_dir = Path(results_dir)
-        path = results_dir / "results.json"
-        data = json.loads(path.read_text())
+        manifest = load_results(results_dir)
+        data = manifest.data
         found = results_splats(data)
         if not found:
             return 0
-        build_dir = (data.get("kernel") or {}).get("build_dir")
+        build_dir = manifest.kernel.build_dir
         if not build_dir:
-            log.warning("decode: %s names no kernel.build_dir; splats not decoded", path)
+            log.warning("decode: %s names no kernel.build_dir; splats not decoded", manifest.path)
             return 0
         decoder = Decoder(Path(build_dir))
         section = [f"{DECODED_HEADER} ({len(found)}, against {build_dir}):"]
@@ -885,7 +887,7 @@ def annotate_results(results_dir: Path) -> int:
             section += format_decoded(decoded, width=100)
             section += [f"  note: {n}" for n in decoded.notes]
         from .fsutil import write_text_atomic
-        write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+        save_results(results_dir, data)
         summary = results_dir / "summary.txt"
         old = summary.read_text() if summary.is_file() else ""
         write_text_atomic(summary, _replace_section(old, "\n".join(section) + "\n"))

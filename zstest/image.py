@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Tuple
 from . import resources
 from .cache import cache_dir, file_lock
 from .errors import BadInput, PrereqMissing
+from .manifests import BuildManifest, has_build, load_build
 from .proc import CommandError, run, which
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -279,28 +280,16 @@ def _add_binary(tree: _Tree, host: Path) -> None:
         tree.add_host_file(guest, real, perm=0o755)
 
 
-def read_build_json(build_dir: Path) -> dict:
-    path = Path(build_dir) / "build.json"
-    if not path.is_file():
+def _read_build(build_dir: Path) -> BuildManifest:
+    if not has_build(build_dir):
         raise BadInput(f"{build_dir} is not a build directory (no build.json).")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise BadInput(f"{path} is not valid JSON: {exc}") from None
+    return load_build(build_dir)
 
 
-def _artifact(build_dir: Path, manifest: dict, key: str) -> Optional[Path]:
-    value = (manifest.get("artifacts") or {}).get(key)
-    if not value:
-        return None
-    path = Path(value)
-    return path if path.is_absolute() else Path(build_dir) / path
-
-
-def _add_modules(tree: _Tree, build_dir: Path, manifest: dict) -> str:
+def _add_modules(tree: _Tree, build_dir: Path, manifest: BuildManifest) -> str:
     """Copy the build's modules (debug info stripped) into /lib/modules; returns the version."""
-    version = (manifest.get("kernel") or {}).get("version") or ""
-    modules = _artifact(build_dir, manifest, "modules")
+    version = manifest.kernel.version or ""
+    modules = manifest.artifact(manifest.artifacts.modules)
     if modules is not None and modules.is_dir():
         root = modules
         if (modules / "lib" / "modules").is_dir():
@@ -319,20 +308,17 @@ def _add_modules(tree: _Tree, build_dir: Path, manifest: dict) -> str:
                 continue
             if path.is_file():
                 tree.add_host_file(f"/lib/modules/{version}/{rel}", path, perm=0o644)
-    kmods = (manifest.get("artifacts") or {}).get("kmod")
-    if isinstance(kmods, dict):      # {"source", "modules": [names in the build dir], ...}
-        kmods = kmods.get("modules") or []
-    for kmod in ([kmods] if isinstance(kmods, str) else kmods or []):
-        path = Path(kmod) if Path(kmod).is_absolute() else Path(build_dir) / kmod
+    for kmod in manifest.artifacts.kmod_modules:
+        path = manifest.artifact(kmod)
         if path.is_file():
             tree.add_host_file(f"/lib/modules/zstest/{path.name}", path, perm=0o644)
     return version
 
 
-def _kernel_config(build_dir: Optional[Path], manifest: dict) -> str:
-    if build_dir is None:
+def _kernel_config(build_dir: Optional[Path], manifest: Optional[BuildManifest]) -> str:
+    if build_dir is None or manifest is None:
         return ""
-    for candidate in (_artifact(build_dir, manifest, "config"), Path(build_dir) / ".config"):
+    for candidate in (manifest.artifact(manifest.artifacts.config), Path(build_dir) / ".config"):
         if candidate is not None and candidate.is_file():
             return candidate.read_text(errors="replace")
     return ""
@@ -350,7 +336,8 @@ def choose_compression(requested: str, kernel_config: str) -> str:
     return "none"
 
 
-def _gather(recipe: Recipe, request: ImageRequest, manifest: dict) -> Tuple[_Tree, List[str]]:
+def _gather(recipe: Recipe, request: ImageRequest,
+            manifest: Optional[BuildManifest]) -> Tuple[_Tree, List[str]]:
     tree = _Tree()
     notes = []
     for d in recipe.dirs:
@@ -380,7 +367,7 @@ def _gather(recipe: Recipe, request: ImageRequest, manifest: dict) -> Tuple[_Tre
     for guest, host in recipe.files.items():
         perm = 0o755 if os.access(host, os.X_OK) else 0o644
         tree.add_host_file(guest, host, perm=perm)
-    if request.build_dir is not None:
+    if manifest is not None:
         _add_modules(tree, Path(request.build_dir), manifest)
     for guest, host in sorted(request.extra_files.items()):
         host = Path(host)
@@ -394,7 +381,7 @@ def build_image(request: ImageRequest) -> Image:
     """Build the initramfs for request, or return the cached one with the same inputs."""
     start = time.monotonic()
     recipe = load_recipe(request.recipe)
-    manifest = read_build_json(request.build_dir) if request.build_dir is not None else {}
+    manifest = _read_build(request.build_dir) if request.build_dir is not None else None
     compression = choose_compression(request.compression or recipe.compression,
                                      _kernel_config(request.build_dir, manifest))
     tree, _notes = _gather(recipe, request, manifest)

@@ -40,7 +40,6 @@ AXES = ("series", "config", "tree", "suite")
 # An axis the file leaves out: the same defaults as `zstest build` / `boot-and-run`.
 AXIS_DEFAULTS = {"series": "", "config": "base", "tree": "6.1", "suite": "default"}
 CELL_KEYS = ("name",) + AXES
-CELL_FILE = "cell.json"
 # Several profiles/fragments in one config value: "base+debug" -> --config base --config debug.
 CONFIG_SEPARATOR = "+"
 _DEBIAN_TREE = re.compile(r"^\d+\.\d+$")
@@ -304,7 +303,7 @@ def load_cell(text_or_file: str) -> dict:
         entry = entry[0]
     if not isinstance(entry, dict):
         raise BadInput(f"{where} must be one JSON object (a job entry), not {type(entry).__name__}.")
-    unknown = sorted(set(entry) - set(CELL_KEYS))
+    unknown = sorted(set(entry) - set(CELL_KEYS) - {"schema"})   # a cell.json is a job entry too
     if unknown:
         raise BadInput(f"{where} has unknown key(s) {', '.join(unknown)}; a job entry has "
                        f"{', '.join(CELL_KEYS)}.")
@@ -356,8 +355,8 @@ def apply_cell(cell: dict, kwargs: dict, ctx: click.Context) -> None:
 def write_cell(directory: Path, cell: dict) -> Optional[Path]:
     if directory is None or not Path(directory).is_dir():
         return None
-    from .fsutil import write_text_atomic
-    return write_text_atomic(Path(directory) / CELL_FILE, json.dumps(cell, indent=2, sort_keys=True) + "\n")
+    from .manifests import save_cell
+    return save_cell(directory, cell)
 
 
 def _fresh_last(link: Path, since: float) -> Optional[Path]:

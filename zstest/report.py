@@ -9,7 +9,6 @@ series or a booted guest.
 
 from __future__ import annotations
 
-import json
 import shlex
 import textwrap
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any, Dict, List, Optional
 
 from .decode import Decoded, Decoder, format_decoded, results_splats
 from .errors import BadInput
+from .manifests import (BuildConfig, BuildKernel, BuildManifest, ResultsManifest, has_build,
+                        has_results, load_build, load_results)
 
 WIDTH = 72
 MAX_FAILED_SHOWN = 12
@@ -41,92 +42,93 @@ def _first_line(message: str) -> str:
     return ""
 
 
-def _load_json(path: Path) -> Optional[Dict[str, Any]]:
+def _load_build(build_dir: Optional[str]) -> Optional[BuildManifest]:
+    """The build the run booted, when its build.json is still there and readable."""
+    if not build_dir or not has_build(build_dir):
+        return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return load_build(build_dir)
+    except BadInput:
         return None
 
 
-def _series_lines(build: Optional[Dict[str, Any]]) -> List[str]:
-    series = (build or {}).get("series")
+def _series_lines(build: Optional[BuildManifest]) -> List[str]:
+    series = build.series if build else None
     if not series:
         return _field("Series", "no series: base tree")
-    patches = series.get("patches") or []
-    total = series.get("total") or len(patches)
-    subject = series.get("cover_subject") or series.get("subject") or ""
-    rev = series.get("revision")
+    total = series.total or len(series.patches)
+    subject = series.cover_subject or build.data["series"].get("subject") or ""
+    rev = series.revision
     head = f"{subject} " if subject else ""
     head += f"v{rev}, " if rev not in (None, "") else ""
-    head += f"{total} patches" + (f" ({series.get('applied_prefix')} applied)"
-                                  if series.get("applied_prefix") not in (None, total) else "")
-    return _field("Series", head) + _field("Source", str(series.get("source", "?")))
+    head += f"{total} patches" + (f" ({series.applied_prefix} applied)"
+                                  if series.applied_prefix not in (None, total) else "")
+    return _field("Series", head) + _field("Source", str(series.source or "?"))
 
 
-def _base_lines(build: Optional[Dict[str, Any]], results: Dict[str, Any]) -> List[str]:
-    kernel = (build or {}).get("kernel") or {}
-    tree = Path(kernel["tree"]).name if kernel.get("tree") else "?"
-    version = kernel.get("version") or (results.get("kernel") or {}).get("version") or "?"
-    base = (kernel.get("base") or "?")[:12]
+def _base_lines(build: Optional[BuildManifest], results: ResultsManifest) -> List[str]:
+    kernel = build.kernel if build else BuildKernel()
+    tree = Path(kernel.tree).name if kernel.tree else "?"
+    version = kernel.version or results.kernel.version or "?"
+    base = (kernel.base or "?")[:12]
     return _field("Base", f"{tree} {version}, commit {base}")
 
 
-def _config_lines(build: Optional[Dict[str, Any]]) -> List[str]:
-    config = (build or {}).get("config") or {}
+def _config_lines(build: Optional[BuildManifest]) -> List[str]:
+    config = build.config if build else BuildConfig()
     parts = []
-    if config.get("profiles"):
-        parts.append("profile " + ", ".join(config["profiles"]))
-    if config.get("fragments"):
-        parts.append("fragments " + ", ".join(Path(f).name for f in config["fragments"]))
-    missing = config.get("missing_options") or []
+    if config.profiles:
+        parts.append("profile " + ", ".join(config.profiles))
+    if config.fragments:
+        parts.append("fragments " + ", ".join(Path(f).name for f in config.fragments))
+    missing = config.missing_options
     parts.append("missing options: " + (", ".join(str(m) for m in missing) if missing else "none"))
     return _field("Config", "; ".join(parts))
 
 
-def _build_lines(build: Optional[Dict[str, Any]], build_dir: Optional[str]) -> List[str]:
+def _build_lines(build: Optional[BuildManifest], build_dir: Optional[str]) -> List[str]:
     if build is None:
         return _field("Build", f"no build.json in {build_dir or '(no build named)'}")
-    status = build.get("status", "?")
-    dur = build.get("duration_s")
-    text = status + (f" in {dur:.0f} s" if isinstance(dur, (int, float)) else "")
-    if build.get("error"):
-        text += f": {build['error']}"
-    if status != "ok" and build.get("bootable"):
+    status = build.status or "?"
+    dur = build.duration_s
+    text = status + (f" in {dur:.0f} s" if dur is not None else "")
+    if build.error:
+        text += f": {build.error}"
+    if status != "ok" and build.bootable:
         text += " (a kernel was still produced and booted)"
     out = _field("Build", text)
-    series = build.get("series") or {}
-    patches = series.get("patches") or []
+    patches = build.patches
     if patches:
         out.append("")
         out.append("Patches:")
-        total = series.get("total") or len(patches)
+        total = build.series.total or len(patches)
         for p in patches:
             apply = {"applied": "applied", "ok": "applied", "failed": "did not apply",
-                     None: "not applied"}.get(p.get("apply"), str(p.get("apply")))
+                     None: "not applied"}.get(p.apply, str(p.apply))
             built = {"ok": "built", "failed": "BUILD FAILED", None: "not built alone"}.get(
-                p.get("build"), str(p.get("build")))
-            head = f"  {p.get('index', '?')}/{total} {apply}, {built}"
-            out += _wrap(str(p.get("subject", "")), indent="      ", first=head + ": ")
-            for warning in p.get("new_warnings") or []:
+                p.build, str(p.build))
+            head = f"  {p.index}/{total} {apply}, {built}"
+            out += _wrap(p.subject, indent="      ", first=head + ": ")
+            for warning in p.new_warnings:
                 out += _wrap(str(warning), indent="        ", first="      new warning: ")
-            if p.get("build") == "failed":
-                for err in (p.get("errors") or [])[:3]:
+            if p.build == "failed":
+                for err in p.errors[:3]:
                     out += _wrap(str(err), indent="        ", first="      error: ")
-            if p.get("apply") == "failed" and p.get("apply_message"):
-                out += _wrap(_first_line(p["apply_message"]), indent="        ", first="      ")
+            if p.apply == "failed" and p.apply_message:
+                out += _wrap(_first_line(p.apply_message), indent="        ", first="      ")
     return out
 
 
-def _test_lines(results: Dict[str, Any]) -> List[str]:
-    tests = results.get("tests") or []
+def _test_lines(results: ResultsManifest) -> List[str]:
+    tests = results.tests
     counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
     for t in tests:
         counts[t.get("status", "error")] = counts.get(t.get("status", "error"), 0) + 1
-    suite = results.get("suite") or "?"
-    dur = results.get("duration_s")
+    suite = results.suite or "?"
+    dur = results.duration_s
     head = (f"{suite} suite: {counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['skipped']} skipped" + (f", {counts['error']} errors" if counts["error"] else "")
-            + (f" ({dur:.1f} s)" if isinstance(dur, (int, float)) else ""))
+            + (f" ({dur:.1f} s)" if dur is not None else ""))
     out = _field("Tests", head if tests else f"{suite} suite: no test ran")
     bad = [t for t in tests if t.get("status") in ("failed", "error", "interrupted")]
     for t in bad[:MAX_FAILED_SHOWN]:
@@ -180,44 +182,43 @@ def _console_tail(path: Path, count: int = 8) -> List[str]:
     return out
 
 
-def _run_lines(results: Dict[str, Any], build: Optional[Dict[str, Any]]) -> List[str]:
-    accel = results.get("accel") or {}
+def _run_lines(results: ResultsManifest, build: Optional[BuildManifest]) -> List[str]:
+    accel = results.accel
     parts = []
-    if accel.get("name"):
-        reason = accel.get("reason", "")
+    if accel.name:
+        reason = accel.reason
         reason = reason if len(reason) <= 80 else reason[:77] + "..."
-        parts.append(f"{accel['name']}" + (f" ({reason})" if reason else ""))
-    kernel = results.get("kernel") or {}
-    out = _field("Kernel", kernel.get("uname") or kernel.get("version") or "?")
+        parts.append(f"{accel.name}" + (f" ({reason})" if reason else ""))
+    out = _field("Kernel", results.kernel.uname or results.kernel.version or "?")
     if parts:
         out += _field("Accel", parts[0])
     timing = []
-    if isinstance((build or {}).get("duration_s"), (int, float)):
-        timing.append(f"build {build['duration_s']:.0f} s")
-    if isinstance(results.get("boot_to_ssh_s"), (int, float)):
-        timing.append(f"boot to SSH {results['boot_to_ssh_s']:.2f} s")
-    if isinstance(results.get("duration_s"), (int, float)):
-        timing.append(f"boot-and-run {results['duration_s']:.1f} s")
+    if build is not None and build.duration_s is not None:
+        timing.append(f"build {build.duration_s:.0f} s")
+    if results.boot_to_ssh_s is not None:
+        timing.append(f"boot to SSH {results.boot_to_ssh_s:.2f} s")
+    if results.duration_s is not None:
+        timing.append(f"boot-and-run {results.duration_s:.1f} s")
     if timing:
         out += _field("Timings", ", ".join(timing))
     return out
 
 
-def _reproduce_lines(results: Dict[str, Any], build: Optional[Dict[str, Any]],
+def _reproduce_lines(results: ResultsManifest, build: Optional[BuildManifest],
                      build_dir: Optional[str]) -> List[str]:
     out = ["How to reproduce:"]
     commands = []
-    if build and build.get("reproducer"):
-        commands.append(build["reproducer"])
-    command = results.get("command")
+    if build and build.reproducer:
+        commands.append(build.reproducer)
+    command = results.data.get("command")
     if command:
         commands.append(shlex.join(str(c) for c in command) if isinstance(command, list) else str(command))
     else:
         argv = ["zstest", "boot-and-run"]
         if build_dir:
             argv += ["--build", build_dir]
-        if results.get("suite"):
-            argv += ["--suite", results["suite"]]
+        if results.suite:
+            argv += ["--suite", results.suite]
         commands.append(shlex.join(argv))
     for cmd in commands:
         # a shell line continued with backslashes, each piece within the width
@@ -254,22 +255,20 @@ def _fit(line: str) -> List[str]:
 def render_report(results_dir: Path) -> str:
     """The plain-text report of one results directory (72-column lines)."""
     results_dir = Path(results_dir)
-    results = _load_json(results_dir / "results.json")
-    if results is None:
+    if not has_results(results_dir):
         raise BadInput(f"{results_dir} holds no readable results.json: give a results directory.")
+    results = load_results(results_dir)
     try:
         return _render(results_dir, results)
     except (AttributeError, TypeError, KeyError) as exc:
-        raise BadInput(f"{results_dir / 'results.json'} is not in the shape zstest writes "
+        raise BadInput(f"{results.path} is not in the shape zstest writes "
                        f"({exc.__class__.__name__}: {exc}).") from None
 
 
-def _render(results_dir: Path, results: Dict[str, Any]) -> str:
-    build_dir = (results.get("kernel") or {}).get("build_dir")
-    build = _load_json(Path(build_dir) / "build.json") if build_dir else None
-    if not isinstance(build, dict):
-        build = None
-    status = str(results.get("status", "?")).upper()
+def _render(results_dir: Path, results: ResultsManifest) -> str:
+    build_dir = results.kernel.build_dir
+    build = _load_build(build_dir)
+    status = (results.status or "?").upper()
     lines = _wrap(f"zstest results: {status}", first="")
     lines.append("")
     lines += _series_lines(build)
@@ -278,12 +277,12 @@ def _render(results_dir: Path, results: Dict[str, Any]) -> str:
     lines += _build_lines(build, build_dir)
     lines.append("")
     lines += _test_lines(results)
-    if results.get("status") in ("error", "interrupted") and results.get("message"):
-        lines += _wrap(_first_line(results["message"]), indent="          ", first=f"{'Run:':<10}")
-    if not results.get("tests"):
-        lines += _console_tail(results_dir / str(results.get("console_log") or "console.log"))
+    if results.status in ("error", "interrupted") and results.message:
+        lines += _wrap(_first_line(results.message), indent="          ", first=f"{'Run:':<10}")
+    if not results.tests:
+        lines += _console_tail(results_dir / results.console_log)
     lines.append("")
-    lines += _splat_lines(results, build_dir, results_dir)
+    lines += _splat_lines(results.data, build_dir, results_dir)
     lines.append("")
     lines += _run_lines(results, build)
     lines.append("")

@@ -5,7 +5,6 @@ Pure data and writers; the runner fills a RunResults and calls write_results().
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -15,12 +14,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .errors import EXIT_BOOT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TEST_FAILED
+from .manifests import RESULTS_JSON, save_results
+from .manifests import load_results as _load_manifest
 
 # Panics that blame what zstest booted (its image, its command line), not the kernel under test.
 INFRA_PANIC = re.compile(r"No working init found|Unable to mount root fs|Requested init \S+ failed|"
                          r"Attempted to kill init")
 
-RESULTS_JSON = "results.json"
 JUNIT_XML = "junit.xml"
 SUMMARY_TXT = "summary.txt"
 CONSOLE_LOG = "console.log"
@@ -190,7 +190,7 @@ def test_from_dict(d: Dict[str, Any]) -> TestResult:
 
 
 def load_results(results_dir: Path) -> RunResults:
-    data = json.loads((Path(results_dir) / RESULTS_JSON).read_text())
+    data = _load_manifest(results_dir).data
     keys = RunResults.__dataclass_fields__.keys()
     run = RunResults(**{k: v for k, v in data.items() if k in keys and k != "tests"})
     run.tests = [test_from_dict(t) for t in data.get("tests", [])]
@@ -201,7 +201,7 @@ def write_results(results_dir: Path, run: RunResults) -> None:
     """Write results.json, junit.xml and summary.txt; each write is atomic (tmp + rename)."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(results_dir / RESULTS_JSON, json.dumps(run.to_dict(), indent=2, default=str) + "\n")
+    save_results(results_dir, run.to_dict())
     _atomic_write(results_dir / JUNIT_XML, junit_xml(run))
     _atomic_write(results_dir / SUMMARY_TXT, summary_text(run))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import signal
@@ -21,6 +20,8 @@ from typing import Any, Dict, List, Optional
 
 from .cache import cache_dir
 from .errors import EXIT_PREREQ, BadInput, BootFailed, ZstestError
+from .manifests import BuildManifest, has_build
+from .manifests import load_build as load_manifest
 from .results import CONSOLE_LOG, RunResults, TestResult, now_iso, write_results
 from .suites import SUITES_DIR, load_suite
 from .splats import kind_words
@@ -48,23 +49,18 @@ class BootRunRequest:
     stop_on_oops: bool = False     # after a crash, leave the rest unrun instead of a fresh guest
 
 
-def load_build(build_dir: Path) -> Dict[str, Any]:
+def load_build(build_dir: Path) -> BuildManifest:
     """build.json of a build directory, with its bzImage checked to exist."""
     build_dir = Path(build_dir)
-    manifest = build_dir / "build.json"
-    if not manifest.is_file():
+    if not has_build(build_dir):
         raise BadInput(f"{build_dir} is not a zstest build directory (no build.json); "
                        f"run `zstest build` first or pass --build DIR.")
-    try:
-        info = json.loads(manifest.read_text())
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{manifest} is not valid JSON ({exc}).") from None
+    info = load_manifest(build_dir)
     # A series whose middle patch broke the build still gives a kernel ("bootable").
-    if info.get("status") != "ok" and not info.get("bootable"):
+    if info.status != "ok" and not info.bootable:
         raise BadInput(f"the build in {build_dir} did not succeed (status "
-                       f"{info.get('status')!r}); there is no kernel to boot.")
-    kernel = build_dir / (info.get("artifacts", {}).get("bzImage") or "bzImage")
-    if not kernel.is_file():
+                       f"{info.status!r}); there is no kernel to boot.")
+    if not info.artifact(info.artifacts.bzimage, "bzImage").is_file():
         raise BadInput(f"{build_dir} has no bzImage; rebuild it with `zstest build`.")
     return info
 
@@ -115,11 +111,9 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
     suite = load_suite(req.suite)
     info = load_build(req.build_dir)
     build_dir = Path(req.build_dir).resolve()
-    artifacts = info.get("artifacts", {})
     run = RunResults(suite=suite.name, started=now_iso(), repeat=req.repeat,
                      console_log=CONSOLE_LOG,
-                     kernel={"build_dir": str(build_dir),
-                             "version": info.get("kernel", {}).get("version")})
+                     kernel={"build_dir": str(build_dir), "version": info.kernel.version})
     _save(out, run)   # something is on disk from the first second
     state = _RunState()
 
@@ -129,7 +123,7 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                                          recipe=suite.recipe))
         run.image = {"path": str(image.path), "size_bytes": image.size_bytes,
                      "digest": image.digest, "built": image.built}
-        spec = GuestSpec(kernel=build_dir / (artifacts.get("bzImage") or "bzImage"),
+        spec = GuestSpec(kernel=build_dir / (info.artifacts.bzimage or "bzImage"),
                          image=image, memory_mb=req.memory_mb or suite.memory_mb,
                          cpus=suite.cpus, dimm_mb=suite.dimm_mb, accel=req.accel,
                          cmdline_extra=req.cmdline_extra, console_log=out / CONSOLE_LOG,
@@ -206,12 +200,12 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
     """Run the selection; when a guest crashes or is lost, the rest runs in a fresh one."""
     from .vm.guest import launch_guest
 
-    kernel_config = read_kernel_config(build_dir / (info.get("artifacts", {}).get("config") or ".config"))
+    kernel_config = read_kernel_config(build_dir / (info.artifacts.config or ".config"))
     merged: Dict[str, TestResult] = {}
     order: List[str] = []
     keyword = " and ".join(f"({k})" for k in (suite.keyword, req.keyword) if k)
     # Where the build dir is now (build.json's build_dir is where it was built).
-    info = dict(info, local_build_dir=str(build_dir))
+    info = dict(info.data, local_build_dir=str(build_dir))
     for attempt in range(1, req.repeat + 1):
         if req.repeat > 1:
             progress(f"suite: run {attempt} of {req.repeat}")

@@ -8,36 +8,19 @@ import click
 
 from ..decode import Decoded, Decoder, decode_console, format_decoded, results_splats
 from ..errors import EXIT_OK, BadInput
-
-
-def _load_results(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"{path} is not a readable results.json ({exc.__class__.__name__}).") from None
-    # results.json travels between machines: its shape is checked like any other input
-    if not isinstance(data, dict):
-        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(data), "null")
-        raise BadInput(f"{path} is not a zstest results.json (a JSON {kind}, "
-                       f"not an object).")
-    if not isinstance(data.get("kernel") or {}, dict) or not isinstance(data.get("tests") or [], list):
-        raise BadInput(f"{path} is not in the shape zstest writes (kernel or tests).")
-    return data
+from ..manifests import has_build, has_results, load_results
 
 
 def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decoded]]:
     """(test name or "", decoded splat) for a results directory or a console log."""
     if target.is_dir():
-        results = target / "results.json"
-        if not results.is_file():
+        if not has_results(target):
             raise BadInput(f"{target} holds no results.json: give a results directory or a console log.")
-        data = _load_results(results)
-        build_dir = build or (data.get("kernel") or {}).get("build_dir")
-        if not isinstance(build_dir, (str, Path)):
-            build_dir = None
+        results = load_results(target)
+        build_dir = build or results.build_dir
         decoder = None
         out = []
-        for test, splat in results_splats(data, target):
+        for test, splat in results_splats(results.data, target):
             if build is None and isinstance(splat.get("decoded"), dict):
                 out.append((test, Decoded.from_dict(splat["decoded"])))
                 continue
@@ -46,11 +29,9 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
         return out
     if not target.is_file():
         raise BadInput(f"{target} does not exist: give a results directory or a console log.")
-    if build is None and (target.parent / "results.json").is_file():
+    if build is None and has_results(target.parent):
         # a results dir's console.log: decode against the build that ran it
-        data = _load_results(target.parent / "results.json")
-        found = (data.get("kernel") or {}).get("build_dir")
-        build = Path(found) if isinstance(found, str) and found else None
+        build = load_results(target.parent).build_dir
     try:
         text = target.read_text(errors="replace")
     except OSError as exc:
@@ -66,7 +47,7 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
               help="Also write the decoded splats to this file as JSON.")
 def decode(target: Path, build: Optional[Path], json_file: Optional[Path]) -> int:
     """Decode the splats of RESULTS_DIR or CONSOLE_LOG to file:line and the patches that touched them."""
-    if build is not None and not (build / "build.json").is_file():
+    if build is not None and not has_build(build):
         raise BadInput(f"--build {build} is not a build directory (no build.json).")
     found = decode_target(target, build)
     if not found:

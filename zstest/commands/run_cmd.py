@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import BadInput, BuildFailed
+from ..manifests import RESULTS_JSON, load_build
 from ..matrix import cell_option
 from ..suites import available_suites
 from . import reproducer_argv
@@ -63,7 +64,7 @@ def do_boot_and_run(build_dir, out, suite, keyword, junit, json_out, timeout, ru
     try:
         run = boot_and_run(req)
     finally:
-        for src, dest in (("junit.xml", junit), ("results.json", json_out)):
+        for src, dest in (("junit.xml", junit), (RESULTS_JSON, json_out)):
             if dest and (out / src).exists():
                 Path(dest).parent.mkdir(parents=True, exist_ok=True)
                 if Path(dest).resolve() != (out / src).resolve():
@@ -161,12 +162,11 @@ def run_command(ctx, out, build_out, **opts) -> int:
 
 
 def _bootable(build_dir: Path) -> bool:
-    import json
     try:
-        manifest = json.loads((Path(build_dir) / "build.json").read_text())
-    except (OSError, ValueError):
+        manifest = load_build(build_dir)
+    except BadInput:
         return False
-    return bool(manifest.get("bootable")) and (Path(build_dir) / "bzImage").is_file()
+    return manifest.bootable and (Path(build_dir) / "bzImage").is_file()
 
 
 def _add_build_params() -> None:

@@ -1,0 +1,69 @@
+"""zstest/manifests.py: one load (shape checked) and one atomic save per JSON artifact."""
+
+import json
+
+import pytest
+
+from zstest import manifests
+from zstest.errors import BadInput
+
+
+def test_save_stamps_schema_and_load_keeps_unknown_keys(tmp_path):
+    manifests.save_build(tmp_path, {"status": "ok", "bootable": True, "from_the_future": [1],
+                                    "kernel": {"version": "6.1.0", "new_field": "x"},
+                                    "artifacts": {"bzImage": "bzImage", "kmod": {"modules": ["z.ko"]}}})
+    assert json.loads((tmp_path / "build.json").read_text())["schema"] == manifests.BUILD_SCHEMA
+    m = manifests.load_build(tmp_path)
+    assert m.status == "ok" and m.bootable and m.kernel.version == "6.1.0"
+    assert m.artifact(m.artifacts.bzimage) == tmp_path / "bzImage"
+    assert m.artifacts.kmod_modules == ["z.ko"]
+    assert m.data["from_the_future"] == [1] and m.data["kernel"]["new_field"] == "x"
+
+
+def test_a_file_without_schema_is_version_1(tmp_path):
+    (tmp_path / "results.json").write_text('{"status": "passed", "tests": []}')
+    m = manifests.load_results(tmp_path)
+    assert m.schema == 1 and m.status == "passed" and m.tests == []
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"tests": [{"name": 3}]}', "tests[0].name is a number, not a string"),
+    ('{"kernel": [1]}', "kernel is an array, not an object"),
+    ('{"tests": [1]}', "tests[0] is a number, not an object"),
+    ('{"accel": {"name": true}}', "accel.name is a boolean, not a string"),
+    ('[]', "not a zstest results.json (an array, not an object)"),
+    ('{"tests": ', "not valid JSON"),
+])
+def test_wrong_shape_names_the_file_and_the_first_bad_field(tmp_path, content, words):
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(BadInput) as exc:
+        manifests.load_results(tmp_path)
+    assert str(tmp_path / "results.json") in exc.value.message and words in exc.value.message
+
+
+def test_not_utf8_is_bad_input(tmp_path):
+    (tmp_path / "build.json").write_bytes(b'\xff\xfe{"status": "ok"}')
+    with pytest.raises(BadInput, match="not UTF-8"):
+        manifests.load_build(tmp_path)
+
+
+def test_build_patches_are_typed(tmp_path):
+    manifests.save_build(tmp_path, {"series": {"revision": 2, "patches": [
+        {"index": 1, "subject": "zsmalloc: a", "apply": "applied", "build": "ok",
+         "new_warnings": ["w"], "commit": "a" * 40}]}})
+    m = manifests.load_build(tmp_path)
+    assert m.series.revision == "2" and m.patches[0].subject == "zsmalloc: a"
+    assert m.patches[0].new_warnings == ["w"] and m.patches[0].commit == "a" * 40
+    (tmp_path / "build.json").write_text('{"series": {"patches": [{"index": "one"}]}}')
+    with pytest.raises(BadInput, match=r"series.patches\[0\].index is a string, not a number"):
+        manifests.load_build(tmp_path)
+
+
+def test_cell_and_bisect_round_trip(tmp_path):
+    manifests.save_cell(tmp_path, {"name": "c1", "series": "", "config": "base", "tree": "6.1",
+                                   "suite": "boot"})
+    cell = manifests.load_cell(tmp_path)
+    assert cell.name == "c1" and cell.suite == "boot" and cell.schema == 1
+    manifests.save_bisect(tmp_path, {"series": "s", "finished": False, "steps": [{"prefix": 1}]})
+    b = manifests.load_bisect(tmp_path)
+    assert b.finished is False and b.steps == [{"prefix": 1}]

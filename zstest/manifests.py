@@ -1,0 +1,490 @@
+"""Every JSON artifact zstest writes and reads: build.json, results.json, bisect.json, cell.json.
+
+One module owns them: for each manifest one load (the file's shape checked: wrong shape, not
+JSON or not UTF-8 is BadInput, exit 2, one sentence naming the file and the first bad field)
+and one atomic save (tmp + os.replace, `schema` stamped). No other module opens these files.
+
+Artifacts travel between CI runners and people, so they are untrusted input; and files from a
+newer zstest may carry keys this one does not know. Hence each loaded manifest is a frozen
+dataclass with typed fields for what zstest's readers use, plus `data`: the file as read, every
+key kept. A reader that rewrites a manifest (decode adding `decoded` to splats) edits `data` and
+saves it whole. Writers (build.py, results.py, bisect.py, matrix.py) hand their dict to save_*.
+A file without `schema` is version 1.
+
+build.json (a build directory; written by build.py from the first second):
+  status (running / ok / failed / interrupted), duration_s, durations {stage: s}, error,
+  kernel {tree, base, version, worktree, git_dir, keep_ref, notes[]},
+  series {source, revision, kind, cover_subject, total, applied_prefix,
+          patches [{index, subject, apply, build, new_warnings[], commit, errors[], ...}]} | null,
+  config {profiles, fragments, start, missing_options, ignored_optional, requested},
+  artifacts {bzImage, vmlinux, System.map, config, modules, kmod {source, modules[], warnings[]},
+             selftests} (relative to the build dir), warnings, errors, ccache, toolchain,
+  make_args, reproducer (the command that made it: `zstest build ...` or `zstest run ...`),
+  bootable (a kernel was produced — also when `--each` found a middle patch that does not
+  build; status is then `failed`), objdir, build_dir, each.
+  kernel.git_dir + series.patches[].commit: the cached repo and the commit of each applied
+  patch (a ref refs/zstest/builds/<name> keeps them alive); series.total +
+  series.applied_prefix: --prefix; artifacts.selftests: the zram selftests as the series left
+  them (the build dir travels to a CI runner without the tree).
+
+results.json (a results directory; written by results.py through the runner):
+  status (passed / failed / error / interrupted), exit_code, duration_s, suite, started,
+  accel {name, reason}, boot_to_ssh_s, kernel {uname, version, build_dir}, image,
+  vm {ssh_port, timings, ssh_reconnects, boots [{n, reason, ended, boot_to_ssh_s}]},
+  tests: [{name, status (passed / failed / skipped / error / interrupted), duration_s,
+  metrics {before, after}, splats, message, log, runs, passes, details}], splats (not tied to
+  any test), counts, message, cause (kernel / test / infrastructure / interrupted, "" when
+  passed), kernel_crashed, not_run (tests left by --stop-on-oops or a fresh guest that did not
+  boot), verdict_after_splat_s (first fatal report -> final results.json), repeat,
+  console_log, command.
+  A splat entry is {kind, title, text, line_no (a line of console.log), t, wall, fatal}; every
+  one gains `decoded` once the run ended: {kind, title, build_dir, commit, notes[], frames[],
+  patches[]}; a frame is {kind: bug|rip|trace, text, function, offset, size, module, reliable,
+  address, file, line, source: bug-table|debuginfo|definition|null, inline_function,
+  inlined[], note}; a patch is {index, subject, how: line|function, frame, function, location}.
+
+bisect.json (zstest bisect's dir): series, revision, total, strategy, steps [{prefix, subject,
+  verdict good/bad/skip, reason, build_dir, results_dir, failed_tests, splats, duration_s}],
+  first_bad, candidates, message, exit_code; while running {series, total, finished: false,
+  steps}.
+
+cell.json (build dir and results dir of a matrix cell): {name, series, config, tree, suite};
+  `zstest compare --merge` labels its columns with name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import BadInput
+from .fsutil import write_text_atomic
+
+BUILD_JSON = "build.json"
+RESULTS_JSON = "results.json"
+BISECT_JSON = "bisect.json"
+CELL_JSON = "cell.json"
+# The version each save writes; a file without one is version 1.
+BUILD_SCHEMA = 1
+RESULTS_SCHEMA = 1
+BISECT_SCHEMA = 1
+CELL_SCHEMA = 1
+
+
+# ---------------------------------------------------------------- reading and shape
+
+class _WrongShape(Exception):
+    def __init__(self, where: str, value: Any, expected: str):
+        super().__init__(where)
+        self.where, self.value, self.expected = where, value, expected
+
+
+_JSON_KIND = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+              int: "a number", float: "a number", type(None): "null"}
+_KINDS = {str: "a string", int: "a number", float: "a number", bool: "a boolean",
+          dict: "an object", list: "an array"}
+
+
+def _take(obj: dict, key: str, kinds: tuple, where: str = "", default: Any = None) -> Any:
+    """obj[key] when it is one of kinds (or missing / null: default); _WrongShape otherwise."""
+    value = obj.get(key)
+    if value is None:
+        return default
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
+        return value
+    expected = " or ".join(dict.fromkeys(_KINDS[k] for k in kinds))
+    raise _WrongShape(f"{where}{key}", value, expected)
+
+
+def _obj(obj: dict, key: str, where: str = "") -> dict:
+    return _take(obj, key, (dict,), where, {})
+
+
+def _objects(obj: dict, key: str, where: str = "") -> list:
+    """A list of objects (tests, splats, patches): the first entry that is not one is named."""
+    items = _take(obj, key, (list,), where, [])
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _WrongShape(f"{where}{key}[{i}]", item, "an object")
+    return items
+
+
+def _read(path: Path, what: str) -> dict:
+    """The JSON object in path; BadInput (one sentence naming the file) otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path} is not UTF-8 text (byte {exc.start}): it is not a zstest "
+                       f"{what}.") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{path} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{path} is not a zstest {what} ({_JSON_KIND.get(type(data), 'a value')}, "
+                       f"not an object).")
+    return data
+
+
+def _parse(path: Path, what: str, make) -> Any:
+    data = _read(path, what)
+    try:
+        schema = _take(data, "schema", (int,), default=1)
+        return make(path, data, schema)
+    except _WrongShape as exc:
+        got = _JSON_KIND.get(type(exc.value), "a value")
+        raise BadInput(f"{path} is not in the shape zstest writes: {exc.where} is {got}, "
+                       f"not {exc.expected}.") from None
+
+
+def _save(path: Path, name: str, schema: int, data: dict, **dump: Any) -> Path:
+    body = {"schema": data.get("schema", schema), **data}
+    return write_text_atomic(path, json.dumps(body, indent=2, default=str, **dump) + "\n")
+
+
+def _file(path: "str | Path", name: str) -> Path:
+    """A manifest's path from its directory or from the file itself."""
+    path = Path(path)
+    return path if path.is_file() else path / name
+
+
+def read_object(path: "str | Path") -> dict:
+    """Any zstest JSON artifact whose kind is not known yet (a file named on the command line):
+    its object, for telling a results.json from a build.json; BadInput otherwise."""
+    return _read(Path(path), "results.json or build.json")
+
+
+# ---------------------------------------------------------------- build.json
+
+@dataclass(frozen=True)
+class BuildKernel:
+    tree: Optional[str] = None
+    base: Optional[str] = None       # untrusted: check with tree.is_object_id before git sees it
+    version: Optional[str] = None
+    worktree: Optional[str] = None
+    git_dir: Optional[str] = None    # untrusted: check with tree.inside_cache
+    keep_ref: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    index: int
+    subject: str = ""
+    apply: Optional[str] = None      # applied / applied-3way / failed / None (not reached)
+    build: Optional[str] = None      # ok / failed / None (not built on its own)
+    new_warnings: list = field(default_factory=list)
+    commit: Optional[str] = None     # untrusted: check with tree.is_object_id
+    errors: list = field(default_factory=list)
+    apply_message: str = ""
+
+
+@dataclass(frozen=True)
+class BuildSeries:
+    source: Optional[str] = None
+    revision: Optional[str] = None
+    cover_subject: Optional[str] = None
+    total: Optional[int] = None
+    applied_prefix: Optional[int] = None
+    patches: list = field(default_factory=list)   # [PatchRecord]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    profiles: list = field(default_factory=list)
+    fragments: list = field(default_factory=list)
+    missing_options: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """File names relative to the build dir (None: not produced)."""
+    bzimage: Optional[str] = None
+    vmlinux: Optional[str] = None
+    system_map: Optional[str] = None
+    config: Optional[str] = None
+    modules: Optional[str] = None
+    selftests: Optional[str] = None
+    kmod: dict = field(default_factory=dict)     # {source, modules[], warnings[]}; {} without one
+    kmod_modules: list = field(default_factory=list)   # the .ko names (older files: a name or a list)
+
+
+@dataclass(frozen=True)
+class BuildManifest:
+    path: Path                       # the build.json read
+    data: dict                       # the file as read, every key kept
+    schema: int = BUILD_SCHEMA
+    status: Optional[str] = None
+    bootable: bool = False
+    duration_s: Optional[float] = None
+    error: str = ""
+    reproducer: str = ""
+    objdir: Optional[str] = None
+    kernel: BuildKernel = BuildKernel()
+    series: Optional[BuildSeries] = None
+    config: BuildConfig = BuildConfig()
+    artifacts: Artifacts = Artifacts()
+
+    @property
+    def build_dir(self) -> Path:
+        return self.path.parent
+
+    def artifact(self, name: Optional[str], default: Optional[str] = None) -> Optional[Path]:
+        """An artifact's path (relative names are inside the build dir); None when absent."""
+        name = name or default
+        if not name:
+            return None
+        path = Path(name)
+        return path if path.is_absolute() else self.build_dir / path
+
+    @property
+    def patches(self) -> list:
+        return self.series.patches if self.series is not None else []
+
+
+def _build_from(path: Path, d: dict, schema: int) -> BuildManifest:
+    k = _obj(d, "kernel")
+    kernel = BuildKernel(**{key: _take(k, key, (str,), "kernel.") for key in
+                            ("tree", "base", "version", "worktree", "git_dir", "keep_ref")})
+    series = None
+    if _take(d, "series", (dict,)) is not None:
+        s = d["series"]
+        patches = []
+        for i, p in enumerate(_objects(s, "patches", "series.")):
+            at = f"series.patches[{i}]."
+            patches.append(PatchRecord(
+                index=_take(p, "index", (int,), at, i + 1),
+                subject=_take(p, "subject", (str,), at, ""),
+                apply=_take(p, "apply", (str,), at), build=_take(p, "build", (str,), at),
+                new_warnings=_take(p, "new_warnings", (list,), at, []),
+                commit=_take(p, "commit", (str,), at),
+                errors=_take(p, "errors", (list,), at, []),
+                apply_message=_take(p, "apply_message", (str,), at, "")))
+        revision = _take(s, "revision", (str, int), "series.")
+        series = BuildSeries(source=_take(s, "source", (str,), "series."),
+                             revision=None if revision is None else str(revision),
+                             cover_subject=_take(s, "cover_subject", (str,), "series."),
+                             total=_take(s, "total", (int,), "series."),
+                             applied_prefix=_take(s, "applied_prefix", (int,), "series."),
+                             patches=patches)
+    c = _obj(d, "config")
+    config = BuildConfig(profiles=_take(c, "profiles", (list,), "config.", []),
+                         fragments=_take(c, "fragments", (list,), "config.", []),
+                         missing_options=_take(c, "missing_options", (list,), "config.", []))
+    a = _obj(d, "artifacts")
+    kmod = _take(a, "kmod", (dict, str, list), "artifacts.")
+    kmod_modules = _take(kmod, "modules", (list,), "artifacts.kmod.", []) \
+        if isinstance(kmod, dict) else [kmod] if isinstance(kmod, str) else kmod or []
+    if not all(isinstance(name, str) for name in kmod_modules):
+        raise _WrongShape("artifacts.kmod.modules", kmod_modules, "an array of names")
+    artifacts = Artifacts(**{attr: _take(a, key, (str,), "artifacts.") for attr, key in
+                             (("bzimage", "bzImage"), ("vmlinux", "vmlinux"),
+                              ("system_map", "System.map"), ("config", "config"),
+                              ("modules", "modules"), ("selftests", "selftests"))},
+                          kmod=kmod if isinstance(kmod, dict) else {},
+                          kmod_modules=kmod_modules)
+    return BuildManifest(path=path, data=d, schema=schema,
+                         status=_take(d, "status", (str,)),
+                         bootable=_take(d, "bootable", (bool,), default=False),
+                         duration_s=_take(d, "duration_s", (float,)),
+                         error=_take(d, "error", (str,), default=""),
+                         reproducer=_take(d, "reproducer", (str,), default=""),
+                         objdir=_take(d, "objdir", (str,)),
+                         kernel=kernel, series=series, config=config, artifacts=artifacts)
+
+
+def has_build(build_dir: "str | Path") -> bool:
+    return (Path(build_dir) / BUILD_JSON).is_file()
+
+
+def load_build(path: "str | Path") -> BuildManifest:
+    """build.json of a build dir (or the file itself); BadInput when missing or misshapen."""
+    path = _file(path, BUILD_JSON)
+    if not path.is_file():
+        raise BadInput(f"{path.parent} is not a zstest build directory (no {BUILD_JSON}).")
+    return _parse(path, BUILD_JSON, _build_from)
+
+
+def save_build(build_dir: "str | Path", data: dict) -> Path:
+    return _save(Path(build_dir) / BUILD_JSON, BUILD_JSON, BUILD_SCHEMA, data)
+
+
+# ---------------------------------------------------------------- results.json
+
+@dataclass(frozen=True)
+class RunKernel:
+    uname: Optional[str] = None
+    version: Optional[str] = None
+    build_dir: Optional[str] = None      # where the build was when it ran
+
+
+@dataclass(frozen=True)
+class Accel:
+    name: Optional[str] = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ResultsManifest:
+    path: Path                           # the results.json read
+    data: dict                           # the file as read, every key kept
+    schema: int = RESULTS_SCHEMA
+    status: Optional[str] = None
+    exit_code: Optional[int] = None
+    duration_s: Optional[float] = None
+    boot_to_ssh_s: Optional[float] = None
+    suite: Optional[str] = None
+    message: str = ""
+    console_log: str = "console.log"
+    kernel: RunKernel = RunKernel()
+    accel: Accel = Accel()
+    image: dict = field(default_factory=dict)
+    tests: list = field(default_factory=list)    # test objects; every one has a text name
+    splats: list = field(default_factory=list)   # splat objects not tied to a test
+
+    @property
+    def results_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def has_tests(self) -> bool:
+        """The file holds a tests list (a results.json, not some other JSON object)."""
+        return isinstance(self.data.get("tests"), list)
+
+    @property
+    def build_dir(self) -> Optional[Path]:
+        return Path(self.kernel.build_dir) if self.kernel.build_dir else None
+
+
+def _results_from(path: Path, d: dict, schema: int) -> ResultsManifest:
+    tests = _objects(d, "tests")
+    for i, t in enumerate(tests):
+        at = f"tests[{i}]."
+        _take(t, "name", (str,), at)
+        _take(t, "status", (str,), at)
+        _take(t, "message", (str,), at)
+        _objects(t, "splats", at)
+        _obj(t, "metrics", at)
+        _obj(t, "details", at)
+        _take(t, "runs", (list,), at)
+    for key in ("vm", "counts"):
+        _obj(d, key)
+    k, a = _obj(d, "kernel"), _obj(d, "accel")
+    return ResultsManifest(
+        path=path, data=d, schema=schema,
+        status=_take(d, "status", (str,)),
+        exit_code=_take(d, "exit_code", (int,)),
+        duration_s=_take(d, "duration_s", (float,)),
+        boot_to_ssh_s=_take(d, "boot_to_ssh_s", (float,)),
+        suite=_take(d, "suite", (str,)),
+        message=_take(d, "message", (str,), default=""),
+        console_log=_take(d, "console_log", (str,), default="console.log"),
+        kernel=RunKernel(uname=_take(k, "uname", (str,), "kernel."),
+                         version=_take(k, "version", (str,), "kernel."),
+                         build_dir=_take(k, "build_dir", (str,), "kernel.")),
+        accel=Accel(name=_take(a, "name", (str,), "accel."),
+                    reason=_take(a, "reason", (str,), "accel.", "")),
+        image=_obj(d, "image"), tests=tests, splats=_objects(d, "splats"))
+
+
+def has_results(results_dir: "str | Path") -> bool:
+    return (Path(results_dir) / RESULTS_JSON).is_file()
+
+
+def load_results(path: "str | Path") -> ResultsManifest:
+    """results.json of a results dir (or the file itself); BadInput when missing or misshapen."""
+    path = _file(path, RESULTS_JSON)
+    if not path.is_file():
+        raise BadInput(f"{path.parent} holds no {RESULTS_JSON}: give a results directory.")
+    return _parse(path, RESULTS_JSON, _results_from)
+
+
+def save_results(results_dir: "str | Path", data: dict) -> Path:
+    return _save(Path(results_dir) / RESULTS_JSON, RESULTS_JSON, RESULTS_SCHEMA, data)
+
+
+def find_results(root: Path) -> list:
+    """Results dirs at root or any depth below (a CI artifact download tree); hidden dirs
+    (.vm) are QEMU's."""
+    if has_results(root):
+        return [root]
+    return sorted(p.parent for p in root.rglob(RESULTS_JSON)
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
+
+
+# ---------------------------------------------------------------- bisect.json
+
+@dataclass(frozen=True)
+class BisectManifest:
+    path: Path
+    data: dict
+    schema: int = BISECT_SCHEMA
+    finished: bool = True
+    steps: list = field(default_factory=list)
+
+
+def _bisect_from(path: Path, d: dict, schema: int) -> BisectManifest:
+    return BisectManifest(path=path, data=d, schema=schema,
+                          finished=_take(d, "finished", (bool,), default=True),
+                          steps=_objects(d, "steps"))
+
+
+def load_bisect(path: "str | Path") -> BisectManifest:
+    path = _file(path, BISECT_JSON)
+    if not path.is_file():
+        raise BadInput(f"{path.parent} is not a zstest bisect directory (no {BISECT_JSON}).")
+    return _parse(path, BISECT_JSON, _bisect_from)
+
+
+def save_bisect(out: "str | Path", data: dict) -> Path:
+    return _save(Path(out) / BISECT_JSON, BISECT_JSON, BISECT_SCHEMA, data)
+
+
+# ---------------------------------------------------------------- cell.json
+
+CELL_KEYS = ("name", "series", "config", "tree", "suite")
+
+
+@dataclass(frozen=True)
+class CellManifest:
+    path: Path
+    data: dict
+    schema: int = CELL_SCHEMA
+    name: Optional[str] = None
+    series: str = ""
+    config: str = ""
+    tree: str = ""
+    suite: str = ""
+
+
+def _cell_from(path: Path, d: dict, schema: int) -> CellManifest:
+    return CellManifest(path=path, data=d, schema=schema,
+                        **{k: _take(d, k, (str,), default=None if k == "name" else "")
+                           for k in CELL_KEYS})
+
+
+def has_cell(directory: "str | Path") -> bool:
+    return (Path(directory) / CELL_JSON).is_file()
+
+
+def load_cell(path: "str | Path") -> CellManifest:
+    path = _file(path, CELL_JSON)
+    if not path.is_file():
+        raise BadInput(f"{path.parent} holds no {CELL_JSON}.")
+    return _parse(path, CELL_JSON, _cell_from)
+
+
+def save_cell(directory: "str | Path", cell: dict) -> Path:
+    return _save(Path(directory) / CELL_JSON, CELL_JSON, CELL_SCHEMA, cell, sort_keys=True)
+
+
+def manifest_name(area: str) -> str:
+    """The manifest a cache area's entries hold (builds, results, bisect)."""
+    return {"builds": BUILD_JSON, "results": RESULTS_JSON, "bisect": BISECT_JSON}[area]
