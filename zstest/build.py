@@ -297,7 +297,8 @@ class _Builder:
         from .tree import KernelTree, prepare_worktree
         try:
             kt = KernelTree.open(tree)
-            wt = self.step("worktree", prepare_worktree, kt, req.base, "build")
+            wt = self.step("worktree", prepare_worktree, kt, req.base, "build",
+                           series_base=series.base_commit if series is not None else None)
         except BaseException as exc:
             # build.json is on disk as "running": it must say how this run ended
             self._end_before_build(exc)
@@ -341,6 +342,11 @@ class _Builder:
         # The cached repo keeps every applied patch's commit: decode maps trace lines to patches.
         m["kernel"]["git_dir"] = str(wt.git_dir)
         m["kernel"]["notes"] = list(wt.notes)
+        if m["series"] is not None:
+            m["series"].update(base_commit=wt.series_base, base_used=wt.base_commit,
+                               base_from=wt.base_from, msgid=series.msgid)
+            if wt.base_note:
+                self.echo(f"zstest build: {wt.base_note}")
         self.objdir = objdir_for(kt.key, fragments)
         m["objdir"] = str(self.objdir)
         env = dict(REPRODUCIBLE_ENV)

@@ -107,10 +107,11 @@ def load_side(path) -> Side:
 
 def looks_like_series(src: str) -> bool:
     """True when src is a series source (mbox, patch dir, quilt dir, A..B, msgid) rather than a side."""
+    from .series.lore import msgid_from_url
     from .series.sources import GIT_RANGE, MSGID
     path = Path(src).expanduser()
     if not path.exists():
-        return bool(GIT_RANGE.match(src) or MSGID.match(src))
+        return bool(GIT_RANGE.match(src) or MSGID.match(src) or msgid_from_url(src))
     if path.is_dir():
         if has_results(path) or has_build(path):
             return False

@@ -238,6 +238,9 @@ class Worktree:
     purpose: str = "build"
     notes: List[str] = field(default_factory=list)
     _lock: Optional[contextlib.ExitStack] = field(default=None, repr=False)
+    series_base: Optional[str] = None    # the series' base-commit: line, as written
+    base_from: str = "HEAD"              # --base, base-commit, HEAD or import
+    base_note: str = ""                  # one line: which base, and why
 
     def release(self) -> None:
         if self._lock is not None:
@@ -276,9 +279,36 @@ def _clean_worktree(path: Path, rev: str) -> None:
     _git(["clean", "-fdxq"], cwd=path)
 
 
+def choose_base(kt: KernelTree, git_dir: Path, base: Optional[str],
+                series_base: Optional[str]) -> tuple[str, str, str]:
+    """(commit, how, one line) for a series: --base wins, then its base-commit when the tree
+    has it, else the tree's HEAD (git) or import (plain)."""
+    fallback = "HEAD" if kt.kind == "git" else "import"
+    if base:
+        sha = resolve_base(kt, git_dir, base)
+        note = (f"base {sha[:12]} (--base {base}; the series' base-commit {series_base} is "
+                f"not used)" if series_base else "")
+        return sha, "--base", note
+    if series_base and kt.kind == "git" and re.fullmatch(r"[0-9a-f]{7,64}", series_base):
+        out = _git(["-C", str(kt.path), "rev-parse", "--verify", "--quiet", "--end-of-options",
+                    f"{series_base}^{{commit}}"], check=False, user_repo=True)
+        sha = out.stdout.strip()
+        if out.returncode == 0 and is_object_id(sha):
+            return sha, "base-commit", f"applying on the series' base-commit {sha[:12]}"
+    sha = resolve_base(kt, git_dir, None)
+    if not series_base:
+        return sha, fallback, ""
+    lacks = (f"{kt.path} does not have it" if kt.kind == "git"
+             else f"{kt.path} is not a git tree")
+    what = "its HEAD" if kt.kind == "git" else "its imported copy"
+    return sha, fallback, (f"the series' base-commit {series_base} is not used ({lacks}): "
+                           f"applying on {what} {sha[:12]}")
+
+
 def prepare_worktree(tree: Union[str, Path, KernelTree], base: Optional[str] = None,
-                     purpose: str = "build") -> Worktree:
-    """The locked scratch worktree of (tree, purpose), reset to base. Release it when done."""
+                     purpose: str = "build", series_base: Optional[str] = None) -> Worktree:
+    """The locked scratch worktree of (tree, purpose), reset to base (else the series'
+    base-commit when the git tree has it, else HEAD / the import). Release it when done."""
     kt = tree if isinstance(tree, KernelTree) else KernelTree.open(tree)
     if not re.fullmatch(r"[A-Za-z0-9._-]+", purpose):
         raise BadInput(f"worktree purpose {purpose!r} must be a plain name.")
@@ -286,7 +316,7 @@ def prepare_worktree(tree: Union[str, Path, KernelTree], base: Optional[str] = N
     # tree stage failed (exit 3, as a patch that does not apply).
     with git_failures_as(2, f"git cannot read the kernel tree {kt.path}"):
         git_dir = cached_repo(kt)
-        base_commit = resolve_base(kt, git_dir, base)
+        base_commit, base_from, base_note = choose_base(kt, git_dir, base, series_base)
     path = worktree_path(kt, purpose)
     lock = contextlib.ExitStack()
     lock.enter_context(file_lock(cache_dir("locks") / f"worktree-{kt.key}-{purpose}.lock"))
@@ -303,7 +333,8 @@ def prepare_worktree(tree: Union[str, Path, KernelTree], base: Optional[str] = N
                 _git(["worktree", "add", "--quiet", "--force", "--detach", str(path),
                       "--end-of-options", base_commit], git_dir=git_dir)
             wt = Worktree(path=path, base_commit=base_commit, tree_kind=kt.kind,
-                          source_tree=kt.path, git_dir=git_dir, purpose=purpose, _lock=lock)
+                          source_tree=kt.path, git_dir=git_dir, purpose=purpose, _lock=lock,
+                          series_base=series_base, base_from=base_from, base_note=base_note)
             if kt.kind == "git":
                 dirty = _git(["--no-optional-locks", "-C", str(kt.path), "status", "--porcelain",
                               "--untracked-files=no"], check=False, user_repo=True).stdout.strip()
@@ -370,6 +401,8 @@ class ApplyResult:
              "patches": [p.to_dict() for p in self.patches]}
         if self.series is not None:
             d["series"] = {k: v for k, v in self.series.to_dict().items() if k != "patches"}
+            d["series"].update(base_used=wt.base_commit, base_from=wt.base_from,
+                               base_note=wt.base_note)
         return d
 
 
@@ -488,7 +521,7 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
     for patch in series.patches:
         _check_safe(patch)
     try:
-        wt = prepare_worktree(tree, base, purpose)
+        wt = prepare_worktree(tree, base, purpose, series_base=series.base_commit)
     except KeyboardInterrupt:
         if out is not None:
             _write_interrupted(Path(out), tree, series, time.monotonic() - start)

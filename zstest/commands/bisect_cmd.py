@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from ..suites import available_suites
+from . import lore_url_option
 
 
 @click.command("bisect")
-@click.option("--series", required=True, help="The series: mbox, patch dir, quilt dir, git range, msgid.")
+@click.option("--series", required=True, help="The series: mbox, b4's .mbx, patch dir, quilt dir, git range, msgid, lore URL, - for stdin.")
+@lore_url_option
 @click.option("--kernel", type=click.Path(path_type=Path),
               help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
 @click.option("--base", help="Commit to apply on (git trees).")

@@ -8,13 +8,14 @@ import click
 
 from ..build import BuildRequest, run_build
 from ..matrix import cell_option
-from . import reproducer_argv
+from . import lore_url_option, reproducer_argv
 
 
 @click.command("build")
 @click.option("--kernel", "kernel", type=click.Path(path_type=Path),
               help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
-@click.option("--series", "series", help="Patch series to apply first (mbox, dir, quilt, A..B, msgid).")
+@click.option("--series", "series", help="Patch series to apply first (mbox, b4's .mbx, dir, quilt, A..B, msgid, lore URL, - for stdin).")
+@lore_url_option
 @click.option("--base", "base", help="Commit to apply the series on (git trees). Default: HEAD.")
 @click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT|.config",
               help="Config profile (base, debug), fragment file, or your own full .config "

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import BadInput
+from . import lore_url_option
 
 
 def _write_json(data: dict, dest: str) -> None:
@@ -36,6 +37,7 @@ def _write_json(data: dict, dest: str) -> None:
 @click.option("-k", "keyword", default="", help="Series mode: select tests by pytest -k expression.")
 @click.option("--each/--no-each", default=True, show_default=True,
               help="Series mode: apply and build patch by patch.")
+@lore_url_option
 def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword, each) -> int:
     """Compare A (old) with B (new): results dirs, build dirs, their JSON files, or two series
     sources to build and run first. Exit 1 when anything regressed.

@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from ..suites import available_suites
+from . import lore_url_option
 
 
 @click.command("mutate")
-@click.option("--series", help="The series whose added C lines are mutated: mbox, patch dir, quilt dir, git range, msgid.")
+@click.option("--series", help="The series whose added C lines are mutated: mbox, patch dir, quilt dir, git range, msgid, lore URL.")
+@lore_url_option
 @click.option("--kernel", type=click.Path(path_type=Path),
               help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
 @click.option("--file", "file", help="A C file of the tree (e.g. mm/zsmalloc.c): mutate its existing code (with --series: only this file's lines).")

@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 
 from ..errors import EXIT_OK
-from ..series import DEFAULT_LORE_URL, format_series, load_series
+from ..series import format_series, load_series
+from ..series.lore import default_lore_url
+from . import lore_url_option
 
 def _source_options(f):
     f = click.option("--git-tree", type=click.Path(path_type=Path), default=None,
                      help="Git tree for an A..B range (default: the current directory).")(f)
-    f = click.option("--lore-url", default=DEFAULT_LORE_URL, show_default=True,
-                     help="Public-inbox server for a message-id.")(f)
-    return f
+    return lore_url_option(f)
 
 
 @click.group()
@@ -27,13 +27,15 @@ def series() -> None:
 @click.argument("src")
 @click.option("--json", "as_json", is_flag=True, help="Print the series as JSON.")
 @_source_options
-def show(src: str, as_json: bool, git_tree, lore_url: str) -> int:
+def show(src: str, as_json: bool, git_tree) -> int:
     """Show what SRC holds: revision, cover, patches, base, problems.
 
-    SRC is an mbox, a directory of git format-patch files, a quilt directory,
-    a git range A..B (in --git-tree) or a message-id (fetched from --lore-url).
+    SRC is an mbox (b4's .mbx too), `-` (an mbox on stdin), a directory of git
+    format-patch files, a quilt directory, a git range A..B (in --git-tree), a
+    message-id or a lore URL (fetched from --lore-url). A thread with replies
+    shows their trailers (Reviewed-by, Acked-by, ...) per patch.
     """
-    s = load_series(src, git_tree=git_tree, lore_url=lore_url)
+    s = load_series(src, git_tree=git_tree)
     if as_json:
         click.echo(json.dumps(s.to_dict(), indent=2))
     else:
@@ -54,7 +56,7 @@ def show(src: str, as_json: bool, git_tree, lore_url: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_source_options
 def apply(src: str, kernel: Path, base, out, allow_gaps: bool, purpose: str, as_json: bool,
-          git_tree, lore_url: str) -> int:
+          git_tree) -> int:
     """Apply SRC patch by patch with `git am` on a scratch worktree of --kernel.
 
     Exit 3 at the first patch that does not apply.
@@ -64,7 +66,7 @@ def apply(src: str, kernel: Path, base, out, allow_gaps: bool, purpose: str, as_
 
     from ..settings import resolve_kernel
     kt = KernelTree.open(resolve_kernel(kernel))
-    s = load_series(src, git_tree=git_tree, lore_url=lore_url)
+    s = load_series(src, git_tree=git_tree)
     try:
         result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps, purpose=purpose)
     except ZstestError as exc:
@@ -87,6 +89,8 @@ def _print_result(result, as_json: bool) -> None:
     total = result.series.total if result.series else len(result.patches)
     click.echo(f"tree:      {wt.source_tree} ({wt.tree_kind}), base {wt.base_commit[:12]}")
     click.echo(f"worktree:  {wt.path}")
+    if wt.base_note:
+        click.echo(f"base:      {wt.base_note}")
     for note in wt.notes:
         click.echo(f"note:      {note}")
     for p in result.patches:
@@ -104,12 +108,11 @@ def _print_result(result, as_json: bool) -> None:
 @click.argument("target", metavar="NAME|MSGID")
 @click.option("--rev", type=int, default=None,
               help="Revision of the manifest NAME to fetch (default: the newest).")
-@click.option("--lore-url", default=DEFAULT_LORE_URL, show_default=True,
-              help="Public-inbox server to fetch the thread from.")
+@lore_url_option
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write the fetched thread (mbox) to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def fetch(target: str, rev, lore_url: str, out, as_json: bool) -> int:
+def fetch(target: str, rev, out, as_json: bool) -> int:
     """Fetch a known series (a manifest in kernel-patches/) or any thread by message-id.
 
     NAME is a manifest name such as nonlru-migration; --rev picks its revision.
@@ -119,7 +122,7 @@ def fetch(target: str, rev, lore_url: str, out, as_json: bool) -> int:
     """
     from ..series.manifest import fetch_series
 
-    result = fetch_series(target, rev=rev, lore_url=lore_url, out=out)
+    result = fetch_series(target, rev=rev, lore_url=default_lore_url(), out=out)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -21,6 +22,38 @@ FETCH_DEADLINE_S = 180           # the whole download: a server trickling bytes 
 MAX_COMPRESSED_BYTES = 32 << 20
 MAX_MBOX_BYTES = 256 << 20
 CHUNK_BYTES = 64 << 10
+
+
+# The server for message-ids and lore URLs when a caller names none: --lore-url or the config's
+# lore_url, set once per command by the CLI option, so that build/bisect/mutate need not carry it.
+_default_lore_url = DEFAULT_LORE_URL
+
+# https://lore.kernel.org/r/<msgid>, /<list>/<msgid>/, /<list>/<msgid>/T/, .../t.mbox.gz, .../raw
+LORE_URL = re.compile(r"^https?://[^/\s]+/(?:[^/\s]+/)?(?P<msgid>[^/\s]*(?:@|%40)[^/\s]*)"
+                      r"(?:/(?:[tT]|raw|t\.mbox\.gz|t\.atom)?/?)?(?:[?#]\S*)?$")
+
+
+def set_default_lore_url(url: str | None) -> None:
+    global _default_lore_url
+    _default_lore_url = (url or DEFAULT_LORE_URL).rstrip("/") or DEFAULT_LORE_URL
+
+
+def default_lore_url() -> str:
+    return _default_lore_url
+
+
+def msgid_from_url(url: str) -> str | None:
+    """The message-id a lore URL names (its host is not contacted: the lore server is configured)."""
+    m = LORE_URL.match(url.strip())
+    if not m:
+        return None
+    msgid = urllib.parse.unquote(m.group("msgid")).strip("<>")
+    return msgid if re.fullmatch(r"[^\s<>@/]+@[^\s<>@/]+", msgid) else None
+
+
+def lore_link(msgid: str) -> str:
+    """The public link of a message, as b4 and the kernel's Link: trailers write it."""
+    return f"https://lore.kernel.org/r/{urllib.parse.quote(msgid, safe='@.+-_=')}"
 
 
 def thread_url(msgid: str, lore_url: str = DEFAULT_LORE_URL) -> str:

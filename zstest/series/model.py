@@ -18,17 +18,19 @@ class Patch:
     added: int = 0
     removed: int = 0
     raw: bytes = b""        # this one message as a file `git am` takes
+    trailers: List[dict] = field(default_factory=list)   # from the thread's replies: tag, who, msgid
 
     def to_dict(self) -> dict:
         return {"index": self.index, "total": self.total, "subject": self.subject,
                 "author": self.author, "date": self.date, "msgid": self.msgid,
-                "files": list(self.files), "added": self.added, "removed": self.removed}
+                "files": list(self.files), "added": self.added, "removed": self.removed,
+                "trailers": [dict(t) for t in self.trailers]}
 
 
 @dataclass
 class Series:
     source: str
-    kind: str               # mbox, format-patch-dir, quilt, git-range, msgid
+    kind: str               # mbox, format-patch-dir, quilt, git-range, msgid, lore-url, stdin
     revision: int
     cover_subject: Optional[str]
     cover_body: Optional[str]
@@ -38,10 +40,11 @@ class Series:
     base_commit: Optional[str] = None
     problems: List[str] = field(default_factory=list)
     prefix_flags: List[str] = field(default_factory=list)   # e.g. RFC, RESEND
+    msgid: Optional[str] = None      # the thread's message-id (the cover's, else patch 1's)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "kind": self.kind, "revision": self.revision,
                 "cover_subject": self.cover_subject, "total": self.total,
-                "base_commit": self.base_commit, "prefix_flags": list(self.prefix_flags),
+                "base_commit": self.base_commit, "msgid": self.msgid, "prefix_flags": list(self.prefix_flags),
                 "patches": [p.to_dict() for p in self.patches],
                 "missing": list(self.missing), "problems": list(self.problems)}

@@ -26,6 +26,10 @@ BASE_COMMIT = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
 MBOXRD_QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
 FROM_LINE = b"From zstest Mon Sep 17 00:00:00 2001\n"
 KNOWN_FLAGS = ("RFC", "RESEND")
+MSGID_IN_HEADER = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+# A reviewer's own trailer line (quoted lines start with '>', so they never match).
+TRAILER = re.compile(r"^(Reviewed-by|Acked-by|Tested-by|Reported-by|Suggested-by|Signed-off-by):"
+                     r"[ \t]*(\S.*?)\s*$", re.IGNORECASE)
 
 
 @dataclass
@@ -41,6 +45,8 @@ class Mail:
     origin: str                  # file it came from, for error messages
     last_in_file: bool = False
     header_notes: List[str] = field(default_factory=list)   # headers Python's parser refused
+    in_reply_to: str = ""        # the parent's message-id (replies)
+    references: List[str] = field(default_factory=list)     # ancestors, oldest first
 
 
 @dataclass
@@ -118,10 +124,12 @@ def mail_from_bytes(raw: bytes, position: int, origin: str, from_line: Optional[
     if msgid and not re.fullmatch(r"[^\s<>@]+@[^\s<>@]+", msgid):
         notes.append(f"its Message-ID {msgid[:60]!r} is not local@domain; ignored")
         msgid = ""
+    parents = MSGID_IN_HEADER.findall(_header(msg, "In-Reply-To"))
     return Mail(raw=from_line + raw, subject=_header(msg, "Subject", notes),
                 author=_header(msg, "From", notes), date=_header(msg, "Date", notes),
                 msgid=msgid, body=_text_of(msg), position=position, origin=origin,
-                header_notes=notes)
+                header_notes=notes, in_reply_to=parents[-1] if parents else "",
+                references=MSGID_IN_HEADER.findall(_header(msg, "References")))
 
 
 def looks_binary(data: bytes) -> bool:
@@ -217,9 +225,11 @@ def build_series(mails: List[Mail], source: str, kind: str) -> Series:
     problems: List[str] = []
     covers: List[_Candidate] = []
     patches: List[_Candidate] = []
+    replies: List[Mail] = []
     for mail in mails:
         prefix = parse_subject(mail.subject)
         if prefix.is_reply:
+            replies.append(mail)
             continue
         problems += [f"{mail.subject[:60]!r}: {note}." for note in mail.header_notes]
         diff = analyze_diff(mail.body)
@@ -308,8 +318,60 @@ def build_series(mails: List[Mail], source: str, kind: str) -> Series:
                             author=c.mail.author, date=c.mail.date, msgid=c.mail.msgid,
                             files=list(c.diff.files), added=c.diff.added,
                             removed=c.diff.removed, raw=c.mail.raw))
+    _attach_trailers(result, cover.mail if cover else None, replies, mails, revision)
+    first = by_index[min(by_index)].mail
     return Series(source=source, kind=kind, revision=revision,
                   cover_subject=cover.prefix.title if cover else None,
                   cover_body=cover.mail.body if cover else None,
                   patches=result, missing=missing, total=total, base_commit=base,
-                  problems=problems, prefix_flags=flags)
+                  problems=problems, prefix_flags=flags,
+                  msgid=(cover.mail.msgid if cover else first.msgid) or None)
+
+
+def reply_trailers(body: str) -> List[tuple]:
+    """(tag, who) of the trailer lines a reply writes itself: not quoted, before its signature."""
+    found = []
+    for line in body.splitlines():
+        if line.rstrip() == "--":
+            break
+        m = TRAILER.match(line)
+        if m:
+            tag = m.group(1)
+            found.append((tag[0].upper() + tag[1:].lower(), m.group(2)))
+    return found
+
+
+def _attach_trailers(patches: List[Patch], cover: Optional[Mail], replies: List[Mail],
+                     mails: List[Mail], revision: int) -> None:
+    """Give each patch the trailers of the thread's replies to it (a reply to the cover: all)."""
+    by_msgid = {p.msgid: p for p in patches if p.msgid}
+    parent_of = {m.msgid: m.in_reply_to or (m.references[-1] if m.references else "")
+                 for m in mails if m.msgid}
+    cover_id = cover.msgid if cover is not None else ""
+    for reply in replies:
+        trailers = reply_trailers(reply.body)
+        if not trailers:
+            continue
+        targets: List[Patch] = []
+        node, seen = reply.in_reply_to or (reply.references[-1] if reply.references else ""), set()
+        while node and node not in seen:
+            seen.add(node)
+            if node in by_msgid:
+                targets = [by_msgid[node]]
+                break
+            if node == cover_id:
+                targets = list(patches)
+                break
+            node = parent_of.get(node, "")
+        if not targets and not seen & set(parent_of):
+            # the thread's messages in between are not in the mbox: go by the subject
+            prefix = parse_subject(reply.subject)
+            if prefix.revision == revision and prefix.index:
+                targets = [p for p in patches if p.index == prefix.index]
+        for patch in targets:
+            for tag, who in trailers:
+                if tag == "Signed-off-by" and who == patch.author:
+                    continue
+                entry = {"tag": tag, "who": who, "msgid": reply.msgid}
+                if not any(t["tag"] == tag and t["who"] == who for t in patch.trailers):
+                    patch.trailers.append(entry)

@@ -12,12 +12,15 @@ def format_series(series: Series) -> str:
              f"revision:  v{series.revision}{flags}",
              f"cover:     {series.cover_subject if series.cover_subject is not None else '(none)'}",
              f"base:      {series.base_commit or '(not stated)'}",
+             *([f"msgid:     <{series.msgid}>"] if series.msgid else []),
              f"patches:   {len(series.patches)} of {series.total}"]
     for p in series.patches:
         lines.append(f"  {p.index:>{width}}/{p.total} {p.subject}")
         lines.append(f"  {'':>{2 * width + 1}} {p.author}  +{p.added}/-{p.removed}")
         for f in p.files:
             lines.append(f"  {'':>{2 * width + 1}}   {f}")
+        for t in p.trailers:
+            lines.append(f"  {'':>{2 * width + 1}}   {t['tag']}: {t['who']}")
     if series.missing:
         lines.append("missing:   " + ", ".join(f"{i}/{series.total}" for i in series.missing))
     if series.problems:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 from ..errors import BadInput
 from ..proc import CommandError, run
-from .lore import DEFAULT_LORE_URL, fetch_thread
+from .lore import default_lore_url, fetch_thread, msgid_from_url
 from .model import Series
 from .parse import Mail, build_series, parse_subject, plain_patch_mail, read_mails
 
@@ -19,8 +23,21 @@ PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
 
 
 def load_series(src: str, *, git_tree: Optional[Path] = None,
-                lore_url: str = DEFAULT_LORE_URL) -> Series:
-    """Load a series from an mbox, a format-patch dir, a quilt dir, a git range A..B or a message-id."""
+                lore_url: Optional[str] = None) -> Series:
+    """Load a series from an mbox (b4's .mbx too), `-` (an mbox on stdin), a format-patch dir,
+    a quilt dir, a git range A..B, a message-id or a lore URL (its msgid, from lore_url)."""
+    lore_url = lore_url or default_lore_url()
+    if src == "-":
+        series = build_series(_stdin_mails(), "-", "stdin")
+        return series
+    if src.startswith(("https://", "http://")):
+        msgid = msgid_from_url(src)
+        if msgid is None:
+            raise BadInput(f"{src} names no message-id (expected a lore URL such as "
+                           f"https://lore.kernel.org/r/<message-id>).")
+        series = build_series(read_mails(fetch_thread(msgid, lore_url)), src, "lore-url")
+        series.msgid = msgid
+        return series
     path = Path(src).expanduser()
     if path.is_dir():
         if (path / "series").is_file():
@@ -29,18 +46,52 @@ def load_series(src: str, *, git_tree: Optional[Path] = None,
     if path.exists():
         if not path.is_file():
             raise BadInput(f"{src} is not a regular file or directory.")
-        return build_series(read_mails(path), src, "mbox")
+        mails = read_mails(path)
+        cover = path.with_suffix(".cover")
+        if path.suffix == ".mbx" and cover.is_file():
+            # `b4 am` writes the cover letter next to the patches: X.mbx + X.cover
+            mails = read_mails(cover) + mails
+            for position, mail in enumerate(mails):
+                mail.position = position
+        return build_series(mails, src, "mbox")
     if src.startswith("-"):
         # git would read it as an option (--output-directory=/x..HEAD), not as a range
-        raise BadInput(f"{src} is no file, directory, git range A..B or message-id "
-                       f"(a series source cannot start with '-').")
+        raise BadInput(f"{src} is no file, directory, git range A..B, message-id or lore URL "
+                       f"(a series source cannot start with '-', but `-` alone reads stdin).")
     if GIT_RANGE.match(src) and not src.startswith("/"):
         return _git_range(src, git_tree or Path.cwd())
     if MSGID.match(src):
         msgid = src.strip("<>")
         mbox = fetch_thread(msgid, lore_url)
-        return build_series(read_mails(mbox), src, "msgid")
-    raise BadInput(f"{src} is no file, directory, git range A..B or message-id.")
+        series = build_series(read_mails(mbox), src, "msgid")
+        series.msgid = msgid
+        return series
+    raise BadInput(f"{src} is no file, directory, git range A..B, message-id, lore URL or `-`.")
+
+
+_stdin_copy: Optional[Path] = None
+
+
+def _stdin_mails() -> List[Mail]:
+    """The mbox on standard input, read once per process (bisect and --each load it again)."""
+    global _stdin_copy
+    if _stdin_copy is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise BadInput("`-` reads an mbox from standard input, but standard input is a "
+                           "terminal (pipe one in: `b4 am -o - MSGID | zstest ... -`).")
+        data = sys.stdin.buffer.read()
+        if not data.strip():
+            raise BadInput("standard input is empty: expected an mbox or a patch file.")
+        fd, name = tempfile.mkstemp(prefix="zstest-stdin-",
+                                    suffix=f"-{hashlib.sha256(data).hexdigest()[:12]}.mbox")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        _stdin_copy = Path(name)
+        atexit.register(_stdin_copy.unlink, missing_ok=True)
+    mails = read_mails(_stdin_copy)
+    for mail in mails:
+        mail.origin = "standard input"
+    return mails
 
 
 def _patch_dir_mails(path: Path) -> List[Mail]:
