@@ -9,6 +9,7 @@ series or a booted guest.
 
 from __future__ import annotations
 
+import re
 import shlex
 import textwrap
 from pathlib import Path
@@ -16,18 +17,36 @@ from typing import Any, Dict, List, Optional
 
 from .decode import Decoded, Decoder, format_decoded, results_splats
 from .errors import BadInput
+from .splats import classify, split_timestamp
 from .manifests import (BuildConfig, BuildKernel, BuildManifest, ResultsManifest, has_build,
                         has_results, load_build, load_results)
 
 WIDTH = 72
 MAX_FAILED_SHOWN = 12
+# What a reader pastes or greps: a path, file:line, function+0xoff/0xsize, a URL. A line holding
+# one stays whole past WIDTH; cutting ".../mm/zsmalloc.c:18" / "68" makes it useless.
+UNBREAKABLE = re.compile(r"(?:~|\.{1,2})?/[\w.+-]+/|[\w.+-]+/[\w.+-]*[A-Za-z][\w.+-]*"
+                         r"|\b[\w-]+\.[chS]:\d+|\b\w+\+0x[0-9a-f]+/0x[0-9a-f]+|https?://")
+# A kernel location (file:line, function+offset): its whole line is what gets pasted.
+LOCATION = re.compile(r"\b[\w-]+\.[chS]:\d+|\b\w+\+0x[0-9a-f]+/0x[0-9a-f]+")
+
+
+
+
+class _Whole(str):
+    """A line _fit leaves whole (laid out already, or a shell line: a cut breaks the command)."""
 
 
 def _wrap(text: str, indent: str = "", first: Optional[str] = None) -> List[str]:
-    """text wrapped to WIDTH; long words (paths) are broken rather than overflowing."""
-    return textwrap.wrap(text, width=WIDTH, initial_indent=first if first is not None else indent,
-                         subsequent_indent=indent, break_long_words=True,
-                         break_on_hyphens=False) or [(first or indent).rstrip()]
+    """text wrapped to WIDTH between words (a path is never cut); a text holding a kernel
+    location (file:line, function+offset) is one line, however long."""
+    first = first if first is not None else indent
+    if LOCATION.search(text) or " " not in text.strip():
+        return [_Whole(first + text)]
+    # laid out here for good: _fit must not wrap these lines again
+    return [_Whole(line) for line in textwrap.wrap(
+        text, width=WIDTH, initial_indent=first, subsequent_indent=indent,
+        break_long_words=False, break_on_hyphens=False)] or [first.rstrip()]
 
 
 def _field(label: str, value: str) -> List[str]:
@@ -63,7 +82,25 @@ def _series_lines(build: Optional[BuildManifest]) -> List[str]:
     head += f"v{rev}, " if rev not in (None, "") else ""
     head += f"{total} patches" + (f" ({series.applied_prefix} applied)"
                                   if series.applied_prefix not in (None, total) else "")
-    return _field("Series", head) + _field("Source", str(series.source or "?"))
+    out = _field("Series", head) + _field("Source", str(series.source or "?"))
+    msgid = _series_msgid(build)
+    if msgid:
+        from .series.lore import lore_link
+        out += _field("Thread", lore_link(msgid))
+    return out
+
+
+def _series_msgid(build: BuildManifest) -> Optional[str]:
+    """The series' message-id: recorded at build time, or named by its source (msgid, lore URL)."""
+    from .series.lore import msgid_from_url
+    from .series.sources import MSGID
+    recorded = build.data["series"].get("msgid")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    source = str(build.series.source or "")
+    if source.startswith(("http://", "https://")):
+        return msgid_from_url(source)
+    return source.strip("<>") if MSGID.match(source) and not Path(source).exists() else None
 
 
 def _base_lines(build: Optional[BuildManifest], results: ResultsManifest) -> List[str]:
@@ -154,7 +191,7 @@ def _splat_lines(results: Dict[str, Any], build_dir: Optional[str],
     more = f" (the first of {len(found)})" if len(found) > 1 else ""
     out = _field("Splats", f"{len(found)}{more}" + (f", during {test}" if test else ""))
     out.append("")
-    out += _wrap(f"[{decoded.kind}] {decoded.title}", indent="    ", first="  ")
+    out.append(f"  [{decoded.kind}] {decoded.title}")     # a splat title is never wrapped
     out += format_decoded(decoded, width=WIDTH, max_frames=12)
     if decoded.patches:
         first = decoded.patches[0]
@@ -178,7 +215,9 @@ def _console_tail(path: Path, count: int = 8) -> List[str]:
         return []
     out = ["", f"Console tail ({path.name}):"]
     for line in tail:
-        out.append("  " + (line if len(line) <= WIDTH - 2 else line[:WIDTH - 5] + "..."))
+        whole = (len(line) <= WIDTH - 2 or UNBREAKABLE.search(line)
+                 or classify(split_timestamp(line)[1]) is not None)
+        out.append(_Whole("  " + line) if whole else "  " + line[:WIDTH - 5] + "...")
     return out
 
 
@@ -204,26 +243,89 @@ def _run_lines(results: ResultsManifest, build: Optional[BuildManifest]) -> List
     return out
 
 
+# Options that name this machine's files (results, build dirs, copies): not for another machine.
+_LOCAL_OPTIONS = {"--out", "--build-out", "--json", "--junit", "--cell", "--build"}
+_RUN_SELECTION = {"--suite", "-k", "--repeat"}
+
+
+def _portable_build_args(build: BuildManifest) -> List[str]:
+    """build.json's reproducer arguments without this machine's paths: the series source as
+    given (its lore link when it was a file in the cache), Debian's tree by its version."""
+    from .cache import cache_root
+    try:
+        words = shlex.split(build.reproducer or "")[2:]
+    except ValueError:
+        return []
+    cache = str(cache_root())
+    out, i = [], 0
+    while i < len(words):
+        word, value = words[i], words[i + 1] if i + 1 < len(words) else None
+        name = word.split("=", 1)[0]
+        takes_value = "=" not in word and value is not None and not value.startswith("-")
+        if name in _LOCAL_OPTIONS | _RUN_SELECTION:
+            i += 2 if takes_value else 1
+            continue
+        if name == "--kernel" and takes_value and value.startswith(cache):
+            debian = re.search(r"linux-source-(\d+\.\d+)$", value.rstrip("/"))
+            out += ["--kernel", debian.group(1)] if debian and debian.group(1) != "6.1" else []
+            i += 2
+            continue
+        if name == "--series" and takes_value and value.startswith(cache) and _series_msgid(build):
+            from .series.lore import lore_link
+            out += ["--series", lore_link(_series_msgid(build))]
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def _reproduce_lines(results: ResultsManifest, build: Optional[BuildManifest],
                      build_dir: Optional[str]) -> List[str]:
+    """One `zstest run` line that works on another machine: the build's options and the
+    suite, with -k naming the tests that did not pass."""
     out = ["How to reproduce:"]
-    commands = []
-    if build and build.reproducer:
-        commands.append(build.reproducer)
-    command = results.data.get("command")
-    if command:
-        commands.append(shlex.join(str(c) for c in command) if isinstance(command, list) else str(command))
-    else:
-        argv = ["zstest", "boot-and-run"]
-        if build_dir:
-            argv += ["--build", build_dir]
-        if results.suite:
-            argv += ["--suite", results.suite]
-        commands.append(shlex.join(argv))
-    for cmd in commands:
-        # a shell line continued with backslashes, each piece within the width
-        out += _shell_lines(cmd)
+    argv = ["zstest", "run"] + (_portable_build_args(build) if build else [])
+    if results.suite:
+        argv += ["--suite", results.suite]
+    bad = [str(t.get("name", "")).rsplit("::", 1)[-1].split("[", 1)[0] for t in results.tests
+           if t.get("status") in ("failed", "error", "interrupted")]
+    if bad:
+        argv += ["-k", " or ".join(dict.fromkeys(b for b in bad if b))]
+    # a shell line continued with backslashes, each piece within the width
+    out += [_Whole(line) for line in _shell_lines(shlex.join(argv))]
+    if build and build.series and str(build.series.source or "") == "-":
+        out.append("  (the series comes on standard input: pipe its mbox in)")
     return out
+
+
+def _tested_by_lines(results: ResultsManifest, build: Optional[BuildManifest]) -> List[str]:
+    """A ready Tested-by: trailer when everything passed, else nothing."""
+    if results.status != "passed" or (build is not None and build.status != "ok"):
+        return []
+    who = _tester()
+    if who is None:
+        return ["", "Tested-by: (omitted: set git config user.name and user.email, or",
+                "tested_by = \"Name <email>\" in ~/.config/zstest/config.toml)"]
+    return ["", f"Tested-by: {who}"]
+
+
+def _tester() -> Optional[str]:
+    """'Name <email>': the config file's tested_by, else the user's git identity."""
+    from .proc import CommandError, run
+    from .settings import current
+    setting = current().values.get("tested_by")
+    if setting is not None and str(setting.value).strip():
+        return str(setting.value).strip()
+    ident = []
+    for key in ("user.name", "user.email"):
+        try:
+            res = run(["git", "config", "--get", key], check=False, timeout=10)
+        except (CommandError, OSError):
+            return None
+        ident.append(res.stdout.strip())
+    name, email = ident
+    return f"{name} <{email}>" if name and email else None
 
 
 def _shell_lines(cmd: str) -> List[str]:
@@ -234,19 +336,15 @@ def _shell_lines(cmd: str) -> List[str]:
         if current.strip() and len(current) + len(piece) + 2 > WIDTH:
             lines.append(current.rstrip() + " \\")
             current = "      "
-        while len(current) + len(piece) > WIDTH - 1:
-            # a word longer than a line (a deep path): backslash-newline joins it again
-            cut = WIDTH - 1 - len(current)
-            lines.append(current + piece[:cut] + "\\")
-            piece, current = piece[cut:], ""
-        current += piece + " "
+        current += piece + " "      # a word longer than a line (a URL, a path) stays whole
     lines.append(current.rstrip())
     return lines
 
 
 def _fit(line: str) -> List[str]:
-    """A line wider than WIDTH (a long path in a frame) wrapped under its own indent."""
-    if len(line) <= WIDTH:
+    """A line wider than WIDTH wrapped between words under its own indent, unless it holds a
+    kernel location or is a shell line."""
+    if len(line) <= WIDTH or isinstance(line, _Whole) or LOCATION.search(line):
         return [line]
     indent = " " * (len(line) - len(line.lstrip()) + 4)
     return _wrap(line.strip(), indent=indent[:20], first=line[:len(line) - len(line.lstrip())])
@@ -285,6 +383,7 @@ def _render(results_dir: Path, results: ResultsManifest) -> str:
     lines += _splat_lines(results.data, build_dir, results_dir)
     lines.append("")
     lines += _run_lines(results, build)
+    lines += _tested_by_lines(results, build)
     lines.append("")
     lines += _reproduce_lines(results, build, build_dir)
     text = "\n".join(fitted.rstrip() for line in lines for fitted in _fit(line))

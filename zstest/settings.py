@@ -61,6 +61,8 @@ KEYS: Dict[str, Key] = {
     "make_args": Key((list,), (("*", "make_args"),), "extra make variables (VAR=VALUE)",
                      listof=str),
     "quiet": Key((bool,), (("*", "quiet"),), "only verdict lines and errors"),
+    "tested_by": Key((str,), (), "'Name <email>' of zstest report's Tested-by: line "
+                                 "(default: git config user.name / user.email)"),
     "build_out": Key((str,), (("build", "out"), ("run", "build_out")),
                      "build directory (fixed; default: a new one in the cache)", path=True),
     "results_out": Key((str,), (("boot-and-run", "out"), ("run", "out")),
