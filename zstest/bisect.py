@@ -116,8 +116,8 @@ class _Bisector:
         """Build prefix k, boot it and run the tests; the verdict good / bad / skip."""
         if k in self.steps:
             return self.steps[k]
-        from .build import BuildRequest, run_build
-        from .runner import BootRunRequest, boot_and_run
+        from .pipeline import (BootRunRequest, BuildRequest, PipelineRequest, reproducer_argv,
+                               run_pipeline)
         req = self.req
         started = time.monotonic()
         patch = self.series.patches[k - 1] if k else None
@@ -128,26 +128,34 @@ class _Bisector:
         self.say(f"prefix {k}/{self.n} ({subject}): building")
         breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
                             configs=list(req.configs), out=self.out / name / "build",
-                            series_limit=k if k else None, jobs=req.jobs,
-                            argv=self._build_argv(k))
-        try:
-            run_build(breq, echo=lambda line: None)
-        except (ApplyFailed, BuildFailed) as exc:
-            step.reason = exc.message
-            step.duration_s = round(time.monotonic() - started, 1)
-            self.say(f"prefix {k}: skip ({exc.message})")
-            return self._keep(step)
+                            series_limit=k if k else None, jobs=req.jobs)
+        breq.argv = reproducer_argv(breq)
         results_dir = self.out / name / "results"
-        step.results_dir = str(results_dir)
-        self.say(f"prefix {k}: booting and running suite {req.suite}"
-                 + (f" -k {req.keyword!r}" if req.keyword else ""))
-        # The suite's own pytest output goes to a file: the bisect log stays one line per step.
-        with open(self.out / name / "suite-output.log", "w") as sink, \
-                contextlib.redirect_stdout(sink):
-            run = boot_and_run(BootRunRequest(
-                build_dir=self.out / name / "build", out=results_dir, suite=req.suite,
-                keyword=req.keyword, timeout=req.timeout, run_timeout=req.run_timeout,
-                accel=req.accel, memory_mb=req.memory_mb, boot_timeout=req.boot_timeout))
+
+        @contextlib.contextmanager
+        def around(run_req, outcome):
+            step.results_dir = str(results_dir)
+            self.say(f"prefix {k}: booting and running suite {req.suite}"
+                     + (f" -k {req.keyword!r}" if req.keyword else ""))
+            # The suite's own pytest output goes to a file: the bisect log stays one line per step.
+            with open(self.out / name / "suite-output.log", "w") as sink, \
+                    contextlib.redirect_stdout(sink):
+                yield
+
+        outcome = run_pipeline(PipelineRequest(
+            build=breq, echo=lambda line: None, around_run=around,
+            run=BootRunRequest(build_dir=None, out=results_dir, suite=req.suite,
+                               keyword=req.keyword, timeout=req.timeout,
+                               run_timeout=req.run_timeout, accel=req.accel,
+                               memory_mb=req.memory_mb, boot_timeout=req.boot_timeout)))
+        if outcome.results_dir is None:
+            step.reason = outcome.build_error.message
+            step.duration_s = round(time.monotonic() - started, 1)
+            self.say(f"prefix {k}: skip ({outcome.build_error.message})")
+            return self._keep(step)
+        if outcome.boot_error is not None:
+            raise outcome.boot_error
+        run = outcome.run
         try:
             results = load_results(results_dir).data
         except BadInput:
@@ -167,14 +175,6 @@ class _Bisector:
         step.duration_s = round(time.monotonic() - started, 1)
         self.say(f"prefix {k}: {step.verdict}" + (f" ({step.reason})" if step.reason else ""))
         return self._keep(step)
-
-    def _build_argv(self, k: int) -> List[str]:
-        req = self.req
-        argv = ["--kernel", str(req.kernel)] if req.kernel else []
-        argv += ["--base", req.base] if req.base else []
-        for c in req.configs:
-            argv += ["--config", c]
-        return argv + (["--series", req.series, "--prefix", str(k)] if k else [])
 
     def _keep(self, step: Step) -> Step:
         self.steps[step.prefix] = step

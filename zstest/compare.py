@@ -2,8 +2,8 @@
 
 A side is a results directory (results.json, and the build.json its kernel.build_dir
 names when that still exists), a build directory (build.json only) or one of those
-JSON files. compare() is pure over the loaded JSON; run_revision() is the one part
-that builds and boots, for `zstest compare SERIES_A SERIES_B`.
+JSON files. compare() is pure over the loaded manifests; `zstest compare SERIES_A SERIES_B`
+builds and runs each revision through the pipeline (commands/compare_cmd.py) first.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .errors import EXIT_OK, EXIT_TEST_FAILED, BadInput
 from .manifests import (BUILD_JSON, RESULTS_JSON, BuildManifest, BuildSeries, ResultsManifest,
@@ -777,57 +777,3 @@ def merge_json(table: MergeTable) -> Dict[str, Any]:
         "tests": [{"name": t, "results": {c.name: _outcome_json(c.outcomes.get(t))
                                           for c in table.cells}} for t in table.tests],
     }
-
-
-# ------------------------------------------------------------------ series revisions
-
-@dataclass
-class RevisionRunRequest:
-    """Build a series revision and boot-and-run it, as `zstest run` does."""
-    series: str
-    kernel: Optional[Path] = None
-    configs: List[str] = field(default_factory=lambda: ["base"])
-    suite: str = "default"
-    keyword: str = ""
-    each: bool = True
-    argv: List[str] = field(default_factory=list)
-
-
-def run_revision(req: RevisionRunRequest, echo: Callable[[str], None] = print) -> Path:
-    """Build and run one revision; returns the results dir, or the build dir when nothing booted."""
-    from .build import BuildRequest, run_build
-    from .errors import ApplyFailed, BootFailed, BuildFailed
-    from .runner import BootRunRequest, boot_and_run, default_results_dir
-
-    breq = BuildRequest(kernel=req.kernel, series=req.series, configs=list(req.configs) or ["base"],
-                        each=req.each, argv=list(req.argv))
-    try:
-        build_dir = run_build(breq, echo=echo).build_dir
-    except (ApplyFailed, BuildFailed) as exc:
-        build_dir = getattr(exc, "build_dir", None)
-        if build_dir is None:
-            raise
-        echo(f"zstest: error: {exc.message}")
-        if not _bootable(Path(build_dir)):
-            echo(f"zstest: {req.series}: no kernel to boot; comparing its build ({build_dir})")
-            return Path(build_dir)
-        # A middle patch broke the build but the whole series built: test that kernel too.
-        echo(f"zstest: {req.series}: the whole series built; testing it anyway")
-    out = default_results_dir()
-    echo(f"zstest: {req.series}: results in {out}")
-    try:
-        boot_and_run(BootRunRequest(build_dir=Path(build_dir), out=out, suite=req.suite,
-                                    keyword=req.keyword,
-                                    on_progress=lambda msg: echo(f"zstest: {msg}")))
-    except BootFailed as exc:
-        # results.json records the failed boot: that is the comparison's B (or A).
-        echo(f"zstest: error: {exc.message}")
-    return out
-
-
-def _bootable(build_dir: Path) -> bool:
-    try:
-        manifest = load_build(build_dir)
-    except BadInput:
-        return False
-    return manifest.bootable and (build_dir / "bzImage").is_file()

@@ -67,12 +67,10 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
             if kernel is None:
                 from ..settings import resolve_kernel
                 kernel = resolve_kernel(None, echo=progress)
-            req = cmp.RevisionRunRequest(series=src, kernel=kernel, configs=list(configs) or ["base"],
-                                         suite=suite, keyword=keyword, each=each,
-                                         argv=_build_argv(src, kernel, configs, each))
             # Stdout carries only the comparison (or its JSON): the run's chatter goes to stderr.
             with contextlib.redirect_stdout(sys.stderr):
-                where = cmp.run_revision(req, echo=progress)
+                where = _run_revision(src, kernel, list(configs) or ["base"], suite, keyword,
+                                      each, echo=progress)
             progress(f"zstest: {src}: {where}")
             loaded.append(cmp.load_side(where))
         else:
@@ -85,16 +83,37 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
     return comparison.exit_code
 
 
-def _build_argv(series, kernel, configs, each) -> list:
-    """The `zstest build` arguments of one side, for build.json's reproducer line."""
-    argv = ["--series", str(series)]
-    if kernel:
-        argv += ["--kernel", str(kernel)]
-    for c in configs:
-        argv += ["--config", c]
-    if each:
-        argv.append("--each")
-    return argv
+def _run_revision(series, kernel, configs, suite, keyword, each, echo) -> Path:
+    """Build and run one revision as `zstest run` does; the side to compare is its results dir,
+    or its build dir when nothing could be booted."""
+    from ..pipeline import (BootRunRequest, BuildRequest, PipelineRequest, reproducer_argv,
+                            run_pipeline)
+
+    breq = BuildRequest(kernel=kernel, series=series, configs=configs, each=each)
+    breq.argv = reproducer_argv(breq)
+
+    @contextlib.contextmanager
+    def around(req, outcome):
+        if outcome.build_error is not None:
+            echo(f"zstest: error: {outcome.build_error.message}")
+            echo(f"zstest: {series}: the whole series built; testing it anyway")
+        echo(f"zstest: {series}: results in {req.out}")
+        yield
+
+    outcome = run_pipeline(PipelineRequest(
+        build=breq, echo=echo, around_run=around,
+        run=BootRunRequest(build_dir=None, out=None, suite=suite, keyword=keyword,
+                           on_progress=lambda msg: echo(f"zstest: {msg}"))))
+    if outcome.build_dir is None:
+        raise outcome.build_error
+    if outcome.results_dir is None:
+        echo(f"zstest: error: {outcome.build_error.message}")
+        echo(f"zstest: {series}: no kernel to boot; comparing its build ({outcome.build_dir})")
+        return Path(outcome.build_dir)
+    if outcome.boot_error is not None:
+        # results.json records the failed boot: that is the comparison's B (or A).
+        echo(f"zstest: error: {outcome.boot_error.message}")
+    return outcome.results_dir
 
 
 COMMANDS = [compare_command]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 
 import click
 
-from ..errors import BadInput, BuildFailed
-from ..manifests import RESULTS_JSON, load_build
+from ..errors import BadInput
+from ..manifests import RESULTS_JSON
 from ..matrix import cell_option
 from ..suites import available_suites
 from . import reproducer_argv
@@ -49,33 +51,46 @@ def boot_run_options(f):
     return f
 
 
-def do_boot_and_run(build_dir, out, suite, keyword, junit, json_out, timeout, run_timeout,
-                    repeat, accel, memory_mb, boot_timeout, cmdline_extra="",
-                    stop_on_oops=False) -> int:
-    from ..runner import BootRunRequest, boot_and_run, default_results_dir
+def _run_request(build_dir, out, suite, keyword, timeout, run_timeout, repeat, accel, memory_mb,
+                 boot_timeout, cmdline_extra="", stop_on_oops=False):
+    from ..pipeline import BootRunRequest
+    return BootRunRequest(build_dir=Path(build_dir) if build_dir else None,
+                          out=Path(out) if out else None, suite=suite, keyword=keyword,
+                          repeat=repeat, timeout=timeout, run_timeout=run_timeout, accel=accel,
+                          memory_mb=memory_mb, boot_timeout=boot_timeout,
+                          cmdline_extra=cmdline_extra, stop_on_oops=stop_on_oops,
+                          on_progress=lambda msg: click.echo(f"zstest: {msg}"))
 
-    out = Path(out) if out else default_results_dir()
-    click.echo(f"zstest: results in {out}")
-    req = BootRunRequest(build_dir=Path(build_dir), out=out, suite=suite, keyword=keyword,
-                         repeat=repeat, timeout=timeout, run_timeout=run_timeout, accel=accel,
-                         memory_mb=memory_mb, boot_timeout=boot_timeout,
-                         cmdline_extra=cmdline_extra, stop_on_oops=stop_on_oops,
-                         on_progress=lambda msg: click.echo(f"zstest: {msg}"))
-    try:
-        run = boot_and_run(req)
-    finally:
-        for src, dest in (("junit.xml", junit), (RESULTS_JSON, json_out)):
-            if dest and (out / src).exists():
-                Path(dest).parent.mkdir(parents=True, exist_ok=True)
-                if Path(dest).resolve() != (out / src).resolve():
-                    shutil.copyfile(out / src, dest)
-    click.echo("")
-    click.echo((out / "summary.txt").read_text().rstrip())
-    return run.exit_code
+
+def _presented(junit, json_out, quiet):
+    """How a boot-and-run looks on the terminal: where its results go, copies of junit.xml and
+    results.json (also when it fails), then summary.txt (--quiet: its verdict block alone)."""
+    @contextlib.contextmanager
+    def around(req):
+        out = Path(req.out)
+        with contextlib.ExitStack() as stack:
+            if quiet:   # the run's chatter goes nowhere
+                stack.enter_context(contextlib.redirect_stdout(
+                    stack.enter_context(open(os.devnull, "w"))))
+            click.echo(f"zstest: results in {out}")
+            try:
+                yield
+            finally:
+                for src, dest in (("junit.xml", junit), (RESULTS_JSON, json_out)):
+                    if dest and (out / src).exists():
+                        Path(dest).parent.mkdir(parents=True, exist_ok=True)
+                        if Path(dest).resolve() != (out / src).resolve():
+                            shutil.copyfile(out / src, dest)
+            click.echo("")
+            click.echo((out / "summary.txt").read_text().rstrip())
+        summary = out / "summary.txt"
+        if quiet and summary.is_file():
+            click.echo(summary.read_text().split("\n\n")[0].rstrip())
+    return around
 
 
 def _default_build_dir() -> Path:
-    from ..build import last_build_dir
+    from ..pipeline import last_build_dir
     last = last_build_dir()
     if last is None:
         raise BadInput("there is no build yet: run `zstest build` first or pass --build DIR.")
@@ -89,26 +104,14 @@ def _default_build_dir() -> Path:
               help="The results directory (default: a new one under ~/.cache/zstest/results).")
 @boot_run_options
 @cell_option("boot")
-def boot_and_run_cmd(build_dir, out, quiet=False, **opts) -> int:
+def boot_and_run_cmd(build_dir, out, quiet=False, junit=None, json_out=None, **opts) -> int:
     """Boot a build's kernel under QEMU and run a guest suite over SSH."""
+    from ..pipeline import boot_and_run, default_results_dir
     build_dir = build_dir or _default_build_dir()
-    return _maybe_quiet(quiet, out, lambda where: do_boot_and_run(build_dir, where, **opts))
-
-
-def _maybe_quiet(quiet: bool, out, run) -> int:
-    """--quiet: the run's chatter goes nowhere; then the summary's verdict block alone."""
-    if not quiet:
-        return run(out)
-    import contextlib
-    import os
-    from ..runner import default_results_dir
-    out = Path(out) if out else default_results_dir()
-    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-        code = run(out)
-    summary = out / "summary.txt"
-    if summary.is_file():
-        click.echo(summary.read_text().split("\n\n")[0].rstrip())
-    return code
+    req = _run_request(build_dir, out or default_results_dir(), **opts)
+    with _presented(junit, json_out, quiet)(req):
+        run = boot_and_run(req)
+    return run.exit_code
 
 
 _BOOT_RUN_PARAMS = {p.name for p in boot_and_run_cmd.params}
@@ -124,49 +127,42 @@ _BOOT_RUN_PARAMS = {p.name for p in boot_and_run_cmd.params}
 @cell_option("run")
 def run_command(ctx, out, build_out, **opts) -> int:
     """Build (as `zstest build`), then boot-and-run the result."""
-    from ..build import BuildRequest, run_build
+    from ..pipeline import BuildRequest, PipelineRequest, run_pipeline
 
     build_opts = {k: v for k, v in opts.items() if k not in _BOOT_RUN_PARAMS}
     run_opts = {k: v for k, v in opts.items() if k in _BOOT_RUN_PARAMS}
     quiet = run_opts.pop("quiet", False)
+    junit, json_out = run_opts.pop("junit", None), run_opts.pop("json_out", None)
     if build_opts.get("each") and not build_opts.get("series"):
         raise click.UsageError("--each needs --series.")
-    req = BuildRequest(kernel=build_opts["kernel"], series=build_opts["series"],
-                       base=build_opts["base"], configs=list(build_opts["configs"]) or ["base"],
-                       each=build_opts["each"], out=build_out,
-                       allow_config_drift=build_opts["allow_config_drift"],
-                       jobs=build_opts["jobs"], kmod_dir=build_opts["kmod_dir"],
-                       series_limit=build_opts.get("prefix"), command="run",
-                       make_args=list(build_opts.get("make_args") or []), quiet=quiet,
-                       series_config=not build_opts.get("no_series_config"),
-                       require_built=bool(build_opts.get("require_built")),
-                       argv=reproducer_argv("run"))
-    try:
-        result = run_build(req, echo=click.echo)
-    except BuildFailed as exc:
-        build_dir = getattr(exc, "build_dir", None)
-        if build_dir is None or not _bootable(build_dir):
-            raise
-        # A middle patch broke the build but the whole series built: test that kernel too,
-        # and still exit 4 if the tests pass. One error sentence: the tests' if they failed.
-        click.echo(f"zstest: warning: {exc.message}", err=True)
-        click.echo(f"zstest: the whole series built; testing it anyway ({build_dir})")
-        code = _maybe_quiet(quiet, out, lambda where: do_boot_and_run(build_dir, where, **run_opts))
-        if code != 0:
-            return code
-        raise exc
-    if not quiet:
-        click.echo(f"zstest: built {result.manifest['kernel']['version']} in {result.build_dir}")
-    return _maybe_quiet(quiet, out, lambda where: do_boot_and_run(result.build_dir, where,
-                                                                   **run_opts))
+    breq = BuildRequest(kernel=build_opts["kernel"], series=build_opts["series"],
+                        base=build_opts["base"], configs=list(build_opts["configs"]) or ["base"],
+                        each=build_opts["each"], out=build_out,
+                        allow_config_drift=build_opts["allow_config_drift"],
+                        jobs=build_opts["jobs"], kmod_dir=build_opts["kmod_dir"],
+                        series_limit=build_opts.get("prefix"), command="run",
+                        make_args=list(build_opts.get("make_args") or []), quiet=quiet,
+                        argv=reproducer_argv("run"))
+    presented = _presented(junit, json_out, quiet)
 
+    @contextlib.contextmanager
+    def around(req, outcome):
+        if outcome.bootable:
+            # A middle patch broke the build but the whole series built: its kernel is tested
+            # too, and the run still exits 4 if the tests pass (the pipeline's policy).
+            click.echo(f"zstest: warning: {outcome.build_error.message}", err=True)
+            click.echo(f"zstest: the whole series built; testing it anyway ({req.build_dir})")
+        elif not quiet:
+            click.echo(f"zstest: built {outcome.build.manifest['kernel']['version']} "
+                       f"in {req.build_dir}")
+        with presented(req):
+            yield
 
-def _bootable(build_dir: Path) -> bool:
-    try:
-        manifest = load_build(build_dir)
-    except BadInput:
-        return False
-    return manifest.bootable and (Path(build_dir) / "bzImage").is_file()
+    outcome = run_pipeline(PipelineRequest(
+        build=breq, run=_run_request(None, out, **run_opts), echo=click.echo, around_run=around))
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.exit_code
 
 
 def _add_build_params() -> None:
