@@ -64,6 +64,7 @@ class GuestSpec:
     qemu_extra: List[str] = field(default_factory=list)
     console_append: str = ""             # a fresh guest after a crash: append to console_log
                                          # after this banner line instead of starting it anew
+    vmcore: Optional[Path] = None        # on a panic, guest memory goes here (ELF, for crash)
 
 
 class Guest:
@@ -274,6 +275,9 @@ class Guest:
     def shutdown(self) -> None:
         """poweroff over SSH, then QMP quit, then SIGKILL; returns when QEMU is gone."""
         try:
+            if self.spec.vmcore and self.console.panicked and self.qemu_alive:
+                from .vmcore import dump_vmcore   # before quit: the panicked memory is the evidence
+                self.vmcore_written = dump_vmcore(self.qmp_socket, Path(self.spec.vmcore))
             # a crashed kernel may never finish a poweroff: QMP quit at once
             if self.ssh is not None and self.ssh.alive and self.qemu_alive and not self.tainted:
                 def poweroff():
@@ -408,8 +412,10 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) ->
     import pexpect
     spec, console = guest.spec, guest.console
     found = None
+    # --vmcore: panic=0 (the last one wins) halts instead of rebooting, so QEMU stays to dump
     cmdline = kernel_cmdline(client_key.public_line, spec.image.ready_marker,
-                             dimm=bool(spec.dimm_mb), extra=spec.cmdline_extra,
+                             dimm=bool(spec.dimm_mb),
+                             extra=spec.cmdline_extra + (" panic=0" if spec.vmcore else ""),
                              accel=guest.accel.name)
     for attempt in range(5):
         port = free_port()
