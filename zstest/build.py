@@ -61,6 +61,7 @@ class BuildRequest:
     quiet: bool = False                          # no progress lines, only the verdict
     make_args: List[str] = field(default_factory=list)   # VAR=VALUE for every make call
     series_config: bool = True                   # turn on what the series' code needs
+    coverage: bool = False                       # gcov for zsmalloc, zram and the series' files
     require_built: bool = False                  # a touched C file not compiled is exit 4
 
 
@@ -255,7 +256,8 @@ class _Builder:
         from .settings import resolve_kernel
         tree = check_kernel_tree(resolve_kernel(req.kernel))
         # Profiles, fragments (on top of base) or a full .config (+ zstest's required options).
-        fragments = kconfig.expand_configs(req.configs or ["base"])
+        fragments = kconfig.expand_configs(list(req.configs or ["base"]) +
+                                           (["coverage"] if req.coverage else []))
         series = None
         if req.series:
             from .series import load_series
@@ -268,6 +270,14 @@ class _Builder:
                     raise BadInput(f"{req.series} has {total} patches; cannot apply the first "
                                    f"{req.series_limit}.")
                 series.patches = series.patches[:req.series_limit]
+        if req.coverage:
+            from .coverage import changed_lines, gcov_make_vars, instrumented_files
+            patches = series.patches if series is not None else []
+            files = instrumented_files(patches)
+            self.make_vars = self.make_vars + gcov_make_vars(files)
+            # the lines each patch adds, numbered after the whole series: what the run maps
+            self.manifest["coverage"] = {"enabled": True, "files": files,
+                                         "changed_lines": changed_lines(patches)}
         kmod_src = Path(req.kmod_dir) if req.kmod_dir else default_kmod_dir()
         if req.kmod_dir and not kmod_src.is_dir():
             raise BadInput(f"--kmod-dir {kmod_src} is not a directory.")

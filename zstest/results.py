@@ -41,6 +41,7 @@ class TestResult:
     log: str = ""                  # path of the per-test log, relative to the results dir
     runs: List[str] = field(default_factory=list)            # one status per repeat
     details: Dict[str, Any] = field(default_factory=dict)     # test-specific facts (bytes verified ...)
+    coverage: Dict[str, Any] = field(default_factory=dict)    # --coverage: {"gcda": [dirs]}
 
     @property
     def passes(self) -> int:
@@ -56,6 +57,8 @@ class TestResult:
         if other.metrics:
             self.metrics = other.metrics
         self.details.update(other.details)
+        if other.coverage.get("gcda"):
+            self.coverage.setdefault("gcda", []).extend(other.coverage["gcda"])
 
 
 @dataclass
@@ -79,6 +82,7 @@ class RunResults:
     kernel_crashed: bool = False   # a fatal report (oops, BUG, panic, lockup...) ended a guest
     not_run: List[str] = field(default_factory=list)   # selected tests that never ran
     verdict_after_splat_s: Optional[float] = None      # first fatal splat -> final results.json
+    coverage: Dict[str, Any] = field(default_factory=dict)  # --coverage: per patch, file, test
 
     def has_kernel_evidence(self) -> bool:
         """A splat of the kernel under test (not a panic over a missing init or root fs)."""
@@ -263,6 +267,10 @@ def summary_text(run: RunResults) -> str:
             if t.splats and t.splats[0].get("title", "") not in note:
                 note = _splat_brief(t.splats[0]) + ("; " + note if note else "")
             lines.append(f"{t.name:<{width}}  {t.status:<8} {t.duration_s:>7.1f}s  {runs:<7} {note}")
+    if run.coverage:
+        from .coverage import summary_lines
+        lines.append("")
+        lines += summary_lines(run.coverage)
     if run.splats:
         lines.append("")
         lines.append(f"kernel splats outside any test ({len(run.splats)}):")

@@ -115,7 +115,7 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
                      console_log=CONSOLE_LOG,
                      kernel={"build_dir": str(build_dir), "version": info.kernel.version})
     _save(out, run)   # something is on disk from the first second
-    state = _RunState()
+    state = _RunState(build_data=info.data)
 
     try:
         progress("image: preparing the guest initramfs")
@@ -172,6 +172,7 @@ class _RunState:
     first_fatal_wall: Optional[float] = None
     console_error: Optional[OSError] = None
     deadline_hit: bool = False         # the watchdog stopped the run: no fresh guest after it
+    build_data: Optional[Dict[str, Any]] = None   # build.json of the build under test
     stopped_early: str = ""            # why tests were left unrun (--stop-on-oops)
 
 
@@ -186,6 +187,7 @@ def _end(out: Path, run: RunResults, state: _RunState, started: float) -> None:
         log.warning("cannot read %s again: %s", out / CONSOLE_LOG, exc)
     if run.status not in ("interrupted",):
         run.finish()
+    _coverage(out, run, state)
     run.cause = run.blame()
     run.duration_s = round(time.monotonic() - started, 3)
     fatal = first_fatal(run)
@@ -194,6 +196,23 @@ def _end(out: Path, run: RunResults, state: _RunState, started: float) -> None:
         run.verdict_after_splat_s = round(time.monotonic() - state.first_fatal_wall, 3)
     _save(out, run)
     _annotate(out, run)
+
+
+def _coverage(out: Path, run: RunResults, state: "_RunState") -> None:
+    """--coverage builds: the gcov data each test left, mapped onto the series' lines."""
+    build = state.build_data or {}
+    if not (build.get("coverage") or {}).get("enabled"):
+        return
+    if not any((t.coverage or {}).get("gcda") for t in run.tests):
+        run.coverage = {"notes": ["no test left gcov data (no test ran, or the guest had no "
+                                  "/sys/kernel/debug/gcov)"]}
+        return
+    from .coverage import analyze
+    try:
+        run.coverage = analyze(out, run.tests, build)
+    except Exception as exc:   # coverage is evidence next to the verdict, never the verdict
+        log.warning("coverage: %s", exc)
+        run.coverage = {"notes": [f"coverage could not be computed: {exc}"]}
 
 
 def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress) -> None:

@@ -40,9 +40,12 @@ from . import lore_url_option, reproducer_argv
                    "it touches (by default they are, so the series' code is compiled).")
 @click.option("--require-built", "require_built", is_flag=True,
               help="Fail (exit 4) when a C file the series touches was not compiled.")
+@click.option("--coverage", "coverage", is_flag=True,
+              help="Build with gcov for zsmalloc, zram and the series' C files (the `coverage` "
+                   "profile); boot-and-run then reports which of the series' lines each test ran.")
 @cell_option("build")
 def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir,
-                  prefix, make_args, quiet, no_series_config, require_built):
+                  prefix, make_args, quiet, no_series_config, require_built, coverage):
     """Build a kernel: config profiles, ccache, per-patch builds, build.json."""
     if each and not series:
         raise click.UsageError("--each needs --series.")
@@ -53,6 +56,7 @@ def build_command(kernel, series, base, configs, each, out, allow_config_drift, 
                        allow_config_drift=allow_config_drift, jobs=jobs, kmod_dir=kmod_dir,
                        make_args=list(make_args), quiet=quiet,
                        series_config=not no_series_config, require_built=require_built,
+                       coverage=coverage,
                        argv=reproducer_argv("build"))
     result = run_build(req, echo=click.echo)
     m = result.manifest

@@ -142,6 +142,9 @@ def run_command(ctx, out, build_out, **opts) -> int:
                         jobs=build_opts["jobs"], kmod_dir=build_opts["kmod_dir"],
                         series_limit=build_opts.get("prefix"), command="run",
                         make_args=list(build_opts.get("make_args") or []), quiet=quiet,
+                        series_config=not build_opts.get("no_series_config"),
+                        require_built=bool(build_opts.get("require_built")),
+                        coverage=bool(build_opts.get("coverage")),
                         argv=reproducer_argv("run"))
     presented = _presented(junit, json_out, quiet)
 

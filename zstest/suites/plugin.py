@@ -170,6 +170,31 @@ class GuestSuitePlugin:
                           splats=splats, runs=[status],
                           metrics=cur["recorder"].metrics, details=cur["recorder"].details)
 
+    @property
+    def _coverage(self) -> bool:
+        """--coverage builds: reset gcov's counters before each test, copy them after it."""
+        return bool((self._build_info.get("coverage") or {}).get("enabled")) and \
+            self._kernel_config.get("CONFIG_GCOV_KERNEL") == "y"
+
+    def _coverage_reset(self) -> None:
+        from ..coverage import reset_counters
+        try:
+            reset_counters(self._raw_guest)
+        except Exception as exc:   # coverage is evidence, not the verdict: say so, go on
+            self.log(f"# coverage: could not reset gcov counters: {exc}")
+
+    def _coverage_collect(self, cur: Dict[str, Any]) -> None:
+        from ..coverage import COVERAGE_DIR, collect_gcda
+        rel = f"{COVERAGE_DIR}/{cur['log_path'].stem}"
+        try:
+            files = collect_gcda(self._raw_guest, str(self._build_info.get("objdir") or ""),
+                                 self.results_dir / rel)
+        except Exception as exc:   # a crashed guest, a full disk: the test's verdict stands
+            self.log(f"# coverage: could not copy the gcov data: {exc}")
+            return
+        if files:
+            cur["gcda"] = rel
+
     def _guest_crashed(self) -> Optional[KernelCrashed]:
         """A KernelCrashed for a guest whose kernel logged a fatal report, else None."""
         guest = self._raw_guest
@@ -224,6 +249,8 @@ class GuestSuitePlugin:
         self._current["mark"] = self._raw_guest.console.mark()
         if self.guest_lost is None:
             self._kmsg(f"zstest: begin {nodeid} [{self._current['nonce']}]")
+            if self._coverage:
+                self._coverage_reset()
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -248,6 +275,8 @@ class GuestSuitePlugin:
         # End of the test: flush the kernel log through the console, then look for splats.
         end_marker = f"zstest: end {cur['nodeid']} [{cur['nonce']}]"
         if self.guest_lost is None:
+            if self._coverage:
+                self._coverage_collect(cur)
             self._kmsg(end_marker)
             self._wait_console(end_marker, cur["console_start"])
         splats = [splat_to_dict(s) for s in self._raw_guest.console.splats_since(cur["mark"])]
@@ -306,6 +335,8 @@ class GuestSuitePlugin:
                               f"{first.get('title', '')}")
         result.metrics = cur["recorder"].metrics
         result.details = cur["recorder"].details
+        if cur.get("gcda"):
+            result.coverage = {"gcda": [cur["gcda"]]}
         result.runs = [result.status]
         # Keep the kernel's voice for this test next to its commands.
         try:
