@@ -138,5 +138,9 @@ def test_demo_series_coverage_follows_the_hotunplug_test(tmp_path):
     assert any("zs_page_migrate" in r for r in without[3]["not_executed"])
     summary = (tmp_path / "without" / "summary.txt").read_text()
     assert "patch 3: 0/" in summary and "in zs_page_migrate" in summary
+    report = run_zstest("report", tmp_path / "without")
+    assert "not executed: mm/zsmalloc.c:" in report.stdout and "in zs_page_migrate" in report.stdout
+    junit = (tmp_path / "with" / "junit.xml").read_text()
+    assert 'name="coverage.patch3"' in junit
     zs = runs["with"]["coverage"]["files"]["mm/zsmalloc.c"]
     assert zs["functions"]["zs_page_migrate"]["executed"] > 0

@@ -58,8 +58,13 @@ def junit_suite(run: "RunResults") -> TestSuite:
     suite.hostname = xml_text(socket.gethostname())
     for key, value in (("accel", (run.accel or {}).get("name", "")),
                        ("kernel", (run.kernel or {}).get("uname", "")),
-                       ("boot_to_ssh_s", run.boot_to_ssh_s)):
+                       ("boot_to_ssh_s", run.boot_to_ssh_s),
+                       ("cause", run.cause or run.blame())):
         suite.add_property(key, xml_text(value))
+    for p in (run.coverage or {}).get("patches") or []:
+        # --coverage: how much of each patch the tests ran, for CI dashboards
+        suite.add_property(f"coverage.patch{p.get('index')}",
+                           xml_text(f"{p.get('executed')}/{p.get('executable')}"))
     cases = []
     for t in run.tests:
         classname, _, name = t.name.rpartition("::")

@@ -363,6 +363,26 @@ def render_report(results_dir: Path) -> str:
                        f"({exc.__class__.__name__}: {exc}).") from None
 
 
+def _coverage_lines(data: dict) -> list:
+    """--coverage runs: per patch, the changed lines the tests executed (gcov)."""
+    coverage = data.get("coverage") if isinstance(data, dict) else None
+    patches = coverage.get("patches") if isinstance(coverage, dict) else None
+    if not isinstance(patches, list) or not patches:
+        return []
+    out = ["Coverage: the lines each patch adds, executed by the tests (gcov)"]
+    for p in patches:
+        if not isinstance(p, dict):
+            continue
+        if not p.get("executable"):
+            out.append(f"  patch {p.get('index')}: no line gcov counts")
+            continue
+        out.append(f"  patch {p.get('index')}: {p.get('executed')}/{p.get('executable')} "
+                   f"executed")
+        for where in (p.get("not_executed") or [])[:3]:
+            out.append(f"    not executed: {where}")
+    return out + [""]
+
+
 def _render(results_dir: Path, results: ResultsManifest) -> str:
     build_dir = results.kernel.build_dir
     build = _load_build(build_dir)
@@ -382,6 +402,7 @@ def _render(results_dir: Path, results: ResultsManifest) -> str:
     lines.append("")
     lines += _splat_lines(results.data, build_dir, results_dir)
     lines.append("")
+    lines += _coverage_lines(results.data)
     lines += _run_lines(results, build)
     lines += _tested_by_lines(results, build)
     lines.append("")
