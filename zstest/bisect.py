@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .errors import EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, ApplyFailed, BadInput, BuildFailed
+from .errors import EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, BadInput
 from .manifests import load_results, save_bisect
 
 # Up to this many patches every prefix is built and tested in order.

@@ -34,8 +34,8 @@ PRUNABLE_AREAS = ("builds", "results", "bisect", "images", "objs", "worktrees", 
 DEFAULT_PRUNE_AREAS = ("builds", "results", "bisect", "images")
 # Output areas: the newest N are kept; the others go (unless last / in use).
 STAMPED_AREAS = ("builds", "results", "bisect")
-# Reusable state: removed only when unused for --older-than days (this default when not given).
-IDLE_AREAS = ("objs", "worktrees", "repos", "test-builds")
+# Reusable state (objs, worktrees, repos, test-builds): removed only when unused for
+# --older-than days (this default when not given).
 DEFAULT_IDLE_DAYS = 7.0
 DEFAULT_KEEP = 5
 IMAGES_KEPT = 3

@@ -44,7 +44,6 @@ SYMREF = r"(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-fA-F]+)/0x(?P<size>[0-9
 WARNING_AT = re.compile(r"^WARNING: CPU: \d+ PID: \d+ at (?P<file>\S+?):(?P<line>\d+)(?: " + SYMREF + ")?")
 KERNEL_BUG_AT = re.compile(r"kernel BUG at (?P<file>\S+?):(?P<line>\d+)!")
 RIP_KERNEL = re.compile(r"^RIP: 0010:(?:\[<[0-9a-f]+>\]\s+)*(?:\[<[0-9a-f]+>\]\s+)?" + SYMREF)
-RIP_ANY = re.compile(r"^RIP: [0-9a-f]{4}:")
 CALL_TRACE = re.compile(r"^Call Trace:")
 TRACE_FRAME = re.compile(r"^\s*(?P<unreliable>\? )?(?:\[<[0-9a-f]+>\]\s+)?(?:(?P<unreliable2>\? ))?"
                          + SYMREF + r"\s*$")

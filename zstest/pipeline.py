@@ -26,6 +26,10 @@ from .manifests import load_build
 from .results import RunResults
 from .runner import BootRunRequest, boot_and_run, default_results_dir  # noqa: F401
 
+__all__ = ["BootRunRequest", "BuildRequest", "PipelineOutcome", "PipelineRequest", "boot_and_run",
+           "default_results_dir", "is_bootable", "last_build_dir", "reproducer_argv", "run_build",
+           "run_pipeline"]
+
 
 @dataclass
 class PipelineRequest:

@@ -460,9 +460,6 @@ def _strip_hints(text: str) -> str:
     return "\n".join(l for l in text.splitlines() if not l.startswith(AM_RESUME_ADVICE)).strip()
 
 
-APPLY_ERROR = re.compile(r"^error: (?:patch failed: )?(.+?)(?::(\d+))?(?:: (.*))?$")
-
-
 def _explain_failure(wt: Worktree, tmp: Path, mbox: Path):
     """Which files and hunks do not apply: git's own `apply --reject --verbose`, on a clean HEAD."""
     diff_file, msg_file = tmp / "diff", tmp / "msg"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import List, Optional, Tuple
+from typing import Optional
 
 HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 # Each side is a plain path or a C-quoted one ("a/\303\244 x"), as git writes names with
@@ -24,11 +24,11 @@ class Hunk:
 
 @dataclass
 class DiffInfo:
-    files: List[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
     added: int = 0
     removed: int = 0
-    hunks: List[Hunk] = field(default_factory=list)
-    paths: List[str] = field(default_factory=list)   # every path named, for the safety check
+    hunks: list[Hunk] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)   # every path named, for the safety check
     error: Optional[str] = None                      # malformed or truncated hunk
     truncated: bool = False
 
@@ -36,7 +36,7 @@ class DiffInfo:
     def has_diff(self) -> bool:
         return bool(self.files)
 
-    def unsafe_paths(self) -> List[str]:
+    def unsafe_paths(self) -> list[str]:
         return [p for p in self.paths if is_unsafe_path(p)]
 
 
@@ -164,17 +164,3 @@ def analyze_diff(text: str) -> DiffInfo:
                     return info
         i += 1
     return info
-
-
-def hunk_header_for(info: DiffInfo, file: str, number: int) -> Optional[str]:
-    for h in info.hunks:
-        if h.file == file and h.number == number:
-            return h.header
-    return None
-
-
-def split_hunk_counts(info: DiffInfo) -> List[Tuple[str, int]]:
-    counts: dict = {}
-    for h in info.hunks:
-        counts[h.file] = counts.get(h.file, 0) + 1
-    return list(counts.items())
