@@ -144,3 +144,22 @@ def test_demo_series_coverage_follows_the_hotunplug_test(tmp_path):
     assert 'name="coverage.patch3"' in junit
     zs = runs["with"]["coverage"]["files"]["mm/zsmalloc.c"]
     assert zs["functions"]["zs_page_migrate"]["executed"] > 0
+
+
+def test_the_builds_own_gcno_is_used_when_the_objdir_was_rebuilt(gcov_run, tmp_path):
+    """A later build of the shared objdir rewrites the .gcno; gcov refuses the old .gcda
+    against it. The build keeps its own copy (build_dir/gcno), and that one is used."""
+    objdir, tree = gcov_run
+    build_dir = tmp_path / "build"
+    (build_dir / "gcno" / "mm").mkdir(parents=True)
+    shutil.copy2(objdir / "mm" / "prog.gcno", build_dir / "gcno" / "mm" / "prog.gcno")
+    (tree / "mm" / "prog.c").write_text(PROGRAM.replace("page * 2", "page * 3 + 1"))
+    subprocess.run(["gcc", "--coverage", "-O0", "-c", str(tree / "mm" / "prog.c"), "-o",
+                    str(objdir / "mm" / "prog.o")], check=True)
+    build = {"objdir": str(objdir), "kernel": {"worktree": str(tree)},
+             "coverage": {"enabled": True, "files": ["mm/prog.c"], "gcno_dir": "gcno"}}
+    tests = [TestResult("t.py::test_one", "passed", coverage={"gcda": ["coverage/test_one"]})]
+    stale = analyze(tmp_path / "res", tests, build)
+    assert stale["files"] == {} and stale["notes"], stale
+    kept = analyze(tmp_path / "res", tests, build, build_dir)
+    assert kept["files"]["mm/prog.c"]["executed"] > 0, kept

@@ -562,6 +562,22 @@ class _Builder:
         else:
             m["artifacts"]["modules"] = None
         m["artifacts"]["kmod"] = self.step("kmod", self._build_kmod, kmod_src)
+        if self.req.coverage:
+            self.step("gcno", self._keep_gcno)
+
+    def _keep_gcno(self) -> None:
+        """The .gcno of every instrumented object, as built: the objdir is shared by later
+        builds, and gcov refuses a .gcda whose .gcno was rebuilt since."""
+        kept = []
+        for rel in self.manifest["coverage"]["files"]:
+            gcno = self.objdir / Path(rel).with_suffix(".gcno")
+            if gcno.is_file():
+                dest = self.build_dir / "gcno" / Path(rel).with_suffix(".gcno")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(gcno, dest)
+                kept.append(rel)
+        self.manifest["coverage"]["gcno_dir"] = "gcno"
+        self.manifest["coverage"]["instrumented"] = kept
 
     def _copy_artifacts(self) -> None:
         arts = self.manifest["artifacts"]

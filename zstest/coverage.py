@@ -96,11 +96,12 @@ def _tree_relative(name: str, objdir: Path, srctree: Path | None) -> str:
     return path.lstrip("./")
 
 
-def run_gcov(objdir: Path, rel_object: str, gcda: Path, srctree: Path | None = None
-             ) -> list[FileLines]:
-    """gcov's JSON for one object's .gcda (with the objdir's .gcno), as FileLines per source."""
+def run_gcov(objdir: Path, rel_object: str, gcda: Path, srctree: Path | None = None,
+             gcno_dir: Path | None = None) -> list[FileLines]:
+    """gcov's JSON for one object's .gcda with its .gcno (the build's kept copy in gcno_dir,
+    else the objdir's), as FileLines per source file."""
     obj = PurePosixPath(rel_object)
-    gcno = objdir / obj.with_suffix(".gcno")
+    gcno = (gcno_dir or objdir) / obj.with_suffix(".gcno")
     if not gcno.is_file():
         raise FileNotFoundError(f"{gcno} is missing (was {obj.with_suffix('.o')} built with gcov?)")
     with tempfile.TemporaryDirectory(prefix="zstest-gcov-") as tmp:
@@ -189,10 +190,13 @@ def _function_at(file_lines: "FileLines | None", line: int) -> str:
     return ""
 
 
-def analyze(results_dir: Path, tests: list, build: dict[str, Any]) -> dict[str, Any]:
+def analyze(results_dir: Path, tests: list, build: dict[str, Any],
+            build_dir: Path | None = None) -> dict[str, Any]:
     """Per test and per file: executable and executed lines (gcov); per patch: the changed
     lines executed, by which tests, and the ones no test reached (file:line in function)."""
     objdir = Path(build.get("objdir") or "")
+    kept = (build.get("coverage") or {}).get("gcno_dir")
+    gcno_dir = Path(build_dir) / kept if build_dir and kept else None
     worktree = (build.get("kernel") or {}).get("worktree")
     srctree = Path(worktree) if worktree else None
     wanted = set((build.get("coverage") or {}).get("files") or DEFAULT_FILES)
@@ -208,7 +212,7 @@ def analyze(results_dir: Path, tests: list, build: dict[str, Any]) -> dict[str, 
             for gcda in sorted(base.rglob("*.gcda")):
                 rel_obj = str(gcda.relative_to(base).with_suffix(".o"))
                 try:
-                    files = run_gcov(objdir, rel_obj, gcda, srctree)
+                    files = run_gcov(objdir, rel_obj, gcda, srctree, gcno_dir)
                 except (FileNotFoundError, proc.CommandError, OSError) as exc:
                     notes.append(f"{test.name}: {rel_obj}: {exc}")
                     continue

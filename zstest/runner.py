@@ -209,7 +209,7 @@ def _coverage(out: Path, run: RunResults, state: "_RunState") -> None:
         return
     from .coverage import analyze
     try:
-        run.coverage = analyze(out, run.tests, build)
+        run.coverage = analyze(out, run.tests, build, Path(run.kernel.get("build_dir") or "."))
     except Exception as exc:   # coverage is evidence next to the verdict, never the verdict
         log.warning("coverage: %s", exc)
         run.coverage = {"notes": [f"coverage could not be computed: {exc}"]}
