@@ -119,3 +119,23 @@ def test_decode_and_report_do_not_deny_what_the_console_holds(tmp_path):
     assert report.returncode == 0, report.stderr
     assert "none in the console log" not in report.stdout
     assert "zs_page_migrate" in report.stdout and HOT in report.stdout.replace("\n", "")
+
+
+def test_a_splat_the_live_view_gave_a_test_is_not_also_outside(tmp_path):
+    """Printed just before the test's begin marker reached the console: the live view (by
+    console offset) gave it to the test; the rescan (by markers) sees it outside. Once only."""
+    lines = DEMO.read_text(errors="replace").splitlines()
+    begin = next(i for i, ln in enumerate(lines) if "zstest: begin " + HOT in ln)
+    warn_start = next(i for i, ln in enumerate(lines) if "cut here" in ln)
+    warn_end = next(i for i, ln in enumerate(lines) if "end trace" in ln)
+    moved = lines[:begin] + lines[warn_start:warn_end + 1] + lines[begin:warn_start] + \
+        lines[warn_end + 1:]
+    log = tmp_path / "console.log"
+    log.write_text("\n".join(moved) + "\n")
+    live = [s.to_dict() for s in find_splats(moved)]
+    run = RunResults(suite="migration", tests=[
+        TestResult(COMPACT, "passed", runs=["passed"]),
+        TestResult(HOT, "failed", runs=["failed"], splats=live)])
+    reconcile(run, log)
+    assert run.splats == []
+    assert len(next(t for t in run.tests if t.name == HOT).splats) == 1

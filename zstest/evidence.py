@@ -136,8 +136,12 @@ def reconcile(run, console_log: Path, *, unfinished_status: str = "error") -> Co
             first = test.splats[0]
             why = f"the kernel logged {kind_words(first.get('kind', 'splat'))}: {first.get('title')}"
             test.message = why + ("\n" + test.message if test.message else "")
-    outside = [s for s in run.splats if _key(s) not in attributed]
-    run.splats = _merge(outside, evidence.outside)
+    # a splat the live view gave to a test (printed just before that test's begin marker
+    # reached the console) stays with the test: never listed twice
+    in_tests = attributed | {_key(sp) for t in run.tests for sp in t.splats}
+    outside = [sp for sp in run.splats if _key(sp) not in in_tests]
+    run.splats = _merge(outside, [sp for sp in evidence.outside
+                                  if _key(sp.to_dict()) not in in_tests])
     return evidence
 
 
