@@ -123,13 +123,20 @@ def test_cleanup_after_an_oops_is_not_waited_for(kernel_build, tmp_path):
     assert "sleep 600" in (out / t["log"]).read_text()     # it was asked for, and refused
 
 
-def test_panic_then_the_rest_in_a_fresh_guest_or_stop_on_oops(kernel_build, tmp_path):
+def test_panic_with_stop_on_oops_and_a_vmcore(kernel_build, tmp_path):
     out = tmp_path / "res"
+    vmcore = tmp_path / "vmcore"
     proc = run_zstest("boot-and-run", "--build", kernel_build, "--suite", "faults",
                       "-k", "test_panic or test_after", "--out", out, "--stop-on-oops",
-                      timeout=600)
+                      "--vmcore", vmcore, timeout=600)
     assert_fault(proc, EXIT_TEST_FAILED, "Kernel panic", out=out, files=EVIDENCE)
     data = load(out)
+    # the panicked guest's memory, as an ELF core for `crash`
+    assert data["vm"]["vmcores"] == [str(vmcore)]
+    with open(vmcore, "rb") as fh:
+        assert fh.read(4) == b"\x7fELF"
+    assert vmcore.stat().st_size > 256 << 20
+    vmcore.unlink()
     assert [t["name"].split("::")[-1] for t in data["tests"]] == ["test_panic"]
     assert [n.split("::")[-1] for n in data["not_run"]] == ["test_after"]
     assert "not run" in (out / "summary.txt").read_text()
@@ -166,6 +173,40 @@ def test_ctrl_c_after_a_warning_keeps_the_warning(kernel_build, tmp_path):
     assert "WARNING" in (out / "junit.xml").read_text()
     report = run_zstest("report", out)
     assert "WARNING" in report.stdout and "none in the console log" not in report.stdout
+    assert not qemu_pids_for(out)
+
+
+def test_ctrl_c_after_an_oops_keeps_the_oops(kernel_build, tmp_path):
+    """An oops ends guest 1; guest 2 runs a long test; Ctrl-C there keeps guest 1's oops."""
+    out = tmp_path / "res"
+    proc = subprocess.Popen([sys.executable, "-m", "zstest.cli", "boot-and-run", "--build",
+                             str(kernel_build), "--suite", "faults", "-k",
+                             "test_lkdtm_oops and not then or test_sleep", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    console = out / "console.log"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        text = console.read_bytes() if console.exists() else b""
+        if b"zstest: guest 2:" in text and b"zstest: begin faults_guest.py::test_sleep" in text:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the second guest never started test_sleep")
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    stdout, err = proc.communicate(timeout=120)
+    assert_fault(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err),
+                 EXIT_INTERRUPTED, "interrupted", out=out, files=EVIDENCE)
+    data = load(out)
+    assert data["status"] == "interrupted" and data["kernel_crashed"] is True
+    tests = by_test_name(data)
+    assert tests["test_lkdtm_oops"]["status"] == "failed"
+    assert "NULL pointer dereference" in tests["test_lkdtm_oops"]["splats"][0]["title"]
+    assert tests["test_sleep"]["status"] == "interrupted"
+    assert "NULL pointer dereference" in (out / "summary.txt").read_text()
+    decode = run_zstest("decode", out)
+    assert decode.returncode == 0 and "lkdtm_EXCEPTION" in decode.stdout, decode.stdout
     assert not qemu_pids_for(out)
 
 

@@ -47,6 +47,7 @@ class BootRunRequest:
     pytest_args: List[str] = field(default_factory=list)
     on_progress: Any = None        # callable(str) for one-line progress messages
     stop_on_oops: bool = False     # after a crash, leave the rest unrun instead of a fresh guest
+    vmcore: Optional[Path] = None  # a panicked guest's memory goes here (FILE.N for guest N)
 
 
 def load_build(build_dir: Path) -> BuildManifest:
@@ -234,6 +235,8 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
             n = len(state.boots) + 1
             spec.console_append = (f"guest {n}: a fresh boot for the tests left after: {why_boot}"
                                    if n > 1 else "")
+            if req.vmcore:
+                spec.vmcore = Path(req.vmcore) if n == 1 else Path(f"{req.vmcore}.{n}")
             progress(f"boot: starting QEMU (suite {suite.name}" +
                      (f", guest {n}: {len(pending)} tests left)" if n > 1 else ")"))
             boot = {"n": n, "reason": why_boot or "start", "ended": None}
@@ -275,6 +278,8 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
                                    guest.reconnects})
             state.guest = None
             state.console_error = state.console_error or guest.console.write_error
+            if getattr(guest, "vmcore_written", None):   # dumped at teardown, on a panic
+                run.vm.setdefault("vmcores", []).append(str(spec.vmcore))
             _merge_results(plugin.results, merged, order, run)
             _save(out, run)   # partial results after every guest
             lost = plugin.guest_lost

@@ -45,6 +45,9 @@ def boot_run_options(f):
         click.option("--stop-on-oops", is_flag=True, default=False,
                      help="After a kernel crash (oops, BUG, panic, lockup), stop instead of "
                           "running the remaining tests in a fresh guest."),
+        click.option("--vmcore", type=click.Path(dir_okay=False, path_type=Path),
+                     help="When the kernel panics, save the guest's memory here (ELF, for "
+                          "`crash`; a second guest's panic goes to FILE.2, ...)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -52,13 +55,14 @@ def boot_run_options(f):
 
 
 def _run_request(build_dir, out, suite, keyword, timeout, run_timeout, repeat, accel, memory_mb,
-                 boot_timeout, cmdline_extra="", stop_on_oops=False):
+                 boot_timeout, cmdline_extra="", stop_on_oops=False, vmcore=None):
     from ..pipeline import BootRunRequest
     return BootRunRequest(build_dir=Path(build_dir) if build_dir else None,
                           out=Path(out) if out else None, suite=suite, keyword=keyword,
                           repeat=repeat, timeout=timeout, run_timeout=run_timeout, accel=accel,
                           memory_mb=memory_mb, boot_timeout=boot_timeout,
                           cmdline_extra=cmdline_extra, stop_on_oops=stop_on_oops,
+                          vmcore=Path(vmcore).expanduser().resolve() if vmcore else None,
                           on_progress=lambda msg: click.echo(f"zstest: {msg}"))
 
 
