@@ -17,13 +17,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import proc
 from ..errors import (EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_TEST_FAILED, ApplyFailed,
-                      BadInput, BuildFailed, ZstestError)
+                      BadInput, ZstestError)
+from ..manifests import load_results
 from .changed import series_changed_lines
 from .generate import OPERATORS, Mutant, function_lines, generate_mutants
+
+if TYPE_CHECKING:
+    from ..pipeline import PipelineOutcome
 
 MUTATE_SCHEMA = 1
 # The functions page migration runs through: mutated first when named with --function.
@@ -268,6 +272,17 @@ def kill_reason(results: dict) -> tuple[str | None, str]:
     return None, _first_line(results.get("message", "")) or "the run failed"
 
 
+@dataclass
+class Trial:
+    """One build + boot of the series (and a mutant) through the pipeline, timed."""
+    build_dir: Path
+    results_dir: Path
+    outcome: PipelineOutcome | None = None
+    build_s: float | None = None        # until the kernel was ready to boot (or the build failed)
+    run_s: float = 0.0
+    results: dict = field(default_factory=dict)   # results.json as read, {} when unreadable
+
+
 class _Mutator:
     def __init__(self, req: MutateRequest, plan: MutationPlan, out: Path):
         self.req, self.plan, self.out = req, plan, out
@@ -311,32 +326,49 @@ class _Mutator:
         req = self.req
         return json.dumps([req.series, str(self.plan.kernel), req.suite, req.keyword, req.configs])
 
-    def build(self, name: str, mutant: Mutant | None) -> Path:
-        from ..build import BuildRequest, run_build
+    def build_and_boot(self, name: str, mutant: Mutant | None, run_timeout: float,
+                       booting: str = "") -> Trial:
+        """The series (+ the mutant) built in the shared objdir, booted, the suite run, through
+        the one pipeline; the suite's own pytest output goes to suite-output.log."""
+        from ..pipeline import BootRunRequest, BuildRequest, PipelineRequest, run_pipeline
+        req = self.req
         where = self.out / name
         series = _series_dir(where / "series", self.plan.patches, self.plan.revision, mutant)
-        run_build(BuildRequest(
-            kernel=self.plan.kernel, series=str(series) if series else None,
-            configs=list(self.req.configs), out=where / "build", jobs=self.req.jobs,
-            argv=["--kernel", str(self.plan.kernel)] + (["--series", str(series)] if series else []),
-            command="build", progress=False), echo=lambda line: None)
-        return where / "build"
+        where.mkdir(parents=True, exist_ok=True)
+        trial = Trial(build_dir=where / "build", results_dir=where / "results")
+        started = time.monotonic()
 
-    def boot(self, name: str, build_dir: Path, run_timeout: float) -> tuple[int, dict]:
-        from ..runner import BootRunRequest, boot_and_run
-        req = self.req
-        results_dir = self.out / name / "results"
-        with open(self.out / name / "suite-output.log", "w") as sink, \
-                contextlib.redirect_stdout(sink):
-            run = boot_and_run(BootRunRequest(
-                build_dir=build_dir, out=results_dir, suite=req.suite, keyword=req.keyword,
+        @contextlib.contextmanager
+        def around(run_req, outcome):
+            trial.build_s = time.monotonic() - started
+            if booting:
+                self.say(booting)
+            with open(where / "suite-output.log", "w") as sink, \
+                    contextlib.redirect_stdout(sink):
+                yield
+
+        trial.outcome = run_pipeline(PipelineRequest(
+            build=BuildRequest(
+                kernel=self.plan.kernel, series=str(series) if series else None,
+                configs=list(req.configs), out=trial.build_dir, jobs=req.jobs,
+                argv=["--kernel", str(self.plan.kernel)] + (["--series", str(series)] if series else []),
+                command="build", progress=False),
+            echo=lambda line: None, around_run=around,
+            run=BootRunRequest(
+                build_dir=None, out=trial.results_dir, suite=req.suite, keyword=req.keyword,
                 timeout=req.timeout, run_timeout=run_timeout, accel=req.accel,
-                boot_timeout=req.boot_timeout))
+                boot_timeout=req.boot_timeout)))
+        if trial.build_s is None:       # the build failed: nothing was booted
+            trial.build_s = time.monotonic() - started
+            return trial
+        trial.run_s = time.monotonic() - started - trial.build_s
+        if trial.outcome.boot_error is not None:
+            raise trial.outcome.boot_error
         try:
-            results = json.loads((results_dir / "results.json").read_text())
-        except (OSError, ValueError):
-            results = {}
-        return run.exit_code, results
+            trial.results = load_results(trial.results_dir).data
+        except BadInput:
+            trial.results = {}
+        return trial
 
     def run_baseline(self) -> None:
         """The series (or the tree) without a mutant must pass the selected tests."""
@@ -344,20 +376,19 @@ class _Mutator:
         if base.get("key") == self.baseline_key() and base.get("verdict") == "passed":
             return
         self.say("baseline: building " + (f"{self.req.series}" if self.req.series else "the tree"))
-        t0 = time.monotonic()
-        build_dir = self.build("baseline", None)
-        build_s = time.monotonic() - t0
-        self.say("baseline: booting, suite " + self.req.suite
-                 + (f" -k {self.req.keyword!r}" if self.req.keyword else ""))
-        t1 = time.monotonic()
-        code, results = self.boot("baseline", build_dir, self.req.run_timeout or 3600.0)
+        trial = self.build_and_boot("baseline", None, self.req.run_timeout or 3600.0,
+                                    booting="baseline: booting, suite " + self.req.suite
+                                    + (f" -k {self.req.keyword!r}" if self.req.keyword else ""))
+        if trial.outcome.build_error is not None:
+            raise trial.outcome.build_error
+        code, results = trial.outcome.run.exit_code, trial.results
         if code == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
         self.state["baseline"] = {
             "key": self.baseline_key(), "verdict": "passed" if code == EXIT_OK else "failed",
-            "exit_code": code, "build_s": round(build_s, 1),
-            "run_s": round(time.monotonic() - t1, 1), "build_dir": str(build_dir),
-            "results_dir": str(self.out / "baseline" / "results")}
+            "exit_code": code, "build_s": round(trial.build_s, 1),
+            "run_s": round(trial.run_s, 1), "build_dir": str(trial.build_dir),
+            "results_dir": str(trial.results_dir)}
         self.save()
         if code != EXIT_OK:
             test, why = kill_reason(results)
@@ -377,21 +408,18 @@ class _Mutator:
         name = f"mutants/{mutant.id}"
         (self.out / name).mkdir(parents=True, exist_ok=True)
         (self.out / name / "mutant.patch").write_text(mutant.diff)
-        t0 = time.monotonic()
         rec["build_dir"] = str(self.out / name / "build")
-        try:
-            build_dir = self.build(name, mutant)
-        except (BuildFailed, ApplyFailed) as exc:
-            rec.update(verdict="build_failed", why=exc.message,
-                       build_s=round(time.monotonic() - t0, 1),
-                       duration_s=round(time.monotonic() - t0, 1))
+        trial = self.build_and_boot(name, mutant, self.mutant_run_timeout())
+        # no --each, so a failed build never leaves a kernel that the pipeline would boot
+        if trial.outcome.build_error is not None:
+            rec.update(verdict="build_failed", why=trial.outcome.build_error.message,
+                       build_s=round(trial.build_s, 1), duration_s=round(trial.build_s, 1))
             return
-        rec["build_s"] = round(time.monotonic() - t0, 1)
-        t1 = time.monotonic()
-        code, results = self.boot(name, build_dir, self.mutant_run_timeout())
-        rec["run_s"] = round(time.monotonic() - t1, 1)
-        rec["duration_s"] = round(time.monotonic() - t0, 1)
-        rec["results_dir"] = str(self.out / name / "results")
+        build_dir, code, results = trial.build_dir, trial.outcome.run.exit_code, trial.results
+        rec["build_s"] = round(trial.build_s, 1)
+        rec["run_s"] = round(trial.run_s, 1)
+        rec["duration_s"] = round(trial.build_s + trial.run_s, 1)
+        rec["results_dir"] = str(trial.results_dir)
         if code == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
         if code == EXIT_OK:
