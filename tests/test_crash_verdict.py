@@ -178,21 +178,24 @@ def test_ctrl_c_after_a_warning_keeps_the_warning(kernel_build, tmp_path):
 
 def test_ctrl_c_after_an_oops_keeps_the_oops(kernel_build, tmp_path):
     """An oops ends guest 1; guest 2 runs a long test; Ctrl-C there keeps guest 1's oops."""
+    # (faults_guest.py's order: test_lkdtm_oops, then test_lkdtm_warning_then_wait)
     out = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "zstest.cli", "boot-and-run", "--build",
                              str(kernel_build), "--suite", "faults", "-k",
-                             "test_lkdtm_oops and not then or test_sleep", "--out", str(out)],
+                             "test_lkdtm_oops and not then or warning_then_wait", "--out",
+                             str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     console = out / "console.log"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         text = console.read_bytes() if console.exists() else b""
-        if b"zstest: guest 2:" in text and b"zstest: begin faults_guest.py::test_sleep" in text:
+        if b"zstest: guest 2:" in text and b"begin faults_guest.py::test_lkdtm_warning_then_wait" \
+                in text:
             break
         time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("the second guest never started test_sleep")
+        pytest.fail("the second guest never started the waiting test")
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     stdout, err = proc.communicate(timeout=120)
@@ -203,7 +206,7 @@ def test_ctrl_c_after_an_oops_keeps_the_oops(kernel_build, tmp_path):
     tests = by_test_name(data)
     assert tests["test_lkdtm_oops"]["status"] == "failed"
     assert "NULL pointer dereference" in tests["test_lkdtm_oops"]["splats"][0]["title"]
-    assert tests["test_sleep"]["status"] == "interrupted"
+    assert tests["test_lkdtm_warning_then_wait"]["status"] == "interrupted"
     assert "NULL pointer dereference" in (out / "summary.txt").read_text()
     decode = run_zstest("decode", out)
     assert decode.returncode == 0 and "lkdtm_EXCEPTION" in decode.stdout, decode.stdout
