@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, TextIO
 
 
 from . import buildlog, kconfig, proc
+from .arch import arch_spec
 from .progress import Progress
 from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
@@ -170,8 +171,9 @@ def check_kernel_tree(path: Path) -> Path:
     if not path.exists():
         raise BadInput(f"kernel tree {path} does not exist.")
     if not path.is_dir() or not (path / "Makefile").is_file() or not (path / "Kconfig").is_file() \
-            or not (path / "arch" / "x86").is_dir():
-        raise BadInput(f"{path} is not a Linux kernel tree (no Makefile, Kconfig or arch/x86).")
+            or not (path / "arch" / arch_spec().kernel_srcarch).is_dir():
+        raise BadInput(f"{path} is not a Linux kernel tree (no Makefile, Kconfig or "
+                       f"arch/{arch_spec().kernel_srcarch}).")
     return path.resolve()
 
 
@@ -509,7 +511,7 @@ class _Builder:
         self.final_config = kconfig.read_config(self.objdir / ".config")
 
     def _compile(self, stage: str, patch_entry: Optional[dict]) -> bool:
-        targets = ["bzImage"]
+        targets = [arch_spec().image_target]
         if self.final_config.get("MODULES") == "y":
             targets.append("modules")
         parsed = self.step(stage, self.make, self.make_base + targets, self.env, stage)
@@ -581,7 +583,8 @@ class _Builder:
 
     def _copy_artifacts(self) -> None:
         arts = self.manifest["artifacts"]
-        pairs = {"bzImage": self.objdir / "arch" / "x86" / "boot" / "bzImage",
+        # build.json's key stays "bzImage" whatever the arch; the file keeps the image's name
+        pairs = {"bzImage": self.objdir / arch_spec().image_path,
                  "vmlinux": self.objdir / "vmlinux",
                  "System.map": self.objdir / "System.map",
                  "config": self.objdir / ".config"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from .arch import arch_spec
 from .cache import debian_source_tarball
 from .proc import which
 
@@ -74,7 +75,7 @@ HOST_CHECKS: List[Callable[[], Check]] = [
     lambda: _tool("ld", "binutils", "build"),
     lambda: _tool("ccache", "ccache", "build"),
     lambda: _tool("lz4", "lz4", "build (CONFIG_KERNEL_LZ4)"),
-    lambda: _file("/usr/lib/x86_64-linux-gnu/libc.a", "libc6-dev", "build, guest tools",
+    lambda: _file(arch_spec().static_libc, arch_spec().static_libc_package, "build, guest tools",
                   "static libc"),
     lambda: _file("/usr/include/libelf.h", "libelf-dev", "build", "libelf headers"),
     lambda: _file("/usr/include/openssl/ssl.h", "libssl-dev", "build", "openssl headers"),
@@ -86,13 +87,13 @@ HOST_CHECKS: List[Callable[[], Check]] = [
     lambda: _tool("dropbearkey", "dropbear-bin", "image"),
     lambda: _tool("fio", "fio", "image"),
     lambda: _tool("mkfs.ext4", "e2fsprogs", "image"),
-    lambda: _tool("qemu-system-x86_64", "qemu-system-x86", "vm"),
+    lambda: _tool(arch_spec().qemu_binary, arch_spec().qemu_package, "vm"),
 ]
 
 
 def run_doctor(probe_accel: bool = True) -> DoctorReport:
     report = DoctorReport(checks=[check() for check in HOST_CHECKS])
-    if probe_accel and which("qemu-system-x86_64"):
+    if probe_accel and which(arch_spec().qemu_binary):
         from .vm.accel import probe_accel as probe
         report.accel = probe()
     return report

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from . import proc, resources
+from .arch import ArchSpec, arch_spec
 from .errors import BadInput, BuildFailed
 
 PROFILES_DIR = resources.configs_dir()
@@ -39,7 +40,6 @@ FULL_CONFIG_MIN_LINES = 200
 FULL_CONFIG_HEADER = "# Automatically generated file; DO NOT EDIT."
 # Sections of base.config (`# --- title`) that are the lean guest's taste, not a requirement.
 _TUNING_SECTIONS = ("architecture, compiler", "off:")
-ARCH = "x86_64"
 
 _SET_RE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET_RE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")
@@ -472,8 +472,11 @@ def check_survival(requested: Dict[str, ConfigOption], final: Dict[str, str],
 
 # ---------------------------------------------------------------- configure
 
-def kbuild_make_args(srctree: Path, objdir: Path) -> List[str]:
-    return ["make", "-C", str(srctree), f"O={objdir}", f"ARCH={ARCH}"]
+def kbuild_make_args(srctree: Path, objdir: Path, arch: Optional[ArchSpec] = None) -> List[str]:
+    """make in srctree with O=objdir for arch (default: the x86_64 record)."""
+    arch = arch or arch_spec()
+    argv = ["make", "-C", str(srctree), f"O={objdir}", f"ARCH={arch.kernel_arch}"]
+    return argv + ([f"CROSS_COMPILE={arch.cross_compile}"] if arch.cross_compile else [])
 
 
 def configure(srctree: Path, scratch: Path, fragments: List[Fragment],

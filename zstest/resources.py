@@ -20,6 +20,7 @@ _RESOURCES = {
     "qemu-images": ("_data", "qemu-images"),         # guest image recipes
     "kernel-patches": ("_data", "kernel-patches"),   # series manifests and fixtures
     "configs": ("configs",),                         # kconfig profiles
+    "arches": ("arches",),                           # architecture records (arch.py)
     "suites": ("suites",),                           # suites.ini and the guest tests
     "guest-sources": ("suites", "guest"),            # zsfill.c, memtouch.c
 }
@@ -60,6 +61,10 @@ def kernel_patches_dir() -> Path:
 
 def configs_dir() -> Path:
     return path("configs")
+
+
+def arches_dir() -> Path:
+    return path("arches")
 
 
 def suites_dir() -> Path:

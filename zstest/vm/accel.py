@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..arch import arch_spec
 from ..cache import cache_dir, file_lock
 from ..proc import which
 
-QEMU = "qemu-system-x86_64"
 KERNEL_MARKER = re.compile(rb"Freeing unused kernel|Kernel panic - not syncing|Run /")
 BIOS_MARKER = re.compile(rb"No bootable device|Booting from")
 
@@ -89,21 +89,22 @@ def _die_with_parent() -> None:
 
 
 def _probe_kvm(kernel: Optional[Path], timeout: float) -> AccelChoice:
-    qemu = which(QEMU)
+    arch = arch_spec()
+    qemu = which(arch.qemu_binary)
     if qemu is None:
-        return AccelChoice("tcg", f"{QEMU} not found")
+        return AccelChoice("tcg", f"{arch.qemu_binary} not found")
     with tempfile.TemporaryDirectory(prefix="zstest-accel-") as tmp:
         out = Path(tmp) / "out.txt"
-        argv = [qemu, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults",
+        argv = [qemu, "-accel", arch.kvm_accel, "-cpu", arch.kvm_cpu, "-m", "256", "-nodefaults",
                 "-no-user-config", "-display", "none", "-no-reboot", "-monitor", "none"]
         if kernel is not None:
             # no initrd, no root: the kernel boots, panics at mount time, QEMU exits
             argv += ["-kernel", str(kernel), "-serial", f"file:{out}",
-                     "-append", "console=ttyS0 panic=-1 root=/dev/zstest-none"]
+                     "-append", f"console={arch.console_device} panic=-1 root=/dev/zstest-none"]
             marker, what = KERNEL_MARKER, f"the kernel {kernel.name}"
         else:
             argv += ["-serial", "none", "-chardev", f"file,id=dbg,path={out}",
-                     "-device", "isa-debugcon,iobase=0x402,chardev=dbg"]
+                     "-device", f"{arch.firmware_debug_device},chardev=dbg"]
             marker, what = BIOS_MARKER, "the firmware"
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 from ..errors import BadInput, BootFailed, PrereqMissing
+from ..arch import arch_spec
 from ..image import Image
 from ..proc import which
 from ..splats import kind_words
 from .accel import AccelChoice, probe_accel
 from .console import ConsoleMonitor
-from .qemu import QEMU, find_firmware, free_port, kernel_cmdline, qemu_argv
+from .qemu import find_firmware, free_port, kernel_cmdline, qemu_argv
 from .qmp import QMPClient, QMPError
 from .ssh import (ClientKey, GuestCommandFailed, GuestCommandTimeout, GuestLost, KernelCrashed,
                   SSHResult, SSHSession, new_client_key)
@@ -364,9 +365,11 @@ def _check_inputs(spec: GuestSpec) -> str:
         raise BadInput(f"firmware {firmware} does not exist.")
     if spec.accel not in ("auto", "kvm", "tcg"):
         raise BadInput(f"accelerator must be auto, kvm or tcg (got {spec.accel!r}).")
-    qemu = which(QEMU)
+    arch = arch_spec()
+    qemu = which(arch.qemu_binary)
     if qemu is None:
-        raise PrereqMissing(f"{QEMU} is missing: `apt-get install qemu-system-x86`.")
+        raise PrereqMissing(f"{arch.qemu_binary} is missing: "
+                            f"`apt-get install {arch.qemu_package}`.")
     return qemu
 
 

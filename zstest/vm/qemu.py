@@ -7,27 +7,30 @@ import socket
 from pathlib import Path
 from typing import List, Optional
 
-QEMU = "qemu-system-x86_64"
+from ..arch import ArchSpec, arch_spec
+from ..errors import BadInput
 
-# Kernel options every guest gets: serial console, reboot (QEMU exits: -no-reboot)
-# at once on panic, kernel timestamps for attributing splats, one UART to probe,
+# Kernel options every guest gets after the arch's console argument: reboot (QEMU exits:
+# -no-reboot) at once on panic, kernel timestamps for attributing splats, one UART to probe,
 # and the RNG seeded at once from RDRAND (-cpu max) and QEMU's setup_data seed:
 # otherwise dropbear waits seconds for "crng init done" under TCG.
-BASE_CMDLINE = ["console=ttyS0,115200", "panic=-1", "printk.time=1", "8250.nr_uarts=1",
+BASE_CMDLINE = ["panic=-1", "printk.time=1", "8250.nr_uarts=1",
                 "rdinit=/init", "random.trust_cpu=on", "random.trust_bootloader=on"]
 
 
-# qboot (in Debian's qemu-system-data) only loads -kernel/-initrd: faster than SeaBIOS under
-# TCG (about 0.3 s to the first console byte, 0.8 s to SSH, measured here).
-QBOOT_PATHS = ("/usr/share/qemu/qboot.rom", "/usr/share/qboot/bios.bin")
+# The arch's firmware: for x86_64 qboot (in Debian's qemu-system-data), which only loads
+# -kernel/-initrd: faster than SeaBIOS under TCG (about 0.3 s to the first console byte,
+# 0.8 s to SSH, measured here).
+QBOOT_PATHS = arch_spec().firmware
 
 
-def find_firmware(choice: str = "auto") -> Optional[Path]:
-    """-bios for choice: auto -> qboot when installed, seabios -> QEMU's default, else a path."""
+def find_firmware(choice: str = "auto", arch: Optional[ArchSpec] = None) -> Optional[Path]:
+    """-bios for choice: auto -> the arch's firmware when installed (qboot), seabios -> QEMU's
+    default, else a path."""
     if choice == "seabios":
         return None
     if choice == "auto":
-        return next((Path(p) for p in QBOOT_PATHS if Path(p).is_file()), None)
+        return next((Path(p) for p in (arch or arch_spec()).firmware if Path(p).is_file()), None)
     return Path(choice)
 
 
@@ -44,9 +47,9 @@ TCG_RCU_STALL_TIMEOUT_S = 120
 
 
 def kernel_cmdline(authorized_key: str, ready_marker: str, dimm: bool = False,
-                   extra: str = "", accel: str = "tcg") -> str:
+                   extra: str = "", accel: str = "tcg", arch: Optional[ArchSpec] = None) -> str:
     key_type, key_b64 = authorized_key.split()[:2]
-    parts = list(BASE_CMDLINE)
+    parts = [(arch or arch_spec()).console_arg] + BASE_CMDLINE
     if accel != "kvm":
         parts.append(f"rcupdate.rcu_cpu_stall_timeout={TCG_RCU_STALL_TIMEOUT_S}")
     if dimm:
@@ -65,21 +68,25 @@ def qemu_opt_value(value) -> str:
 def qemu_argv(qemu: str, kernel: Path, initrd: Path, cmdline: str, accel: str, port: int,
               qmp_socket: Path, memory_mb: int = 1024, cpus: int = 2,
               dimm_mb: Optional[int] = None, extra: Optional[List[str]] = None,
-              firmware: Optional[Path] = None) -> List[str]:
+              firmware: Optional[Path] = None, arch: Optional[ArchSpec] = None) -> List[str]:
+    arch = arch or arch_spec()
     argv = [qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-machine", "pc", "-smp", str(cpus)]
+            "-machine", arch.machine, "-smp", str(cpus)]
     if firmware is not None:
         argv += ["-bios", str(firmware)]
     if accel == "kvm":
-        argv += ["-accel", "kvm", "-cpu", "host"]
+        argv += ["-accel", arch.kvm_accel, "-cpu", arch.kvm_cpu]
     else:
-        # -cpu max: RDRAND etc. so the guest's RNG (dropbear) is ready at once
-        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        # x86_64's -cpu max: RDRAND etc. so the guest's RNG (dropbear) is ready at once
+        argv += ["-accel", arch.tcg_accel, "-cpu", arch.tcg_cpu]
     if dimm_mb:
+        if not arch.memory_hotplug:
+            raise BadInput(f"{arch.name} guests have no hot-pluggable memory; a suite with "
+                           f"dimm_mb cannot run on them.")
         # room for the cold-plugged DIMM and one more hot-plugged through QMP
         argv += ["-m", f"{memory_mb}M,slots=2,maxmem={memory_mb + 2 * dimm_mb}M",
                  "-object", f"memory-backend-ram,id=dimm0mem,size={dimm_mb}M",
-                 "-device", "pc-dimm,id=dimm0,memdev=dimm0mem"]
+                 "-device", f"{arch.memory_hotplug},id=dimm0,memdev=dimm0mem"]
     else:
         argv += ["-m", f"{memory_mb}M"]
     argv += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
