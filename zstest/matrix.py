@@ -16,25 +16,21 @@ or as a table of label = value, plus `exclude` and `include` lists:
 Cells are the product of the axes minus the excluded ones, plus the includes
 (an include's missing axes take the axis's first value). A cell is a plain dict
 {"name", "series", "config", "tree", "suite"}: `zstest build/boot-and-run/run
---cell` take one, and write it as cell.json so `zstest compare --merge` can label
-its column. Paths in a matrix are kept as written: relative to where the jobs run.
+--cell` take one (zstest/commands/cell.py), and write it as cell.json so `zstest compare
+--merge` can label its column. Paths in a matrix are kept as written: relative to where the jobs run.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import re
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import click
-
-from .errors import BadInput, ZstestError
+from .errors import BadInput
 
 AXES = ("series", "config", "tree", "suite")
 # An axis the file leaves out: the same defaults as `zstest build` / `boot-and-run`.
@@ -331,87 +327,8 @@ def resolve_tree(value: str) -> Optional[Path]:
     return Path(value)
 
 
-# Command parameter <- (cell axis, converter). Only the parameters a command has are set.
-_CELL_PARAMS = {
-    "series": ("series", lambda v: v or None),
-    "configs": ("config", lambda v: tuple(split_config(v))),
-    "kernel": ("tree", resolve_tree),
-    "suite": ("suite", lambda v: v),
-}
-_EXPLICIT = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
-
-
-def apply_cell(cell: dict, kwargs: dict, ctx: click.Context) -> None:
-    """Set the command's options from the cell; options given on the command line win."""
-    for param, (axis, convert) in _CELL_PARAMS.items():
-        if param not in kwargs:
-            continue
-        source = ctx.get_parameter_source(param)
-        if source is not None and source.name in _EXPLICIT:
-            continue
-        kwargs[param] = convert(cell[axis])
-
-
 def write_cell(directory: Path, cell: dict) -> Optional[Path]:
     if directory is None or not Path(directory).is_dir():
         return None
     from .manifests import save_cell
     return save_cell(directory, cell)
-
-
-def _fresh_last(link: Path, since: float) -> Optional[Path]:
-    """cache/<kind>/last when this very command pointed it there (not an older run)."""
-    try:
-        target = link.resolve(strict=True)
-        return target if target.stat().st_mtime >= since - 1 else None
-    except OSError:
-        return None
-
-
-def _output_dirs(kind: str, kwargs: dict, error: Optional[BaseException], since: float) -> List[Path]:
-    from .cache import cache_root
-    dirs: List[Optional[Path]] = []
-    if kind in ("build", "run"):
-        given = kwargs.get("out") if kind == "build" else kwargs.get("build_out")
-        failed_dir = getattr(error, "build_dir", None)
-        dirs.append(Path(given) if given else failed_dir or
-                    _fresh_last(cache_root() / "builds" / "last", since))
-    if kind in ("boot", "run"):
-        given = kwargs.get("out")
-        dirs.append(Path(given) if given else _fresh_last(cache_root() / "results" / "last", since))
-    return [d for d in dirs if d is not None]
-
-
-def cell_option(kind: str):
-    """Decorator: a --cell option for build ('build'), boot-and-run ('boot') and run ('run').
-
-    Put it right above the function (below the click decorators). cell.json is written into
-    the build dir and/or results dir, also when the command fails.
-    """
-    if kind not in ("build", "boot", "run"):
-        raise ValueError(kind)
-
-    def decorate(f):
-        @functools.wraps(f)
-        def wrapper(*args, cell=None, **kwargs):
-            if cell is None:
-                return f(*args, **kwargs)
-            entry = load_cell(cell)
-            apply_cell(entry, kwargs, click.get_current_context())
-            since = time.time()
-            error = None
-            try:
-                return f(*args, **kwargs)
-            except (ZstestError, KeyboardInterrupt) as exc:
-                error = exc
-                raise
-            finally:
-                for directory in _output_dirs(kind, kwargs, error, since):
-                    write_cell(directory, entry)
-
-        return click.option(
-            "--cell", "cell", metavar="JSON|FILE",
-            help="A job entry of `zstest matrix` (JSON or a file): sets --series/--config/"
-                 "--kernel/--suite from it (explicit options win); writes cell.json.")(wrapper)
-
-    return decorate

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from ..build import BuildRequest, run_build
-from ..matrix import cell_option
 from . import lore_url_option, reproducer_argv
+from .cell import cell_option
 
 
 @click.command("build")

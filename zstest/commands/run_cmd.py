@@ -11,9 +11,9 @@ import click
 
 from ..errors import BadInput
 from ..manifests import RESULTS_JSON
-from ..matrix import cell_option
 from ..suites import available_suites
 from . import reproducer_argv
+from .cell import cell_option
 
 
 def boot_run_options(f):

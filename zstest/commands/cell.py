@@ -1,0 +1,94 @@
+"""`--cell` for build, boot-and-run and run: a matrix job entry sets the command's options and
+cell.json lands in its build and results dirs. The click side of zstest/matrix.py (which keeps
+the data: axes, loading, expansion, one cell's shape)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import click
+
+from ..errors import ZstestError
+from ..matrix import load_cell, resolve_tree, split_config, write_cell
+
+
+# Command parameter <- (cell axis, converter). Only the parameters a command has are set.
+_CELL_PARAMS = {
+    "series": ("series", lambda v: v or None),
+    "configs": ("config", lambda v: tuple(split_config(v))),
+    "kernel": ("tree", resolve_tree),
+    "suite": ("suite", lambda v: v),
+}
+_EXPLICIT = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
+
+
+def apply_cell(cell: dict, kwargs: dict, ctx: click.Context) -> None:
+    """Set the command's options from the cell; options given on the command line win."""
+    for param, (axis, convert) in _CELL_PARAMS.items():
+        if param not in kwargs:
+            continue
+        source = ctx.get_parameter_source(param)
+        if source is not None and source.name in _EXPLICIT:
+            continue
+        kwargs[param] = convert(cell[axis])
+
+
+def _fresh_last(link: Path, since: float) -> Optional[Path]:
+    """cache/<kind>/last when this very command pointed it there (not an older run)."""
+    try:
+        target = link.resolve(strict=True)
+        return target if target.stat().st_mtime >= since - 1 else None
+    except OSError:
+        return None
+
+
+def _output_dirs(kind: str, kwargs: dict, error: Optional[BaseException], since: float) -> List[Path]:
+    from ..cache import cache_root
+    dirs: List[Optional[Path]] = []
+    if kind in ("build", "run"):
+        given = kwargs.get("out") if kind == "build" else kwargs.get("build_out")
+        failed_dir = getattr(error, "build_dir", None)
+        dirs.append(Path(given) if given else failed_dir or
+                    _fresh_last(cache_root() / "builds" / "last", since))
+    if kind in ("boot", "run"):
+        given = kwargs.get("out")
+        dirs.append(Path(given) if given else _fresh_last(cache_root() / "results" / "last", since))
+    return [d for d in dirs if d is not None]
+
+
+def cell_option(kind: str):
+    """Decorator: a --cell option for build ('build'), boot-and-run ('boot') and run ('run').
+
+    Put it right above the function (below the click decorators). cell.json is written into
+    the build dir and/or results dir, also when the command fails.
+    """
+    if kind not in ("build", "boot", "run"):
+        raise ValueError(kind)
+
+    def decorate(f):
+        @functools.wraps(f)
+        def wrapper(*args, cell=None, **kwargs):
+            if cell is None:
+                return f(*args, **kwargs)
+            entry = load_cell(cell)
+            apply_cell(entry, kwargs, click.get_current_context())
+            since = time.time()
+            error = None
+            try:
+                return f(*args, **kwargs)
+            except (ZstestError, KeyboardInterrupt) as exc:
+                error = exc
+                raise
+            finally:
+                for directory in _output_dirs(kind, kwargs, error, since):
+                    write_cell(directory, entry)
+
+        return click.option(
+            "--cell", "cell", metavar="JSON|FILE",
+            help="A job entry of `zstest matrix` (JSON or a file): sets --series/--config/"
+                 "--kernel/--suite from it (explicit options win); writes cell.json.")(wrapper)
+
+    return decorate
