@@ -377,7 +377,7 @@ def test_shell_metacharacters_never_reach_a_shell(small_tree, default_tree, tmp_
                  ["series", "apply", src, "--kernel", small_tree, "--lore-url", "http://127.0.0.1:9/"],
                  ["build", "--series", src, "--out", tmp_path / "b"]):
         proc = run_zstest(*args, timeout=300)
-        assert_fault(proc, EXIT_USAGE, "is no file, directory, git range A..B or message-id")
+        assert_fault(proc, EXIT_USAGE, "is no file, directory, git range A..B, message-id")
         assert not pwned.exists(), f"{args[:2]} ran {src!r} through a shell"
     assert tree_state(small_tree) == before
 
