@@ -11,7 +11,8 @@ import pytest
 
 from zstest.suites.lib.background import BackgroundIO
 from zstest.suites.lib.checks import (check_data_intact, check_migrated, check_no_zspages,
-                                      check_pages_migrated, check_zspages_in_movable)
+                                      check_pages_migrated, check_zone_accounting,
+                                      check_zspages_in_movable)
 from zstest.suites.lib.fixtures import guest_tools, require_config  # noqa: F401
 from zstest.suites.lib.memory_blocks import list_memory_blocks
 from zstest.suites.lib.metrics import movable_zspages, take_snapshot, zone_counter
@@ -79,6 +80,9 @@ def _one_round(guest, movable_names, round_no, record, facts):
         if "pages_migrated" in after.get("mm_stat", {}):
             facts["pages_migrated_delta"] = check_pages_migrated(
                 before["mm_stat"], after["mm_stat"], rise)
+        check_zone_accounting(before["zoneinfo"], before["vmstat"], f"round {round_no}, before")
+        check_zone_accounting(after["zoneinfo"], after["vmstat"],
+                              f"round {round_no}, after offlining")
         assert movable_zspages(after["zoneinfo"]) == 0, \
             f"zspages still counted in ZONE_MOVABLE after it went offline: " \
             f"{facts['zspages_per_zone_after_offline']}"
@@ -93,6 +97,7 @@ def _one_round(guest, movable_names, round_no, record, facts):
     reset = take_snapshot(guest)
     facts["zspages_per_zone_after_reset"] = zone_counter(reset["zoneinfo"], "nr_zspages")
     record.metric(**{f"round{round_no}_after_reset": reset})
+    check_zone_accounting(reset["zoneinfo"], reset["vmstat"], f"round {round_no}, after reset")
     check_no_zspages(reset["zoneinfo"], reset["vmstat"])
 
 

@@ -77,6 +77,26 @@ def check_zspages_in_movable(zones: Dict[str, Dict[str, int]]) -> int:
     return total
 
 
+def check_zone_accounting(zones: Dict[str, Dict[str, int]], vmstat: Dict[str, int],
+                          when: str) -> None:
+    """Per-zone nr_zspages add up to the global count, none negative, none above it.
+
+    Migration moves a zspage page between zones (ZONE_MOVABLE -> Normal when a block goes
+    offline) and must move its NR_ZSPAGES count too; a kernel that skips that leaves one zone
+    over-counted and another negative (mutation testing found this unchecked)."""
+    if "nr_zspages" not in vmstat:
+        return
+    per_zone = zone_counter(zones, "nr_zspages")
+    total = vmstat["nr_zspages"]
+    wrong = {z: n for z, n in per_zone.items() if n < 0 or n > total}
+    assert not wrong, (f"{when}: per-zone nr_zspages {per_zone} do not fit the global "
+                       f"nr_zspages {total}: {wrong} (migration moved zspages without their "
+                       f"zone accounting)")
+    assert sum(per_zone.values()) == total, (
+        f"{when}: per-zone nr_zspages {per_zone} sum to {sum(per_zone.values())}, the global "
+        f"nr_zspages is {total}")
+
+
 def check_no_zspages(zones: Dict[str, Dict[str, int]], vmstat: Optional[Dict[str, int]] = None) -> None:
     """After every zram device is reset, nr_zspages is 0 in every zone (and globally)."""
     left = {z: n for z, n in zone_counter(zones, "nr_zspages").items() if n != 0}
