@@ -143,28 +143,34 @@ def test_panic_with_stop_on_oops_and_a_vmcore(kernel_build, tmp_path):
     assert not qemu_pids_for(out)
 
 
-def test_ctrl_c_after_a_warning_keeps_the_warning(kernel_build, tmp_path):
-    """The run is stopped while the test that made the kernel complain still runs."""
-    out = tmp_path / "res"
+def interrupt_when(kernel_build, out: Path, keyword: str, ready, what: str):
+    """Start a faults-suite run, wait until ready(console bytes), then Ctrl-C it: exit 130."""
     proc = subprocess.Popen([sys.executable, "-m", "zstest.cli", "boot-and-run", "--build",
-                             str(kernel_build), "--suite", "faults", "-k",
-                             "warning_then_wait", "--out", str(out)],
+                             str(kernel_build), "--suite", "faults", "-k", keyword,
+                             "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     console = out / "console.log"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if console.exists() and b"WARNING: CPU" in console.read_bytes():
+        if ready(console.read_bytes() if console.exists() else b""):
             break
         time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("the WARNING never reached the console")
-    time.sleep(3)
+        pytest.fail(f"{what} never showed on the console")
+    time.sleep(2)
     proc.send_signal(signal.SIGINT)
     stdout, err = proc.communicate(timeout=120)
     assert_fault(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err),
                  EXIT_INTERRUPTED, "interrupted", out=out, files=EVIDENCE)
-    data = load(out)
+    return load(out)
+
+
+def test_ctrl_c_after_a_warning_keeps_the_warning(kernel_build, tmp_path):
+    """The run is stopped while the test that made the kernel complain still runs."""
+    out = tmp_path / "res"
+    data = interrupt_when(kernel_build, out, "warning_then_wait",
+                          lambda text: b"WARNING: CPU" in text, "the WARNING")
     assert data["status"] == "interrupted"
     t = by_test_name(data)["test_lkdtm_warning_then_wait"]
     assert t["status"] == "interrupted" and t["splats"], t
@@ -180,28 +186,11 @@ def test_ctrl_c_after_an_oops_keeps_the_oops(kernel_build, tmp_path):
     """An oops ends guest 1; guest 2 runs a long test; Ctrl-C there keeps guest 1's oops."""
     # (faults_guest.py's order: test_lkdtm_oops, then test_lkdtm_warning_then_wait)
     out = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, "-m", "zstest.cli", "boot-and-run", "--build",
-                             str(kernel_build), "--suite", "faults", "-k",
-                             "test_lkdtm_oops and not then or warning_then_wait", "--out",
-                             str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    console = out / "console.log"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        text = console.read_bytes() if console.exists() else b""
-        if b"zstest: guest 2:" in text and b"begin faults_guest.py::test_lkdtm_warning_then_wait" \
-                in text:
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the second guest never started the waiting test")
-    time.sleep(2)
-    proc.send_signal(signal.SIGINT)
-    stdout, err = proc.communicate(timeout=120)
-    assert_fault(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, err),
-                 EXIT_INTERRUPTED, "interrupted", out=out, files=EVIDENCE)
-    data = load(out)
+    data = interrupt_when(
+        kernel_build, out, "test_lkdtm_oops and not then or warning_then_wait",
+        lambda text: b"zstest: guest 2:" in text and
+        b"begin faults_guest.py::test_lkdtm_warning_then_wait" in text,
+        "the second guest's waiting test")
     assert data["status"] == "interrupted" and data["kernel_crashed"] is True
     tests = by_test_name(data)
     assert tests["test_lkdtm_oops"]["status"] == "failed"
