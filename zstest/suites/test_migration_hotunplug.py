@@ -10,7 +10,8 @@ are onlined again and the round is repeated.
 import pytest
 
 from zstest.suites.lib.background import BackgroundIO
-from zstest.suites.lib.checks import (check_data_intact, check_migrated, check_no_zspages,
+from zstest.suites.lib.checks import (check_data_intact, check_migrated, check_mm_stat,
+                                      check_no_zspages,
                                       check_pages_migrated, check_zone_accounting,
                                       check_zspages_in_movable)
 from zstest.suites.lib.fixtures import guest_tools, require_config  # noqa: F401
@@ -80,6 +81,8 @@ def _one_round(guest, movable_names, round_no, record, facts):
         if "pages_migrated" in after.get("mm_stat", {}):
             facts["pages_migrated_delta"] = check_pages_migrated(
                 before["mm_stat"], after["mm_stat"], rise)
+        check_mm_stat(before.get("mm_stat") or {}, f"round {round_no}, before offlining")
+        check_mm_stat(after.get("mm_stat") or {}, f"round {round_no}, after offlining")
         check_zone_accounting(before["zoneinfo"], before["vmstat"], f"round {round_no}, before")
         check_zone_accounting(after["zoneinfo"], after["vmstat"],
                               f"round {round_no}, after offlining")

@@ -77,6 +77,14 @@ def check_zspages_in_movable(zones: Dict[str, Dict[str, int]]) -> int:
     return total
 
 
+def check_mm_stat(mm_stat: Dict[str, int], when: str) -> None:
+    """zram's mm_stat reads whole and says data is stored (a test that reads its columns
+    must not skip its checks because the file came back empty: mutation testing found that)."""
+    assert len(mm_stat) >= 7, f"{when}: mm_stat has {len(mm_stat)} columns: {mm_stat}"
+    assert mm_stat["orig_data_size"] > 0 and mm_stat["mem_used_total"] > 0, \
+        f"{when}: mm_stat says nothing is stored: {mm_stat}"
+
+
 def check_zone_accounting(zones: Dict[str, Dict[str, int]], vmstat: Dict[str, int],
                           when: str) -> None:
     """Per-zone nr_zspages add up to the global count, none negative, none above it.
