@@ -145,13 +145,6 @@ def reconcile(run, console_log: Path, *, unfinished_status: str = "error") -> Co
     return evidence
 
 
-def first_fatal(run) -> dict[str, Any] | None:
-    """The first fatal splat of a run (by console line), or None."""
-    splats = [s for t in run.tests for s in t.splats] + list(run.splats)
-    fatal = [s for s in splats if s.get("fatal")]
-    return min(fatal, key=lambda s: s.get("line_no") or 0) if fatal else None
-
-
 def splats_of_results_dir(results_dir: Path, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every splat of a results dir: those results.json recorded, plus any its console.log
     holds that results.json lacks (a run that ended before it could write them)."""

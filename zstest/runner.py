@@ -174,12 +174,11 @@ class _RunState:
     console_error: Optional[OSError] = None
     deadline_hit: bool = False         # the watchdog stopped the run: no fresh guest after it
     build_data: Optional[Dict[str, Any]] = None   # build.json of the build under test
-    stopped_early: str = ""            # why tests were left unrun (--stop-on-oops)
 
 
 def _end(out: Path, run: RunResults, state: _RunState, started: float) -> None:
     """Every ending: the console log's splats into the results, then write and decode."""
-    from .evidence import first_fatal, reconcile
+    from .evidence import reconcile
     run.vm["boots"] = state.boots
     try:
         reconcile(run, out / CONSOLE_LOG,
@@ -191,9 +190,8 @@ def _end(out: Path, run: RunResults, state: _RunState, started: float) -> None:
     _coverage(out, run, state)
     run.cause = run.blame()
     run.duration_s = round(time.monotonic() - started, 3)
-    fatal = first_fatal(run)
-    if fatal is not None and state.first_fatal_wall is not None:
-        # from the first fatal report to the final results.json
+    if state.first_fatal_wall is not None:
+        # from the first fatal report the console showed to the final results.json
         run.verdict_after_splat_s = round(time.monotonic() - state.first_fatal_wall, 3)
     _save(out, run)
     _annotate(out, run)
@@ -299,7 +297,6 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
                 return
             if pending and req.stop_on_oops:
                 run.not_run = pending
-                state.stopped_early = f"--stop-on-oops: {len(pending)} tests not run"
                 run.message = (f"{boot['ended']}; {len(pending)} tests not run (--stop-on-oops)")
                 return
             if not pending:
