@@ -305,6 +305,47 @@ def test_build_json_says_failed_when_the_worktree_step_fails(tmp_path):
     assert "git cannot read the kernel tree" in manifest["error"]
 
 
+def test_build_json_says_interrupted_on_ctrl_c_during_the_import(tmp_path):
+    """Item 3: Ctrl-C while the plain tree is imported (`git add` of the whole tree) must leave
+    build.json "interrupted", not "running"; exit 130, no traceback."""
+    import signal
+    import time
+    tree = tiny_kernel(tmp_path / "linux", as_git=False)
+    (tree / "arch" / "x86").mkdir(parents=True)
+    # a git that hangs in the import's `git add` (as on a huge tree) and is real otherwise
+    tools, started = tmp_path / "tools", tmp_path / "import-started"
+    tools.mkdir()
+    real_git = subprocess.run(["sh", "-c", "command -v git"], capture_output=True,
+                              text=True).stdout.strip()
+    (tools / "git").write_text(
+        "#!/bin/sh\n"
+        f'for a in "$@"; do [ "$a" = add ] && {{ : > {started}; exec sleep 60; }}; done\n'
+        f'exec {real_git} "$@"\n')
+    (tools / "git").chmod(0o755)
+    env = clean_env(tmp_path, PATH=f"{tools}:{os.environ['PATH']}")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "zstest.cli", "build", "--kernel", str(tree),
+                             "--out", str(out)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the import never reached `git add`"
+        assert json.loads((out / "build.json").read_text())["status"] == "running"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "zstest: interrupted" in err
+    manifest = json.loads((out / "build.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["bootable"] is False
+    assert manifest["durations"].get("worktree") is not None
+
+
 # ---------------------------------------------------------------- 11. unique output dirs
 
 def test_two_runs_in_one_second_never_share_a_dir(tmp_path, monkeypatch):
