@@ -480,6 +480,38 @@ def test_cached_image_with_the_private_host_key_is_private_whatever_the_umask(tm
     assert stat.S_IMODE(image.path.parent.stat().st_mode) == 0o700
 
 
+@pytest.mark.parametrize("deep", [False, True], ids=["workdir", "long-path-socket-dir"])
+def test_the_qmp_socket_dir_is_private_whatever_the_umask(tmp_path, monkeypatch, deep):
+    """Item 13: the guest's workdir (QEMU's QMP socket) was made with the umask's mode; with
+    umask 0 anyone could connect to QMP and drive the guest. No QEMU starts here: the boot is
+    replaced by a look at the directories launch_guest made."""
+    import stat
+    from zstest.errors import BootFailed
+    from zstest.image import Image
+    from zstest.vm import guest as guest_mod
+    kernel, initrd = tmp_path / "bzImage", tmp_path / "initramfs.cpio"
+    kernel.write_bytes(b"k")
+    initrd.write_bytes(b"i")
+    workdir = tmp_path / ("d" * 90 if deep else "run") / ".vm"
+    seen = {}
+
+    def look(guest, *args, **kwargs):
+        for d in {workdir, guest.qmp_socket.parent}:
+            seen[d] = stat.S_IMODE(d.stat().st_mode)
+        raise BootFailed("no boot in this test")
+    monkeypatch.setattr(guest_mod, "_boot", look)
+    spec = guest_mod.GuestSpec(kernel=kernel, image=Image(initrd, "ssh-ed25519 AAAA", "x", 1, False),
+                               accel="tcg", firmware="seabios", workdir=workdir)
+    old = os.umask(0)
+    try:
+        with pytest.raises(BootFailed):
+            with guest_mod.launch_guest(spec):
+                pass
+    finally:
+        os.umask(old)
+    assert seen and all(mode == 0o700 for mode in seen.values()), seen
+
+
 def test_a_comma_in_the_qmp_path_is_escaped_for_qemu():
     """Item 13: QEMU splits option values at ','; a literal comma is written ',,'."""
     from zstest.vm.qemu import qemu_argv

@@ -379,6 +379,8 @@ def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
     qemu = _check_inputs(spec)
     workdir = Path(spec.workdir) if spec.workdir else Path(tempfile.mkdtemp(prefix="zstest-guest-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    # QEMU makes the QMP socket here with the umask's mode: whoever reaches it drives QEMU
+    os.chmod(workdir, 0o700)
     console_log = Path(spec.console_log) if spec.console_log else workdir / "console.log"
     if spec.accel == "auto":
         accel = probe_accel(spec.kernel)
