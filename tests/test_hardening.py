@@ -120,6 +120,75 @@ def test_git_am_timeout_is_the_apply_stage_error(tmp_path, monkeypatch):
     assert [p.status for p in result.patches] == ["applied"]
 
 
+def test_mutate_git_failure_is_the_stage_sentence_not_a_traceback(tmp_path):
+    """Item 2: `git init` of mutate's scratch copy failing escaped as a CommandError (exit 1)."""
+    tree = tiny_kernel(tmp_path / "linux", as_git=False)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    real_git = subprocess.run(["sh", "-c", "command -v git"], capture_output=True,
+                              text=True).stdout.strip()
+    (tools / "git").write_text(
+        '#!/bin/sh\n[ "$1" = init ] && { echo "fatal: cannot mkdir: Read-only file system" >&2; '
+        f'exit 128; }}\nexec {real_git} "$@"\n')
+    (tools / "git").chmod(0o755)
+    env = clean_env(tmp_path, PATH=f"{tools}:{os.environ['PATH']}")
+    proc = zstest("mutate", "--series", mbox(tmp_path / "p.mbox"), "--kernel", tree, "--list",
+                  env=env)
+    assert proc.returncode == 6, proc.stderr
+    sentence = one_sentence(proc)
+    assert "git cannot make a scratch repository" in sentence and "Read-only" in sentence
+
+
+def test_an_unhandled_command_error_is_one_sentence_with_the_stage_code(tmp_path, monkeypatch,
+                                                                        capsys):
+    """Item 2, the safety net: a CommandError no stage caught was a traceback with exit 1;
+    now one sentence and the code of the stage the zstest command runs."""
+    import signal
+    import click
+    from zstest import cli
+    from zstest.proc import CommandError, run
+
+    @click.command("fails-a-tool")
+    def fails_a_tool():
+        run(["sh", "-c", "echo 'tool: cannot open /dev/foo' >&2; exit 3"])
+    monkeypatch.setitem(cli.cli.commands, "fails-a-tool", fails_a_tool)
+    monkeypatch.setenv("_ZSTEST_NO_EXIT", "1")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        code = cli.main(["fails-a-tool"])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    err = capsys.readouterr().err
+    assert code == 6 and "Traceback" not in err
+    lines = [l for l in err.splitlines() if l.startswith("zstest: error:")]
+    assert lines == ["zstest: error: an external command failed: `sh -c 'echo '\"'\"'tool: cannot "
+                     "open /dev/foo'\"'\"' >&2; exit 3'` exited with 3 (tool: cannot open /dev/foo)."]
+    exc = CommandError(["make", "kernelrelease"], 2, "make: *** oops")
+    assert cli.command_error(exc, ["-v", "build", "--out", "x"]).exit_code == 4
+    assert cli.command_error(exc, ["series", "apply", "x"]).exit_code == 3
+    assert cli.command_error(exc, ["boot-and-run"]).exit_code == 5
+
+
+def test_a_failing_keep_ref_neither_escapes_nor_names_a_missing_ref(tmp_path, monkeypatch):
+    """Item 2: build's per-build ref ran in a finally with check=False: a failing git named a ref
+    that does not exist in build.json, and a timeout escaped as a CommandError."""
+    from types import SimpleNamespace
+    from zstest import build
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    said = []
+    builder = build._Builder(build.BuildRequest(progress=False), echo=said.append)
+    builder.build_dir = tmp_path / "b"
+    builder.manifest["kernel"] = {}
+    not_a_repo = tmp_path / "not-a-repo"
+    not_a_repo.mkdir()
+    builder._keep_commits(SimpleNamespace(path=not_a_repo))
+    assert "keep_ref" not in builder.manifest["kernel"]
+    assert said and "the patch commits are not kept" in said[0]
+
+
 # ---------------------------------------------------------------- 7. git isolation
 
 def test_user_git_templates_and_hooks_never_run_in_the_cache(tmp_path):

@@ -422,9 +422,15 @@ class _Builder:
                     self._build_coverage(wt.path, series.patches)
                 m["status"] = "ok"
                 m["bootable"] = True
-            except (KeyboardInterrupt, ZstestError, OSError) as exc:
+            except (KeyboardInterrupt, ZstestError, OSError, proc.CommandError) as exc:
                 m["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 m.setdefault("bootable", False)
+                if isinstance(exc, proc.CommandError):
+                    # a tool of the build stage failed or hung (make kernelrelease, git): exit 4
+                    exc = BuildFailed(f"the build step {exc.summary()}.", detail=exc.tail)
+                    m["error"] = exc.message
+                    exc.build_dir = self.build_dir
+                    raise exc from None
                 if isinstance(exc, ZstestError):
                     m["error"] = exc.message
                     exc.build_dir = self.build_dir
@@ -544,8 +550,13 @@ class _Builder:
         digest = hashlib.sha1(str(self.build_dir).encode()).hexdigest()[:10]
         ref = f"refs/zstest/builds/{_slug(self.build_dir.name)}-{digest}"
         from .tree import cache_git_env
-        proc.run(["git", "-C", str(wt.path), "update-ref", ref, "HEAD"], timeout=60, check=False,
-                 env=cache_git_env())
+        try:
+            proc.run(["git", "-C", str(wt.path), "update-ref", ref, "HEAD"], timeout=60,
+                     check=True, env=cache_git_env())
+        except proc.CommandError as exc:
+            # runs in a finally: must not hide how the build ended; decode then has no commits
+            self.echo(f"zstest build: the patch commits are not kept: {exc.summary()}")
+            return
         self.manifest["kernel"]["keep_ref"] = ref
 
     def _compile_fallback_note(self, entry: dict) -> None:

@@ -13,7 +13,9 @@ import sys
 import click
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, ZstestError
+from .errors import (EXIT_APPLY, EXIT_BOOT, EXIT_BUILD, EXIT_INTERRUPTED, EXIT_PREREQ, EXIT_USAGE,
+                     Interrupted, ZstestError)
+from .proc import CommandError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,6 +70,12 @@ def main(argv=None) -> int:
         if exc.detail:
             click.echo(exc.detail.rstrip(), err=True)
         return _exit(exc.exit_code)
+    except CommandError as exc:
+        # a safety net: every stage turns its own commands' failures into its sentence and code
+        err = command_error(exc, argv if argv is not None else sys.argv[1:])
+        click.echo(f"zstest: error: {err.message}", err=True)
+        click.echo(err.detail.rstrip(), err=True)
+        return _exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("zstest: interrupted", err=True)
         return _exit(EXIT_INTERRUPTED)
@@ -80,6 +88,21 @@ def main(argv=None) -> int:
         exc.show()
         return _exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     return _exit(rv if isinstance(rv, int) else 0)
+
+
+# The stage a command runs when one of its external commands fails unhandled; any other
+# command: a host tool failed (exit 6).
+_COMMAND_STAGE_CODES = {"build": EXIT_BUILD, "series": EXIT_APPLY, "boot-and-run": EXIT_BOOT,
+                        "run": EXIT_BOOT, "shell": EXIT_BOOT, "image": EXIT_PREREQ}
+
+
+def command_error(exc: CommandError, argv) -> ZstestError:
+    """exc as one sentence with the exit code of the stage the zstest command ran."""
+    command = next((str(a) for a in argv if not str(a).startswith("-")), "")
+    last = exc.tail.strip().splitlines()[-1:] or [""]
+    reason = f" ({last[0].strip()[:200]})" if last[0].strip() else ""
+    return ZstestError(f"an external command failed: {exc.summary()}{reason}.",
+                       _COMMAND_STAGE_CODES.get(command, EXIT_PREREQ), detail=exc.tail)
 
 
 def _exit(code: int) -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .. import proc
-from ..errors import (EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_TEST_FAILED, ApplyFailed,
-                      BadInput, ZstestError)
+from ..errors import (EXIT_APPLY, EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREREQ,
+                      EXIT_TEST_FAILED, ApplyFailed, BadInput, ZstestError)
 from ..manifests import load_results
 from .changed import series_changed_lines
 from .generate import OPERATORS, Mutant, function_lines, generate_mutants
@@ -97,8 +97,10 @@ def _check_operators(operators: list[str]) -> None:
 def _tree_file(tree: Path, path: str) -> str | None:
     """A file of the user's tree as the build's base sees it (HEAD for a git tree); never written."""
     if (tree / ".git").exists():
-        res = proc.run(["git", "--no-optional-locks", "-C", str(tree), "show",
-                        f"HEAD:{path}"], timeout=120, check=False)
+        from ..tree import git_failures_as
+        with git_failures_as(2, f"git cannot read {path} in the kernel tree {tree}"):
+            res = proc.run(["git", "--no-optional-locks", "-C", str(tree), "show",
+                            f"HEAD:{path}"], timeout=120, check=False)
         return res.stdout if res.ok else None
     full = tree / path
     return full.read_text(errors="surrogateescape") if full.is_file() else None
@@ -109,10 +111,12 @@ def files_after_series(tree: Path, patches: list, wanted: list[str]) -> dict[str
     from ..series.diff import analyze_diff
     touched = sorted({f for p in patches for f in analyze_diff(p.raw.decode("utf-8", "replace")).files}
                      | set(wanted))
+    from ..tree import git_failures_as
     env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
     with tempfile.TemporaryDirectory(prefix="zstest-mutate-") as tmp:
         work = Path(tmp)
-        proc.run(["git", "init", "-q", str(work)], timeout=60, env=env)
+        with git_failures_as(EXIT_PREREQ, "git cannot make a scratch repository on this host"):
+            proc.run(["git", "init", "-q", str(work)], timeout=60, env=env)
         for path in touched:
             text = _tree_file(tree, path)
             if text is not None:
@@ -121,8 +125,9 @@ def files_after_series(tree: Path, patches: list, wanted: list[str]) -> dict[str
         for p in patches:
             mail = work / f"patch-{p.index}.mbox"
             mail.write_bytes(p.raw)
-            res = proc.run(["git", "apply", "--whitespace=nowarn", str(mail)], cwd=work,
-                           timeout=120, check=False, env=env)
+            with git_failures_as(EXIT_APPLY, f"applying patch {p.index} {p.subject!r} failed"):
+                res = proc.run(["git", "apply", "--whitespace=nowarn", str(mail)], cwd=work,
+                               timeout=120, check=False, env=env)
             if not res.ok:
                 said = (res.stderr or res.stdout).strip().splitlines()
                 raise ApplyFailed(f"patch {p.index} {p.subject!r} does not apply to {tree}: "
