@@ -519,6 +519,179 @@ def test_lock_wait_names_the_holder_and_gives_up(tmp_path, caplog):
         assert str(os.getpid()) in lock.read_text()
 
 
+def test_the_console_keeps_a_bounded_tail_in_memory_and_every_byte_on_disk(tmp_path, monkeypatch):
+    """Item 10: the console monitor kept the guest's whole output in memory (and a line without
+    a newline grew without bound); now the last MEMORY_BYTES, marks still absolute."""
+    from zstest.vm import console as console_mod
+    monkeypatch.setattr(console_mod, "MEMORY_BYTES", 64 << 10)
+    recorded = (REPO / "tests" / "data" / "console" / "bug-base-6.1.log").read_bytes()
+    flood = b"".join(b"[    1.000000] noise %08d\n" % i for i in range(40000))   # ~1.1 MB
+    endless = b"x" * (3 << 20)                                       # 3 MB, no newline
+    monitor = console_mod.ConsoleMonitor(tmp_path / "console.log")
+    for blob in (flood, endless + b"\n"):
+        for i in range(0, len(blob), 65536):
+            monitor.feed(blob[i:i + 65536])
+            assert len(monitor._data) <= (64 << 10) * 5 // 4
+            assert len(monitor._pending) <= console_mod.LINE_MAX_BYTES
+    mark = monitor.mark()
+    assert mark == len(flood) + len(endless) + 1
+    for i in range(0, len(recorded), 700):
+        monitor.feed(recorded[i:i + 700])
+    monitor.finish()
+    assert [s.kind for s in monitor.splats_since(mark)] == ["bug"]
+    # the splat's first line ("cut here") counted in the file, the flood's lines included
+    assert monitor.splats_since(mark)[0].line_no == 40001 + 1 + \
+        recorded[:recorded.index(b"------------[ cut here")].count(b"\n")
+    assert monitor.wait_for(r"kernel BUG at \S+splatmod.c:46", timeout=0.1, since=mark)
+    assert "noise" not in monitor.text(0) and "kernel BUG at" in monitor.text(mark)
+    assert monitor.tail(1)
+    monitor.join()
+    assert (tmp_path / "console.log").read_bytes() == flood + endless + b"\n" + recorded
+
+
+class _SSHGuest:
+    """A real SSH server (paramiko, on 127.0.0.1) standing in for the guest's dropbear, and a
+    real process (sleep) standing in for QEMU: Guest's SSH code runs unchanged against them."""
+
+    FLOOD = 20 << 20
+
+    def __init__(self, tmp_path):
+        import socket
+        import threading
+        import paramiko
+        import pexpect
+        from zstest.image import Image
+        from zstest.vm.accel import AccelChoice
+        from zstest.vm.console import ConsoleMonitor
+        from zstest.vm.guest import Guest, GuestSpec
+        from zstest.vm.ssh import SSHSession, new_client_key
+        self.paramiko, self.threading = paramiko, threading
+        self.host_key = paramiko.ECDSAKey.generate()
+        self.refuse_channels = False
+        self.big = os.urandom(3 << 20)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        threading.Thread(target=self._accept, daemon=True).start()
+        spec = GuestSpec(kernel=tmp_path / "k", image=Image(tmp_path / "i", "", "x", 1, False))
+        self.guest = Guest(spec, tmp_path, ConsoleMonitor(tmp_path / "console.log"),
+                           AccelChoice("tcg", "test"))
+        self.guest.child = pexpect.spawn("sleep", ["120"])
+        pub = f"{self.host_key.get_name()} {self.host_key.get_base64()}"
+        self.guest.ssh = SSHSession(self.listener.getsockname()[1], pub, new_client_key())
+        self.guest.ssh.connect(__import__("time").monotonic() + 20, stop=lambda: None)
+
+    def _accept(self):
+        paramiko = self.paramiko
+        outer = self
+
+        class Server(paramiko.ServerInterface):
+            def check_channel_request(self, kind, chanid):
+                return (paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED if outer.refuse_channels
+                        else paramiko.OPEN_SUCCEEDED)
+
+            def get_allowed_auths(self, username):
+                return "publickey"
+
+            def check_auth_publickey(self, username, key):
+                return paramiko.AUTH_SUCCESSFUL
+
+            def check_channel_exec_request(self, channel, command):
+                outer.threading.Thread(target=outer._serve, args=(channel, command.decode()),
+                                       daemon=True).start()
+                return True
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            transport = paramiko.Transport(sock)
+            transport.add_server_key(self.host_key)
+            transport.start_server(server=Server())
+
+    def _serve(self, chan, command):
+        import time
+        try:
+            if command == "cat '/big'":
+                chan.sendall(self.big)
+            elif command == "cat '/trickle'":
+                while not chan.closed:          # a byte every 0.1 s, never the end
+                    chan.sendall(b".")
+                    time.sleep(0.1)
+                return
+            elif command == "flood":
+                block = bytes(range(256)) * 4096
+                for _ in range(self.FLOOD // len(block)):
+                    chan.sendall(block)
+            chan.send_exit_status(0)
+            chan.close()
+        except (OSError, EOFError):
+            pass
+
+    def close(self):
+        self.guest.ssh.close()
+        self.guest._kill()
+        self.listener.close()
+
+
+@pytest.fixture
+def ssh_guest(tmp_path):
+    g = _SSHGuest(tmp_path)
+    yield g
+    g.close()
+
+
+def test_guest_output_is_a_bounded_tail_and_streams_whole(ssh_guest, monkeypatch):
+    """Item 10: Guest.run held a command's whole output in memory; now its last
+    OUTPUT_TAIL_BYTES, and on_output (the test's log) gets every byte as it comes."""
+    from zstest.vm import guest as guest_mod
+    monkeypatch.setattr(guest_mod, "OUTPUT_TAIL_BYTES", 1 << 20)
+    streamed = []
+    result = ssh_guest.guest.run("flood", timeout=60,
+                                 on_output=lambda name, chunk: streamed.append(len(chunk)))
+    assert result.exit_status == 0 and sum(streamed) == ssh_guest.FLOOD
+    assert len(result.stdout.encode("utf-8", "surrogateescape")) < 3 << 20   # the tail only
+    assert result.dropped_bytes == ssh_guest.FLOOD - (1 << 20)
+    # the suite plugin's guest streams it all into the test's log
+    from zstest.suites.plugin import GuestSuitePlugin
+    results = ssh_guest.guest.workdir / "results"
+    plugin = GuestSuitePlugin(ssh_guest.guest, results_dir=results, build_info={},
+                              kernel_config={})
+    plugin._current = {"log_path": results / "t.log"}
+    plugin.logged_guest.run("flood", timeout=60)
+    logged = (results / "t.log").read_bytes()
+    assert logged.startswith(b"$ flood\n") and b"\n[exit 0, " in logged[-40:]
+    # every line of the flood, its unterminated last one too
+    assert logged.count(b"\n") == 2 + ssh_guest.FLOOD // 256 + 1
+
+
+def test_guest_get_streams_to_disk_and_has_a_total_deadline(ssh_guest, tmp_path):
+    """Item 10: Guest.get read the file into memory with a per-recv timeout only (a trickle never
+    ended) and let paramiko's exceptions out as tracebacks."""
+    import threading
+    import time
+    from zstest.vm.ssh import GuestCommandTimeout, GuestLost
+    guest = ssh_guest.guest
+    guest.get("/big", tmp_path / "big")
+    assert (tmp_path / "big").read_bytes() == ssh_guest.big
+
+    caught = []
+    start = time.monotonic()
+    worker = threading.Thread(target=lambda: caught.append(
+        pytest.raises(GuestCommandTimeout, guest.get, "/trickle", tmp_path / "t", timeout=1.0)))
+    worker.daemon = True
+    worker.start()
+    worker.join(15)
+    assert not worker.is_alive(), "Guest.get on a trickle never returned"
+    assert caught and time.monotonic() - start < 5
+    assert not (tmp_path / "t").exists() and not (tmp_path / "t.part").exists()
+
+    ssh_guest.refuse_channels = True
+    with pytest.raises(GuestLost) as lost:
+        guest.get("/big", tmp_path / "again")
+    assert "cannot get /big" in lost.value.message
+
+
 # ---------------------------------------------------------------- 2 and 13. the image's host tools and key
 
 def test_failing_dropbearkey_is_a_prereq_sentence(tmp_path):

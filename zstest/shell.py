@@ -96,8 +96,8 @@ def _wait_for_panic_end(guest, seconds: float = 5.0) -> None:
 def _relay(guest, command: str, stdin_data: bytes = b"") -> int:
     """command in the guest, its stdin fed from stdin_data (for sh: the script), its output
     streamed to ours; returns its exit status (1 when the kernel panicked under it)."""
-    chan = guest.ssh.client.get_transport().open_session()
-    chan.exec_command(command)
+    chan = guest.ssh.client.get_transport().open_session(timeout=10)
+    guest._exec(chan, command, 30.0)    # exec_command itself waits for the guest's answer unbounded
     if stdin_data:
         chan.sendall(stdin_data)
     chan.shutdown_write()
@@ -120,7 +120,7 @@ def _relay(guest, command: str, stdin_data: bytes = b"") -> int:
 def _interactive(guest) -> int:
     """A login shell on a pty; our terminal in raw mode (Ctrl-C goes to the guest), restored
     whatever happens."""
-    chan = guest.ssh.client.get_transport().open_session()
+    chan = guest.ssh.client.get_transport().open_session(timeout=10)
     cols, rows = shutil.get_terminal_size((80, 24))
     chan.get_pty(term=os.environ.get("TERM", "vt100"), width=cols, height=rows)
     chan.invoke_shell()

@@ -49,9 +49,13 @@ class LoggedGuest:
     def run(self, cmd: str, timeout: Optional[float] = None, check: bool = False):
         timeout = timeout or self._plugin.default_timeout
         self._plugin.log(f"$ {cmd}")
-        result = self._guest.run(cmd, timeout=timeout, check=False)
-        self._plugin.log(_indent(result.stdout) + _indent(result.stderr, "! ") +
-                         f"[exit {result.exit_status}, {result.duration_s:.2f} s]")
+        to_log = _OutputToLog(self._plugin)
+        try:
+            # streamed: the log has all of it, the result only its tail (Guest.OUTPUT_TAIL_BYTES)
+            result = self._guest.run(cmd, timeout=timeout, check=False, on_output=to_log.add)
+        finally:
+            to_log.flush()
+        self._plugin.log(f"[exit {result.exit_status}, {result.duration_s:.2f} s]")
         if check and result.exit_status != 0:
             oom = getattr(result, "oom_kill", "")
             raise GuestCommandFailed(
@@ -74,10 +78,37 @@ class LoggedGuest:
         return getattr(self._guest, name)
 
 
-def _indent(text: str, prefix: str = "  ") -> str:
-    if not text:
-        return ""
-    return "".join(prefix + line + "\n" for line in text.rstrip("\n").splitlines())
+class _OutputToLog:
+    """A guest command's output into the test's log as it arrives, line by line: stdout
+    indented, stderr after "! " (a line longer than LINE_MAX bytes is cut)."""
+
+    PREFIX = {"stdout": "  ", "stderr": "! "}
+    LINE_MAX = 64 << 10
+
+    def __init__(self, plugin: "GuestSuitePlugin"):
+        self._plugin = plugin
+        self._pending = {"stdout": b"", "stderr": b""}
+
+    def add(self, name: str, chunk: bytes) -> None:
+        lines = (self._pending[name] + chunk).split(b"\n")
+        rest = lines.pop()
+        if len(rest) > self.LINE_MAX:
+            lines.append(rest)
+            rest = b""
+        self._pending[name] = rest
+        self._write(name, lines)
+
+    def flush(self) -> None:
+        for name, rest in self._pending.items():
+            if rest:
+                self._write(name, [rest])
+            self._pending[name] = b""
+
+    def _write(self, name: str, lines) -> None:
+        if lines:
+            prefix = self.PREFIX[name]
+            self._plugin.log("".join(prefix + line.decode("utf-8", "replace") + "\n"
+                                     for line in lines))
 
 
 class Recorder:

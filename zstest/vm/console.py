@@ -8,6 +8,8 @@ BUG, a soft lockup, a hung task...: splats.is_fatal) sets `fatal`, as soon as it
 title line arrives, so a blocked SSH command can give up without waiting for its own
 timeout. A fresh guest after a crash appends to the same log (`append=True`): line
 numbers go on from the lines already there, so a splat's line is a line of the file.
+Memory holds only the last MEMORY_BYTES of output (marks are offsets from this guest's first
+byte, so they stay valid); console.log holds all of it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from typing import Callable, List, Optional, Sequence
 from ..splats import Splat, SplatScanner, is_fatal
 
 PANIC = re.compile(r"Kernel panic - not syncing")
+# What the monitor keeps in memory: console.log has every byte; marks stay absolute offsets.
+MEMORY_BYTES = 16 << 20
+# A line longer than this (a guest printing without newlines) is scanned by its start only.
+LINE_MAX_BYTES = 64 << 10
 
 
 class ConsoleMonitor:
@@ -43,9 +49,12 @@ class ConsoleMonitor:
             self._write(prefix + f"zstest: {banner}\n".encode())
             lines_before += 1
         self._line_base = lines_before       # lines of the file before this guest's first byte
-        self._data = bytearray()
-        self._pending = b""                  # bytes of an incomplete line
-        self._line_offsets: List[int] = []   # byte offset of every complete line's start
+        self._data = bytearray()             # the console's last bytes (at most ~MEMORY_BYTES)
+        self._base = 0                       # offset of _data[0] in this guest's output
+        self._pending = bytearray()          # an incomplete line's first LINE_MAX_BYTES bytes
+        self._pending_start = 0              # offset of the incomplete line's start
+        self._line_offsets: List[int] = []   # offset of every complete line's start still kept
+        self._lines_dropped = 0              # complete lines whose offsets were let go
         self._scanner = SplatScanner(ignore, first_line_no=lines_before + 1)
         self._splats: List[Splat] = []
         self._splat_offsets: List[int] = []
@@ -88,15 +97,33 @@ class ConsoleMonitor:
             if self.first_byte_wall is None:
                 self.first_byte_wall = now
             self._write(chunk)
-            start = len(self._data)
+            offset = self._base + len(self._data)
             self._data += chunk
-            self._pending += chunk
-            line_start = start - (len(self._pending) - len(chunk))
-            while b"\n" in self._pending:
-                line, _, self._pending = self._pending.partition(b"\n")
-                self._take_line(line, line_start, now)
-                line_start += len(line) + 1
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                room = LINE_MAX_BYTES - len(self._pending)
+                if nl < 0:
+                    self._pending += chunk[start:start + max(room, 0)]
+                    break
+                self._pending += chunk[start:start + max(min(room, nl - start), 0)]
+                self._take_line(bytes(self._pending), self._pending_start, now)
+                self._pending = bytearray()
+                self._pending_start = offset + nl + 1
+                start = nl + 1
+            self._trim()
             self._cond.notify_all()
+
+    def _trim(self) -> None:
+        """Keep the last MEMORY_BYTES (by a quarter more at most: trimming is amortized)."""
+        extra = len(self._data) - MEMORY_BYTES
+        if extra <= MEMORY_BYTES // 4:
+            return
+        del self._data[:extra]
+        self._base += extra
+        gone = bisect.bisect_left(self._line_offsets, self._base)
+        del self._line_offsets[:gone]
+        self._lines_dropped += gone
 
     def _write(self, chunk: bytes) -> None:
         """Append to console.log; on a full disk keep reading (QEMU must never block) in memory."""
@@ -127,7 +154,9 @@ class ConsoleMonitor:
 
     def _add_splat(self, splat: Splat, now: float) -> None:
         self._splats.append(splat)
-        self._splat_offsets.append(self._line_offsets[splat.line_no - 1 - self._line_base])
+        i = splat.line_no - 1 - self._line_base - self._lines_dropped
+        self._splat_offsets.append(self._line_offsets[i] if 0 <= i < len(self._line_offsets)
+                                   else self._base)
         if self.fatal is None and splat.fatal:
             self.fatal = (splat.kind, splat.title, splat.wall or now)
 
@@ -135,10 +164,10 @@ class ConsoleMonitor:
         with self._cond:
             if self.closed.is_set():
                 return
-            if self._pending:
-                self._take_line(self._pending, len(self._data) - len(self._pending),
-                                time.monotonic())
-                self._pending = b""
+            if self._pending_start < self._base + len(self._data):
+                self._take_line(bytes(self._pending), self._pending_start, time.monotonic())
+                self._pending = bytearray()
+                self._pending_start = self._base + len(self._data)
             for splat in self._scanner.flush():
                 self._add_splat(splat, time.monotonic())
             self.closed.set()
@@ -156,7 +185,7 @@ class ConsoleMonitor:
     def mark(self) -> int:
         """A position in the console (bytes so far); pass it to splats_since/wait_for."""
         with self._cond:
-            return len(self._data)
+            return self._base + len(self._data)
 
     @property
     def splats(self) -> List[Splat]:
@@ -169,8 +198,9 @@ class ConsoleMonitor:
             return list(self._splats[i:])
 
     def text(self, since: int = 0) -> str:
+        """The console from mark `since` (from what memory still holds when that is older)."""
         with self._cond:
-            return bytes(self._data[since:]).decode("utf-8", errors="replace")
+            return bytes(self._data[max(since - self._base, 0):]).decode("utf-8", errors="replace")
 
     def tail(self, lines: int = 50) -> str:
         with self._cond:
@@ -185,7 +215,8 @@ class ConsoleMonitor:
         end = time.monotonic() + timeout
         with self._cond:
             while True:
-                m = pattern.search(bytes(self._data[since:]).decode("utf-8", errors="replace"))
+                m = pattern.search(bytes(self._data[max(since - self._base, 0):])
+                                   .decode("utf-8", errors="replace"))
                 if m or self.closed.is_set():
                     return m
                 if stop is not None and stop():

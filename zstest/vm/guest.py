@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 from ..errors import BadInput, BootFailed, PrereqMissing
 from ..arch import arch_spec
@@ -46,6 +46,8 @@ OOM_KILL = re.compile(r"(?:Memory cgroup out of memory|Out of memory): Killed pr
 # How long the OOM report may take to reach the console after the command ended.
 OOM_REPORT_WAIT_S = 2.0
 PORT_IN_USE = re.compile(r"Could not set up host forwarding rule|hostfwd", re.I)
+# What Guest.run keeps in memory of a command's stdout and of its stderr: their last bytes.
+OUTPUT_TAIL_BYTES = 8 << 20
 
 
 @dataclass
@@ -125,8 +127,13 @@ class Guest:
 
     # ---- commands
     def run(self, command: str, timeout: float = 60, check: bool = False,
-            input: Optional[bytes] = None) -> SSHResult:
-        """Run a shell command in the guest; GuestCommandTimeout/GuestLost on trouble."""
+            input: Optional[bytes] = None,
+            on_output: Optional[Callable[[str, bytes], None]] = None) -> SSHResult:
+        """Run a shell command in the guest; GuestCommandTimeout/GuestLost on trouble.
+
+        The result keeps the last OUTPUT_TAIL_BYTES of stdout and of stderr; on_output(name,
+        chunk) ("stdout" / "stderr") gets every chunk as it arrives, e.g. for a log file.
+        """
         if self.ssh is None or self._lost_reason():
             raise self._lost(f"cannot run `{command}`")
         start = time.monotonic()
@@ -142,37 +149,21 @@ class Guest:
             raise
         except Exception as exc:  # paramiko raises several unrelated types here
             raise self._lost(f"cannot run `{command}` ({type(exc).__name__}: {exc})") from None
-        out, err = bytearray(), bytearray()
+        out, err = _Tail(OUTPUT_TAIL_BYTES), _Tail(OUTPUT_TAIL_BYTES)
+
+        def sink(tail: "_Tail", name: str) -> Callable[[bytes], None]:
+            def take(chunk: bytes) -> None:
+                tail.add(chunk)
+                if on_output is not None:
+                    on_output(name, chunk)
+            return take
         try:
-            while True:
-                progressed = False
-                while chan.recv_ready():
-                    out += chan.recv(65536)
-                    progressed = True
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
-                    progressed = True
-                if chan.exit_status_ready() and not chan.recv_ready() \
-                        and not chan.recv_stderr_ready():
-                    break
-                if self._lost_reason() or not self.ssh.alive or chan.closed:
-                    if not chan.exit_status_ready():
-                        raise self._lost(f"the guest command `{command}` was cut short")
-                if time.monotonic() - start > timeout:
-                    raise GuestCommandTimeout(command, timeout, _text(out), _text(err))
-                if not progressed:
-                    time.sleep(0.01)
-            status = chan.recv_exit_status()
-            if status == -1:
-                # no exit status: killed by a signal, or the session died with sshd/the guest
-                end = time.monotonic() + 1.0
-                while self.ssh.alive and not self._lost_reason() and time.monotonic() < end:
-                    time.sleep(0.05)
-                if not self.ssh.alive or self._lost_reason():
-                    raise self._lost(f"the guest command `{command}` was cut short")
+            status = self._pump(chan, command, start, timeout, sink(out, "stdout"),
+                                sink(err, "stderr"), lambda: (out.text(), err.text()))
         finally:
             chan.close()
-        result = SSHResult(status, _text(out), _text(err), time.monotonic() - start)
+        result = SSHResult(status, out.text(), err.text(), time.monotonic() - start,
+                           dropped_bytes=out.dropped + err.dropped)
         if status == -1 or status >= 128:
             result.oom_kill = self._oom_kill_since(console_mark)
             if result.oom_kill:
@@ -181,6 +172,39 @@ class Guest:
         if check and status != 0:
             raise GuestCommandFailed(command, result)
         return result
+
+    def _pump(self, chan, command: str, start: float, timeout: float,
+              on_stdout: Callable[[bytes], None], on_stderr: Callable[[bytes], None],
+              so_far: Callable[[], tuple]) -> int:
+        """The command's output to on_stdout/on_stderr until it exits (by start + timeout);
+        its exit status. GuestCommandTimeout carries so_far() (stdout, stderr)."""
+        while True:
+            progressed = False
+            while chan.recv_ready():
+                on_stdout(chan.recv(65536))
+                progressed = True
+            while chan.recv_stderr_ready():
+                on_stderr(chan.recv_stderr(65536))
+                progressed = True
+            if chan.exit_status_ready() and not chan.recv_ready() \
+                    and not chan.recv_stderr_ready():
+                break
+            if self._lost_reason() or not self.ssh.alive or chan.closed:
+                if not chan.exit_status_ready():
+                    raise self._lost(f"the guest command `{command}` was cut short")
+            if time.monotonic() - start > timeout:
+                raise GuestCommandTimeout(command, timeout, *so_far())
+            if not progressed:
+                time.sleep(0.01)
+        status = chan.recv_exit_status()
+        if status == -1:
+            # no exit status: killed by a signal, or the session died with sshd/the guest
+            end = time.monotonic() + 1.0
+            while self.ssh.alive and not self._lost_reason() and time.monotonic() < end:
+                time.sleep(0.05)
+            if not self.ssh.alive or self._lost_reason():
+                raise self._lost(f"the guest command `{command}` was cut short")
+        return status
 
     def _oom_kill_since(self, mark: int) -> str:
         """The OOM killer's "Killed process" line logged since mark, or ""."""
@@ -245,27 +269,33 @@ class Guest:
             raise GuestCommandFailed(f"put {local} {remote}", r)
 
     def get(self, remote: str, local: Path, timeout: float = 120) -> None:
-        chan = None
-        if self.ssh is None or not self.ssh.alive:
+        """Copy a guest file to local, streamed to disk (binary-safe), all of it within timeout."""
+        command = f"cat {_quote(remote)}"
+        if self.ssh is None or self._lost_reason():
             raise self._lost(f"cannot get {remote}")
-        # binary-safe: read stdout bytes directly rather than through run()'s text
-        chan = self.ssh.client.get_transport().open_session(timeout=10)
+        start = time.monotonic()
         try:
-            self._exec(chan, f"cat {_quote(remote)}", timeout)
-            chan.settimeout(timeout)
-            data = bytearray()
-            while True:
-                chunk = chan.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            status = chan.recv_exit_status()
-            err = chan.recv_stderr(65536).decode(errors="replace") if chan.recv_stderr_ready() else ""
+            chan = self._open_session(command, timeout)
+            self._exec(chan, command, timeout)
+            chan.shutdown_write()
+        except (GuestLost, GuestCommandTimeout):
+            raise
+        except Exception as exc:  # paramiko raises several unrelated types here
+            raise self._lost(f"cannot get {remote} ({type(exc).__name__}: {exc})") from None
+        local = Path(local)
+        part = local.with_name(local.name + ".part")
+        err = _Tail(64 << 10)
+        try:
+            with open(part, "wb") as fh:
+                status = self._pump(chan, command, start, timeout, fh.write, err.add,
+                                    lambda: ("", err.text()))
+            if status != 0:
+                raise GuestCommandFailed(f"get {remote}", SSHResult(
+                    status, "", err.text(), time.monotonic() - start))
+            os.replace(part, local)
         finally:
             chan.close()
-        if status != 0:
-            raise GuestCommandFailed(f"get {remote}", SSHResult(status, "", err, 0.0))
-        Path(local).write_bytes(bytes(data))
+            part.unlink(missing_ok=True)
 
     def qmp(self, command: str, **args):
         if self._qmp is None:
@@ -335,6 +365,23 @@ def console_tail(console: ConsoleMonitor, lines: int = TAIL_LINES) -> str:
     if console.panicked and console.panic_line not in tail:
         tail = f"{console.panic_line}\n[...]\n{tail}"
     return tail
+
+
+class _Tail:
+    """The last `limit` bytes of a stream; the bytes before them are counted, not kept."""
+
+    def __init__(self, limit: int):
+        self.limit, self.data, self.dropped = limit, bytearray(), 0
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk
+        extra = len(self.data) - self.limit
+        if extra > 0:
+            del self.data[:extra]
+            self.dropped += extra
+
+    def text(self) -> str:
+        return _text(self.data)
 
 
 def _text(data: bytearray) -> str:

@@ -25,6 +25,7 @@ class SSHResult:
     stderr: str
     duration_s: float
     oom_kill: str = ""        # the kernel's "Killed process" line when the OOM killer ended it
+    dropped_bytes: int = 0    # output before the kept tails (Guest.run's on_output saw it)
 
     @property
     def ok(self) -> bool:
