@@ -36,7 +36,9 @@ results.json (a results directory; written by results.py through the runner):
   any test), counts, message, cause (kernel / test / infrastructure / interrupted, "" when
   passed), kernel_crashed, not_run (tests left by --stop-on-oops or a fresh guest that did not
   boot), verdict_after_splat_s (first fatal report -> final results.json), repeat,
-  console_log, command.
+  console_log, command (the zstest command line that made it, as words: `zstest boot-and-run
+  ...` or `zstest run ...` as typed, with the values a config file supplied made explicit; a
+  run made by bisect, compare or mutate: the equivalent `zstest boot-and-run` line).
   A splat entry is {kind, title, text, line_no (a line of console.log), t, wall, fatal}; every
   one gains `decoded` once the run ended: {kind, title, build_dir, commit, notes[], frames[],
   patches[]}; a frame is {kind: bug|rip|trace, text, function, offset, size, module, reliable,
@@ -348,6 +350,7 @@ class ResultsManifest:
     image: dict = field(default_factory=dict)
     tests: list = field(default_factory=list)    # test objects; every one has a text name
     splats: list = field(default_factory=list)   # splat objects not tied to a test
+    command: list = field(default_factory=list)  # the zstest command line (words), or []
 
     @property
     def results_dir(self) -> Path:
@@ -391,7 +394,17 @@ def _results_from(path: Path, d: dict, schema: int) -> ResultsManifest:
                          build_dir=_take(k, "build_dir", (str,), "kernel.")),
         accel=Accel(name=_take(a, "name", (str,), "accel."),
                     reason=_take(a, "reason", (str,), "accel.", "")),
-        image=_obj(d, "image"), tests=tests, splats=_objects(d, "splats"))
+        image=_obj(d, "image"), tests=tests, splats=_objects(d, "splats"),
+        command=_words(d, "command"))
+
+
+def _words(obj: dict, key: str) -> list:
+    """A list of strings (a command line's words): the first entry that is not one is named."""
+    items = _take(obj, key, (list,), default=[])
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise _WrongShape(f"{key}[{i}]", item, "a string")
+    return items
 
 
 def has_results(results_dir: "str | Path") -> bool:

@@ -13,7 +13,7 @@ import re
 import shlex
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .decode import Decoded, Decoder, format_decoded, results_splats
 from .errors import BadInput
@@ -243,55 +243,95 @@ def _run_lines(results: ResultsManifest, build: Optional[BuildManifest]) -> List
     return out
 
 
-# Options that name this machine's files (results, build dirs, copies): not for another machine.
-_LOCAL_OPTIONS = {"--out", "--build-out", "--json", "--junit", "--cell", "--build"}
+# Options that name this machine's files (results, build dirs, copies) or hold it in the
+# foreground: not for another machine.
+_LOCAL_OPTIONS = {"--out", "--build-out", "--json", "--junit", "--cell", "--build", "--vmcore",
+                  "--keep-vm-on-failure", "--quiet", "-q"}
 _RUN_SELECTION = {"--suite", "-k", "--repeat"}
+# boot-and-run options that shape the run itself: the reproducer carries them
+_RUN_SHAPE = {"--repeat", "--timeout", "--run-timeout", "--memory", "--boot-timeout", "--append",
+              "--accel", "--stop-on-oops"}
+# options of build/run/boot-and-run that never take a value
+_FLAGS = {"--stop-on-oops", "--keep-vm-on-failure", "--quiet", "-q", "--each",
+          "--allow-config-drift", "--no-series-config", "--require-built", "--coverage"}
 
 
-def _portable_build_args(build: BuildManifest) -> List[str]:
-    """build.json's reproducer arguments without this machine's paths: the series source as
-    given (its lore link when it was a file in the cache), Debian's tree by its version."""
+def _option_groups(words: List[str]) -> List[List[str]]:
+    """A command's words grouped per option: [option] or [option, value]. zstest's build, run
+    and boot-and-run take no positional argument, so a word after an option that takes a value
+    and is not itself an option is that value."""
+    groups, i = [], 0
+    while i < len(words):
+        word, value = words[i], words[i + 1] if i + 1 < len(words) else None
+        takes_value = ("=" not in word and word not in _FLAGS and value is not None
+                       and not value.startswith("-"))
+        groups.append(words[i:i + 2] if takes_value else [word])
+        i += 2 if takes_value else 1
+    return groups
+
+
+def _portable_build_args(build: BuildManifest, drop: frozenset = frozenset()) -> List[str]:
+    """build.json's reproducer arguments without this machine's paths (nor the options in
+    drop): the series source as given (its lore link when it was a file in the cache),
+    Debian's tree by its version."""
     from .cache import cache_root
     try:
         words = shlex.split(build.reproducer or "")[2:]
     except ValueError:
         return []
     cache = str(cache_root())
-    out, i = [], 0
-    while i < len(words):
-        word, value = words[i], words[i + 1] if i + 1 < len(words) else None
-        name = word.split("=", 1)[0]
-        takes_value = "=" not in word and value is not None and not value.startswith("-")
-        if name in _LOCAL_OPTIONS | _RUN_SELECTION:
-            i += 2 if takes_value else 1
+    out = []
+    for group in _option_groups(words):
+        name, value = group[0].split("=", 1)[0], group[1] if len(group) > 1 else None
+        if name in _LOCAL_OPTIONS | _RUN_SELECTION | drop:
             continue
-        if name == "--kernel" and takes_value and value.startswith(cache):
+        if name == "--kernel" and value and value.startswith(cache):
             debian = re.search(r"linux-source-(\d+\.\d+)$", value.rstrip("/"))
             out += ["--kernel", debian.group(1)] if debian and debian.group(1) != "6.1" else []
-            i += 2
             continue
-        if name == "--series" and takes_value and value.startswith(cache) and _series_msgid(build):
+        if name == "--series" and value and value.startswith(cache) and _series_msgid(build):
             from .series.lore import lore_link
             out += ["--series", lore_link(_series_msgid(build))]
-            i += 2
             continue
-        out.append(word)
-        i += 1
+        out += group
     return out
+
+
+def _run_options(command: List[str]) -> Tuple[List[str], Optional[str]]:
+    """From the command that made the results (results.json's command): the options that
+    shape the run, and its -k selection (None when it had none)."""
+    words = list(command[2:]) if len(command) > 1 and command[1] in ("run", "boot-and-run") else []
+    shape, keyword = [], None
+    for group in _option_groups(words):
+        name = group[0].split("=", 1)[0]
+        value = group[1] if len(group) > 1 else (group[0].split("=", 1)[1]
+                                                 if "=" in group[0] else None)
+        if name == "-k" and value is not None:
+            keyword = value
+        elif name in _RUN_SHAPE:
+            shape += group
+    return shape, keyword
 
 
 def _reproduce_lines(results: ResultsManifest, build: Optional[BuildManifest],
                      build_dir: Optional[str]) -> List[str]:
-    """One `zstest run` line that works on another machine: the build's options and the
-    suite, with -k naming the tests that did not pass."""
+    """One `zstest run` line that works on another machine: the build's options, the suite and
+    the run's own options from results.json's command, with its -k selection (without one:
+    -k naming the tests that did not pass)."""
     out = ["How to reproduce:"]
-    argv = ["zstest", "run"] + (_portable_build_args(build) if build else [])
+    shape, keyword = _run_options(results.command)
+    # the run's options come from its own command when results.json has it
+    drop = frozenset(_RUN_SHAPE) if results.command else frozenset()
+    argv = ["zstest", "run"] + (_portable_build_args(build, drop) if build else [])
     if results.suite:
         argv += ["--suite", results.suite]
     bad = [str(t.get("name", "")).rsplit("::", 1)[-1].split("[", 1)[0] for t in results.tests
            if t.get("status") in ("failed", "error", "interrupted")]
-    if bad:
+    if keyword:
+        argv += ["-k", keyword]
+    elif bad:
         argv += ["-k", " or ".join(dict.fromkeys(b for b in bad if b))]
+    argv += shape
     # a shell line continued with backslashes, each piece within the width
     out += [_Whole(line) for line in _shell_lines(shlex.join(argv))]
     if build and build.series and str(build.series.source or "") == "-":

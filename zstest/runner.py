@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -48,6 +49,12 @@ class BootRunRequest:
     on_progress: Any = None        # callable(str) for one-line progress messages
     stop_on_oops: bool = False     # after a crash, leave the rest unrun instead of a fresh guest
     vmcore: Optional[Path] = None  # a panicked guest's memory goes here (FILE.N for guest N)
+    # a guest whose tests failed (or whose kernel crashed) stays up, reachable over ssh, until
+    # Ctrl-C or until QEMU exits; the run stops at that guest
+    keep_vm_on_failure: bool = False
+    # the zstest command line for results.json (empty: the equivalent `zstest boot-and-run`)
+    command: List[str] = field(default_factory=list)
+    say: Any = None                # callable(str): lines a person must see, also with --quiet
 
 
 def load_build(build_dir: Path) -> BuildManifest:
@@ -99,6 +106,53 @@ def _link_last(out: Path) -> None:
 
 
 def boot_and_run(req: BootRunRequest) -> RunResults:
+    state = _RunState()
+    try:
+        run = _boot_and_run(req, state)
+        if state.kept is not None:
+            _hold(req, state, Path(req.out).expanduser().resolve())
+        return run
+    finally:
+        if state.kept is not None:   # Ctrl-C, SIGTERM, an error: the kept guest goes too
+            state.kept.close()
+
+
+def _hold(req: BootRunRequest, state: "_RunState", out: Path) -> None:
+    """--keep-vm-on-failure: results are final; hand the guest over and wait (Ctrl-C: 130)."""
+    from .vm.keep import GuestUnreachable, hold, open_for_ssh
+    say = req.say or (lambda msg: print(f"zstest: {msg}", file=sys.stderr, flush=True))
+    try:
+        kept = open_for_ssh(state.kept_guest, out / ".vm" / "keep")
+    except GuestUnreachable as exc:
+        say(f"the failed guest cannot be kept: {exc.message}; stopping it")
+        return
+    try:
+        hold(kept, say)
+    finally:
+        kept.remove_key()
+
+
+def equivalent_argv(req: BootRunRequest) -> List[str]:
+    """The `zstest boot-and-run` line that makes req's run, for a run no user typed (bisect's
+    prefixes, compare's series mode, mutate's mutants)."""
+    argv = ["zstest", "boot-and-run", "--build", str(req.build_dir), "--out", str(req.out),
+            "--suite", req.suite]
+    defaults = BootRunRequest(build_dir=Path("."), out=Path("."))
+    for name, option in (("keyword", "-k"), ("repeat", "--repeat"), ("timeout", "--timeout"),
+                         ("run_timeout", "--run-timeout"), ("accel", "--accel"),
+                         ("memory_mb", "--memory"), ("boot_timeout", "--boot-timeout"),
+                         ("cmdline_extra", "--append"), ("vmcore", "--vmcore")):
+        value = getattr(req, name)
+        if value != getattr(defaults, name) and value is not None:
+            argv += [option, f"{value:g}" if isinstance(value, float) else str(value)]
+    for name, flag in (("stop_on_oops", "--stop-on-oops"),
+                       ("keep_vm_on_failure", "--keep-vm-on-failure")):
+        if getattr(req, name):
+            argv.append(flag)
+    return argv
+
+
+def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
     from .guest_tools import build_guest_tools
     from .image import ImageRequest, build_image
     from .vm.guest import GuestSpec
@@ -113,10 +167,10 @@ def boot_and_run(req: BootRunRequest) -> RunResults:
     info = load_build(req.build_dir)
     build_dir = Path(req.build_dir).resolve()
     run = RunResults(suite=suite.name, started=now_iso(), repeat=req.repeat,
-                     console_log=CONSOLE_LOG,
+                     console_log=CONSOLE_LOG, command=list(req.command) or equivalent_argv(req),
                      kernel={"build_dir": str(build_dir), "version": info.kernel.version})
     _save(out, run)   # something is on disk from the first second
-    state = _RunState(build_data=info.data)
+    state.build_data = info.data
 
     try:
         progress("image: preparing the guest initramfs")
@@ -174,6 +228,8 @@ class _RunState:
     console_error: Optional[OSError] = None
     deadline_hit: bool = False         # the watchdog stopped the run: no fresh guest after it
     build_data: Optional[Dict[str, Any]] = None   # build.json of the build under test
+    kept: Optional[contextlib.ExitStack] = None   # --keep-vm-on-failure: the guest's teardown
+    kept_guest: Any = None
 
 
 def _end(out: Path, run: RunResults, state: _RunState, started: float) -> None:
@@ -265,6 +321,9 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
                 try:
                     plugin = _run_pytest(req, suite, guest, info, kernel_config, out, keyword,
                                          pending, run)
+                    if req.keep_vm_on_failure and _failed_in(plugin) and guest.qemu_alive \
+                            and not guest.console.panicked:   # a panicked kernel never answers
+                        state.kept, state.kept_guest = stack.pop_all(), guest
                 except _Interrupted as exc:
                     _merge_results(exc.plugin.results, merged, order, run)
                     raise
@@ -281,6 +340,8 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
             _merge_results(plugin.results, merged, order, run)
             _save(out, run)   # partial results after every guest
             lost = plugin.guest_lost
+            if state.kept is not None and lost is None:
+                return      # the failed guest is kept: no more runs (--repeat) after it
             if lost is None:
                 break
             boot["ended"] = _lost_summary(lost)
@@ -295,9 +356,12 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
             if state.deadline_hit:
                 run.not_run = pending
                 return
-            if pending and req.stop_on_oops:
+            if pending and (req.stop_on_oops or state.kept is not None):
                 run.not_run = pending
-                run.message = (f"{boot['ended']}; {len(pending)} tests not run (--stop-on-oops)")
+                why = "--stop-on-oops" if req.stop_on_oops else "--keep-vm-on-failure"
+                run.message = f"{boot['ended']}; {len(pending)} tests not run ({why})"
+                return
+            if state.kept is not None:
                 return
             if not pending:
                 break
@@ -314,6 +378,12 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
 
 # A run whose every guest dies gives up after this many fresh boots.
 MAX_GUESTS = 8
+
+
+def _failed_in(plugin) -> bool:
+    """A test of this guest's session did not pass, or the guest was lost during one."""
+    return plugin.guest_lost is not None or any(
+        r.status in ("failed", "error", "interrupted") for r in plugin.results)
 
 
 def _merge_results(results, merged: Dict[str, TestResult], order: List[str], run) -> None:

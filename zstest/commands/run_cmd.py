@@ -48,6 +48,11 @@ def boot_run_options(f):
         click.option("--vmcore", type=click.Path(dir_okay=False, path_type=Path),
                      help="When the kernel panics, save the guest's memory here (ELF, for "
                           "`crash`; a second guest's panic goes to FILE.2, ...)."),
+        click.option("--keep-vm-on-failure", is_flag=True, default=False,
+                     help="When a test fails (or the kernel crashes and the guest still "
+                          "answers), stop the run there and keep that guest running: print the "
+                          "ssh command to reach it and wait until Ctrl-C (exit 130) or until "
+                          "QEMU exits."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -55,7 +60,8 @@ def boot_run_options(f):
 
 
 def _run_request(build_dir, out, suite, keyword, timeout, run_timeout, repeat, accel, memory_mb,
-                 boot_timeout, cmdline_extra="", stop_on_oops=False, vmcore=None):
+                 boot_timeout, cmdline_extra="", stop_on_oops=False, vmcore=None,
+                 keep_vm_on_failure=False, command=()):
     from ..pipeline import BootRunRequest
     return BootRunRequest(build_dir=Path(build_dir) if build_dir else None,
                           out=Path(out) if out else None, suite=suite, keyword=keyword,
@@ -63,7 +69,9 @@ def _run_request(build_dir, out, suite, keyword, timeout, run_timeout, repeat, a
                           memory_mb=memory_mb, boot_timeout=boot_timeout,
                           cmdline_extra=cmdline_extra, stop_on_oops=stop_on_oops,
                           vmcore=Path(vmcore).expanduser().resolve() if vmcore else None,
-                          on_progress=lambda msg: click.echo(f"zstest: {msg}"))
+                          keep_vm_on_failure=keep_vm_on_failure, command=list(command),
+                          on_progress=lambda msg: click.echo(f"zstest: {msg}"),
+                          say=lambda msg: click.echo(f"zstest: {msg}", err=True))
 
 
 def _presented(junit, json_out, quiet):
@@ -112,7 +120,9 @@ def boot_and_run_cmd(build_dir, out, quiet=False, junit=None, json_out=None, **o
     """Boot a build's kernel under QEMU and run a guest suite over SSH."""
     from ..pipeline import boot_and_run, default_results_dir
     build_dir = build_dir or _default_build_dir()
-    req = _run_request(build_dir, out or default_results_dir(), **opts)
+    req = _run_request(build_dir, out or default_results_dir(),
+                       command=["zstest", "boot-and-run"] + reproducer_argv("boot-and-run"),
+                       **opts)
     with _presented(junit, json_out, quiet)(req):
         run = boot_and_run(req)
     return run.exit_code
@@ -166,7 +176,8 @@ def run_command(ctx, out, build_out, **opts) -> int:
             yield
 
     outcome = run_pipeline(PipelineRequest(
-        build=breq, run=_run_request(None, out, **run_opts), echo=click.echo, around_run=around))
+        build=breq, run=_run_request(None, out, command=["zstest", "run"] + breq.argv, **run_opts),
+        echo=click.echo, around_run=around))
     if outcome.error is not None:
         raise outcome.error
     return outcome.exit_code
