@@ -26,8 +26,9 @@ def build_fixture_key() -> str:
     """What the shared build depends on besides the (fixed) kernel tree."""
     h = hashlib.sha256()
     h.update(build_stage.BUILD_FORMAT_VERSION.encode())
-    for path in sorted((REPO / "zstest" / "configs").glob("*.config")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    configs = REPO / "zstest" / "configs"
+    for path in sorted(configs.rglob("*.config")):      # the profiles and the arch fragments
+        h.update(str(path.relative_to(configs)).encode() + b"\0" + path.read_bytes())
     kmod = REPO / "kmod"
     if kmod.is_dir():
         for path in sorted(p for p in kmod.rglob("*") if p.is_file() and p.suffix in

@@ -22,9 +22,11 @@ def test_profiles_are_data_files():
     base = kconfig.resolve_config_arg("base")
     assert base.profile == "base" and base.start == "tinyconfig"
     names = {o.name for o in base.options}
-    for needed in ("ZSMALLOC", "ZRAM", "ZRAM_WRITEBACK", "SERIAL_8250_CONSOLE", "MEMORY_HOTREMOVE",
+    for needed in ("ZSMALLOC", "ZRAM", "ZRAM_WRITEBACK", "MEMORY_HOTREMOVE",
                    "VM_EVENT_COUNTERS", "IKCONFIG_PROC", "MAGIC_SYSRQ", "VIRTIO_NET", "DEBUG_VM"):
         assert needed in names, needed
+    # the console and the platform are the arch's (configs/arch/<arch>.config)
+    assert not names & {"SERIAL_8250_CONSOLE", "SERIAL_AMBA_PL011", "ACPI", "64BIT"}
 
 
 def test_debug_includes_base_and_adds_checkers():

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from zstest import kconfig
+from zstest.arch import arch_spec
 from zstest.cache import default_kernel_tree
 
 
@@ -52,10 +53,17 @@ def test_detection_rule(tmp_path, their_config):
     assert frags[0].start_config == their_config.resolve() and frags[1].profile == "required"
     required = {o.name for o in frags[1].options}
     assert {"ZSMALLOC", "ZRAM", "MIGRATION", "COMPACTION", "DEBUG_FS", "LKDTM",
-            "SERIAL_8250_CONSOLE", "VIRTIO_NET", "MODULES"} <= required
+            "VIRTIO_NET", "MODULES"} <= required
     # The lean guest's taste stays theirs: no compiler/allocator choices, no "off" list.
     assert not required & {"KERNEL_LZ4", "CC_OPTIMIZE_FOR_PERFORMANCE", "SMP", "IPV6", "VT"}
     assert all(o.value != "n" for o in frags[1].options)
+    # the arch's fragment on a full .config: its console and platform, not its taste
+    arch = {o.name: o.value for o in
+            kconfig.arch_fragment(arch_spec("x86_64"), full_config=True).options}
+    assert {"SERIAL_8250_CONSOLE", "ACPI", "ACPI_HOTPLUG_MEMORY"} <= set(arch)
+    assert not set(arch) & {"KERNEL_LZ4", "64BIT", "UNWINDER_ORC", "SERIO_I8042", "ACPI_FAN"}
+    whole = {o.name for o in kconfig.arch_fragment(arch_spec("x86_64")).options}
+    assert {"KERNEL_LZ4", "64BIT", "UNWINDER_ORC", "SERIO_I8042"} <= whole
 
 
 def test_full_config_is_the_start_and_their_config_forbids_numa(tree, their_config, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from zstest import kconfig
+from zstest.arch import arch_spec
 from zstest.cache import cache_dir, default_kernel_tree
 
 
@@ -17,7 +18,9 @@ from zstest.cache import cache_dir, default_kernel_tree
 def test_profile_survives_olddefconfig(version, profile):
     tree = default_kernel_tree(version)
     scratch = cache_dir("test-kconfig", f"{version}-{profile}")
-    res = kconfig.configure(tree, scratch, [kconfig.resolve_config_arg(profile)])
+    # as the build does: the profile, then the arch's own fragment
+    res = kconfig.configure(tree, scratch, [kconfig.resolve_config_arg(profile),
+                                            kconfig.arch_fragment(arch_spec())])
     assert res.missing == [], "\n".join(m.sentence() for m in res.missing)
     final = kconfig.read_config(res.config_path)
     assert final["ZSMALLOC"] == "y" and final["ZRAM"] == "y" and final["X86_64"] == "y"
@@ -30,6 +33,31 @@ def test_profile_survives_olddefconfig(version, profile):
     if profile == "debug":
         assert final["KASAN"] == "y" and final["PROVE_LOCKING"] == "y"
         assert final["DEBUG_INFO"] == "y" and final["SLUB_DEBUG"] == "y"
+
+
+@pytest.mark.parametrize("version", ["6.1", "6.12"])
+@pytest.mark.parametrize("arch,page_size", [("arm64", None), ("arm64", "64k"), ("i386", None)])
+def test_base_survives_on_every_arch(version, arch, page_size):
+    """The base profile and each arch's fragment (and page size) survive olddefconfig with
+    ARCH= and CROSS_COMPILE= of the record: what `zstest build --arch` configures."""
+    spec = arch_spec(arch)
+    tree = default_kernel_tree(version)
+    scratch = cache_dir("test-kconfig", f"{version}-base-{arch}-{page_size or 'default'}")
+    res = kconfig.configure(tree, scratch, [kconfig.resolve_config_arg("base"),
+                                            kconfig.arch_fragment(spec, page_size)], arch=spec)
+    assert res.missing == [], "\n".join(m.sentence() for m in res.missing)
+    final = kconfig.read_config(res.config_path)
+    assert final["ZSMALLOC"] == "y" and final["ZRAM"] == "y" and final["LKDTM"] == "y"
+    assert final.get("X86_64") is None
+    if arch == "arm64":
+        assert final["ARM64"] == "y" and final["SERIAL_AMBA_PL011_CONSOLE"] == "y"
+        # 6.1 names it ARM64_PAGE_SHIFT, 6.12 the generic PAGE_SHIFT
+        shift = final.get("ARM64_PAGE_SHIFT") or final.get("PAGE_SHIFT")
+        assert shift == ("16" if page_size == "64k" else "12")
+        assert final["PCI_HOST_GENERIC"] == "y" and final["VIRTIO_NET"] == "y"
+    else:
+        assert final["X86_32"] == "y" and final["HIGHMEM4G"] == "y" and final["HIGHMEM"] == "y"
+        assert final.get("MEMORY_HOTPLUG") is None and final["SERIAL_8250_CONSOLE"] == "y"
 
 
 def test_dropped_option_is_reported_with_its_dependency(tmp_path):

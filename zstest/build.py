@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, TextIO
 
 
 from . import buildlog, kconfig, proc
-from .arch import arch_spec
+from .arch import DEFAULT_ARCH, ArchSpec, arch_spec
 from .progress import Progress
 from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
@@ -64,6 +64,8 @@ class BuildRequest:
     series_config: bool = True                   # turn on what the series' code needs
     coverage: bool = False                       # gcov for zsmalloc, zram and the series' files
     require_built: bool = False                  # a touched C file not compiled is exit 4
+    arch: str = DEFAULT_ARCH                     # an arch record's name (zstest/arches/)
+    page_size: Optional[str] = None              # --page-size, e.g. "64k"; None: the arch's
 
 
 @dataclass
@@ -99,8 +101,9 @@ def _first_line(argv: List[str]) -> Optional[str]:
     return text[0] if text else None
 
 
-def toolchain_versions() -> dict:
-    return {"gcc": _first_line(["gcc", "--version"]), "make": _first_line(["make", "--version"]),
+def toolchain_versions(arch: Optional[ArchSpec] = None) -> dict:
+    gcc = (arch or arch_spec()).compiler
+    return {"gcc": _first_line([gcc, "--version"]), "make": _first_line(["make", "--version"]),
             "ld": _first_line(["ld", "--version"]), "ccache": _first_line(["ccache", "--version"])}
 
 
@@ -109,11 +112,12 @@ _MAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _RESERVED_MAKE_VARS = {"O", "ARCH", "M", "KBUILD_OUTPUT", "INSTALL_MOD_PATH"}
 
 
-def make_variables(make_args: List[str]) -> tuple:
+def make_variables(make_args: List[str], arch: Optional[ArchSpec] = None) -> tuple:
     """--make-arg VAR=VALUE list -> (compiler args, other variables) for every make call.
 
     ccache stays in front of the compiler: CC=clang becomes CC="ccache clang", and LLVM=1
-    (or LLVM=-15, LLVM=/opt/llvm/bin/) gets CC="ccache clang..." as kbuild would pick.
+    (or LLVM=-15, LLVM=/opt/llvm/bin/) gets CC="ccache clang..." as kbuild would pick;
+    otherwise the arch's gcc (aarch64-linux-gnu-gcc for arm64).
     """
     cc, llvm, rest = None, None, []
     for arg in make_args or []:
@@ -131,7 +135,7 @@ def make_variables(make_args: List[str]) -> tuple:
     if cc is None and llvm:
         cc = (f"{llvm}clang" if llvm.endswith("/") else
               f"clang{llvm}" if llvm.startswith("-") else "clang")
-    cc = cc or "gcc"
+    cc = cc or (arch or arch_spec()).compiler
     return [f"CC=ccache {cc}" if not cc.startswith("ccache ") else f"CC={cc}"], rest
 
 
@@ -167,13 +171,14 @@ def ccache_summary(before: Dict[str, int], after: Dict[str, int]) -> dict:
             "after": {k: after.get(k, 0) for k in keys}}
 
 
-def check_kernel_tree(path: Path) -> Path:
+def check_kernel_tree(path: Path, arch: Optional[ArchSpec] = None) -> Path:
+    srcarch = (arch or arch_spec()).kernel_srcarch
     if not path.exists():
         raise BadInput(f"kernel tree {path} does not exist.")
     if not path.is_dir() or not (path / "Makefile").is_file() or not (path / "Kconfig").is_file() \
-            or not (path / "arch" / arch_spec().kernel_srcarch).is_dir():
+            or not (path / "arch" / srcarch).is_dir():
         raise BadInput(f"{path} is not a Linux kernel tree (no Makefile, Kconfig or "
-                       f"arch/{arch_spec().kernel_srcarch}).")
+                       f"arch/{srcarch}).")
     return path.resolve()
 
 
@@ -181,11 +186,21 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:60]
 
 
-def objdir_for(tree_key: str, fragments: List[kconfig.Fragment]) -> Path:
-    """One persistent O= dir per (tree, configs): incremental across series and revisions."""
+def arch_label(arch: ArchSpec, page_size: Optional[str]) -> str:
+    """"arm64", "arm64-64k": the arch and a page size other than its default."""
+    _, size = arch.page_size_config(page_size)
+    return arch.name if size == arch.page_size else f"{arch.name}-{size // 1024}k"
+
+
+def objdir_for(tree_key: str, fragments: List[kconfig.Fragment], label: str = DEFAULT_ARCH) -> Path:
+    """One persistent O= dir per (tree, configs, arch and page size): incremental across
+    series and revisions. x86_64's dirs keep the names they had before there were arches."""
     names = [f.profile or f.path.stem for f in fragments]
     # Profiles by name (any checkout or install of zstest shares the objects), fragments by path.
     ids = [f"profile:{f.profile}" if f.profile else str(f.path.resolve()) for f in fragments]
+    if label != DEFAULT_ARCH:
+        names.insert(0, label)
+        ids.append(f"arch:{label}")
     digest = hashlib.sha1("\0".join(ids).encode()).hexdigest()[:8]
     return cache_dir("objs", f"{tree_key}-{_slug('+'.join(names))}-{digest}")
 
@@ -208,7 +223,9 @@ class _Builder:
         self.build_dir: Optional[Path] = None
         self.log: Optional[TextIO] = None
         self.progress = Progress(live=req.progress, quiet=req.quiet)
-        self.cc_args, self.make_vars = make_variables(req.make_args)
+        self.arch = arch_spec(req.arch)
+        self.arch_label = arch_label(self.arch, req.page_size)   # BadInput for a bad --page-size
+        self.cc_args, self.make_vars = make_variables(req.make_args, self.arch)
         self.warn_state: Dict[str, List[dict]] = {}
 
     # -- bookkeeping
@@ -256,7 +273,7 @@ class _Builder:
     def run(self) -> BuildResult:
         req = self.req
         from .settings import resolve_kernel
-        tree = check_kernel_tree(resolve_kernel(req.kernel))
+        tree = check_kernel_tree(resolve_kernel(req.kernel), self.arch)
         # Profiles, fragments (on top of base) or a full .config (+ zstest's required options).
         fragments = kconfig.expand_configs(list(req.configs or ["base"]) +
                                            (["coverage"] if req.coverage else []))
@@ -299,7 +316,9 @@ class _Builder:
                        "fragments": [str(f.path) for f in fragments if not f.profile],
                        "start": None, "missing_options": [], "ignored_optional": []},
             "artifacts": {}, "warnings": [], "errors": [],
-            "ccache": None, "toolchain": toolchain_versions(),
+            "ccache": None, "toolchain": toolchain_versions(self.arch),
+            "arch": {"name": self.arch.name,
+                     "page_size": self.arch.page_size_config(req.page_size)[1]},
             "make_args": list(req.make_args),
             "reproducer": shlex.join(["zstest", req.command] + list(req.argv)),
             "build_dir": str(self.build_dir), "each": req.each,
@@ -359,13 +378,13 @@ class _Builder:
                                base_from=wt.base_from, msgid=series.msgid)
             if wt.base_note:
                 self.echo(f"zstest build: {wt.base_note}")
-        self.objdir = objdir_for(kt.key, fragments)
+        self.objdir = objdir_for(kt.key, fragments, self.arch_label)
         m["objdir"] = str(self.objdir)
         env = dict(REPRODUCIBLE_ENV)
         env.update(ccache_env(wt.path))
         self.env = env
         jobs = req.jobs or os.cpu_count() or 1
-        self.make_base = (kconfig.kbuild_make_args(wt.path, self.objdir) + [f"-j{jobs}"]
+        self.make_base = (kconfig.kbuild_make_args(wt.path, self.objdir, self.arch) + [f"-j{jobs}"]
                           + self.cc_args + self.make_vars)
         with file_lock(cache_dir("locks") / f"objs-{self.objdir.name}.lock"):
             clean_after_killed_make(self.objdir)
@@ -494,8 +513,11 @@ class _Builder:
     def _configure(self, srcdir: Path, fragments, series_fragment: Optional[Path] = None) -> None:
         m = self.manifest
         scratch = Path(str(self.objdir) + ".kconfig")
+        # the arch's own fragment and --page-size go last: what the platform needs and cannot have
+        full = any(f.start_config is not None for f in fragments)
+        fragments = list(fragments) + [kconfig.arch_fragment(self.arch, self.req.page_size, full)]
         res = self.step("config", kconfig.configure, srcdir, scratch, fragments,
-                        env=self.env, log_file=self.log,
+                        env=self.env, log_file=self.log, arch=self.arch,
                         make_args=(self.cc_args + self.make_vars) if self.req.make_args else [])
         if series_fragment is not None:
             # the series' own wishes never fail the build: the coverage says what they cost
@@ -517,7 +539,7 @@ class _Builder:
         self.final_config = kconfig.read_config(self.objdir / ".config")
 
     def _compile(self, stage: str, patch_entry: Optional[dict]) -> bool:
-        targets = [arch_spec().image_target]
+        targets = [self.arch.image_target]
         if self.final_config.get("MODULES") == "y":
             targets.append("modules")
         parsed = self.step(stage, self.make, self.make_base + targets, self.env, stage)
@@ -565,7 +587,7 @@ class _Builder:
 
     def _finish(self, kmod_src: Path) -> None:
         m = self.manifest
-        make = kconfig.kbuild_make_args(self.srcdir, self.objdir) + self.make_vars
+        make = kconfig.kbuild_make_args(self.srcdir, self.objdir, self.arch) + self.make_vars
         rel = proc.run(make + ["-s", "kernelrelease"], env=self.env, timeout=120, check=False)
         m["kernel"]["version"] = rel.stdout.strip().splitlines()[-1] if rel.stdout.strip() else None
         self.step("copy", self._copy_artifacts)
@@ -595,7 +617,7 @@ class _Builder:
     def _copy_artifacts(self) -> None:
         arts = self.manifest["artifacts"]
         # build.json's key stays "bzImage" whatever the arch; the file keeps the image's name
-        pairs = {"bzImage": self.objdir / arch_spec().image_path,
+        pairs = {"bzImage": self.objdir / self.arch.image_path,
                  "vmlinux": self.objdir / "vmlinux",
                  "System.map": self.objdir / "System.map",
                  "config": self.objdir / ".config"}
@@ -647,7 +669,9 @@ class _Builder:
         shutil.copytree(kmod_src, work, ignore=shutil.ignore_patterns(
             "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "modules.order", "Module.symvers"))
         # W=1: the module must stay warning-free at the extra warning level too
-        parsed = self.make(["make", "-C", str(self.objdir), f"M={work}", *self.cc_args,
+        # ARCH and CROSS_COMPILE again: the O= dir's Makefile does not remember them
+        arch_vars = kconfig.kbuild_make_args(self.srcdir, self.objdir, self.arch)[4:]
+        parsed = self.make(["make", "-C", str(self.objdir), f"M={work}", *arch_vars, *self.cc_args,
                             *self.make_vars, "W=1",
                             f"-j{self.req.jobs or os.cpu_count() or 1}", "modules"],
                            self.env, "kmod")

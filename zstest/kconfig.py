@@ -35,6 +35,7 @@ from .arch import ArchSpec, arch_spec
 from .errors import BadInput, BuildFailed
 
 PROFILES_DIR = resources.configs_dir()
+ARCH_PROFILES_DIR = PROFILES_DIR / "arch"    # one fragment per arch record
 DEFAULT_START = "tinyconfig"
 FULL_CONFIG_MIN_LINES = 200
 FULL_CONFIG_HEADER = "# Automatically generated file; DO NOT EDIT."
@@ -142,20 +143,48 @@ def is_full_config(path: Path) -> bool:
     return count >= FULL_CONFIG_MIN_LINES
 
 
+def _sections_of(paths: Iterable[Path]) -> Dict[str, str]:
+    """file:line -> the "# --- " section heading above it, for every line of paths."""
+    section_of = {}
+    for path in paths:
+        section = ""
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.startswith("# --- "):
+                section = line[len("# --- "):]
+            section_of[f"{path}:{number}"] = section
+    return section_of
+
+
+def _without_tuning(frag: Fragment, files: Iterable[Path]) -> List[ConfigOption]:
+    """frag's y/m lines outside its tuning sections ("architecture, compiler", "off:")."""
+    section_of = _sections_of(files)
+    return [o for o in frag.options if o.value != "n"
+            and not section_of.get(o.source, "").startswith(_TUNING_SECTIONS)]
+
+
 def required_fragment() -> Fragment:
     """What zstest needs on top of a developer's .config: base's y/m lines outside its
     tuning sections (zsmalloc, zram, migration, debugfs, LKDTM, console, virtio, ...)."""
     path = PROFILES_DIR / "base.config"
     base = parse_fragment(path, profile="base")
-    section_of = {}
-    section = ""
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.startswith("# --- "):
-            section = line[len("# --- "):]
-        section_of[f"{path}:{number}"] = section
-    options = [o for o in base.options if o.value != "n"
-               and not section_of.get(o.source, "").startswith(_TUNING_SECTIONS)]
-    return Fragment(path, "required", options)
+    return Fragment(path, "required", _without_tuning(base, [path]))
+
+
+def arch_fragment(arch: ArchSpec, page_size: Optional[str] = None,
+                  full_config: bool = False) -> Fragment:
+    """What arch's guest needs (configs/arch/<arch>.config: console, firmware, image format,
+    what the arch cannot have), then the --page-size choice: applied after every other
+    fragment. On a developer's full .config only its lines outside the tuning sections."""
+    path = ARCH_PROFILES_DIR / f"{arch.name}.config"
+    frag = parse_fragment(path, profile=f"arch-{arch.name}") if path.is_file() \
+        else Fragment(path, f"arch-{arch.name}", [])
+    options = list(frag.options)
+    if full_config:
+        options = _without_tuning(frag, [path] + sorted(ARCH_PROFILES_DIR.glob("*.config")))
+    choice, _size = arch.page_size_config(page_size)
+    options += [ConfigOption(symbol, value, f"--page-size {page_size or 'default'}")
+                for symbol, value in choice]
+    return Fragment(path, frag.profile, options)
 
 
 def expand_configs(args: Sequence[str]) -> List[Fragment]:
@@ -482,7 +511,7 @@ def kbuild_make_args(srctree: Path, objdir: Path, arch: Optional[ArchSpec] = Non
 def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
               env: Optional[dict] = None, log_file=None,
               on_line: Optional[Callable[[str], None]] = None,
-              make_args: Sequence[str] = ()) -> ConfigResult:
+              make_args: Sequence[str] = (), arch: Optional[ArchSpec] = None) -> ConfigResult:
     """Start config + fragments + olddefconfig in `scratch` (an O= dir), then check.
 
     The scratch dir is separate from the build's object dir so that an unchanged
@@ -494,7 +523,7 @@ def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
     start = f"file {full[-1]}" if full else (starts[-1] if starts else DEFAULT_START)
     scratch.mkdir(parents=True, exist_ok=True)
     # LLVM=1 / CC=clang change what Kconfig offers (CC_IS_CLANG): the config step gets them too.
-    make = kbuild_make_args(srctree, scratch) + list(make_args)
+    make = kbuild_make_args(srctree, scratch, arch) + list(make_args)
     merged = merge_fragments(fragments)
     config = scratch / ".config"
     key_file = scratch / "zstest-config-key"

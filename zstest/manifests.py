@@ -233,6 +233,8 @@ class BuildManifest:
     series: Optional[BuildSeries] = None
     config: BuildConfig = BuildConfig()
     artifacts: Artifacts = Artifacts()
+    arch: str = "x86_64"             # an arch record's name (checked: a known one)
+    page_size: int = 4096            # bytes
 
     @property
     def build_dir(self) -> Path:
@@ -292,7 +294,15 @@ def _build_from(path: Path, d: dict, schema: int) -> BuildManifest:
                               ("modules", "modules"), ("selftests", "selftests"))},
                           kmod=kmod if isinstance(kmod, dict) else {},
                           kmod_modules=kmod_modules)
-    return BuildManifest(path=path, data=d, schema=schema,
+    ar = _obj(d, "arch")
+    arch = _take(ar, "name", (str,), "arch.", "x86_64")
+    from .arch import known_arches
+    if arch not in known_arches():
+        raise _WrongShape("arch.name", arch, f"one of {', '.join(known_arches())}")
+    page_size = _take(ar, "page_size", (int,), "arch.", 4096)
+    if page_size <= 0 or page_size & (page_size - 1):
+        raise _WrongShape("arch.page_size", page_size, "a power of two")
+    return BuildManifest(path=path, data=d, schema=schema, arch=arch, page_size=page_size,
                          status=_take(d, "status", (str,)),
                          bootable=_take(d, "bootable", (bool,), default=False),
                          duration_s=_take(d, "duration_s", (float,)),

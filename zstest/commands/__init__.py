@@ -18,6 +18,19 @@ lore_url_option = _click.option(
          "are fetched from; the URL's own host is not contacted.")
 
 
+def arch_options(f):
+    """--arch and --page-size: the arch record the kernel is built for (zstest/arches/), and
+    one of its page sizes; the build records both and boot-and-run boots that arch."""
+    from ..arch import DEFAULT_ARCH, known_arches
+    f = _click.option("--page-size", "page_size", metavar="SIZE",
+                      help="The kernel's page size where the arch offers a choice "
+                           "(arm64: 4k, 16k, 64k). Default: the arch's.")(f)
+    return _click.option("--arch", "arch", type=_click.Choice(known_arches()),
+                         default=DEFAULT_ARCH, show_default=True,
+                         help="Build for this architecture (cross-built; booted under TCG "
+                              "where the host's KVM cannot run it).")(f)
+
+
 def reproducer_argv(command: str) -> list:
     """This command's arguments as typed, plus every value a config file supplied
     (zstest.toml, config.toml): build.json's reproducer must not depend on those files."""

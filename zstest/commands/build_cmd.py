@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..build import BuildRequest, run_build
-from . import lore_url_option, reproducer_argv
+from . import arch_options, lore_url_option, reproducer_argv
 from .cell import cell_option
 
 
@@ -43,9 +43,11 @@ from .cell import cell_option
 @click.option("--coverage", "coverage", is_flag=True,
               help="Build with gcov for zsmalloc, zram and the series' C files (the `coverage` "
                    "profile); boot-and-run then reports which of the series' lines each test ran.")
+@arch_options
 @cell_option("build")
 def build_command(kernel, series, base, configs, each, out, allow_config_drift, jobs, kmod_dir,
-                  prefix, make_args, quiet, no_series_config, require_built, coverage):
+                  prefix, make_args, quiet, no_series_config, require_built, coverage, arch,
+                  page_size):
     """Build a kernel: config profiles, ccache, per-patch builds, build.json."""
     if each and not series:
         raise click.UsageError("--each needs --series.")
@@ -56,7 +58,7 @@ def build_command(kernel, series, base, configs, each, out, allow_config_drift, 
                        allow_config_drift=allow_config_drift, jobs=jobs, kmod_dir=kmod_dir,
                        make_args=list(make_args), quiet=quiet,
                        series_config=not no_series_config, require_built=require_built,
-                       coverage=coverage,
+                       coverage=coverage, arch=arch, page_size=page_size,
                        argv=reproducer_argv("build"))
     result = run_build(req, echo=click.echo)
     m = result.manifest

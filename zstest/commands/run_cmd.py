@@ -159,6 +159,8 @@ def run_command(ctx, out, build_out, **opts) -> int:
                         series_config=not build_opts.get("no_series_config"),
                         require_built=bool(build_opts.get("require_built")),
                         coverage=bool(build_opts.get("coverage")),
+                        arch=build_opts.get("arch") or "x86_64",
+                        page_size=build_opts.get("page_size"),
                         argv=reproducer_argv("run"))
     presented = _presented(junit, json_out, quiet)
 
