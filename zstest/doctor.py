@@ -9,7 +9,7 @@ from typing import Callable, List, Optional
 
 from .arch import arch_spec
 from .cache import debian_source_tarball
-from .proc import which
+from .proc import run, which
 
 
 @dataclass
@@ -32,7 +32,7 @@ class DoctorReport:
 
     @property
     def apt_line(self) -> str:
-        pkgs = sorted({c.package for c in self.missing})
+        pkgs = sorted({c.package for c in self.missing if not c.package.startswith("dpkg ")})
         return "apt-get install -y " + " ".join(pkgs) if pkgs else ""
 
 
@@ -91,9 +91,37 @@ HOST_CHECKS: List[Callable[[], Check]] = [
 ]
 
 
-def run_doctor(probe_accel: bool = True) -> DoctorReport:
+def _foreign_packages(arch) -> Check:
+    """apt knows the arch's packages (dpkg --add-architecture): its guest userland."""
+    check = Check(f"dpkg architecture {arch.debian_arch}", f"dpkg --add-architecture "
+                  f"{arch.debian_arch} && apt-get update", "image")
+    res = run(["dpkg", "--print-foreign-architectures"], timeout=30, check=False) \
+        if which("dpkg") else None
+    check.found = res is not None and arch.debian_arch in res.stdout.split()
+    check.where = "apt has its package lists" if check.found else ""
+    return check
+
+
+def arch_checks(name: str) -> List[Check]:
+    """What building and booting arch `name` needs beyond the host checks: its compiler,
+    static libc (guest tools), QEMU, and for a foreign arch Debian's packages of it."""
+    from .sysroot import is_foreign
+    arch = arch_spec(name)
+    checks = [_tool(arch.compiler, arch.compiler_package, f"build ({arch.name})"),
+              _file(arch.static_libc, arch.static_libc_package, f"guest tools ({arch.name})",
+                    f"static libc ({arch.name})"),
+              _tool(arch.qemu_binary, arch.qemu_package, f"vm ({arch.name})")]
+    if is_foreign(arch):
+        checks.append(_foreign_packages(arch))
+    return checks
+
+
+def run_doctor(probe_accel: bool = True, arch: Optional[str] = None) -> DoctorReport:
     report = DoctorReport(checks=[check() for check in HOST_CHECKS])
-    if probe_accel and which(arch_spec().qemu_binary):
+    if arch is not None and arch != arch_spec().name:
+        report.checks += arch_checks(arch)
+    spec = arch_spec(arch or arch_spec().name)
+    if probe_accel and which(spec.qemu_binary):
         from .vm.accel import probe_accel as probe
-        report.accel = probe()
+        report.accel = probe(arch=spec)
     return report

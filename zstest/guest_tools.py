@@ -2,8 +2,9 @@
 
 zsfill writes/verifies the deterministic data mix on a file or block device;
 memtouch fills anonymous memory with it and verifies every page after swap-in.
-Sources live in zstest/suites/guest/; binaries are cached by source hash under
-cache_dir("guest-tools"), so a rebuild happens only when a source changes.
+Sources live in zstest/suites/guest/; binaries are cached by arch and source hash under
+cache_dir("guest-tools"), so a rebuild happens only when a source changes. A foreign arch's
+tools are built by its cross compiler (aarch64-linux-gnu-gcc) against its static libc.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from . import resources
+from .arch import DEFAULT_ARCH, ArchSpec, arch_spec
 from .cache import cache_dir, file_lock
 from .errors import PrereqMissing
 from .proc import CommandError, run, which
@@ -36,21 +38,26 @@ GUEST_TOOLS: List[GuestTool] = [
 ]
 
 
-def sources_digest() -> str:
-    """Hash of every source and header and of the compiler flags: the cache key."""
-    h = hashlib.sha256(" ".join(CFLAGS).encode())
+def sources_digest(arch: Optional[ArchSpec] = None) -> str:
+    """Hash of every source and header, the compiler and its flags: the cache key."""
+    arch = arch or arch_spec()
+    h = hashlib.sha256(" ".join([arch.compiler] + CFLAGS).encode())
     for path in sorted(GUEST_SOURCES.glob("*.[ch]")):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
-def build_guest_tools() -> Dict[str, Path]:
-    """Compile the guest helpers (or reuse them); guest path -> host file."""
-    gcc = which("gcc")
+def build_guest_tools(arch: Optional[ArchSpec] = None) -> Dict[str, Path]:
+    """Compile the guest helpers for arch (or reuse them); guest path -> host file."""
+    arch = arch or arch_spec()
+    gcc = which(arch.compiler)
     if not gcc:
-        raise PrereqMissing("gcc is missing; it compiles zstest's guest helpers "
-                            "(apt-get install gcc).")
-    out_dir = cache_dir("guest-tools", sources_digest())
+        raise PrereqMissing(f"{arch.compiler} is missing; it compiles zstest's guest helpers "
+                            f"for {arch.name} (apt-get install {arch.compiler_package}).")
+    digest = sources_digest(arch)
+    # x86_64's keep the cache path they had before there were arches
+    out_dir = cache_dir("guest-tools", digest if arch.name == DEFAULT_ARCH
+                        else f"{arch.name}-{digest}")
     result: Dict[str, Path] = {}
     with file_lock(cache_dir("guest-tools") / "build.lock"):
         for tool in GUEST_TOOLS:
@@ -62,8 +69,9 @@ def build_guest_tools() -> Dict[str, Path]:
                         timeout=120)
                 except CommandError as exc:
                     raise PrereqMissing(
-                        f"could not compile the guest helper {tool.source} with `gcc -static` "
-                        f"(is libc6-dev installed?): {exc.tail}") from None
+                        f"could not compile the guest helper {tool.source} with "
+                        f"`{arch.compiler} -static` (is {arch.static_libc_package} "
+                        f"installed?): {exc.tail}") from None
                 tmp.replace(binary)
             result[tool.guest_path] = binary
     return result

@@ -2,7 +2,8 @@
 
 The recipe (qemu-images/initramfs.ini) says which host binaries, files and
 directories go in; the build's modules and kmod .ko are added from its
-build.json. The cpio (newc) is written here in Python, so device nodes and
+build.json. For a kernel of another arch (build.json's arch: arm64, i386) the
+same programs come from Debian's packages for that arch (zstest/sysroot.py). The cpio (newc) is written here in Python, so device nodes and
 root ownership need no privileges. Images are cached under
 cache_dir("images") by the hash of everything that went in; each image gets
 its own dropbear host key, which the SSH client pins.
@@ -43,6 +44,7 @@ class ImageRequest:
     extra_files: Dict[str, Path] = field(default_factory=dict)   # guest path -> host file
     recipe: Optional[Path] = None                 # default: qemu-images/initramfs.ini
     compression: Optional[str] = None             # overrides the recipe: none/gzip/lz4/auto
+    arch: Optional[str] = None                    # default: the build's arch, else x86_64
 
 
 @dataclass
@@ -336,10 +338,24 @@ def choose_compression(requested: str, kernel_config: str) -> str:
     return "none"
 
 
+def _add_foreign_binary(tree: _Tree, sysroot, guest_path: str, binary: Path) -> None:
+    """A foreign arch's program at the host program's path, with its loader and libraries."""
+    tree.add_host_file(guest_path, binary, perm=0o755)
+    for lib_guest_path, lib in sysroot.closure_of(guest_path, binary):
+        tree.add_host_file(lib_guest_path, lib, perm=0o755)
+
+
 def _gather(recipe: Recipe, request: ImageRequest,
             manifest: Optional[BuildManifest]) -> Tuple[_Tree, List[str]]:
+    from .arch import arch_spec
+    from .sysroot import guest_sysroot, is_foreign
     tree = _Tree()
     notes = []
+    arch = arch_spec(request.arch or (manifest.arch if manifest is not None else "x86_64"))
+    sysroot = None
+    if is_foreign(arch):
+        present = {name: which(name) for name, _ in recipe.binaries if which(name)}
+        sysroot = guest_sysroot(arch, present)
     for d in recipe.dirs:
         tree.add_dir(d, perm=0o700 if d.startswith("/root") else 0o755)
     tree.add_dir("/tmp", perm=0o1777)
@@ -354,7 +370,17 @@ def _gather(recipe: Recipe, request: ImageRequest,
                                     f"on this host (see `zstest doctor`).")
             notes.append(f"{name} not found on the host: left out of the image")
             continue
-        _add_binary(tree, Path(host))
+        if sysroot is not None:
+            foreign = sysroot.resolve(host)
+            if foreign is None:
+                if required:
+                    raise PrereqMissing(f"the {arch.name} guest image needs {name}, which "
+                                        f"Debian's {arch.debian_arch} package does not hold.")
+                notes.append(f"{name} not in Debian's {arch.debian_arch} package: left out")
+                continue
+            _add_foreign_binary(tree, sysroot, host, foreign)
+        else:
+            _add_binary(tree, Path(host))
         real_names.add(name)
     busybox = which("busybox")
     if recipe.busybox_applets and busybox:
@@ -387,6 +413,8 @@ def build_image(request: ImageRequest) -> Image:
     tree, _notes = _gather(recipe, request, manifest)
     h = hashlib.sha256()
     h.update(f"zstest-image {FORMAT_VERSION} {compression}\0".encode())
+    if request.arch or (manifest is not None and manifest.arch != "x86_64"):
+        h.update(f"arch {request.arch or manifest.arch}\0".encode())
     h.update(recipe.text.encode())
     tree.digest_into(h)
     digest = h.hexdigest()

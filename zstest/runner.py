@@ -153,6 +153,7 @@ def equivalent_argv(req: BootRunRequest) -> List[str]:
 
 
 def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
+    from .arch import arch_spec
     from .guest_tools import build_guest_tools
     from .image import ImageRequest, build_image
     from .vm.guest import GuestSpec
@@ -168,19 +169,23 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
     build_dir = Path(req.build_dir).resolve()
     run = RunResults(suite=suite.name, started=now_iso(), repeat=req.repeat,
                      console_log=CONSOLE_LOG, command=list(req.command) or equivalent_argv(req),
-                     kernel={"build_dir": str(build_dir), "version": info.kernel.version})
+                     kernel={"build_dir": str(build_dir), "version": info.kernel.version,
+                             "arch": info.arch, "page_size": info.page_size})
     _save(out, run)   # something is on disk from the first second
     state.build_data = info.data
 
     try:
         progress("image: preparing the guest initramfs")
-        image = build_image(ImageRequest(build_dir=build_dir, extra_files=build_guest_tools(),
-                                         recipe=suite.recipe))
+        arch = arch_spec(info.arch)
+        image = build_image(ImageRequest(build_dir=build_dir, recipe=suite.recipe, arch=arch.name,
+                                         extra_files=build_guest_tools(arch)))
         run.image = {"path": str(image.path), "size_bytes": image.size_bytes,
                      "digest": image.digest, "built": image.built}
         spec = GuestSpec(kernel=build_dir / (info.artifacts.bzimage or "bzImage"),
                          image=image, memory_mb=req.memory_mb or suite.memory_mb,
-                         cpus=suite.cpus, dimm_mb=suite.dimm_mb, accel=req.accel,
+                         # no hot-pluggable memory on the arch: its hot-unplug tests skip
+                         cpus=suite.cpus, dimm_mb=suite.dimm_mb if arch.memory_hotplug else None,
+                         accel=req.accel, arch=arch.name,
                          cmdline_extra=req.cmdline_extra, console_log=out / CONSOLE_LOG,
                          workdir=out / ".vm", boot_timeout=req.boot_timeout)
         with _Watchdog(req.run_timeout - (time.monotonic() - started), state) as dog:

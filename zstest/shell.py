@@ -36,6 +36,7 @@ class ShellRequest:
 
 def open_shell(req: ShellRequest) -> int:
     """Boot, run the session, tear the guest down; the guest's exit status (1 after a panic)."""
+    from .arch import arch_spec
     from .guest_tools import build_guest_tools
     from .image import ImageRequest, build_image
     from .runner import load_build
@@ -47,7 +48,9 @@ def open_shell(req: ShellRequest) -> int:
     out = Path(req.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     # the image boot-and-run uses (same inputs: a cache hit), so the shell sees the same guest
-    image = build_image(ImageRequest(build_dir=build_dir, extra_files=build_guest_tools()))
+    arch = arch_spec(info.arch)
+    image = build_image(ImageRequest(build_dir=build_dir, arch=arch.name,
+                                     extra_files=build_guest_tools(arch)))
     qemu_extra, cmdline = [], req.cmdline_extra
     if req.gdb:
         port = free_port()
@@ -60,7 +63,7 @@ def open_shell(req: ShellRequest) -> int:
                      memory_mb=req.memory_mb, cpus=req.cpus, accel=req.accel,
                      cmdline_extra=cmdline, console_log=out / "console.log",
                      workdir=out / ".vm", boot_timeout=req.boot_timeout,
-                     qemu_extra=qemu_extra, vmcore=vmcore)
+                     qemu_extra=qemu_extra, vmcore=vmcore, arch=arch.name)
     req.say(f"booting {info.kernel.version or build_dir.name} (console: {out / 'console.log'})")
     guest = None
     try:

@@ -4,6 +4,7 @@ import json
 
 import click
 
+from ..arch import known_arches
 from ..doctor import run_doctor
 from ..errors import EXIT_OK, EXIT_PREREQ
 
@@ -11,9 +12,12 @@ from ..errors import EXIT_OK, EXIT_PREREQ
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-accel-probe", is_flag=True, help="Skip the KVM probe (it boots QEMU briefly).")
-def doctor(as_json: bool, no_accel_probe: bool) -> int:
+@click.option("--arch", "arch", type=click.Choice(known_arches()), default=None,
+              help="Also check what building and booting this architecture needs (its cross "
+                   "compiler, QEMU, static libc and Debian's packages of its userland).")
+def doctor(as_json: bool, no_accel_probe: bool, arch) -> int:
     """Check host prerequisites and probe the accelerator; exit 6 when something is missing."""
-    report = run_doctor(probe_accel=not no_accel_probe)
+    report = run_doctor(probe_accel=not no_accel_probe, arch=arch)
     if as_json:
         click.echo(json.dumps({
             "checks": [c.__dict__ for c in report.checks],
@@ -30,6 +34,9 @@ def doctor(as_json: bool, no_accel_probe: bool) -> int:
         if report.missing:
             click.echo(f"\n{len(report.missing)} prerequisite(s) missing; install them with:\n"
                        f"  {report.apt_line}")
+            for c in report.missing:
+                if c.package.startswith("dpkg "):
+                    click.echo(f"  and first: {c.package}")
         else:
             click.echo("\nAll prerequisites found.")
     return EXIT_PREREQ if report.missing else EXIT_OK

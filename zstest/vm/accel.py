@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..arch import arch_spec
+from ..arch import DEFAULT_ARCH, ArchSpec, arch_spec
 from ..cache import cache_dir, file_lock
 from ..proc import which
 
@@ -44,8 +45,14 @@ def host_boot_id() -> str:
         return "unknown"
 
 
-def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0) -> AccelChoice:
-    """KVM if a short KVM boot (of kernel, or of the firmware) reaches its marker in time."""
+def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0,
+                arch: "ArchSpec | None" = None) -> AccelChoice:
+    """KVM if a short KVM boot (of kernel, or of the firmware) reaches its marker in time;
+    TCG at once for an arch this host's KVM cannot run (arm64 on x86_64)."""
+    arch = arch or arch_spec()
+    if not arch.kvm_possible:
+        return AccelChoice("tcg", f"{arch.name} guests cannot use KVM on this "
+                                  f"{platform.machine()} host")
     forced = os.environ.get("ZSTEST_ACCEL", "").strip()
     if forced in ("kvm", "tcg"):
         return AccelChoice(forced, f"forced by ZSTEST_ACCEL={forced}")
@@ -55,7 +62,8 @@ def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0) -> AccelCho
         os.close(os.open("/dev/kvm", os.O_RDWR))
     except OSError as exc:
         return AccelChoice("tcg", f"/dev/kvm cannot be opened ({exc.strerror})")
-    key = host_boot_id() + ("-kernel" if kernel else "-firmware")
+    key = host_boot_id() + ("-kernel" if kernel else "-firmware") \
+        + ("" if arch.name == DEFAULT_ARCH else f"-{arch.name}")
     cache_file = cache_dir("accel") / "verdicts.json"
     with file_lock(cache_dir("locks") / "accel.lock"):
         verdicts = _load(cache_file)
@@ -63,7 +71,7 @@ def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0) -> AccelCho
         if isinstance(cached, dict) and set(cached) == {"name", "reason"} \
                 and cached["name"] in ("kvm", "tcg"):
             return AccelChoice(**cached)
-        choice = _probe_kvm(Path(kernel) if kernel else None, timeout)
+        choice = _probe_kvm(Path(kernel) if kernel else None, timeout, arch)
         verdicts = {k: v for k, v in verdicts.items() if k.startswith(host_boot_id())}
         verdicts[key] = asdict(choice)
         from ..fsutil import write_text_atomic
@@ -88,8 +96,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _probe_kvm(kernel: Optional[Path], timeout: float) -> AccelChoice:
-    arch = arch_spec()
+def _probe_kvm(kernel: Optional[Path], timeout: float, arch: ArchSpec) -> AccelChoice:
     qemu = which(arch.qemu_binary)
     if qemu is None:
         return AccelChoice("tcg", f"{arch.qemu_binary} not found")

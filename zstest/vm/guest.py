@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Sequence
 
 from ..errors import BadInput, BootFailed, PrereqMissing
-from ..arch import arch_spec
+from ..arch import DEFAULT_ARCH, ArchSpec, arch_spec
 from ..image import Image
 from ..proc import which
 from ..splats import kind_words
@@ -68,6 +68,11 @@ class GuestSpec:
     console_append: str = ""             # a fresh guest after a crash: append to console_log
                                          # after this banner line instead of starting it anew
     vmcore: Optional[Path] = None        # on a panic, guest memory goes here (ELF, for crash)
+    arch: str = DEFAULT_ARCH             # the kernel's arch record (build.json's arch.name)
+
+    @property
+    def arch_spec(self) -> ArchSpec:
+        return arch_spec(self.arch)
 
 
 class Guest:
@@ -407,12 +412,12 @@ def _check_inputs(spec: GuestSpec) -> str:
         raise BadInput(f"kernel image {kernel} does not exist.")
     if not Path(spec.image.path).is_file():
         raise BadInput(f"guest image {spec.image.path} does not exist.")
-    firmware = find_firmware(spec.firmware)
+    firmware = find_firmware(spec.firmware, spec.arch_spec)
     if firmware is not None and not firmware.is_file():
         raise BadInput(f"firmware {firmware} does not exist.")
     if spec.accel not in ("auto", "kvm", "tcg"):
         raise BadInput(f"accelerator must be auto, kvm or tcg (got {spec.accel!r}).")
-    arch = arch_spec()
+    arch = spec.arch_spec
     qemu = which(arch.qemu_binary)
     if qemu is None:
         raise PrereqMissing(f"{arch.qemu_binary} is missing: "
@@ -430,7 +435,7 @@ def launch_guest(spec: GuestSpec) -> Iterator[Guest]:
     os.chmod(workdir, 0o700)
     console_log = Path(spec.console_log) if spec.console_log else workdir / "console.log"
     if spec.accel == "auto":
-        accel = probe_accel(spec.kernel)
+        accel = probe_accel(spec.kernel, arch=spec.arch_spec)
     else:
         accel = AccelChoice(spec.accel, "asked for")
     if spec.console_append and console_log.is_file():
@@ -468,12 +473,16 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) ->
     cmdline = kernel_cmdline(client_key.public_line, spec.image.ready_marker,
                              dimm=bool(spec.dimm_mb),
                              extra=spec.cmdline_extra + (" panic=0" if spec.vmcore else ""),
-                             accel=guest.accel.name)
+                             accel=guest.accel.name, arch=spec.arch_spec)
+    # the arch's floor: an i386 guest gets more RAM than lowmem, so zspages land in highmem
+    memory_mb = max(spec.memory_mb, spec.arch_spec.min_memory_mb)
     for attempt in range(5):
         port = free_port()
         argv = qemu_argv(qemu, Path(spec.kernel), Path(spec.image.path), cmdline,
-                         guest.accel.name, port, guest.qmp_socket, spec.memory_mb, spec.cpus,
-                         spec.dimm_mb, spec.qemu_extra, firmware=find_firmware(spec.firmware))
+                         guest.accel.name, port, guest.qmp_socket, memory_mb, spec.cpus,
+                         spec.dimm_mb, spec.qemu_extra,
+                         firmware=find_firmware(spec.firmware, spec.arch_spec),
+                         arch=spec.arch_spec)
         guest.qemu_argv, guest.ssh_port = argv, port
         mark = console.mark()
         start = time.monotonic()

@@ -10,11 +10,12 @@ from typing import List, Optional
 from ..arch import ArchSpec, arch_spec
 from ..errors import BadInput
 
-# Kernel options every guest gets after the arch's console argument: reboot (QEMU exits:
-# -no-reboot) at once on panic, kernel timestamps for attributing splats, one UART to probe,
-# and the RNG seeded at once from RDRAND (-cpu max) and QEMU's setup_data seed:
-# otherwise dropbear waits seconds for "crng init done" under TCG.
-BASE_CMDLINE = ["panic=-1", "printk.time=1", "8250.nr_uarts=1",
+# Kernel options every guest gets after the arch's console argument (and before the arch's
+# own, e.g. x86's one UART to probe): reboot (QEMU exits: -no-reboot) at once on panic, kernel
+# timestamps for attributing splats, and the RNG seeded at once from the CPU (RDRAND, arm64's
+# RNDR: -cpu max) and QEMU's boot-loader seed: otherwise dropbear waits seconds for
+# "crng init done" under TCG.
+BASE_CMDLINE = ["panic=-1", "printk.time=1",
                 "rdinit=/init", "random.trust_cpu=on", "random.trust_bootloader=on"]
 
 
@@ -49,7 +50,8 @@ TCG_RCU_STALL_TIMEOUT_S = 120
 def kernel_cmdline(authorized_key: str, ready_marker: str, dimm: bool = False,
                    extra: str = "", accel: str = "tcg", arch: Optional[ArchSpec] = None) -> str:
     key_type, key_b64 = authorized_key.split()[:2]
-    parts = [(arch or arch_spec()).console_arg] + BASE_CMDLINE
+    arch = arch or arch_spec()
+    parts = [arch.console_arg] + BASE_CMDLINE + list(arch.cmdline)
     if accel != "kvm":
         parts.append(f"rcupdate.rcu_cpu_stall_timeout={TCG_RCU_STALL_TIMEOUT_S}")
     if dimm:

@@ -13,7 +13,7 @@ def guest_tools(guest):
     """zsfill and memtouch in the guest: from the image, else copied in now."""
     missing = [t for t in GUEST_TOOLS if not guest.exists(t.guest_path)]
     if missing:
-        binaries = build_guest_tools()
+        binaries = build_guest_tools(guest.spec.arch_spec)
         for tool in missing:
             guest.put(str(binaries[tool.guest_path]), tool.guest_path)
             guest.check(f"chmod 755 {tool.guest_path}")
