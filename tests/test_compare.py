@@ -490,3 +490,20 @@ def test_demo_v1_to_v2_fixed_with_the_splat_named(tmp_path):
     back = cmp.compare(b, a)
     assert back.exit_code == 1
     assert "    why: warning: WARNING: CPU: 0 PID: 138 at mm/zsmalloc.c:1868" in cmp.render_text(back)
+
+
+def test_sides_of_different_arches_are_refused_unless_allowed(tmp_path):
+    a = side_dir(tmp_path, "quick-passed")
+    b = side_dir(tmp_path, "quick-passed", label="arm64-64k")
+    data = json.loads((b / "results.json").read_text())
+    data["kernel"].update(arch="arm64", page_size=65536)
+    (b / "results.json").write_text(json.dumps(data))
+    sa, sb = cmp.load_side(a), cmp.load_side(b)
+    assert (sa.arch, sb.arch) == ("x86_64", "arm64 (64K pages)")
+    with pytest.raises(BadInput, match=r"is x86_64 and B .* is arm64 \(64K pages\)"):
+        cmp.check_same_arch(sa, sb)
+    proc = run_zstest("compare", a, b)
+    assert proc.returncode == 2 and "--allow-arch-mismatch" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_zstest("compare", a, b, "--allow-arch-mismatch")
+    assert proc.returncode == 0, proc.stderr

@@ -39,6 +39,8 @@ class BisectRequest:
     boot_timeout: float = 120.0
     memory_mb: Optional[int] = None
     jobs: Optional[int] = None
+    arch: str = "x86_64"              # the arch record every prefix is built for
+    page_size: Optional[str] = None
     on_progress: Callable[[str], None] = print
 
 
@@ -128,7 +130,8 @@ class _Bisector:
         self.say(f"prefix {k}/{self.n} ({subject}): building")
         breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
                             configs=list(req.configs), out=self.out / name / "build",
-                            series_limit=k if k else None, jobs=req.jobs)
+                            series_limit=k if k else None, jobs=req.jobs, arch=req.arch,
+                            page_size=req.page_size)
         breq.argv = reproducer_argv(breq)
         results_dir = self.out / name / "results"
 

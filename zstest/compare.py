@@ -43,6 +43,20 @@ class Side:
     build: Optional[BuildManifest] = None
 
     @property
+    def arch(self) -> str:
+        """"arm64 (64K pages)": what the kernel was built for (results.json, else build.json;
+        files from before there were arches: x86_64)."""
+        name, page = "x86_64", 4096
+        if self.build is not None:
+            name, page = self.build.arch, self.build.page_size
+        if self.results is not None:
+            kernel = self.results.data.get("kernel")
+            if isinstance(kernel, dict) and isinstance(kernel.get("arch"), str):
+                name = kernel["arch"]
+                page = kernel.get("page_size") if isinstance(kernel.get("page_size"), int) else page
+        return name if page == 4096 else f"{name} ({page // 1024}K pages)"
+
+    @property
     def results_path(self) -> Optional[Path]:  # the results.json read
         return self.results.path if self.results else None
 
@@ -462,6 +476,15 @@ class Comparison:
 
 def _by_name(results: Optional[ResultsManifest]) -> Dict[str, Dict[str, Any]]:
     return {t.get("name", ""): t for t in (results.tests if results else [])}
+
+
+def check_same_arch(a: Side, b: Side) -> None:
+    """Two sides of different arches (or page sizes) compare the arches, not the revisions:
+    BadInput, unless the caller allows it."""
+    if a.arch != b.arch:
+        raise BadInput(f"A ({a.path}) is {a.arch} and B ({b.path}) is {b.arch}: that compares "
+                       f"the architectures, not the revisions; pass --allow-arch-mismatch to "
+                       f"compare them anyway.")
 
 
 def compare(a: Side, b: Side) -> Comparison:

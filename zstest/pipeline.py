@@ -95,6 +95,10 @@ def reproducer_argv(req: BuildRequest) -> list[str]:
             argv.append("--each")
     for arg in req.make_args:
         argv += ["--make-arg", arg]
+    if req.arch != "x86_64":
+        argv += ["--arch", req.arch]
+    if req.page_size:
+        argv += ["--page-size", req.page_size]
     return argv
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..suites import available_suites
-from . import lore_url_option
+from . import arch_options, lore_url_option
 
 
 @click.command("bisect")
@@ -36,8 +36,10 @@ from . import lore_url_option
 @click.option("--boot-timeout", type=float, default=120.0, show_default=True)
 @click.option("--memory", "memory_mb", type=int, default=None, help="Guest RAM in MiB.")
 @click.option("-j", "--jobs", type=int, default=None, help="make -j (default: all cores).")
+@arch_options
 def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy, test_base,
-                   accel, timeout, run_timeout, boot_timeout, memory_mb, jobs) -> int:
+                   accel, timeout, run_timeout, boot_timeout, memory_mb, jobs, arch,
+                   page_size) -> int:
     """Find the first patch whose kernel fails the tests; build-broken prefixes are skipped."""
     from ..bisect import BisectRequest, bisect, render_text
     from ..cache import cache_dir
@@ -52,7 +54,7 @@ def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy,
         series=series, out=out, kernel=kernel, base=base, configs=list(configs) or ["base"],
         suite=suite, keyword=keyword, strategy=strategy, test_base=test_base, accel=accel,
         timeout=timeout, run_timeout=run_timeout, boot_timeout=boot_timeout,
-        memory_mb=memory_mb, jobs=jobs, on_progress=click.echo))
+        memory_mb=memory_mb, jobs=jobs, arch=arch, page_size=page_size, on_progress=click.echo))
     click.echo("")
     click.echo(render_text(result))
     click.echo(f"\nzstest: bisect log in {Path(out) / 'bisect.txt'}")

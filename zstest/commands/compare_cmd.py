@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import BadInput
-from . import lore_url_option
+from . import arch_options, lore_url_option
 
 
 def _write_json(data: dict, dest: str) -> None:
@@ -38,7 +38,12 @@ def _write_json(data: dict, dest: str) -> None:
 @click.option("--each/--no-each", default=True, show_default=True,
               help="Series mode: apply and build patch by patch.")
 @lore_url_option
-def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword, each) -> int:
+@click.option("--allow-arch-mismatch", is_flag=True,
+              help="Compare two sides built for different architectures or page sizes "
+                   "(refused by default: the differences would be the arches').")
+@arch_options
+def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword, each,
+                    allow_arch_mismatch, arch, page_size) -> int:
     """Compare A (old) with B (new): results dirs, build dirs, their JSON files, or two series
     sources to build and run first. Exit 1 when anything regressed.
 
@@ -70,11 +75,13 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
             # Stdout carries only the comparison (or its JSON): the run's chatter goes to stderr.
             with contextlib.redirect_stdout(sys.stderr):
                 where = _run_revision(src, kernel, list(configs) or ["base"], suite, keyword,
-                                      each, echo=progress)
+                                      each, echo=progress, arch=arch, page_size=page_size)
             progress(f"zstest: {src}: {where}")
             loaded.append(cmp.load_side(where))
         else:
             loaded.append(cmp.load_side(src))
+    if not allow_arch_mismatch:
+        cmp.check_same_arch(*loaded)
     comparison = cmp.compare(*loaded)
     if json_out:
         _write_json(cmp.comparison_json(comparison), json_out)
@@ -83,13 +90,15 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
     return comparison.exit_code
 
 
-def _run_revision(series, kernel, configs, suite, keyword, each, echo) -> Path:
+def _run_revision(series, kernel, configs, suite, keyword, each, echo, arch="x86_64",
+                  page_size=None) -> Path:
     """Build and run one revision as `zstest run` does; the side to compare is its results dir,
     or its build dir when nothing could be booted."""
     from ..pipeline import (BootRunRequest, BuildRequest, PipelineRequest, reproducer_argv,
                             run_pipeline)
 
-    breq = BuildRequest(kernel=kernel, series=series, configs=configs, each=each)
+    breq = BuildRequest(kernel=kernel, series=series, configs=configs, each=each, arch=arch,
+                        page_size=page_size)
     breq.argv = reproducer_argv(breq)
 
     @contextlib.contextmanager
