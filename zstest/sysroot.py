@@ -17,7 +17,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .arch import ArchSpec, known_arches
 from .cache import cache_dir, file_lock
@@ -28,6 +28,7 @@ from .proc import CommandError, run, which
 _LIB_DIRS = ("lib/{triplet}", "usr/lib/{triplet}", "lib", "usr/lib")
 _NEEDED_RE = re.compile(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]")
 _INTERP_RE = re.compile(r"\[Requesting program interpreter: ([^\]]+)\]")
+_RUNPATH_RE = re.compile(r"\((?:RUNPATH|RPATH)\)\s+Library r(?:un)?path: \[([^\]]+)\]")
 # A sysroot's layout version: bump to leave old cache entries behind.
 FORMAT = "1"
 
@@ -47,8 +48,9 @@ def is_foreign(arch: ArchSpec) -> bool:
     return arch.debian_arch != host_debian_arch()
 
 
-def elf_deps(path: Path) -> Tuple[Optional[str], List[str]]:
-    """(program interpreter or None, NEEDED sonames) of an ELF file, for any arch (readelf)."""
+def elf_deps(path: Path, runpath: Optional[List[str]] = None) -> Tuple[Optional[str], List[str]]:
+    """(program interpreter or None, NEEDED sonames) of an ELF file, for any arch (readelf);
+    its RUNPATH/RPATH dirs are appended to `runpath` when a list is given."""
     readelf = which("readelf")
     if readelf is None:
         raise PrereqMissing("readelf is missing; it reads a foreign guest's binaries "
@@ -58,6 +60,9 @@ def elf_deps(path: Path) -> Tuple[Optional[str], List[str]]:
     except CommandError as exc:
         raise PrereqMissing(f"readelf could not read {path}: {exc.summary()}.") from None
     interp = _INTERP_RE.search(out)
+    if runpath is not None:
+        for found in _RUNPATH_RE.findall(out):
+            runpath.extend(d for d in found.split(":") if d)
     return (interp.group(1) if interp else None), _NEEDED_RE.findall(out)
 
 
@@ -75,8 +80,9 @@ def _host_package_of(path: str) -> Optional[str]:
 def _host_package_of_soname(soname: str, host_multiarch: str) -> Optional[str]:
     """The host's package that holds a library named soname in the host's multiarch dir
     (not a cross toolchain's copy such as libc6-arm64-cross)."""
-    res = run(["dpkg-query", "-S", f"*/{host_multiarch}/{soname}"], timeout=30, check=False)
-    wanted = re.compile(rf"^/(usr/)?lib/{re.escape(host_multiarch)}/{re.escape(soname)}$")
+    res = run(["dpkg-query", "-S", f"*/{host_multiarch}/*{soname}"], timeout=30, check=False)
+    # the multiarch dir itself or a private subdir of it (a RUNPATH: .../ceph/libceph-common)
+    wanted = re.compile(rf"^/(usr/)?lib/{re.escape(host_multiarch)}/([^/]+/)*{re.escape(soname)}$")
     for line in res.stdout.splitlines():
         pkg, _, where = line.partition(": ")
         if wanted.match(where.strip()):
@@ -127,10 +133,13 @@ class Sysroot:
         host = self.root / current.lstrip("/")
         return host if host.is_file() else None
 
-    def find_library(self, soname: str) -> Optional[Tuple[str, Path]]:
-        """(guest path, file) of a library the loader would find by its soname."""
-        for pattern in _LIB_DIRS:
-            guest = "/" + pattern.format(triplet=self.triplet) + "/" + soname
+    def find_library(self, soname: str, runpath: Sequence[str] = ()) -> Optional[Tuple[str, Path]]:
+        """(guest path, file) of a library the loader would find by its soname: in the
+        needing binary's RUNPATH dirs, then the arch's library dirs."""
+        dirs = [d.rstrip("/") for d in runpath if d.startswith("/")]
+        dirs += ["/" + pattern.format(triplet=self.triplet) for pattern in _LIB_DIRS]
+        for directory in dirs:
+            guest = directory + "/" + soname
             found = self._follow(guest)
             if found is not None:
                 return guest, found
@@ -319,7 +328,8 @@ def closure(sysroot: Sysroot, binary: Path,
     seen: Set[str] = set()
     todo = [binary]
     while todo:
-        interp, needed = elf_deps(todo.pop())
+        runpath: List[str] = []
+        interp, needed = elf_deps(todo.pop(), runpath)
         if interp and interp not in seen:
             seen.add(interp)
             found = sysroot.resolve(interp)
@@ -333,7 +343,7 @@ def closure(sysroot: Sysroot, binary: Path,
             if soname in seen:
                 continue
             seen.add(soname)
-            hit = sysroot.find_library(soname)
+            hit = sysroot.find_library(soname, runpath)
             if hit is None:
                 if missing is None:
                     raise PrereqMissing(f"the {sysroot.arch.name} guest lacks {soname}.")
