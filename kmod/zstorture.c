@@ -17,6 +17,7 @@
 #include <linux/gfp.h>
 #include <linux/jiffies.h>
 #include <linux/kthread.h>
+#include <linux/math64.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/mm.h>
@@ -160,9 +161,23 @@ static u64 zst_next(u64 *state)
 	return x * 0x2545f4914f6cdd1dULL;
 }
 
+static bool zst_every(u64 count, u32 n)
+{
+	u32 rem;
+
+	div_u64_rem(count, n, &rem);
+	return rem == 0;
+}
+
 static u32 zst_rand_below(struct zst_thread *t, u32 n)
 {
-	return n ? (u32)(zst_next(&t->rng) % n) : 0;
+	u32 rem;
+
+	if (!n)
+		return 0;
+	/* div_u64_rem, not %: a 64-bit modulo needs libgcc's __umoddi3 on 32-bit kernels */
+	div_u64_rem(zst_next(&t->rng), n, &rem);
+	return rem;
 }
 
 static u64 zst_pattern_seed(unsigned int tid, unsigned int idx, u32 gen)
@@ -366,7 +381,7 @@ static void zst_one_op(struct zst_thread *t)
 		if (dice < 85)
 			zst_alloc(t, idx);
 	}
-	if (compact_every && !(t->c.ops % compact_every)) {
+	if (compact_every && zst_every(t->c.ops, compact_every)) {
 		t->c.pages_compacted += zs_compact(t->pool);
 		t->c.compactions++;
 	}

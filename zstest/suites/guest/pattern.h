@@ -47,8 +47,10 @@ static inline void fill_block(uint64_t *w, uint64_t seed, uint64_t block, enum k
 	unsigned j;
 
 	if (k == KIND_SAME) {
-		/* a quarter of them zero, the others one repeated non-zero word */
-		uint64_t v = (state & 3) ? (state | 1) : 0;
+		/* a quarter of them zero, the others one repeated non-zero word whose two 32-bit
+		 * halves are equal: same-filled for zram on 32-bit kernels too (it compares
+		 * unsigned longs) */
+		uint64_t v = (state & 3) ? ((state | 1) & 0xffffffffULL) * 0x100000001ULL : 0;
 		for (j = 0; j < WORDS; j++)
 			w[j] = v;
 		return;

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List
 
-LIST_COMMAND = ("cd /sys/devices/system/memory && echo block_size $(cat block_size_bytes) && "
+# A kernel without memory hotplug (i386) has no /sys/devices/system/memory: no blocks, size 0.
+LIST_COMMAND = ("[ -d /sys/devices/system/memory ] || exit 0; "
+                "cd /sys/devices/system/memory && echo block_size $(cat block_size_bytes) && "
                 "for d in memory*; do echo \"$d $(cat $d/state) $(cat $d/valid_zones 2>/dev/null)\"; done")
 
 
