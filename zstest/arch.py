@@ -69,6 +69,12 @@ class ArchSpec:
         """KVM can run this guest on this host at all (otherwise TCG without a probe)."""
         return bool(self.kvm_accel) and platform.machine() == self.kvm_host
 
+    def memory_floor_mb(self, page_size: int) -> int:
+        """The least guest RAM for a kernel of this arch and page size: the record's floor,
+        and with 64K pages 2 GiB: a pageblock is then 512 MB, and compaction (the suites'
+        migration tests) needs several of them to move pages between."""
+        return max(self.min_memory_mb, 2048 if page_size >= 65536 else 0)
+
     def page_size_choices(self) -> dict[str, tuple[str, int]]:
         """--page-size name ("4k") -> (its Kconfig choice symbol or "", bytes)."""
         out = {}

@@ -185,7 +185,7 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
                          image=image, memory_mb=req.memory_mb or suite.memory_mb,
                          # no hot-pluggable memory on the arch: its hot-unplug tests skip
                          cpus=suite.cpus, dimm_mb=suite.dimm_mb if arch.memory_hotplug else None,
-                         accel=req.accel, arch=arch.name,
+                         accel=req.accel, arch=arch.name, page_size=info.page_size,
                          cmdline_extra=req.cmdline_extra, console_log=out / CONSOLE_LOG,
                          workdir=out / ".vm", boot_timeout=req.boot_timeout)
         with _Watchdog(req.run_timeout - (time.monotonic() - started), state) as dog:

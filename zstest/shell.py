@@ -63,7 +63,8 @@ def open_shell(req: ShellRequest) -> int:
                      memory_mb=req.memory_mb, cpus=req.cpus, accel=req.accel,
                      cmdline_extra=cmdline, console_log=out / "console.log",
                      workdir=out / ".vm", boot_timeout=req.boot_timeout,
-                     qemu_extra=qemu_extra, vmcore=vmcore, arch=arch.name)
+                     qemu_extra=qemu_extra, vmcore=vmcore, arch=arch.name,
+                     page_size=info.page_size)
     req.say(f"booting {info.kernel.version or build_dir.name} (console: {out / 'console.log'})")
     guest = None
     try:

@@ -1,7 +1,7 @@
 """The pytest plugin that connects guest suites to a booted guest.
 
-It gives tests the fixtures `guest`, `console`, `build_info`, `kernel_config`
-and `record`; marks each test's start and end in the kernel log (so the
+It gives tests the fixtures `guest`, `console`, `build_info`, `kernel_config`,
+`page_size` and `record`; marks each test's start and end in the kernel log (so the
 console log shows which test was running when a splat appeared); fails a test
 during which the kernel logged a splat; and turns pytest's reports into
 zstest TestResults.
@@ -429,6 +429,14 @@ def build_info(request):
 def kernel_config(request):
     """CONFIG_X -> value from the build's .config."""
     return _plugin(request).config_options
+
+
+@pytest.fixture(scope="session")
+def page_size(request) -> int:
+    """The kernel's page size in bytes (build.json's arch; 4096 for builds from before)."""
+    arch = _plugin(request).build_manifest.get("arch")
+    size = arch.get("page_size") if isinstance(arch, dict) else None
+    return size if isinstance(size, int) and size > 0 else 4096
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 from zstest.suites.lib.checks import check_data_intact, check_mm_stat_sane
 from zstest.suites.lib.fixtures import guest_tools, zram  # noqa: F401  (fixtures)
 from zstest.suites.lib.metrics import take_snapshot
-from zstest.suites.lib.tools import parse_tool_output, zsfill_command
+from zstest.suites.lib.tools import expected_same_pages, parse_tool_output, zsfill_command
 from zstest.suites.lib.zram import CONTROL, ZramDevice, ensure_zram_control, selected_algorithm
 
 ALGORITHMS = ["lzo", "lzo-rle", "lz4", "zstd"]
@@ -14,7 +14,7 @@ DISKSIZE = 16 << 20
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_lifecycle(guest, guest_tools, record, algorithm):
+def test_lifecycle(guest, guest_tools, record, algorithm, page_size):
     ensure_zram_control(guest)
     dev = ZramDevice.add(guest)
     with dev:
@@ -36,7 +36,8 @@ def test_lifecycle(guest, guest_tools, record, algorithm):
         kinds = {k: wrote.int(k) for k in ("compressible", "incompressible", "same")}
         record.detail("blocks_written", kinds)
         record.detail("bytes_verified", verified)
-        check_mm_stat_sane(after["mm_stat"], kinds)
+        check_mm_stat_sane(after["mm_stat"], kinds, page_size,
+                           expected_same_pages(BLOCKS, 11, page_size=page_size))
         assert after["vmstat"]["nr_zspages"] > before["vmstat"].get("nr_zspages", 0), \
             "nr_zspages did not rise: the data did not reach zsmalloc"
 

@@ -69,6 +69,7 @@ class GuestSpec:
                                          # after this banner line instead of starting it anew
     vmcore: Optional[Path] = None        # on a panic, guest memory goes here (ELF, for crash)
     arch: str = DEFAULT_ARCH             # the kernel's arch record (build.json's arch.name)
+    page_size: int = 4096                # the kernel's page size (build.json's arch.page_size)
 
     @property
     def arch_spec(self) -> ArchSpec:
@@ -474,8 +475,9 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) ->
                              dimm=bool(spec.dimm_mb),
                              extra=spec.cmdline_extra + (" panic=0" if spec.vmcore else ""),
                              accel=guest.accel.name, arch=spec.arch_spec)
-    # the arch's floor: an i386 guest gets more RAM than lowmem, so zspages land in highmem
-    memory_mb = max(spec.memory_mb, spec.arch_spec.min_memory_mb)
+    # the arch's floor: an i386 guest gets more RAM than lowmem, so zspages land in highmem;
+    # a 64K-page guest several 512 MB pageblocks
+    memory_mb = max(spec.memory_mb, spec.arch_spec.memory_floor_mb(spec.page_size))
     for attempt in range(5):
         port = free_port()
         argv = qemu_argv(qemu, Path(spec.kernel), Path(spec.image.path), cmdline,

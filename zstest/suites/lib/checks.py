@@ -23,9 +23,25 @@ def check_data_intact(report: Optional[ToolReport], what: str, expect_blocks: in
     return report.bytes
 
 
-def check_mm_stat_sane(mm: Dict[str, int], kinds: Dict[str, int]) -> None:
-    """mm_stat after writing a fresh device with the given mix of block kinds."""
+def check_mm_stat_sane(mm: Dict[str, int], kinds: Dict[str, int], page_size: int = BLOCK_SIZE,
+                       same_pages: Optional[int] = None) -> None:
+    """mm_stat after writing a fresh device, from block 0 on, with the given mix of block
+    kinds. With pages larger than a block (arm64's 64K), zram stores whole pages: same_pages
+    is what tools.expected_same_pages says, and huge pages are bounded by the pages."""
     stored = kinds["compressible"] + kinds["incompressible"] + kinds["same"]
+    if page_size != BLOCK_SIZE:
+        pages = -(-stored * BLOCK_SIZE // page_size)
+        assert mm["orig_data_size"] == pages * page_size, \
+            f"orig_data_size {mm['orig_data_size']} != {pages} pages of {page_size} written"
+        assert mm["compr_data_size"] < mm["orig_data_size"], \
+            f"compr_data_size {mm['compr_data_size']} is not below orig_data_size {mm['orig_data_size']}"
+        if same_pages is not None:
+            assert mm["same_pages"] == same_pages, \
+                f"same_pages {mm['same_pages']} != {same_pages} same-filled {page_size}-byte pages written"
+        assert mm.get("huge_pages", 0) <= pages - mm["same_pages"], \
+            f"huge_pages {mm.get('huge_pages')} exceeds the {pages} pages written"
+        assert mm["mem_used_total"] > 0, "mem_used_total is 0 after writing real objects"
+        return
     assert mm["orig_data_size"] == stored * BLOCK_SIZE, \
         f"orig_data_size {mm['orig_data_size']} != {stored} blocks written * 4096"
     assert mm["compr_data_size"] < mm["orig_data_size"], \

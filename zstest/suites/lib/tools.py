@@ -82,6 +82,27 @@ def expected_kinds(blocks: int, seed: int, mix=DEFAULT_MIX, start: int = 0, stri
     return counts
 
 
+def expected_same_pages(blocks: int, seed: int, mix=DEFAULT_MIX, page_size: int = BLOCK_SIZE) -> int:
+    """zram pages (of page_size) that zram keeps as same-filled after zsfill wrote blocks
+    0..blocks-1: every 4 KiB block of the page same-filled with one and the same word
+    (mirrors pattern.h). With 4 KiB pages: the same-filled blocks; with 64 KiB pages a page
+    is same-filled only when its 16 blocks are (in practice: all zero)."""
+    per_page = max(1, page_size // BLOCK_SIZE)
+    total = sum(mix)
+    count = 0
+    for first in range(0, blocks - per_page + 1, per_page):
+        values = set()
+        for block in range(first, first + per_page):
+            r = _splitmix64((seed * 0x100000001b3 & _M64) ^ block) % total
+            if r < mix[0] + mix[1]:
+                break
+            state = _splitmix64(seed ^ ((block * 0x9e3779b97f4a7c15) & _M64) ^ 0x5a5a)
+            values.add((((state | 1) & 0xffffffff) * 0x100000001) if state & 3 else 0)
+        else:
+            count += len(values) == 1
+    return count
+
+
 _M64 = (1 << 64) - 1
 
 
