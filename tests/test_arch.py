@@ -16,7 +16,8 @@ from zstest.arch import DEFAULT_ARCH, ArchSpec, arch_spec, known_arches, read_ar
 from zstest.errors import EXIT_USAGE, BadInput
 
 # Fields a stage reads through one of ArchSpec's own methods (field -> method).
-READ_THROUGH = {"kvm_host": "kvm_possible", "page_sizes": "page_size_config"}
+READ_THROUGH = {"kvm_host": "kvm_possible", "page_sizes": "page_size_config",
+                "min_memory_mb": "memory_floor_mb"}
 
 
 def test_x86_64_record():
