@@ -275,8 +275,12 @@ class _Builder:
         from .settings import resolve_kernel
         tree = check_kernel_tree(resolve_kernel(req.kernel), self.arch)
         # Profiles, fragments (on top of base) or a full .config (+ zstest's required options).
-        fragments = kconfig.expand_configs(list(req.configs or ["base"]) +
-                                           (["coverage"] if req.coverage else []))
+        fragments = kconfig.expand_configs(list(req.configs or ["base"]))
+        gcov = kconfig.merge_fragments(fragments).get("GCOV_KERNEL")
+        if req.coverage and (gcov is None or gcov.value != "y"):
+            # the base profile has gcov's kernel side (nothing profiled): --coverage then only
+            # adds make variables, and the object dir stays the one of the same build without it
+            fragments = kconfig.expand_configs(list(req.configs or ["base"]) + ["coverage"])
         series = None
         if req.series:
             from .series import load_series

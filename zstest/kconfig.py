@@ -40,7 +40,9 @@ DEFAULT_START = "tinyconfig"
 FULL_CONFIG_MIN_LINES = 200
 FULL_CONFIG_HEADER = "# Automatically generated file; DO NOT EDIT."
 # Sections of base.config (`# --- title`) that are the lean guest's taste, not a requirement.
-_TUNING_SECTIONS = ("architecture, compiler", "off:")
+# Sections of a profile that are taste, not need: a developer's own .config does not get them
+# (coverage: gcov's kernel side, which `--coverage` adds when it is asked for).
+_TUNING_SECTIONS = ("architecture, compiler", "off:", "coverage:")
 
 _SET_RE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET_RE = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set\s*$")

@@ -18,7 +18,7 @@ from ..manifests import load_bisect, load_build, load_results
 
 # Every area zstest writes, in the order `cache show` lists them.
 AREAS = ("src", "repos", "worktrees", "objs", "ccache", "builds", "results", "bisect", "images",
-         "guest-tools", "lore", "test-builds", "accel", "locks")
+         "guest-tools", "sysroots", "lore", "test-builds", "accel", "locks")
 PRUNABLE_AREAS = ("builds", "results", "bisect", "images", "objs", "worktrees", "ccache", "repos",
                   "test-builds")
 DEFAULT_PRUNE_AREAS = ("builds", "results", "bisect", "images")
