@@ -364,20 +364,17 @@ def _gather(recipe: Recipe, request: ImageRequest,
     real_names = set()
     for name, required in recipe.binaries:
         host = which(name)
-        if host is None:
+        # a foreign arch's program: Debian's package of it for that arch (same path)
+        foreign = sysroot.resolve(host) if host is not None and sysroot is not None else None
+        if host is None or (sysroot is not None and foreign is None):
+            where = ("installed on this host (see `zstest doctor`)" if host is None
+                     else f"in Debian's {arch.debian_arch} package of it")
             if required:
-                raise PrereqMissing(f"the guest image needs {name}, which is not installed "
-                                    f"on this host (see `zstest doctor`).")
-            notes.append(f"{name} not found on the host: left out of the image")
+                raise PrereqMissing(f"the {arch.name} guest image needs {name}, which is not "
+                                    f"{where}.")
+            notes.append(f"{name} not {where}: left out of the image")
             continue
-        if sysroot is not None:
-            foreign = sysroot.resolve(host)
-            if foreign is None:
-                if required:
-                    raise PrereqMissing(f"the {arch.name} guest image needs {name}, which "
-                                        f"Debian's {arch.debian_arch} package does not hold.")
-                notes.append(f"{name} not in Debian's {arch.debian_arch} package: left out")
-                continue
+        if foreign is not None:
             _add_foreign_binary(tree, sysroot, host, foreign)
         else:
             _add_binary(tree, Path(host))
