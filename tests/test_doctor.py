@@ -23,3 +23,21 @@ def test_missing_tools_exit_6_with_the_apt_line():
     assert "apt-get install -y" in proc.stdout and " gcc" in proc.stdout
     assert "qemu-system-x86" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_doctor_arch_checks_the_cross_toolchain_qemu_and_foreign_packages():
+    proc = run_zstest("doctor", "--json", "--arch", "arm64")
+    report = json.loads(proc.stdout)
+    names = {c["name"] for c in report["checks"]}
+    assert {"aarch64-linux-gnu-gcc", "static libc (arm64)", "qemu-system-aarch64",
+            "dpkg architecture arm64"} <= names
+    assert proc.returncode == 0, report["missing"]          # ci/setup installed all of it
+    assert report["accel"]["name"] == "tcg" and "cannot use KVM" in report["accel"]["reason"]
+    # without the cross compiler on PATH: exit 6 and the package to install
+    proc = run_zstest("doctor", "--json", "--no-accel-probe", "--arch", "i386",
+                      env={"PATH": "/usr/sbin:/sbin"})
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 6 and "i686-linux-gnu-gcc" in report["missing"]
+    assert "gcc-i686-linux-gnu" in report["apt"]
+    proc = run_zstest("doctor", "--arch", "sparc64")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
