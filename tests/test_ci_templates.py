@@ -114,6 +114,66 @@ def test_gitlab_template_shape():
             assert all(p.startswith(".zstest-cache/") for p in cache["paths"])
 
 
+# ---------------------------------------------------------------- KVM
+
+def run_step(script: str, tmp_path: Path, hide_kvm: bool) -> tuple:
+    """A template's shell snippet as the engine runs it (bash), on this host or in a private
+    mount namespace whose /dev is empty (a runner without KVM); (stdout, GITHUB_OUTPUT)."""
+    output = tmp_path / f"github-output-{hide_kvm}"
+    output.write_text("")
+    argv = ["bash", "-e", "-c", script]
+    if hide_kvm:
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount -t tmpfs none /dev && exec "$@"', "sh"] + argv
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output)})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, output.read_text()
+
+
+def can_hide_dev() -> bool:
+    return subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode == 0
+
+
+def test_github_boot_jobs_get_dev_kvm_when_the_runner_type_has_it(tmp_path):
+    jobs = load(GITHUB)["jobs"]
+    assert jobs["plan"]["outputs"]["boot-container-options"] == \
+        "${{ steps.kvm.outputs.container-options }}"
+    assert jobs["boot"]["container"] == {
+        "image": "debian:bookworm", "options": "${{ needs.plan.outputs.boot-container-options }}"}
+    assert "plan" in jobs["boot"]["needs"]
+    probe = next(s for s in jobs["plan"]["steps"] if s.get("id") == "kvm")["run"]
+    if Path("/dev/kvm").is_char_device():
+        said, output = run_step(probe, tmp_path, hide_kvm=False)
+        assert output == "container-options=--device /dev/kvm\n"
+        assert "/dev/kvm present" in said
+    if not can_hide_dev():
+        pytest.skip("no private mount namespace here (unshare --mount)")
+    said, output = run_step(probe, tmp_path, hide_kvm=True)
+    assert output == "container-options=\n"
+    assert "TCG" in said
+    # the boot job says which one it got
+    note = next(s for s in jobs["boot"]["steps"] if s.get("name") == "KVM or TCG")["run"]
+    assert "TCG" in run_step(note, tmp_path, hide_kvm=True)[0]
+
+
+def test_kvm_setup_is_documented_where_a_template_cannot_do_it(tmp_path):
+    github = GITHUB.read_text()
+    # a job of the caller's own on the runner itself: the udev rule opening /dev/kvm
+    assert 'KERNEL=="kvm", GROUP="kvm", MODE="0666"' in github
+    assert "udevadm trigger" in github
+    gitlab = GITLAB.read_text()
+    assert 'devices = ["/dev/kvm"]' in gitlab and "--device /dev/kvm" in gitlab
+    note = load(GITLAB)[".zstest-boot"]["script"][1]
+    assert "/dev/kvm" in note
+    if can_hide_dev():
+        assert "TCG" in run_step(note, tmp_path, hide_kvm=True)[0]
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Use in CI", 1)[1].split("\n## ", 1)[0]
+    for words in ("--device /dev/kvm", "udev", 'devices = ["/dev/kvm"]', "TCG", "PERFORMANCE.md"):
+        assert words in section, words
+
+
 def test_generated_child_pipeline_extends_the_template():
     proc = run_zstest("matrix", REPO / "ci" / "matrix.example.toml", "--format", "gitlab-pipeline")
     child = yaml.safe_load(proc.stdout)
