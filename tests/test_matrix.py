@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_zstest
+from zstest.errors import BadInput
 from zstest.matrix import (AXES, expand, gitlab_pipeline, load_cell, load_matrix,
                            matrix_from_dict)
 
@@ -38,8 +39,9 @@ def test_example_github_include_list():
     cells = out["include"]
     assert len(cells) == expected_count(EXAMPLE) == 3
     for cell in cells:
-        assert set(cell) == {"name", *AXES}
-        assert all(isinstance(cell[a], str) for a in AXES)
+        # a cell on the default arch (x86_64) carries no arch key: cells from before arches
+        assert set(cell) == {"name", *AXES} - {"arch"}
+        assert all(isinstance(cell[a], str) for a in AXES if a != "arch")
     assert [c["name"] for c in cells] == ["v1-base-6.1-default", "v2-base-6.1-default",
                                           "v2-base-6.12-boot"]
     # labels resolve to the table's values: the series paths exist in the repository
@@ -177,3 +179,32 @@ def test_cell_sets_options_and_explicit_options_win(tmp_path):
     assert proc.returncode == 2 and "/nonexistent/tree does not exist" in proc.stderr
     proc = run_zstest("run", "--cell", '{"config": "nosuch-e", "suite": "boot"}')
     assert proc.returncode == 2 and "--config nosuch-e" in proc.stderr
+
+
+def test_arch_axis_cells_and_names():
+    m = matrix_from_dict({"suite": ["boot"], "arch": ["x86_64", "arm64", "arm64:64k", "i386"]})
+    cells = expand(m)
+    assert [c["name"] for c in cells] == ["none-base-6.1-boot", "none-base-6.1-boot-arm64",
+                                          "none-base-6.1-boot-arm64_64k",
+                                          "none-base-6.1-boot-i386"]
+    assert "arch" not in cells[0] and [c.get("arch") for c in cells[1:]] == \
+        ["arm64", "arm64:64k", "i386"]
+    for bad, why in (("sparc64", "is not one of arm64, i386, x86_64"),
+                     ("arm64:8k", "arm64 offers 4k, 16k, 64k"), ("x86_64:64k", "x86_64 offers 4k")):
+        with pytest.raises(BadInput, match=why):
+            matrix_from_dict({"arch": [bad]})
+
+
+def test_a_cell_arch_reaches_the_build(tmp_path):
+    """`build --cell` takes --arch/--page-size from the cell's arch (explicit options win):
+    a bad page size for the cell's arch is refused before anything is built."""
+    proc = run_zstest("build", "--cell", '{"arch": "arm64:8k"}', "--out", tmp_path / "b")
+    assert proc.returncode == 2 and "arm64 offers 4k, 16k, 64k" in proc.stderr, proc.stderr
+    # the cell's arch with an explicit --page-size: the arch came from the cell
+    proc = run_zstest("build", "--cell", '{"arch": "i386"}', "--page-size", "64k",
+                      "--out", tmp_path / "b2")
+    assert proc.returncode == 2 and "i386 offers 4k" in proc.stderr, proc.stderr
+    # an explicit --arch wins over the cell's
+    proc = run_zstest("build", "--cell", '{"arch": "i386"}', "--arch", "arm64", "--page-size",
+                      "8k", "--out", tmp_path / "b3")
+    assert proc.returncode == 2 and "arm64 offers" in proc.stderr, proc.stderr

@@ -472,7 +472,7 @@ def save_bisect(out: "str | Path", data: dict) -> Path:
 
 # ---------------------------------------------------------------- cell.json
 
-CELL_KEYS = ("name", "series", "config", "tree", "suite")
+CELL_KEYS = ("name", "series", "config", "tree", "suite", "arch")
 
 
 @dataclass(frozen=True)
@@ -485,6 +485,7 @@ class CellManifest:
     config: str = ""
     tree: str = ""
     suite: str = ""
+    arch: str = ""                   # "" (x86_64), "arm64", "arm64:64k"
 
 
 def _cell_from(path: Path, d: dict, schema: int) -> CellManifest:

@@ -32,9 +32,13 @@ from typing import Dict, List, Optional, Sequence
 
 from .errors import BadInput
 
-AXES = ("series", "config", "tree", "suite")
+AXES = ("series", "config", "tree", "suite", "arch")
 # An axis the file leaves out: the same defaults as `zstest build` / `boot-and-run`.
-AXIS_DEFAULTS = {"series": "", "config": "base", "tree": "6.1", "suite": "default"}
+AXIS_DEFAULTS = {"series": "", "config": "base", "tree": "6.1", "suite": "default",
+                 "arch": "x86_64"}
+# arch values: an arch record's name, optionally with a page size ("arm64:64k"). A cell on the
+# default arch carries no arch key and no arch in its name (cells from before there were arches).
+ARCH_AXIS = "arch"
 CELL_KEYS = ("name",) + AXES
 # Several profiles/fragments in one config value: "base+debug" -> --config base --config debug.
 CONFIG_SEPARATOR = "+"
@@ -79,7 +83,20 @@ def _path_label(value: str) -> str:
 
 
 def cell_name(labels: Dict[str, str]) -> str:
-    return "-".join(labels[a] for a in AXES)
+    return "-".join(labels[a] for a in AXES
+                    if not (a == ARCH_AXIS and labels.get(a, AXIS_DEFAULTS[a]) == AXIS_DEFAULTS[a]))
+
+
+def check_arch_value(value: str, source: str) -> str:
+    """"arm64", "arm64:64k": a known arch and one of its page sizes; BadInput otherwise."""
+    from .arch import arch_spec, known_arches
+    name, _, page = value.partition(":")
+    if name not in known_arches():
+        raise BadInput(f"{source}: arch {value!r} is not one of {', '.join(known_arches())} "
+                       f"(optionally with :PAGESIZE, e.g. arm64:64k).")
+    if page:
+        arch_spec(name).page_size_config(page)
+    return value
 
 
 def split_config(value) -> List[str]:
@@ -148,7 +165,17 @@ def _axis_string(axis: str, value) -> str:
         if axis != "config":
             raise BadInput(f"only config values may be lists (several profiles); {axis} got {value!r}.")
         return CONFIG_SEPARATOR.join(str(v) for v in value)
+    if axis == ARCH_AXIS:
+        return check_arch_value(value, "the arch axis")
     return value
+
+
+def _entry(name: str, values: Dict[str, str]) -> dict:
+    """A job entry: the name and every axis, the arch only when it is not the default."""
+    entry = {"name": name, **values}
+    if entry.get(ARCH_AXIS) == AXIS_DEFAULTS[ARCH_AXIS]:
+        del entry[ARCH_AXIS]
+    return entry
 
 
 def _entry_list(raw, key: str, source: str) -> List[dict]:
@@ -220,7 +247,7 @@ def _add_cell(cells: List[dict], names: Dict[str, str], combo: Dict[str, AxisVal
         raise BadInput(f"{source}: two cells are both named {name!r}; give an include a "
                        f"different name = \"...\" or drop the duplicate.")
     names[name] = name
-    cells.append({"name": name, **{a: combo[a].value for a in AXES}})
+    cells.append(_entry(name, {a: combo[a].value for a in AXES}))
 
 
 # ---------------------------------------------------------------- output shapes
@@ -314,7 +341,7 @@ def load_cell(text_or_file: str) -> dict:
     name = entry.get("name") or cell_name({a: default_label(a, cell[a]) for a in AXES})
     if not isinstance(name, str):
         raise BadInput(f"{where}: name must be a string; got {name!r}.")
-    return {"name": name, **cell}
+    return _entry(name, cell)
 
 
 def resolve_tree(value: str) -> Optional[Path]:

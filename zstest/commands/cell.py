@@ -12,7 +12,7 @@ from typing import List, Optional
 import click
 
 from ..errors import ZstestError
-from ..matrix import load_cell, resolve_tree, split_config, write_cell
+from ..matrix import AXIS_DEFAULTS, load_cell, resolve_tree, split_config, write_cell
 
 
 # Command parameter <- (cell axis, converter). Only the parameters a command has are set.
@@ -21,6 +21,8 @@ _CELL_PARAMS = {
     "configs": ("config", lambda v: tuple(split_config(v))),
     "kernel": ("tree", resolve_tree),
     "suite": ("suite", lambda v: v),
+    "arch": ("arch", lambda v: v.partition(":")[0]),
+    "page_size": ("arch", lambda v: v.partition(":")[2] or None),
 }
 _EXPLICIT = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
 
@@ -33,7 +35,7 @@ def apply_cell(cell: dict, kwargs: dict, ctx: click.Context) -> None:
         source = ctx.get_parameter_source(param)
         if source is not None and source.name in _EXPLICIT:
             continue
-        kwargs[param] = convert(cell[axis])
+        kwargs[param] = convert(cell.get(axis, AXIS_DEFAULTS[axis]))
 
 
 def _fresh_last(link: Path, since: float) -> Optional[Path]:

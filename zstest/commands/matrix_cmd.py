@@ -21,11 +21,14 @@ from ..matrix import AXES, expand, load_matrix, matrix_from_dict, render
               help="Config axis value (repeatable). Replaces the file's axis.")
 @click.option("--tree", "tree", multiple=True, help="Tree axis value: 6.1, 6.12 or a path (repeatable).")
 @click.option("--suite", "suite", multiple=True, help="Suite axis value (repeatable).")
+@click.option("--arch", "arch", multiple=True, metavar="ARCH[:PAGESIZE]",
+              help="Arch axis value: x86_64, arm64, arm64:64k, i386 (repeatable).")
 @click.option("--gitlab-include", default="ci/gitlab/zstest.yml", show_default=True,
               help="gitlab-pipeline: the template the child pipeline includes.")
-def matrix_cmd(matrix_file, fmt, series, config, tree, suite, gitlab_include) -> int:
-    """Expand a matrix file (series x config x tree x suite, exclude, include) into CI jobs."""
-    given = {"series": series, "config": config, "tree": tree, "suite": suite}
+def matrix_cmd(matrix_file, fmt, series, config, tree, suite, arch, gitlab_include) -> int:
+    """Expand a matrix file (series x config x tree x suite x arch, exclude, include) into CI
+    jobs."""
+    given = {"series": series, "config": config, "tree": tree, "suite": suite, "arch": arch}
     if matrix_file is not None:
         matrix = load_matrix(matrix_file)
         for axis in AXES:
