@@ -86,6 +86,29 @@ def test_stride_punches_holes_that_verify(tools, tmp_path):
     assert not whole.ok
 
 
+def test_group_punches_whole_pages(tools, tmp_path):
+    """--group 16: every other 64 KiB page is rewritten whole, its 16 blocks together."""
+    path = tmp_path / "data"
+    _run(tools, zsfill_command("write", str(path), 100, seed=1, mix=(1, 0, 0)))
+    wrote = parse_tool_output(_run(tools, zsfill_command(
+        "write", str(path), 100, seed=2, mix=(0, 0, 1), stride=2, phase=1, group=16)).stdout)
+    # blocks 16..31, 48..63 and 80..95: three whole groups of 16
+    assert wrote.ok and wrote.int("blocks") == 48
+    assert {k: wrote.int(k) for k in ("compressible", "incompressible", "same")} == \
+        expected_kinds(100, 2, (0, 0, 1), stride=2, phase=1, group=16)
+    data = path.read_bytes()
+
+    def same_filled(block):     # one 8-byte word repeated (what zram stores as same_pages)
+        chunk = data[block * 4096:(block + 1) * 4096]
+        return chunk == chunk[:8] * 512
+
+    assert not any(same_filled(b) for b in (15, 32, 47, 64, 96, 99))   # edges left alone
+    assert all(same_filled(b) for b in (16, 31, 48, 95))
+    kept = parse_tool_output(_run(tools, zsfill_command(
+        "verify", str(path), 100, seed=1, mix=(1, 0, 0), stride=2, phase=0, group=16)).stdout)
+    assert kept.ok and kept.int("blocks") == 52
+
+
 def test_until_repeats_passes(tools, tmp_path):
     target, stop = str(tmp_path / "data"), tmp_path / "stop"
     _run(tools, zsfill_command("write", target, 32))

@@ -1,11 +1,13 @@
 /* zsfill: write or verify the deterministic zstest data mix on a file or block device.
  *
- *   zsfill write|verify TARGET --blocks N [--start B] [--stride S --phase P]
+ *   zsfill write|verify TARGET --blocks N [--start B] [--stride S --phase P [--group G]]
  *          [--seed X] [--mix C:I:S] [--direct|--buffered] [--until FILE]
  *
  * Blocks are 4 KiB; block b lives at byte offset b*4096 and its content is a pure
  * function of (seed, b) (see pattern.h), so verify regenerates and compares byte
- * for byte. --stride/--phase select every S-th block (to punch holes in a pool).
+ * for byte. --stride/--phase select every S-th block (to punch holes in a pool); with
+ * --group G they select every S-th run of G blocks (G = the kernel's page size / 4 KiB: whole
+ * zram pages of a 64K-page kernel).
  * --until FILE repeats the pass until FILE exists (I/O kept running during a
  * migration), at least once. Prints one "zsfill ..." summary line of key=value
  * pairs and up to 16 "bad ..." lines; exit 0 when all blocks matched, 1 when a
@@ -28,7 +30,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: zsfill write|verify TARGET --blocks N [--start B] [--stride S --phase P]"
+	fprintf(stderr, "usage: zsfill write|verify TARGET --blocks N [--start B] [--stride S --phase P [--group G]]"
 			" [--seed X] [--mix C:I:S] [--direct|--buffered] [--until FILE]\n");
 	exit(2);
 }
@@ -43,7 +45,7 @@ static double now(void)
 struct opts {
 	int write;
 	const char *target, *until;
-	uint64_t blocks, start, stride, phase, seed;
+	uint64_t blocks, start, stride, phase, group, seed;
 	struct mix mix;
 	int direct;  /* -1: decide from the target's type */
 };
@@ -115,13 +117,16 @@ static int one_pass(int fd, const struct opts *o, uint8_t *buf, uint8_t *want, s
 	while (i < o->blocks) {
 		uint64_t b = o->start + i;
 		unsigned n = 1;
-		if (i % o->stride != o->phase) {
-			i++;
+		uint64_t left = o->group - i % o->group;   /* blocks to the end of this group */
+		if ((i / o->group) % o->stride != o->phase) {
+			i += left;
 			continue;
 		}
-		if (o->stride == 1) {
-			n = (o->blocks - i) < CHUNK_BLOCKS ? (unsigned)(o->blocks - i) : CHUNK_BLOCKS;
-		}
+		if (o->stride == 1)
+			left = o->blocks - i;
+		if (left > o->blocks - i)
+			left = o->blocks - i;
+		n = left < CHUNK_BLOCKS ? (unsigned)left : CHUNK_BLOCKS;
 		if (do_chunk(fd, o, b, n, buf, want, t))
 			return -1;
 		i += n;
@@ -145,7 +150,7 @@ static uint64_t num(const char *s)
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .stride = 1, .seed = 1, .mix = { 5, 3, 2 }, .direct = -1 };
+	struct opts o = { .stride = 1, .group = 1, .seed = 1, .mix = { 5, 3, 2 }, .direct = -1 };
 	struct tally t = { 0 };
 	struct stat st;
 	uint8_t *buf, *want;
@@ -171,6 +176,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--start")) o.start = num(v);
 		else if (!strcmp(a, "--stride")) o.stride = num(v);
 		else if (!strcmp(a, "--phase")) o.phase = num(v);
+		else if (!strcmp(a, "--group")) o.group = num(v);
 		else if (!strcmp(a, "--seed")) o.seed = num(v);
 		else if (!strcmp(a, "--until")) o.until = v;
 		else if (!strcmp(a, "--mix")) {
@@ -180,7 +186,7 @@ int main(int argc, char **argv)
 		} else
 			usage();
 	}
-	if (!o.blocks || !o.stride || o.phase >= o.stride)
+	if (!o.blocks || !o.stride || !o.group || o.phase >= o.stride)
 		usage();
 	if (o.direct < 0)
 		o.direct = stat(o.target, &st) == 0 && S_ISBLK(st.st_mode);

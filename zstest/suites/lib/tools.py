@@ -52,13 +52,15 @@ def parse_tool_output(text: str, tool: str = "zsfill") -> Optional[ToolReport]:
 
 def zsfill_command(op: str, target: str, blocks: int, *, start: int = 0, stride: int = 1,
                    phase: int = 0, seed: int = 1, mix=DEFAULT_MIX, until: Optional[str] = None,
-                   direct: Optional[bool] = None) -> str:
+                   direct: Optional[bool] = None, group: int = 1) -> str:
     argv = ["zsfill", op, target, "--blocks", str(blocks), "--seed", str(seed),
             "--mix", ":".join(map(str, mix))]
     if start:
         argv += ["--start", str(start)]
     if stride != 1:
         argv += ["--stride", str(stride), "--phase", str(phase)]
+        if group != 1:
+            argv += ["--group", str(group)]
     if until:
         argv += ["--until", until]
     if direct is True:
@@ -69,12 +71,12 @@ def zsfill_command(op: str, target: str, blocks: int, *, start: int = 0, stride:
 
 
 def expected_kinds(blocks: int, seed: int, mix=DEFAULT_MIX, start: int = 0, stride: int = 1,
-                   phase: int = 0) -> Dict[str, int]:
+                   phase: int = 0, group: int = 1) -> Dict[str, int]:
     """The kind counts zsfill will produce, computed on the host (mirrors pattern.h)."""
     counts = {"compressible": 0, "incompressible": 0, "same": 0}
     total = sum(mix)
     for i in range(blocks):
-        if i % stride != phase:
+        if (i // group) % stride != phase:
             continue
         r = _splitmix64((seed * 0x100000001b3 & _M64) ^ (start + i)) % total
         kind = "compressible" if r < mix[0] else "incompressible" if r < mix[0] + mix[1] else "same"
