@@ -31,6 +31,8 @@ EXTRA_PARAMS = os.environ.get("ZSTEST_TORTURE_PARAMS", "")
 FINISH_MARGIN_S = 180
 MIGRATE_STOP = "/tmp/torture-migrate.stop"
 MIGRATE_OUT = "/tmp/torture-migrate.out"
+HOLD = "/tmp/torture-hold"      # tmpfs pages held while the pool fills, freed before compaction
+HOLD_FRACTION = 0.4
 
 
 @pytest.fixture
@@ -93,6 +95,21 @@ def _migration_script(movable_blocks) -> str:
             f"echo compact_rounds=$n offlined=$off offline_busy=$busy")
 
 
+def _hold_memory(guest) -> int:
+    """Fill part of the free memory with tmpfs pages, to be freed once the module's pool has
+    grown: the pool then sits below free space, where compaction's migrate scanner finds it.
+    On a fresh guest the allocator hands out the top of the zone first, which is where the
+    free scanner starts; with 64K pages (512 MB pageblocks, four in the guest) the two scanners
+    meet before reaching the pool and nothing migrates. Returns the MiB held."""
+    meminfo = guest.run("cat /proc/meminfo").stdout
+    avail_kb = next((int(line.split()[1]) for line in meminfo.splitlines()
+                     if line.startswith("MemAvailable:")), 0)
+    mb = int(avail_kb * HOLD_FRACTION) // 1024
+    if mb > 0:
+        guest.run(f"dd if=/dev/zero of={HOLD} bs=1M count={mb} 2>/dev/null", timeout=300)
+    return mb
+
+
 class MigrationLoop:
     def __init__(self, guest, movable_blocks):
         self.guest = guest
@@ -130,19 +147,24 @@ def test_torture_under_migration(guest, torture_ko, kernel_config, record):
     _, blocks = list_memory_blocks(guest)
     movable = [b.name for b in blocks if b.movable]
     nonce = _mark(guest)
+    held_mb = _hold_memory(guest)
     before = take_snapshot(guest)
-    migration = MigrationLoop(guest, movable)
     params = f"duration_s={DURATION_S} seed={int(nonce[:6], 16)} {EXTRA_PARAMS}".strip()
     started = time.monotonic()
+    migration = None
     try:
         insmod = guest.run(f"insmod {torture_ko} {params}", timeout=120)
+        time.sleep(min(3, DURATION_S / 10))      # the pool grows below the held pages
+        guest.run(f"rm -f {HOLD}")
+        migration = MigrationLoop(guest, movable)
         # zspages seen in ZONE_MOVABLE while the loop offlines it: those had to migrate
         time.sleep(min(5, DURATION_S / 3))
         during = take_snapshot(guest)
         report = _wait_final(guest, nonce, started + DURATION_S + FINISH_MARGIN_S) \
             if insmod.exit_status == 0 else parse_torture_log("")
     finally:
-        loop_counts = migration.stop()
+        guest.run(f"rm -f {HOLD}")
+        loop_counts = migration.stop() if migration else {}
     after = take_snapshot(guest)
     # rmmod also stops a module that never finished: its threads must end and free everything
     rmmod = guest.run(f"rmmod {MODULE}", timeout=180)
@@ -152,6 +174,7 @@ def test_torture_under_migration(guest, torture_ko, kernel_config, record):
     migrated = delta(before, after, "vmstat", "pgmigrate_success")
     record.metric(before=before, after=after)
     record.detail("params", params)
+    record.detail("held_mb", held_mb)
     record.detail("ktap", report.to_dict())
     record.detail("summary", report.summary())
     record.detail("migration_loop", {**loop_counts, "movable_blocks": movable})
