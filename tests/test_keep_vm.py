@@ -5,6 +5,7 @@ keeps the run's own verdict. A run that passes keeps nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -43,21 +44,25 @@ def ssh_into(ssh_line: str, command: str) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
-def wait_held(child) -> tuple:
-    """The ssh command and the QEMU pid the held run printed."""
-    child.expect(SSH_LINE)
-    ssh_line = child.match.group(1).strip()
-    child.expect(STOP_LINE)
-    assert int(child.match.group(1)) == child.pid
-    return ssh_line, int(child.match.group(2))
+@contextlib.contextmanager
+def held_guest(build, out, *args):
+    """A kept run waiting with its guest: yields (child, ssh command, QEMU pid) as printed;
+    the child is closed (forced) whatever the test did."""
+    child = keep_run(build, out, *args)
+    try:
+        child.expect(SSH_LINE)
+        ssh_line = child.match.group(1).strip()
+        child.expect(STOP_LINE)
+        assert int(child.match.group(1)) == child.pid
+        yield child, ssh_line, int(child.match.group(2))
+    finally:
+        child.close(force=True)
 
 
 def test_failed_test_keeps_the_guest_until_ctrl_c(vm_build, tmp_path):
     out = tmp_path / "res"
-    child = keep_run(vm_build, out, "--suite", "failure-probe",
-                     "-k", "test_probe_missing_migration")
-    try:
-        ssh_line, qemu_pid = wait_held(child)
+    with held_guest(vm_build, out, "--suite", "failure-probe",
+                    "-k", "test_probe_missing_migration") as (child, ssh_line, qemu_pid):
         # the results are final before the guest is handed over
         data = json.loads((out / "results.json").read_text())
         assert (data["status"], data["exit_code"]) == ("failed", 1)
@@ -73,8 +78,6 @@ def test_failed_test_keeps_the_guest_until_ctrl_c(vm_build, tmp_path):
         assert ssh_into(ssh_line, "echo still-here").stdout.strip() == "still-here"
         child.sendintr()                       # Ctrl-C on zstest's terminal
         child.expect(pexpect.EOF, timeout=60)
-    finally:
-        child.close(force=True)
     assert child.exitstatus == 130, child.before
     assert "zstest: interrupted" in child.before
     assert not pid_alive(qemu_pid) and qemu_pids_for(out) == []
@@ -88,10 +91,9 @@ def test_failed_test_keeps_the_guest_until_ctrl_c(vm_build, tmp_path):
 
 def test_oops_keeps_the_answering_guest_and_sigterm_ends_it(vm_build, tmp_path):
     out = tmp_path / "res"
-    child = keep_run(vm_build, out, "--suite", "faults",
-                     "-k", "(test_lkdtm_oops and not cleanup) or test_after")
-    try:
-        ssh_line, qemu_pid = wait_held(child)
+    with held_guest(vm_build, out, "--suite", "faults",
+                    "-k", "(test_lkdtm_oops and not cleanup) or test_after") \
+            as (child, ssh_line, qemu_pid):
         # the oopsed kernel still serves a shell: the developer can read its log
         r = ssh_into(ssh_line, "dmesg | grep -c -e 'Oops' -e 'BUG: kernel NULL pointer'")
         assert r.returncode == 0 and int(r.stdout) >= 1, r.stdout + r.stderr
@@ -102,23 +104,17 @@ def test_oops_keeps_the_answering_guest_and_sigterm_ends_it(vm_build, tmp_path):
         assert "--keep-vm-on-failure" in data["message"]
         os.kill(child.pid, signal.SIGTERM)
         child.expect(pexpect.EOF, timeout=60)
-    finally:
-        child.close(force=True)
     assert child.exitstatus == 130, child.before
     assert not pid_alive(qemu_pid) and qemu_pids_for(out) == []
 
 
 def test_poweroff_in_the_kept_guest_ends_the_wait_with_the_runs_exit_code(vm_build, tmp_path):
     out = tmp_path / "res"
-    child = keep_run(vm_build, out, "--suite", "failure-probe",
-                     "-k", "test_probe_missing_migration")
-    try:
-        ssh_line, qemu_pid = wait_held(child)
+    with held_guest(vm_build, out, "--suite", "failure-probe",
+                    "-k", "test_probe_missing_migration") as (child, ssh_line, _):
         ssh_into(ssh_line, "poweroff -f")
         child.expect("QEMU exited: the kept guest is gone", timeout=60)
         child.expect(pexpect.EOF, timeout=60)
-    finally:
-        child.close(force=True)
     assert child.exitstatus == 1, child.before
     assert qemu_pids_for(out) == []
 
