@@ -821,3 +821,48 @@ def test_make_gets_sigterm_before_sigkill(tmp_path):
         run_make_marked(["make", "-s", "-C", str(project), f"O={objdir}", "SLOW=1"], objdir,
                         timeout=1, stop_grace_s=5)
     assert not (objdir / "a.o").exists()
+
+
+def test_the_kvm_probe_qemu_dies_with_zstest(tmp_path):
+    """Item 10: a probe QEMU that hangs (as KVM does on some hosts) outlived a zstest killed
+    with SIGKILL; it now has PR_SET_PDEATHSIG like the guest's QEMU. The probe's QEMU is a
+    stand-in that hangs, started by the real probe code in a real child process."""
+    import signal
+    import time
+    pidfile = tmp_path / "qemu.pid"
+    fake = tmp_path / "qemu-system-x86_64"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 600\n")
+    fake.chmod(0o755)
+    script = ("import sys; from zstest.vm import accel; "
+              f"accel.which = lambda name: {str(fake)!r}; "
+              "accel._probe_kvm(None, 600, accel.arch_spec())")
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline and child.poll() is None, "the probe never started"
+            time.sleep(0.05)
+        qemu_pid = int(pidfile.read_text())
+        os.kill(child.pid, signal.SIGKILL)          # zstest killed where no finally runs
+        child.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(qemu_pid, 0)
+            except ProcessLookupError:
+                break
+            # a zombie reparented to init counts as gone once reaped; check its state
+            try:
+                state = Path(f"/proc/{qemu_pid}/stat").read_text().split(") ")[1][0]
+            except (OSError, IndexError):
+                break
+            if state == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(qemu_pid, signal.SIGKILL)
+            pytest.fail("the probe's QEMU outlived the killed zstest")
+    finally:
+        if child.poll() is None:
+            child.kill()
