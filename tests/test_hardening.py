@@ -829,6 +829,7 @@ def test_the_kvm_probe_qemu_dies_with_zstest(tmp_path):
     stand-in that hangs, started by the real probe code in a real child process."""
     import signal
     import time
+    from fixtures_vm import pid_alive
     pidfile = tmp_path / "qemu.pid"
     fake = tmp_path / "qemu-system-x86_64"
     fake.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 600\n")
@@ -847,20 +848,9 @@ def test_the_kvm_probe_qemu_dies_with_zstest(tmp_path):
         os.kill(child.pid, signal.SIGKILL)          # zstest killed where no finally runs
         child.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(qemu_pid, 0)
-            except ProcessLookupError:
-                break
-            # a zombie reparented to init counts as gone once reaped; check its state
-            try:
-                state = Path(f"/proc/{qemu_pid}/stat").read_text().split(") ")[1][0]
-            except (OSError, IndexError):
-                break
-            if state == "Z":
-                break
+        while pid_alive(qemu_pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        else:
+        if pid_alive(qemu_pid):
             os.kill(qemu_pid, signal.SIGKILL)
             pytest.fail("the probe's QEMU outlived the killed zstest")
     finally:

@@ -99,8 +99,8 @@ def _hold_memory(guest) -> int:
     """Fill part of the free memory with tmpfs pages, to be freed once the module's pool has
     grown: the pool then sits below free space, where compaction's migrate scanner finds it.
     On a fresh guest the allocator hands out the top of the zone first, which is where the
-    free scanner starts; with 64K pages (512 MB pageblocks, four in the guest) the two scanners
-    meet before reaching the pool and nothing migrates. Returns the MiB held."""
+    free scanner starts; with 64K pages (512 MB pageblocks, a handful per guest) the two
+    scanners meet before reaching the pool and nothing migrates. Returns the MiB held."""
     meminfo = guest.run("cat /proc/meminfo").stdout
     avail_kb = next((int(line.split()[1]) for line in meminfo.splitlines()
                      if line.startswith("MemAvailable:")), 0)
