@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,37 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_SERIES = Path(os.environ.get("ZSTEST_SHARED_SERIES", REPO.parent / "shared" / "series"))
 
 pytest_plugins = ["fixtures_build", "fixtures_vm"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-too-slow", action="store_true", default=False,
+                     help="also run the tests marked too_slow_for_ci (each pays a cold kernel "
+                          "build of its own); ZSTEST_RUN_TOO_SLOW=1 does the same")
+
+
+def pytest_collection_modifyitems(config, items):
+    """too_slow_for_ci tests are skipped, saying where the same path is measured, unless asked."""
+    if config.getoption("--run-too-slow") or os.environ.get("ZSTEST_RUN_TOO_SLOW") == "1":
+        return
+    for item in items:
+        marker = item.get_closest_marker("too_slow_for_ci")
+        if marker is not None:
+            where = marker.kwargs.get("bench", "bench/")
+            item.add_marker(pytest.mark.skip(
+                reason=f"too slow for CI (a cold build of its own): run with --run-too-slow; "
+                       f"{where} measures it"))
+
+
+@pytest.fixture(autouse=True)
+def _sigint_handler_left_as_found():
+    """A test that leaves SIGINT ignored or replaced breaks every later Ctrl-C test of the process
+    (interrupt_main does nothing, children inherit SIG_IGN): name that test, restore, go on."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"this test left SIGINT's handler as {after!r} (it was {before!r})")
 
 
 @pytest.fixture
