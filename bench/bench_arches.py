@@ -10,8 +10,8 @@ when the object dir is new: the script says which), then `zstest boot-and-run --
 N times for the boot-to-SSH median, then `zstest boot-and-run --suite default` once, and prints
 one table row per (arch, tree): build s, units, boot-to-SSH median, default-suite s, passed /
 failed / skipped, and the skip reasons. These are the figures docs/PERFORMANCE.md's "Arches"
-section quotes; the runs that CI cannot afford are here: every arm64 build (CI boots i386 only;
-`pytest --run-too-slow` adds tests/test_arches.py's arm64 boot test), arm64 with 64K pages,
+section quotes; the runs that CI cannot afford are here: every cross build (CI builds no foreign kernel;
+`ci/test --run-too-slow` adds tests/test_arches.py's boot tests), arm64 with 64K pages,
 the 6.12 trees.
 Builds go to ~/.cache/zstest/bench/arches/<arch>-<tree>.
 """

@@ -22,10 +22,11 @@ def pytest_addoption(parser):
                           "build of its own); ZSTEST_RUN_TOO_SLOW=1 does the same")
 
 
-# The files that hold the longest work (a cold cross build, the demo series' per-patch builds,
-# the mutation runs), first: ci/test hands whole files to two workers in collection order
-# (--dist loadfile --no-loadscope-reorder), and a long file started last runs alone at the end
-# while the other worker has nothing left (measured: the i386 build alone for the last 9 minutes).
+# The files that hold the longest work (the demo series' per-patch builds, the mutation runs, a
+# cross build with --run-too-slow), first: ci/test hands whole files to two workers in collection
+# order (--dist loadfile --no-loadscope-reorder), and a long file started last runs alone at the
+# end while the other worker has nothing left (seen: the i386 build, and the builds waiting on its
+# worktree lock, in the last 20 minutes of a cold run).
 # Only the order changes; a file not named here keeps its place after these.
 LONGEST_FIRST = ("test_arches.py", "test_demo_series.py", "test_mutate_demo.py",
                  "test_boot_and_run.py", "test_suites_guest.py", "test_build_cli.py",
