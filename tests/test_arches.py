@@ -110,10 +110,10 @@ def arch_build(arch: str, page_size: str | None = None) -> Path:
     return build_dir
 
 
-# Each arch's cold cross build is more CPU than the whole x86_64 suite can spare in CI's budget
-# (measured 2026-12-02 with two workers: i386's build and tests were ~40 % of a 55-minute cold run's
-# CPU time): the boot tests run with `ci/test --run-too-slow`, and are measured in
-# bench/bench_arches.py. CI keeps the foreign image test above and the per-arch config checks.
+# Each arch's cold cross build costs more than CI's time budget has left (2026-12-02, two
+# workers: i386's cold build held both cores for ~17 minutes of a 55-minute cold run): the boot
+# tests run with `ci/test --run-too-slow` and are measured in bench/bench_arches.py. CI keeps the
+# foreign image test above and the per-arch config checks (test_kconfig_profiles.py).
 def too_slow(arch: str):
     return pytest.param(arch, marks=pytest.mark.too_slow_for_ci(
         bench=f"bench/bench_arches.py --arch {arch}"))
