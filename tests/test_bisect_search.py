@@ -80,3 +80,63 @@ def test_base_checked_on_request(tmp_path):
 def test_full_series_not_building_is_exit_4_in_binary(tmp_path):
     r = _Given("g" + "g" * 7 + "s", tmp_path, strategy="binary").run()
     assert r.exit_code == EXIT_BUILD and "does not build" in r.message
+
+
+class _Booting(_Bisector):
+    """A bisector whose pipeline is given per prefix: 'g' passes, 'n' does not boot (the
+    guest never came up, BootFailed, exit 5). The real test() judges the outcome."""
+
+    def __init__(self, plan: str, tmp_path):
+        super().__init__(BisectRequest(series="given", out=tmp_path, on_progress=lambda s: None))
+        self.plan = self.verdicts = plan
+        self.tested = []
+
+    def load(self):
+        _Given.load(self)
+        self.series.patches = [type("P", (), {"subject": f"patch {k}"})()
+                               for k in range(1, self.n + 1)]
+
+
+@pytest.fixture
+def booting(monkeypatch):
+    import zstest.pipeline as pipeline
+    from zstest.errors import BootFailed
+    from zstest.results import RunResults
+
+    def run_with(bisector: _Booting):
+        def fake_pipeline(req):
+            k = req.build.series_limit or 0
+            bisector.tested.append(k)
+            outcome = pipeline.PipelineOutcome(results_dir=bisector.out / f"prefix-{k:02d}")
+            if bisector.plan[k] == "n":
+                outcome.boot_error = BootFailed(
+                    "the guest did not boot: the guest printed no ready marker within 30 s "
+                    "(sshd never started?); console log: x")
+            else:
+                outcome.run = RunResults(status="passed")
+            return outcome
+        monkeypatch.setattr(pipeline, "run_pipeline", fake_pipeline)
+        return bisector.run()
+    return run_with
+
+
+def test_a_prefix_that_does_not_boot_is_bad_once_a_kernel_booted(tmp_path, booting):
+    b = _Booting("ggn", tmp_path)
+    r = booting(b)
+    assert (r.first_bad, r.exit_code, b.tested) == (2, EXIT_TEST_FAILED, [1, 2])
+    step = next(s for s in r.steps if s.prefix == 2)
+    assert step.verdict == "bad" and step.reason.startswith("did not boot: the guest printed")
+
+
+def test_the_base_is_booted_when_the_first_prefix_does_not_boot(tmp_path, booting):
+    b = _Booting("gn", tmp_path)
+    r = booting(b)
+    assert (r.first_bad, r.exit_code, b.tested) == (1, EXIT_TEST_FAILED, [1, 0])
+
+
+def test_nothing_boots_is_the_machine_exit_5(tmp_path, booting):
+    from zstest.errors import BootFailed
+    b = _Booting("nn", tmp_path)
+    with pytest.raises(BootFailed) as exc:
+        booting(b)
+    assert exc.value.exit_code == 5 and b.tested == [1, 0]

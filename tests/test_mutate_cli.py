@@ -198,3 +198,29 @@ def test_two_mutants_of_zs_page_migrate_end_to_end(tmp_path):
     again = mutate(*args, "--max", "0", timeout=600)
     assert "resuming: 2 of" in again.stdout, again.stdout + again.stderr
     assert json.loads((out / "mutate.json").read_text())["mutants"][:2] == data["mutants"][:2]
+
+
+def test_a_mutant_whose_kernel_does_not_boot_is_judged_not_the_end_of_the_run(tmp_path):
+    """After a baseline that booted, a mutant whose guest never comes up is a judged mutant
+    (timeout, saying so); the same boot failure of the baseline is the machine's (exit 5)."""
+    from types import SimpleNamespace
+
+    from zstest.errors import BootFailed
+    from zstest.mutate.run import MutateRequest, MutationPlan, Trial, _Mutator
+    from zstest.pipeline import PipelineOutcome
+
+    class _NoBoot(_Mutator):
+        def build_and_boot(self, name, mutant, run_timeout, booting=""):
+            return Trial(build_dir=self.out / name / "build", results_dir=self.out / name / "r",
+                         build_s=12.0, run_s=31.0, outcome=PipelineOutcome(boot_error=BootFailed(
+                             "the guest did not boot: the guest printed no ready marker within "
+                             "30 s (sshd never started?); console log: x")))
+
+    plan = MutationPlan(kernel=tmp_path, series_name=None, revision=None, patches=[], mutants=[])
+    m = _NoBoot(MutateRequest(on_progress=lambda s: None), plan, tmp_path)
+    rec = {}
+    m.judge(rec, SimpleNamespace(id="zsmalloc-c-1-delete", diff="--- a\n+++ b\n"))
+    assert rec["verdict"] == "timeout", rec
+    assert rec["why"].startswith("the kernel did not boot: the guest printed no ready marker")
+    with pytest.raises(BootFailed):
+        m.run_baseline()

@@ -44,6 +44,9 @@ class BisectRequest:
     on_progress: Callable[[str], None] = print
 
 
+NO_BOOT = "did not boot: "      # a Step.reason that starts so: the prefix's kernel never came up
+
+
 @dataclass
 class Step:
     prefix: int                        # patches applied; 0 is the base tree
@@ -157,7 +160,17 @@ class _Bisector:
             self.say(f"prefix {k}: skip ({outcome.build_error.message})")
             return self._keep(step)
         if outcome.boot_error is not None:
-            raise outcome.boot_error
+            # A prefix that does not come up is a bad kernel, once the machine has shown it
+            # can boot one (the base, booted now if nothing has come up yet); otherwise the
+            # machine is to blame and the bisect stops with the boot's exit code.
+            if k == 0 or not self._machine_boots(k):
+                raise outcome.boot_error
+            step.verdict = "bad"
+            step.reason = NO_BOOT + outcome.boot_error.message.splitlines()[0].removeprefix(
+                "the guest did not boot: ")
+            step.duration_s = round(time.monotonic() - started, 1)
+            self.say(f"prefix {k}: bad ({step.reason})")
+            return self._keep(step)
         run = outcome.run
         try:
             results = load_results(results_dir).data
@@ -178,6 +191,17 @@ class _Bisector:
         step.duration_s = round(time.monotonic() - started, 1)
         self.say(f"prefix {k}: {step.verdict}" + (f" ({step.reason})" if step.reason else ""))
         return self._keep(step)
+
+    def _machine_boots(self, k: int) -> bool:
+        """Has a kernel come up in this bisect? If none has, the base is booted to tell a
+        prefix that breaks the boot from a machine that boots nothing (that raises)."""
+        if any(p != k and s.verdict in ("good", "bad") and not s.reason.startswith(NO_BOOT)
+               for p, s in self.steps.items()):
+            return True
+        if 0 in self.steps:
+            return False
+        self.say(f"prefix {k} did not boot; booting the base to tell the kernel from the machine")
+        return self.test(0).verdict in ("good", "bad")
 
     def _keep(self, step: Step) -> Step:
         self.steps[step.prefix] = step

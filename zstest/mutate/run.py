@@ -367,8 +367,6 @@ class _Mutator:
             trial.build_s = time.monotonic() - started
             return trial
         trial.run_s = time.monotonic() - started - trial.build_s
-        if trial.outcome.boot_error is not None:
-            raise trial.outcome.boot_error
         try:
             trial.results = load_results(trial.results_dir).data
         except BadInput:
@@ -386,6 +384,8 @@ class _Mutator:
                                     + (f" -k {self.req.keyword!r}" if self.req.keyword else ""))
         if trial.outcome.build_error is not None:
             raise trial.outcome.build_error
+        if trial.outcome.boot_error is not None:     # no mutant yet: the machine is to blame
+            raise trial.outcome.boot_error
         code, results = trial.outcome.run.exit_code, trial.results
         if code == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
@@ -420,11 +420,19 @@ class _Mutator:
             rec.update(verdict="build_failed", why=trial.outcome.build_error.message,
                        build_s=round(trial.build_s, 1), duration_s=round(trial.build_s, 1))
             return
-        build_dir, code, results = trial.build_dir, trial.outcome.run.exit_code, trial.results
+        build_dir, results = trial.build_dir, trial.results
         rec["build_s"] = round(trial.build_s, 1)
         rec["run_s"] = round(trial.run_s, 1)
         rec["duration_s"] = round(trial.build_s + trial.run_s, 1)
         rec["results_dir"] = str(trial.results_dir)
+        if trial.outcome.boot_error is not None:
+            # the baseline booted on this machine: a mutant whose kernel never comes up is
+            # judged as one that stops answering (the score counts it against the suite)
+            rec.update(verdict="timeout", why="the kernel did not boot: " + _first_line(
+                trial.outcome.boot_error.message).removeprefix("the guest did not boot: "))
+            _drop_bulky(build_dir)
+            return
+        code = trial.outcome.run.exit_code
         if code == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
         if code == EXIT_OK:
