@@ -34,7 +34,7 @@ def test_x86_64_record():
     assert arch.cross_compile == "" and arch.compiler == "gcc"
     assert arch.apt_packages == ("gcc", "qemu-system-x86", "libc6-dev")
     assert known_arches() == ["arm64", "i386", "x86_64"]
-    assert arch.cmdline == ("8250.nr_uarts=1",) and arch.min_memory_mb == 0
+    assert arch.cmdline == ("8250.nr_uarts=1", "unknown_nmi_panic", "panic_print=0x1") and arch.min_memory_mb == 0
     assert (arch.debian_arch, arch.debian_multiarch) == ("amd64", "x86_64-linux-gnu")
 
 

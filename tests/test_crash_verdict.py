@@ -225,3 +225,39 @@ def test_a_crashing_zsmalloc_patch_fails_fast_with_exit_1(tmp_path, kernel_build
     assert data["verdict_after_splat_s"] < 120
     assert elapsed < 900, elapsed
     assert not qemu_pids_for(out)
+
+
+HANG_SERIES = REPO / "kernel-patches" / "fixtures" / "boot-hang"
+
+
+def test_a_kernel_that_hangs_in_its_init_is_exit_1_naming_where(tmp_path, kernel_build):
+    """zs_init() sleeps forever: no splat, no panic, no /init. After the boot deadline zstest
+    asks the kernel (SysRq-T over the serial line) where PID 1 is: in zs_init, mm/zsmalloc.c,
+    the line patch 1 added. The kernel is to blame (exit 1), not the machine (5)."""
+    out, build_out = tmp_path / "res", tmp_path / "build"
+    start = time.monotonic()
+    proc = run_zstest("run", "--series", HANG_SERIES, "--suite", "boot", "--boot-timeout", "30",
+                      "--out", out, "--build-out", build_out, timeout=1800)
+    elapsed = time.monotonic() - start
+    said = assert_fault(proc, EXIT_TEST_FAILED, "hung while booting", "zs_init", out=out,
+                        files=("results.json", "summary.txt", "console.log"))
+    data = load(out)
+    assert data["cause"] == "kernel", data
+    hang = [s for s in data["splats"] if s["kind"] == "boot_hang"]
+    assert len(hang) == 1 and hang[0]["fatal"], data["splats"]
+    assert "zs_init" in hang[0]["title"] and "do_one_initcall" in hang[0]["text"], hang[0]
+    console = (out / "console.log").read_text(errors="replace").splitlines()
+    # asked by an NMI (the serial port takes no input before /init); its panic is zstest's
+    assert any(line.startswith("zstest: boot deadline passed: an NMI") for line in console)
+    assert "Kernel panic - not syncing: NMI: Not continuing" in "\n".join(console)
+    assert [s["kind"] for s in data["splats"]] == ["boot_hang"], data["splats"]
+    # line_no is console.log's line of PID 1's entry
+    assert "pid:1 " in console[hang[0]["line_no"] - 1] + " ", console[hang[0]["line_no"] - 1]
+    # decoded to the file, and to the patch that added the wait
+    decoded = hang[0].get("decoded") or {}
+    frames = {f["function"]: f for f in decoded.get("frames", [])}
+    assert frames["zs_init"]["file"] == "mm/zsmalloc.c", frames
+    assert any(p.get("index") == 1 for p in decoded.get("patches", [])), decoded
+    assert "zs_init" in (out / "summary.txt").read_text()
+    assert elapsed < 900, elapsed
+    assert not qemu_pids_for(out), said

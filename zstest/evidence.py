@@ -19,6 +19,7 @@ from typing import Any
 
 from .results import CONSOLE_LOG, TestResult
 from .splats import MARKER_PREFIX, Splat, find_splats, kind_words, split_timestamp
+from .vm.stuck import INDUCED_PANIC, NMI_NOTE
 
 # "zstest: begin test_x.py::test_y[p] [0123abcd]" as the plugin writes it into /dev/kmsg
 MARKER = re.compile(MARKER_PREFIX + r"(begin|end) (.+) \[([0-9a-f]{8})\]\s*$")
@@ -72,7 +73,13 @@ def read_console(path: Path) -> ConsoleEvidence:
     for name, start in open_tests.items():
         spans.append((start, len(lines) + 1, name))
         evidence.unfinished.append(name)
+    # the panic an NMI from zstest caused (vm/stuck.py: a boot that hung) is no kernel evidence
+    induced_after = next((no for no, line in enumerate(lines, 1)
+                          if split_timestamp(line)[1].strip() == MARKER_PREFIX + NMI_NOTE), None)
     for splat in find_splats(lines):
+        if induced_after is not None and splat.line_no > induced_after \
+                and splat.kind == "panic" and INDUCED_PANIC in splat.title:
+            continue
         owner = next((name for start, end, name in spans if start < splat.line_no < end), None)
         if owner is None:
             evidence.outside.append(splat)

@@ -161,8 +161,11 @@ class RunResults:
             [(None, s) for s in self.splats]
         fatal = [(n, s) for n, s in where if s.get("fatal")]
         name, first = min(fatal or where, key=lambda ns: ns[1].get("line_no") or 0)
-        place = f"during {name}" if name else "outside any test"
-        text = f"the kernel under test logged {_splat_brief(first)} {place}"
+        if first.get("kind") == "boot_hang":     # zstest's reading of the kernel's task dump
+            text = f"the kernel under test hung while booting: {first.get('title', '')}"
+        else:
+            place = f"during {name}" if name else "outside any test"
+            text = f"the kernel under test logged {_splat_brief(first)} {place}"
         others = len(where) - 1
         if others:
             text += f" (and {others} more splat{'s' if others > 1 else ''})"

@@ -201,6 +201,8 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
         _end(out, run, state, started)
         raise
     except BootFailed as exc:
+        if getattr(exc, "splat", None):   # the kernel hung in its own init: its evidence
+            run.splats.append(exc.splat)
         if not run.tests:      # the first guest never came up
             run.status = "error"
             run.message = exc.message + ("\n" + exc.detail if exc.detail else "")
@@ -306,6 +308,8 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
             except BootFailed as exc:
                 if n == 1:
                     raise
+                if getattr(exc, "splat", None):
+                    run.splats.append(exc.splat)
                 # a fresh guest that does not come up: the tests so far stand, the rest did not run
                 run.not_run = pending or []
                 run.message = (f"{run.message}\n" if run.message else "") + \

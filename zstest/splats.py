@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Iterable, List, Optional, Pattern, Sequence, Tuple, Union
 
 KINDS = ("oops", "bug", "warning", "kasan", "ubsan", "lockdep", "hung_task", "rcu_stall",
-         "soft_lockup", "page_alloc_failure", "panic", "vm_bug_on")
+         "soft_lockup", "page_alloc_failure", "panic", "vm_bug_on",
+         "boot_hang")   # boot_hang: zstest's, from the kernel's SysRq-T answer (vm/stuck.py)
 
 # "[   12.345678] " and optionally "[    T1] " / "[  C0] " caller ids.
 TIMESTAMP = re.compile(r"^\[\s*(\d+\.\d+)\](?:\[\s*[TC]\d+\])?\s?")
@@ -29,7 +30,7 @@ MAX_LINES = 400
 # A WARNING, a lockdep report, an allocation failure or a "BUG: sleeping function called ..."
 # leaves the kernel usable: the test fails, the guest goes on.
 FATAL_KINDS = frozenset({"oops", "panic", "kasan", "soft_lockup", "rcu_stall", "hung_task",
-                         "vm_bug_on"})
+                         "vm_bug_on", "boot_hang"})
 FATAL_BUG_TITLE = re.compile(r"^(kernel BUG at |BUG: (unable to handle|kernel NULL pointer|"
                              r"kernel paging request|Bad rss-counter|KFENCE))")
 
@@ -38,7 +39,8 @@ _KIND_WORDS = {"oops": "an oops", "bug": "a BUG", "panic": "a panic", "kasan": "
                "ubsan": "a UBSAN report", "lockdep": "a lockdep report", "warning": "a WARNING",
                "soft_lockup": "a soft lockup", "rcu_stall": "an RCU stall",
                "hung_task": "a hung task", "vm_bug_on": "a VM_BUG_ON",
-               "page_alloc_failure": "a page allocation failure"}
+               "page_alloc_failure": "a page allocation failure",
+               "boot_hang": "a hang in its own init"}
 
 
 def kind_words(kind: str) -> str:

@@ -187,6 +187,20 @@ class ConsoleMonitor:
         with self._cond:
             return self._base + len(self._data)
 
+    def note(self, text: str) -> None:
+        """A `zstest: text` line of the host's own into the console (log, scan, line numbers)."""
+        with self._cond:
+            start = b"\n" if self._pending else b""
+        self.feed(start + f"zstest: {text}\n".encode())
+
+    def line_no_at(self, mark: int) -> int:
+        """The 1-based line of console.log that holds the byte at mark."""
+        with self._cond:
+            if mark >= self._pending_start:           # the line not yet ended
+                return self._line_base + self._lines_dropped + len(self._line_offsets) + 1
+            return (self._line_base + self._lines_dropped
+                    + bisect.bisect_right(self._line_offsets, mark))
+
     @property
     def splats(self) -> List[Splat]:
         with self._cond:

@@ -28,7 +28,7 @@ from ..errors import BadInput, BootFailed, PrereqMissing
 from ..arch import DEFAULT_ARCH, ArchSpec, arch_spec
 from ..image import Image
 from ..proc import which
-from ..splats import kind_words
+from ..splats import Splat, kind_words, split_timestamp
 from .accel import AccelChoice, probe_accel
 from .console import ConsoleMonitor
 from .qemu import find_firmware, free_port, kernel_cmdline, qemu_argv
@@ -365,6 +365,29 @@ class Guest:
             pass
 
 
+def _where_is_pid1(guest: Guest, boot_timeout: float):
+    """Where the kernel's PID 1 is, asked over the serial line (vm/stuck.py), or None."""
+    from .stuck import ask_where_pid1_is
+    hang = ask_where_pid1_is(guest)
+    if hang is None:
+        log.info("boot: the guest did not answer SysRq-T after %g s", boot_timeout)
+    return hang
+
+
+def _boot_hang_splat(guest: Guest, hang, boot_timeout: float) -> Splat:
+    """A boot_hang splat (fatal: the kernel's own evidence) from PID 1's SysRq-T entry."""
+    where = hang.culprit or "?"
+    state = {"S": "sleeps", "D": "waits, uninterruptibly,", "R": "runs"}.get(hang.state,
+                                                                         f"is (state {hang.state})")
+    title = (f"PID 1 still {state} in {where} after {boot_timeout:g} s"
+             + (f" (initcall {hang.initcall})" if hang.initcall and hang.initcall != where else "")
+             + ": the initcalls never finished")
+    line_no = guest.console.line_no_at(hang.mark) + hang.line_no - 1
+    t, _ = split_timestamp(hang.text.split("\n", 1)[0])
+    return Splat(kind="boot_hang", title=title, text=hang.text, line_no=line_no, t=t,
+                 wall=time.monotonic(), fatal=True)
+
+
 def console_tail(console: ConsoleMonitor, lines: int = TAIL_LINES) -> str:
     """The console's last lines, with the panic line first if it scrolled out of them."""
     tail = console.tail(lines)
@@ -511,6 +534,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) ->
         raise BootFailed(f"the guest did not boot: its init says {found.group(0).strip()!r}; "
                          f"console log: {console.log_path}", detail=console_tail(console))
     if found is None:
+        tail = None
         if console.panicked:
             console.closed.wait(2.0)
             why = f"the kernel panicked during boot ({console.panic_line})"
@@ -520,8 +544,19 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) ->
         else:
             why = (f"the guest printed no ready marker within {spec.boot_timeout:g} s "
                    f"(sshd never started?)")
+            tail = console_tail(console)    # what the boot printed, before the task dump
+            hang = _where_is_pid1(guest, spec.boot_timeout)
+            if hang is not None and hang.in_initcall:
+                splat = _boot_hang_splat(guest, hang, spec.boot_timeout)
+                exc = BootFailed(f"the guest did not boot: the kernel hung in its own init: "
+                                 f"{splat.title}; console log: {console.log_path}",
+                                 detail=hang.text)
+                exc.splat = splat.to_dict()
+                raise exc
+            if hang is not None:
+                why += f"; PID 1 ({hang.comm}, state {hang.state}) was in {hang.culprit}"
         raise BootFailed(f"the guest did not boot: {why}; console log: {console.log_path}",
-                         detail=console_tail(console))
+                         detail=tail if tail is not None else console_tail(console))
     ready_at = time.monotonic()
     guest.ssh = SSHSession(guest.ssh_port, spec.image.host_key_pub, client_key)
     try:

@@ -92,7 +92,10 @@ def qemu_argv(qemu: str, kernel: Path, initrd: Path, cmdline: str, accel: str, p
     else:
         argv += ["-m", f"{memory_mb}M"]
     argv += ["-kernel", str(kernel), "-initrd", str(initrd), "-append", cmdline,
-             "-serial", "stdio", "-monitor", "none",
+             # a mux chardev only so that Ctrl-A b can send the serial port a BREAK: SysRq
+             # for a guest that never comes up (vm/stuck.py); nothing else writes to it
+             "-chardev", "stdio,id=con0,mux=on,signal=off", "-serial", "chardev:con0",
+             "-monitor", "none",
              "-qmp", f"unix:{qemu_opt_value(qmp_socket)},server=on,wait=off",
              "-device", "virtio-net-pci,netdev=n0",
              "-netdev", f"user,id=n0,ipv6=off,hostfwd=tcp:127.0.0.1:{port}-:22"]
