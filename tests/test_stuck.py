@@ -53,6 +53,8 @@ def test_the_panic_zstest_caused_is_no_evidence_but_only_after_its_note(tmp_path
                                       if NMI_NOTE not in line))
     found = read_console(without_note).all
     assert [s.kind for s in found] == ["panic"] and "NMI: Not continuing" in found[0].title
+    # panic_print's task list after a panic is not part of the panic's report
+    assert "Kernel Offset" in found[0].text and "task:" not in found[0].text
 
 
 def test_a_host_note_keeps_console_line_numbers_true(tmp_path):

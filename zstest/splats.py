@@ -101,6 +101,8 @@ CONTINUES = {
     "kasan": re.compile(r"^(BUG: KASAN|Read of size|Write of size)"),
 }
 PAGE_DUMP_START = re.compile(r"^page:[0-9a-f]+ refcount:")
+# show_state()'s first line per task (panic_print=0x1 prints them after a panic)
+PANIC_TASK_LIST = re.compile(r"^task:\S+\s+state:")
 
 
 
@@ -259,6 +261,8 @@ class SplatScanner:
             return True      # zstest's own test boundary: a report cut short ends here
         if len(cur.lines) >= MAX_LINES:
             return True
+        if cur.kind == "panic" and PANIC_TASK_LIST.match(msg):
+            return True      # panic_print's list of every task follows: not the panic's report
         if cur.timestamped and t is None:
             return True      # output that is not the kernel's (init, a shell) ends the report
         if t is not None and cur.last_t is not None and t - cur.last_t > GAP_S:
