@@ -243,6 +243,7 @@ def test_a_kernel_that_hangs_in_its_init_is_exit_1_naming_where(tmp_path, kernel
                         files=("results.json", "summary.txt", "console.log"))
     data = load(out)
     assert data["cause"] == "kernel", data
+    assert [b["ended"] for b in data["vm"]["boots"]] == ["did not boot"], data["vm"]
     hang = [s for s in data["splats"] if s["kind"] == "boot_hang"]
     assert len(hang) == 1 and hang[0]["fatal"], data["splats"]
     assert "zs_init" in hang[0]["title"] and "do_one_initcall" in hang[0]["text"], hang[0]

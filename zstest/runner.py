@@ -306,6 +306,7 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
                 guest_cm = launch_guest(spec)
                 guest = guest_cm.__enter__()
             except BootFailed as exc:
+                boot["ended"] = "did not boot"
                 if n == 1:
                     raise
                 if getattr(exc, "splat", None):
@@ -314,7 +315,6 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
                 run.not_run = pending or []
                 run.message = (f"{run.message}\n" if run.message else "") + \
                     f"a fresh guest for the {len(run.not_run)} tests left did not boot: {exc.message}"
-                boot["ended"] = "did not boot"
                 return
             with contextlib.ExitStack() as stack:
                 stack.push(guest_cm)
