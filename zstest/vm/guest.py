@@ -366,16 +366,17 @@ class Guest:
 
 
 def _where_is_pid1(guest: Guest, boot_timeout: float):
-    """Where the kernel's PID 1 is, asked over the serial line (vm/stuck.py), or None."""
+    """Where the kernel's PID 1 is, from the task list an NMI or SysRq-T made it print
+    (vm/stuck.py), or None."""
     from .stuck import ask_where_pid1_is
     hang = ask_where_pid1_is(guest)
     if hang is None:
-        log.info("boot: the guest did not answer SysRq-T after %g s", boot_timeout)
+        log.info("boot: the guest listed no tasks (NMI, SysRq-T) after %g s", boot_timeout)
     return hang
 
 
 def _boot_hang_splat(guest: Guest, hang, boot_timeout: float) -> Splat:
-    """A boot_hang splat (fatal: the kernel's own evidence) from PID 1's SysRq-T entry."""
+    """A boot_hang splat (fatal: the kernel's own evidence) from PID 1's task-list entry."""
     where = hang.culprit or "?"
     state = {"S": "sleeps", "D": "waits, uninterruptibly,", "R": "runs"}.get(hang.state,
                                                                          f"is (state {hang.state})")
