@@ -16,7 +16,7 @@ from typing import Iterable, List, Optional, Pattern, Sequence, Tuple, Union
 
 KINDS = ("oops", "bug", "warning", "kasan", "ubsan", "lockdep", "hung_task", "rcu_stall",
          "soft_lockup", "page_alloc_failure", "panic", "vm_bug_on",
-         "boot_hang")   # boot_hang: zstest's, from the kernel's SysRq-T answer (vm/stuck.py)
+         "boot_hang")   # boot_hang: zstest's, from the kernel's task list (vm/stuck.py)
 
 # "[   12.345678] " and optionally "[    T1] " / "[  C0] " caller ids.
 TIMESTAMP = re.compile(r"^\[\s*(\d+\.\d+)\](?:\[\s*[TC]\d+\])?\s?")

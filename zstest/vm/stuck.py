@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..splats import split_timestamp
+from .console import PANIC
 
 # Ctrl-A b: QEMU's mux chardev sends a BREAK to the serial port; the next byte is the SysRq key
 SYSRQ_BREAK = b"\x01b"
 SHOW_STATE = re.compile(r"sysrq: Show State")
 RAN_INIT = re.compile(r"Run \S+ as init process")
-PANIC = re.compile(r"Kernel panic - not syncing")
 # the line zstest writes into console.log before the NMI, and the panic that follows it
 NMI_NOTE = ("boot deadline passed: an NMI asks the kernel where its tasks are "
             "(the panic after this line is zstest's doing)")
@@ -40,8 +40,6 @@ INDUCED_PANIC = "NMI: Not continuing"
 # 6.1+: "task:swapper/0  state:S stack:0  pid:1  ppid:0  flags:0x00004000"
 # (5.x printed "task:swapper/0  state:S stack:    0 pid:    1 ppid: ...")
 TASK_HEADER = re.compile(r"^task:(?P<comm>\S+)\s+state:(?P<state>\S+)\s.*?\bpid:\s*(?P<pid>\d+)\b")
-FRAME = re.compile(r"^\s*(?P<unreliable>\?\s+)?(?P<func>[A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+"
-                   r"(?:\s+\[(?P<module>[\w-]+)\])?")
 # What a sleeping task's stack starts with whatever it waits for: the caller below these is
 # the code that chose to wait.
 WAITING = re.compile(
@@ -57,7 +55,7 @@ INITCALL = "do_one_initcall"
 
 @dataclass
 class Pid1:
-    """PID 1's entry in a SysRq-T dump."""
+    """PID 1's entry in a task dump (SysRq-T, or a panic's with panic_print=0x1)."""
     comm: str
     state: str                                    # R running, S sleeping, D uninterruptible...
     frames: List[str] = field(default_factory=list)   # reliable frames, innermost first
@@ -87,35 +85,36 @@ class Pid1:
 
 
 def read_pid1(text: str) -> Optional[Pid1]:
-    """PID 1's entry in console text holding a SysRq-T dump (the last one), or None."""
+    """PID 1's entry in console text holding a task dump (the last one), or None."""
     lines = text.replace("\r", "").split("\n")
     found: Optional[Pid1] = None
     current: Optional[Pid1] = None
     kept: List[str] = []
+
+    def close():
+        nonlocal found, current
+        from ..decode.symbols import parse_frames     # the splat decoder's trace parser
+        current.text = "\n".join(kept)
+        current.frames = [f.function for f in parse_frames(current.text)
+                          if f.kind == "trace" and f.reliable and f.function]
+        found, current = current, None
+
     for no, raw in enumerate(lines, 1):
-        _, msg = split_timestamp(raw)
-        header = TASK_HEADER.match(msg.strip())
+        msg = split_timestamp(raw)[1].strip()
+        header = TASK_HEADER.match(msg)
         if header:
             if current is not None:
-                current.text = "\n".join(kept)
-                found, current = current, None
+                close()
             if header.group("pid") == "1":
                 current, kept = Pid1(header.group("comm"), header.group("state")[:1],
                                      line_no=no), [raw]
             continue
-        if current is None:
-            continue
-        kept.append(raw)
-        if msg.strip() == "</TASK>":
-            current.text = "\n".join(kept)
-            found, current = current, None
-            continue
-        frame = FRAME.match(msg)
-        if frame and not frame.group("unreliable"):
-            current.frames.append(frame.group("func"))
+        if current is not None:
+            kept.append(raw)
+            if msg == "</TASK>":
+                close()
     if current is not None:
-        current.text = "\n".join(kept)
-        found = current
+        close()
     return found
 
 
