@@ -10,6 +10,7 @@ zstest TestResults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shlex
@@ -124,6 +125,20 @@ class Recorder:
 
     def detail(self, key: str, value: Any) -> None:
         self.details[key] = value
+
+    def perf(self, name: str, value: float, unit: str, better: str, exact: bool = False) -> None:
+        """A performance number: metrics.perf[name] = {value, unit, better, exact}.
+
+        better is "higher" or "lower"; exact=True for numbers computed from identical data
+        (memory use), which runs of the same kernel must reproduce to the unit.
+        """
+        if better not in ("higher", "lower"):
+            raise ValueError(f"perf metric {name}: better must be 'higher' or 'lower', not {better!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"perf metric {name}: {value} is not a finite number")
+        self.metrics.setdefault("perf", {})[name] = {
+            "value": value, "unit": str(unit), "better": better, "exact": bool(exact)}
 
 
 class GuestSuitePlugin:
@@ -441,5 +456,6 @@ def page_size(request) -> int:
 
 @pytest.fixture
 def record(request):
-    """record.metric(before=..., after=...), record.detail(key, value) -> results.json."""
+    """record.metric(before=..., after=...), record.detail(key, value),
+    record.perf(name, value, unit, better, exact=False) -> results.json."""
     return _plugin(request).recorder
