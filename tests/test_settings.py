@@ -184,3 +184,32 @@ def test_bad_file_is_exit_2_naming_file_and_key(tmp_path, env, text, words):
     for w in words:
         assert w in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("content, words", [
+    (b'[build]\njobs = [1, 2]\n', ["key 'build.jobs'", "list"]),
+    (b'[build]\nquiet = [1]\n', ["key 'build.quiet'", "list"]),
+    (b'[build]\njobs = {a = 1}\n', ["key 'build.jobs'", "dict"]),
+    (b'kernel = "~nosuchuser/x"\n', ["key 'kernel'", "~nosuchuser/x"]),
+    (b'[series.apply]\nout = "~nosuchuser/y"\n', ["key 'series.apply.out'", "~nosuchuser/y"]),
+    (b'kernel = "\xff\xfe"\n', ["is not UTF-8"]),
+])
+def test_wrong_type_or_encoding_breaks_no_command_with_a_traceback(tmp_path, env, content, words):
+    """A value click cannot take (a list for an int or bool), an unknown ~user, a non-UTF-8 file:
+    one sentence and exit 2 naming file and key, also for `cache show` (issue 26, finding 5)."""
+    (tmp_path / "zstest.toml").write_bytes(content)
+    proc = run_zstest("cache", "show", cwd=tmp_path, env=env, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("zstest: error: "), proc.stderr
+    assert str(tmp_path / "zstest.toml") in lines[0]
+    for w in words:
+        assert w in lines[0]
+
+
+def test_unknown_user_in_kernel_option_or_env_is_one_sentence(tmp_path, env):
+    for args, extra in ((["--kernel", "~nosuchuser/x"], {}), ([], {"ZSTEST_KERNEL": "~nosuchuser/k"})):
+        proc = run_zstest("series", "apply", *args, "x.mbox", cwd=tmp_path, env={**env, **extra},
+                          timeout=60)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "~nosuchuser" in proc.stderr, proc.stderr

@@ -102,11 +102,11 @@ def tree_config_file(kernel_hint: Optional[str], cwd: Path) -> Optional[Path]:
     """The tree's zstest.toml: in the tree this run will most likely use, else in cwd."""
     candidates = []
     if kernel_hint:
-        candidates.append(Path(kernel_hint).expanduser())
+        candidates.append(expand_user(kernel_hint, "--kernel"))
     elif is_kernel_tree(cwd):
         candidates.append(cwd)
     elif os.environ.get(KERNEL_ENV):
-        candidates.append(Path(os.environ[KERNEL_ENV]).expanduser())
+        candidates.append(expand_user(os.environ[KERNEL_ENV], KERNEL_ENV))
     candidates.append(cwd)
     for directory in candidates:
         if (directory / TREE_FILE).is_file():
@@ -136,6 +136,16 @@ def _read_toml(path: Path) -> dict:
         raise BadInput(f"cannot read {path}: {exc.strerror}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path} is not valid TOML: {exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8.") from None
+
+
+def expand_user(value: str, where: str) -> Path:
+    """Path(value).expanduser(), with an unknown user's or a missing home's `~` as one sentence."""
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:
+        raise BadInput(f"{where}: cannot expand {value!r}: no such user or home directory.") from None
 
 
 def _check_type(path: Path, name: str, key: Key, value: Any) -> Any:
@@ -150,10 +160,10 @@ def _check_type(path: Path, name: str, key: Key, value: Any) -> Any:
     return value
 
 
-def _rebase(value: Any, base: Path) -> Any:
+def _rebase(value: Any, base: Path, where: str = "") -> Any:
     """A relative path in a file is relative to that file; profile names stay names."""
     def one(v: str) -> str:
-        p = Path(v).expanduser()
+        p = expand_user(v, where or str(base))
         if p.is_absolute() or _DEBIAN_VERSION_RE.match(v):
             return str(p) if p.is_absolute() else v
         if "/" in v or v.startswith(".") or v.endswith(".config") or (base / p).exists():
@@ -172,7 +182,7 @@ def _load_file(path: Path, settings: Settings, command_names: Dict[str, Any]) ->
             key = KEYS[name]
             value = _check_type(path, name, key, value)
             if key.path:
-                value = _rebase(value, path.parent)
+                value = _rebase(value, path.parent, f"{path}: key {name!r}")
             if name == "config" and isinstance(value, str):
                 value = [value]
             settings.values[name] = Setting(value, str(path))
@@ -212,7 +222,7 @@ def _load_table(path: Path, name: str, table: dict, settings: Settings,
             raise BadInput(f"{path}: unknown key {name}.{opt!r}: `zstest {name.replace('.', ' ')}` "
                            f"has no option --{opt.replace('_', '-')}.")
         if isinstance(param.type, click.Path) and isinstance(value, (str, list)):
-            value = _rebase(value, path.parent)
+            value = _rebase(value, path.parent, f"{path}: key '{name}.{opt}'")
         _cast(path, f"{name}.{opt}", command, param, value)
         settings.commands.setdefault(name, {})[param.name] = Setting(value, str(path))
 
@@ -225,6 +235,10 @@ def _cast(path: Path, where: str, command, param, value: Any) -> Any:
         return param.type_cast_value(click.Context(command), value)
     except click.BadParameter as exc:
         raise BadInput(f"{path}: key {where!r}: {exc.message}") from None
+    except (TypeError, ValueError, AttributeError):
+        # click's types take strings and numbers: a list or a table where a value belongs
+        raise BadInput(f"{path}: key {where!r} cannot be {type(value).__name__} "
+                       f"{str(value)[:60]!r} (expected {param.type.name}).") from None
 
 
 def _command_names(root) -> Dict[str, Any]:
@@ -329,7 +343,7 @@ def current() -> Settings:
 def _as_choice(value: str, source: str) -> KernelChoice:
     if _DEBIAN_VERSION_RE.match(value) and not Path(value).exists():
         return KernelChoice(None, value, source)
-    return KernelChoice(Path(value).expanduser(), None, source)
+    return KernelChoice(expand_user(value, source), None, source)
 
 
 def kernel_choice(explicit: Optional[Path] = None, settings: Optional[Settings] = None,
