@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import threading
+import time
 from typing import Callable, Dict, List
 
 
@@ -45,6 +46,22 @@ class LocalLore:
     def serve_raw(self, msgid: str, answer: Callable) -> None:
         """answer(handler) writes the reply itself: a stall, a trickle, a gzip bomb."""
         self.raw[f"/all/{msgid}/t.mbox.gz"] = answer
+
+    def serve_bytes(self, msgid: str, answer: bytes, pause_s: float = 0.0,
+                    chunk: int = 1 << 16) -> None:
+        """answer as it is on the wire, no HTTP framing of ours (garbage, a bad status line,
+        broken chunks); pause_s between chunks of `chunk` bytes makes it a trickle."""
+        def write(handler):
+            handler.close_connection = True
+            try:
+                for i in range(0, len(answer), chunk):
+                    handler.wfile.write(answer[i:i + chunk])
+                    handler.wfile.flush()
+                    if pause_s:
+                        time.sleep(pause_s)
+            except (BrokenPipeError, ConnectionResetError):
+                pass        # zstest hung up (its deadline, a parse error): expected
+        self.serve_raw(msgid, write)
 
     def __enter__(self) -> "LocalLore":
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
