@@ -13,7 +13,7 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 from .errors import EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, BadInput
 from .manifests import load_results, save_bisect
@@ -42,6 +42,13 @@ class BisectRequest:
     arch: str = "x86_64"              # the arch record every prefix is built for
     page_size: Optional[str] = None
     on_progress: Callable[[str], None] = print
+    # --perf METRIC: a prefix is bad when METRIC moved beyond the thresholds against the base,
+    # measured by booting base and prefix alternately (perf/run.py), perf_runs each
+    perf_metric: Optional[str] = None
+    perf_runs: int = 5
+    perf_warmup: int = 1
+    perf_thresholds: Any = None       # perf.verdict.Thresholds; None: its defaults
+    host_cpus: Optional[set] = None
 
 
 NO_BOOT = "did not boot: "      # a Step.reason that starts so: the prefix's kernel never came up
@@ -290,11 +297,106 @@ class _Bisector:
         return result
 
 
+class _PerfBisector(_Bisector):
+    """--perf METRIC: the same search; a step builds prefix k and boots it alternately with the
+    base (built once, as prefix 0), and is bad when METRIC moved beyond the thresholds."""
+
+    def run(self) -> BisectResult:
+        self.req.test_base = False      # the base is the reference, measured at every step
+        self.load()
+        base = self.test(0)
+        if base.verdict != "good":
+            self.strategy = self.req.strategy
+            return self.finish(message=f"the base tree does not build: {base.reason}",
+                               exit_code=EXIT_BUILD)
+        return super().run()
+
+    def test(self, k: int) -> Step:
+        if k in self.steps:
+            return self.steps[k]
+        from .errors import ApplyFailed, BuildFailed
+        from .pipeline import BuildRequest, reproducer_argv, run_build
+        req, started = self.req, time.monotonic()
+        subject = self.series.patches[k - 1].subject if k else "base"
+        name = f"prefix-{k:02d}"
+        step = Step(prefix=k, subject=subject, verdict="skip",
+                    build_dir=str(self.out / name / "build"))
+        self.say(f"prefix {k}/{self.n} ({subject}): building")
+        breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
+                            configs=list(req.configs), out=self.out / name / "build",
+                            series_limit=k if k else None, jobs=req.jobs, arch=req.arch,
+                            page_size=req.page_size)
+        breq.argv = reproducer_argv(breq)
+        try:
+            step.build_dir = str(run_build(breq, echo=lambda line: None).build_dir)
+        except (ApplyFailed, BuildFailed) as exc:
+            step.reason = exc.message
+        else:
+            if k == 0:
+                step.verdict, step.reason = "good", "the reference every prefix is measured against"
+            else:
+                self._measure(step, self.out / name / "perf")
+        step.duration_s = round(time.monotonic() - started, 1)
+        self.say(f"prefix {k}: {step.verdict}" + (f" ({step.reason})" if step.reason else ""))
+        return self._keep(step)
+
+    def _measure(self, step: Step, out: Path) -> None:
+        """Base and prefix booted alternately; step.verdict from METRIC's verdict."""
+        from .perf.render import write_outputs
+        from .perf.run import PerfRequest, measure
+        from .perf.verdict import IMPROVED, REGRESSED, Thresholds
+        req = self.req
+        self.say(f"prefix {step.prefix}: measuring {req.perf_metric} against the base "
+                 f"({req.perf_runs} runs each, alternately)")
+        preq = PerfRequest(a="base", b=f"prefix {step.prefix}", out=out, runs=req.perf_runs,
+                           warmup=req.perf_warmup, suite=req.suite, keyword=req.keyword,
+                           accel=req.accel, memory_mb=req.memory_mb, timeout=req.timeout,
+                           run_timeout=req.run_timeout, boot_timeout=req.boot_timeout,
+                           host_cpus=req.host_cpus,
+                           thresholds=req.perf_thresholds or Thresholds(),
+                           echo=lambda line: None)
+        cmp = measure(preq, Path(self.steps[0].build_dir), Path(step.build_dir))
+        write_outputs(cmp, out)
+        step.results_dir = str(out)
+        metric = next((m for m in cmp.metrics if m.name == req.perf_metric), None)
+        if metric is None:
+            known = ", ".join(m.name for m in cmp.metrics)
+            raise BadInput(f"suite {req.suite} records no metric {req.perf_metric!r}; it "
+                           f"records: {known}.")
+        change = f"{metric.stats.change_pct:+.1f}%" if metric.stats and \
+            metric.stats.change_pct is not None else "no change figure"
+        step.reason = f"{metric.name} {change}: {metric.verdict}"
+        if metric.verdict in (REGRESSED, IMPROVED):
+            step.verdict = "bad"
+        elif metric.verdict.startswith("not measured") or metric.verdict == "too few runs":
+            raise BadInput(f"{metric.name} cannot be judged at prefix {step.prefix}: "
+                           f"{metric.verdict}.")
+        else:
+            step.verdict = "good"
+
+    def answer(self, good: int, bad: int) -> BisectResult:
+        metric, cands = self.req.perf_metric, list(range(good + 1, bad + 1))
+        if len(cands) == 1:
+            return self.finish(first_bad=bad, candidates=cands, exit_code=EXIT_TEST_FAILED,
+                               message=f"the first patch that moves {metric} is {bad}/{self.n} "
+                                       f"{self.subjects[bad]!r} ({self.steps[bad].reason}).")
+        return self.finish(candidates=cands, exit_code=EXIT_TEST_FAILED,
+                           message=f"the first patch that moves {metric} is one of "
+                                   f"{', '.join(map(str, cands))}: prefixes "
+                                   f"{', '.join(map(str, cands[:-1]))} could not be built "
+                                   f"(skipped).")
+
+    def no_failure(self) -> BisectResult:
+        return self.finish(message=f"no prefix moves {self.req.perf_metric} beyond the "
+                                   f"thresholds against the base.", exit_code=EXIT_OK)
+
+
 def bisect(req: BisectRequest) -> BisectResult:
-    """Find the first patch of req.series whose kernel fails the selected tests."""
+    """Find the first patch of req.series whose kernel fails the selected tests (with
+    req.perf_metric: the first that moves that metric against the base)."""
     if req.strategy not in ("auto", "linear", "binary"):
         raise BadInput(f"unknown search strategy {req.strategy!r} (auto, linear, binary).")
-    return _Bisector(req).run()
+    return (_PerfBisector(req) if req.perf_metric else _Bisector(req)).run()
 
 
 def render_text(result: BisectResult) -> str:
@@ -318,5 +420,7 @@ def render_text(result: BisectResult) -> str:
     lines += ["", result.message]
     bad = next((s for s in result.steps if s.prefix == result.first_bad), None)
     if bad and bad.results_dir:
-        lines.append(f"evidence: {bad.results_dir} (console.log, results.json, tests/)")
+        perf = (Path(bad.results_dir) / "perf.json").is_file()
+        lines.append(f"evidence: {bad.results_dir} " + ("(perf.txt, plots/, a/ and b/: the runs)"
+                                                         if perf else "(console.log, results.json, tests/)"))
     return "\n".join(lines)

@@ -50,6 +50,13 @@ bisect.json (zstest bisect's dir): series, revision, total, strategy, steps [{pr
   first_bad, candidates, message, exit_code; while running {series, total, finished: false,
   steps}.
 
+perf.json (`zstest compare --perf`'s out dir; written by perf/render.py): summary, exit_code,
+  accel, arch, thresholds {p, min_change_pct, exact_change_pct, min_runs}, setup (runs,
+  warmup, order, host_cpus, suite), a/b {path, runs [{results_dir, status}]}, failed_runs,
+  metrics [{name, unit, better, exact, test, verdict, values_a, values_b, n_a, n_b, mean_a,
+  mean_b, sd_a, sd_b, change_pct, ci_pct [low, high], p, identical_a, identical_b, notes,
+  plot}].
+
 cell.json (build dir and results dir of a matrix cell): {name, series, config, tree, suite};
   `zstest compare --merge` labels its columns with name.
 """
@@ -68,11 +75,13 @@ BUILD_JSON = "build.json"
 RESULTS_JSON = "results.json"
 BISECT_JSON = "bisect.json"
 CELL_JSON = "cell.json"
+PERF_JSON = "perf.json"
 # The version each save writes; a file without one is version 1.
 BUILD_SCHEMA = 1
 RESULTS_SCHEMA = 1
 BISECT_SCHEMA = 1
 CELL_SCHEMA = 1
+PERF_SCHEMA = 1
 
 
 # ---------------------------------------------------------------- reading and shape
@@ -507,6 +516,12 @@ def load_cell(path: "str | Path") -> CellManifest:
 
 def save_cell(directory: "str | Path", cell: dict) -> Path:
     return _save(Path(directory) / CELL_JSON, CELL_JSON, CELL_SCHEMA, cell, sort_keys=True)
+
+
+# ---------------------------------------------------------------- perf.json
+
+def save_perf(out: "str | Path", data: dict) -> Path:
+    return _save(Path(out) / PERF_JSON, PERF_JSON, PERF_SCHEMA, data)
 
 
 def manifest_name(area: str) -> str:

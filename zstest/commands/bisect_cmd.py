@@ -36,15 +36,44 @@ from . import arch_options, lore_url_option
 @click.option("--boot-timeout", type=float, default=120.0, show_default=True)
 @click.option("--memory", "memory_mb", type=int, default=None, help="Guest RAM in MiB.")
 @click.option("-j", "--jobs", type=int, default=None, help="make -j (default: all cores).")
+@click.option("--perf", "perf_metric", metavar="METRIC",
+              help="Find the first patch that moves this perf metric beyond the thresholds "
+                   "against the base (each prefix booted alternately with the base; the suite "
+                   "defaults to perf).")
+@click.option("--runs", "perf_runs", type=int, default=5, show_default=True,
+              help="--perf: measured runs per side at each step.")
+@click.option("--warmup", "perf_warmup", type=int, default=1, show_default=True,
+              help="--perf: discarded runs per side before them.")
+@click.option("--p-threshold", type=float, default=0.05, show_default=True,
+              help="--perf: Welch's p below which a change can be a verdict.")
+@click.option("--min-change", type=float, default=5.0, show_default=True,
+              help="--perf: the smallest change of a timing metric, in %.")
+@click.option("--exact-change", type=float, default=1.0, show_default=True,
+              help="--perf: the smallest change of an exact (memory) metric, in %.")
+@click.option("--host-cpus", metavar="LIST", help="--perf: host CPUs QEMU is pinned to, e.g. 0-1.")
 @arch_options
 def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy, test_base,
                    accel, timeout, run_timeout, boot_timeout, memory_mb, jobs, arch,
-                   page_size) -> int:
-    """Find the first patch whose kernel fails the tests; build-broken prefixes are skipped."""
+                   page_size, perf_metric, perf_runs, perf_warmup, p_threshold, min_change,
+                   exact_change, host_cpus) -> int:
+    """Find the first patch whose kernel fails the tests; build-broken prefixes are skipped.
+    With --perf METRIC: the first patch whose kernel moves METRIC against the base."""
     from ..bisect import BisectRequest, bisect, render_text
     from ..cache import cache_dir
     from ..errors import BadInput
 
+    perf = {}
+    if perf_metric:
+        from click.core import ParameterSource
+
+        from ..perf.run import DEFAULT_SUITE, parse_cpus
+        from ..perf.verdict import Thresholds
+        if click.get_current_context().get_parameter_source("suite") == ParameterSource.DEFAULT:
+            suite = DEFAULT_SUITE
+        perf = dict(perf_metric=perf_metric, perf_runs=perf_runs, perf_warmup=perf_warmup,
+                    perf_thresholds=Thresholds(p=p_threshold, min_change_pct=min_change,
+                                               exact_change_pct=exact_change).check(),
+                    host_cpus=parse_cpus(host_cpus) if host_cpus else None)
     if suite not in available_suites():
         raise BadInput(f"unknown suite {suite!r}; known: {', '.join(available_suites())}.")
     from ..settings import resolve_kernel
@@ -54,7 +83,8 @@ def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy,
         series=series, out=out, kernel=kernel, base=base, configs=list(configs) or ["base"],
         suite=suite, keyword=keyword, strategy=strategy, test_base=test_base, accel=accel,
         timeout=timeout, run_timeout=run_timeout, boot_timeout=boot_timeout,
-        memory_mb=memory_mb, jobs=jobs, arch=arch, page_size=page_size, on_progress=click.echo))
+        memory_mb=memory_mb, jobs=jobs, arch=arch, page_size=page_size, on_progress=click.echo,
+        **perf))
     click.echo("")
     click.echo(render_text(result))
     click.echo(f"\nzstest: bisect log in {Path(out) / 'bisect.txt'}")

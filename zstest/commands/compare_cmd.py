@@ -5,12 +5,46 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from ..errors import BadInput
 from . import arch_options, lore_url_option
+
+
+def perf_options(f):
+    """--perf and its options: the performance and memory verdict (zstest/perf/)."""
+    options = [
+        click.option("--perf", is_flag=True,
+                     help="Performance and memory: boot A and B alternately (build dirs or "
+                          "series; or compare runs already made: results dirs, or dirs holding "
+                          "them) and judge every perf metric. Exit 1 when one regressed."),
+        click.option("--runs", type=int, default=5, show_default=True,
+                     help="--perf: measured runs per side (A B A B ...)."),
+        click.option("--warmup", type=int, default=1, show_default=True,
+                     help="--perf: discarded runs per side before the measured ones."),
+        click.option("--out", "perf_out", type=click.Path(file_okay=False, path_type=Path),
+                     help="--perf: where the runs, perf.txt, perf.json, junit.xml, summary.txt "
+                          "and plots/ go (default: ~/.cache/zstest/perf/<stamp>)."),
+        click.option("--p-threshold", type=float, default=0.05, show_default=True,
+                     help="--perf: Welch's p below which a change can be a verdict."),
+        click.option("--min-change", type=float, default=5.0, show_default=True,
+                     help="--perf: the smallest change of a timing metric's mean, in %, that "
+                          "is a verdict (with p below the threshold)."),
+        click.option("--exact-change", type=float, default=1.0, show_default=True,
+                     help="--perf: the smallest change of an exact (memory) metric, in %, "
+                          "that is a verdict (no test: its runs are identical)."),
+        click.option("--host-cpus", metavar="LIST",
+                     help="--perf: the host CPUs zstest and QEMU are pinned to for every run, "
+                          "e.g. 0-1 (default: those zstest may use now)."),
+        click.option("--memory", "memory_mb", type=int, default=None,
+                     help="--perf: guest RAM in MiB for every run (default: the suite's)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
 
 
 def _write_json(data: dict, dest: str) -> None:
@@ -42,8 +76,9 @@ def _write_json(data: dict, dest: str) -> None:
               help="Compare two sides built for different architectures or page sizes "
                    "(refused by default: the differences would be the arches').")
 @arch_options
+@perf_options
 def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword, each,
-                    allow_arch_mismatch, arch, page_size) -> int:
+                    allow_arch_mismatch, arch, page_size, perf, **perf_opts) -> int:
     """Compare A (old) with B (new): results dirs, build dirs, their JSON files, or two series
     sources to build and run first. Exit 1 when anything regressed.
 
@@ -51,6 +86,9 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
     is one column; exit 1 when any of them failed."""
     from .. import compare as cmp
 
+    if perf:
+        return _compare_perf(sides, json_out, kernel, configs, suite, keyword, each,
+                             allow_arch_mismatch, arch, page_size, **perf_opts)
     if merge_mode:
         if not sides:
             raise BadInput("--merge needs at least one results directory.")
@@ -123,6 +161,53 @@ def _run_revision(series, kernel, configs, suite, keyword, each, echo, arch="x86
         # results.json records the failed boot: that is the comparison's B (or A).
         echo(f"zstest: error: {outcome.boot_error.message}")
     return outcome.results_dir
+
+
+# ------------------------------------------------------------------ --perf
+
+def _compare_perf(sides, json_out, kernel, configs, suite, keyword, each, allow_arch_mismatch,
+                  arch, page_size, runs, warmup, perf_out, p_threshold, min_change,
+                  exact_change, host_cpus, memory_mb) -> int:
+    """`compare --perf A B`: the runs (interleaved) or the results dirs, judged and written."""
+    from click.core import ParameterSource
+
+    from ..cache import cache_dir
+    from ..fsutil import claim_unique_dir
+    from ..perf.render import write_outputs, perf_json, render_table
+    from ..perf.run import DEFAULT_SUITE, PerfRequest, compare_perf, parse_cpus, side_kind
+    from ..perf.verdict import Thresholds
+
+    if len(sides) != 2:
+        raise BadInput(f"compare --perf takes two sides, A and B (got {len(sides)}).")
+    ctx = click.get_current_context()
+    typed = lambda name: ctx.get_parameter_source(name) not in (  # noqa: E731
+        ParameterSource.DEFAULT, None)
+    progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    kinds = {side_kind(src) for src in sides}
+    if kernel is None and "series" in kinds and "results" not in kinds:
+        from ..settings import resolve_kernel
+        kernel = resolve_kernel(None, echo=progress)
+    out = perf_out or claim_unique_dir(cache_dir("perf"), time.strftime("%Y%m%d-%H%M%S"))
+    req = PerfRequest(
+        a=sides[0], b=sides[1], out=Path(out).expanduser().resolve(), runs=runs, warmup=warmup,
+        suite=suite if typed("suite") else DEFAULT_SUITE, keyword=keyword, kernel=kernel,
+        configs=list(configs) or ["base"], each=each if typed("each") else False, arch=arch,
+        page_size=page_size, memory_mb=memory_mb,
+        host_cpus=parse_cpus(host_cpus) if host_cpus else None,
+        thresholds=Thresholds(p=p_threshold, min_change_pct=min_change,
+                              exact_change_pct=exact_change).check(),
+        allow_arch_mismatch=allow_arch_mismatch, echo=progress)
+    # Stdout carries only the table (or its JSON): the runs' chatter goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        comparison = compare_perf(req)
+        written = write_outputs(comparison, req.out)
+    if json_out:
+        _write_json(perf_json(comparison, {k[5:]: v for k, v in written.items()
+                                           if k.startswith("plot:")}), json_out)
+    if json_out != "-":
+        click.echo(render_table(comparison), nl=False)
+    progress(f"zstest: perf.txt, perf.json, junit.xml, summary.txt and plots/ in {req.out}")
+    return comparison.exit_code
 
 
 COMMANDS = [compare_command]
