@@ -29,6 +29,7 @@ from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
 from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
 from .manifests import has_build, save_build
+from .patchset import patch_sha256
 
 # Bump when the build's outputs change shape: test fixtures key their reuse on it.
 BUILD_FORMAT_VERSION = "1"
@@ -315,7 +316,9 @@ class _Builder:
                 "cover_subject": series.cover_subject,
                 "total": total, "applied_prefix": len(series.patches),
                 "patches": [{"index": p.index, "subject": p.subject, "apply": None,
-                             "build": None, "new_warnings": []} for p in series.patches]},
+                             "build": None, "new_warnings": [], "msgid": p.msgid or None,
+                             # KCIDB's patchset hash and b4-check's cache key (patchset.py)
+                             "sha256": patch_sha256(p.raw)} for p in series.patches]},
             "config": {"profiles": [f.profile for f in fragments if f.profile],
                        "fragments": [str(f.path) for f in fragments if not f.profile],
                        "start": None, "missing_options": [], "ignored_optional": []},

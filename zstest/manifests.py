@@ -527,3 +527,29 @@ def save_perf(out: "str | Path", data: dict) -> Path:
 def manifest_name(area: str) -> str:
     """The manifest a cache area's entries hold (builds, results, bisect)."""
     return {"builds": BUILD_JSON, "results": RESULTS_JSON, "bisect": BISECT_JSON}[area]
+
+
+# ---------------------------------------------------------------- KCIDB, b4-check state
+
+def save_kcidb(path: "str | Path", data: dict) -> Path:
+    """A KCIDB document (`zstest report --kcidb`): KCIDB's own schema, versioned by its
+    `version` object, so no zstest `schema` key is stamped (KCIDB allows no extra keys)."""
+    return write_text_atomic(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+B4CHECK_JSON = "b4check.json"
+B4CHECK_SCHEMA = 1
+
+
+def load_b4check(state_dir: "str | Path") -> Optional[dict]:
+    """b4-check's state for one patchset (cache/b4check/<key>/b4check.json): {status (running /
+    done / interrupted / error), pid, started, finished, key, patchset_hash, series, results_dir,
+    build_dir, exit_code, error, checks [b4's entries]}; None when there is none yet."""
+    path = Path(state_dir) / B4CHECK_JSON
+    if not path.is_file():
+        return None
+    return _read(path, B4CHECK_JSON)
+
+
+def save_b4check(state_dir: "str | Path", data: dict) -> Path:
+    return _save(Path(state_dir) / B4CHECK_JSON, B4CHECK_JSON, B4CHECK_SCHEMA, data)

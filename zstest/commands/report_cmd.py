@@ -12,10 +12,27 @@ from ..report import render_report
 @click.command()
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), help="Write the report to this file.")
-def report(results_dir: Path, out: Optional[Path]) -> int:
+# --kcidb (zstest/kcidb.py)
+@click.option("--kcidb", "kcidb_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write RESULTS_DIR (or a compare, bisect or matrix tree of results and "
+                   "build dirs) as KCIDB JSON to this file, checked against kcidb-io's schema, "
+                   "instead of the text report.")
+@click.option("--kcidb-origin", "kcidb_origin", default="zstest", show_default=True,
+              metavar="NAME", help="The KCIDB origin (your CI system's name) of every object.")
+@click.option("--kcidb-url-base", "kcidb_url_base", metavar="URL",
+              help="Where RESULTS_DIR is published: logs and configs become URL/<path inside "
+                   "it> (default: file:// URLs of this machine).")
+def report(results_dir: Path, out: Optional[Path], kcidb_out: Optional[Path] = None,
+           kcidb_origin: str = "zstest", kcidb_url_base: Optional[str] = None) -> int:
     """Print RESULTS_DIR as a plain-text, 72-column report for a mailing-list reply."""
     if not results_dir.is_dir():
         raise BadInput(f"{results_dir} is not a directory: give a results directory.")
+    if kcidb_out is not None:
+        from ..kcidb import counts_line, export_kcidb
+        data = export_kcidb([results_dir], kcidb_out, origin=kcidb_origin,
+                            url_base=kcidb_url_base)
+        click.echo(f"KCIDB JSON written to {kcidb_out} ({counts_line(data)})")
+        return EXIT_OK
     text = render_report(results_dir)
     if out is not None:
         try:
