@@ -157,18 +157,34 @@ def _opener(watchdog: _Watchdog):
     return urllib.request.build_opener(HTTP, HTTPS)
 
 
-def _download(url: str, dest: Path, lore_url: str, msgid: str) -> None:
-    """The gunzipped body of url into dest, within the size caps and the total deadline."""
+def fetch_thread_now(msgid: str, lore_url: str, dest: Path) -> Path:
+    """The thread of msgid as the server has it now, into dest (not cached: it may grow)."""
+    check_lore_url(lore_url)
+    _download(thread_url(msgid, lore_url), dest, lore_url, msgid)
+    return dest
+
+
+def fetch_url(url: str, dest: Path, lore_url: str, what: str) -> Path:
+    """url's plain body (an Atom feed) into dest, never cached, with fetch_thread's deadline and
+    compressed-size cap: `zstest watch` polls feeds that change between polls."""
+    check_lore_url(lore_url)
+    _download(url, dest, lore_url, what, body=_copy_into)
+    return dest
+
+
+def _download(url: str, dest: Path, lore_url: str, msgid: str, body=None) -> None:
+    """The gunzipped body of url (body: another reader of it) into dest, within the size caps
+    and the total deadline."""
     watchdog = _Watchdog(FETCH_DEADLINE_S)
     late = BadInput(f"fetching {url} did not finish within {FETCH_DEADLINE_S:g} s.")
     try:
         with _opener(watchdog).open(url, timeout=min(FETCH_TIMEOUT_S, FETCH_DEADLINE_S)) as resp, \
                 open(dest, "wb") as out:
-            _inflate_into(resp, out, url, watchdog)
+            (body or _inflate_into)(resp, out, url, watchdog)
     except BadInput:
         raise
     except urllib.error.HTTPError as exc:
-        if exc.code == 404:
+        if exc.code == 404 and body is None:
             raise BadInput(f"{lore_url} has no thread for message-id <{msgid}> "
                            f"(HTTP 404 for {url}).") from None
         raise BadInput(f"{lore_url} answered HTTP {exc.code} for {url}.") from None
@@ -183,10 +199,25 @@ def _download(url: str, dest: Path, lore_url: str, msgid: str) -> None:
                            f"({type(exc).__name__}: {one_line(str(exc), 80)}).") from None
         if isinstance(exc, (urllib.error.URLError, OSError)):
             reason = getattr(exc, "reason", exc)
-            raise BadInput(f"cannot reach {lore_url} to fetch <{msgid}>: {reason}.") from None
+            what = msgid if body else f"<{msgid}>"
+            raise BadInput(f"cannot reach {lore_url} to fetch {what}: {reason}.") from None
         raise
     finally:
         watchdog.cancel()
+
+
+def _copy_into(resp, out, url: str, watchdog: _Watchdog) -> None:
+    received = 0
+    while not watchdog.fired:
+        chunk = resp.read1(CHUNK_BYTES)
+        if not chunk:
+            return
+        received += len(chunk)
+        if received > MAX_COMPRESSED_BYTES:
+            raise BadInput(f"{url} sent more than {MAX_COMPRESSED_BYTES >> 20} MiB; "
+                           f"no feed is that large.")
+        out.write(chunk)
+    raise BadInput(f"fetching {url} did not finish within {FETCH_DEADLINE_S:g} s.")
 
 
 def _inflate_into(resp, out, url: str, watchdog: _Watchdog) -> None:
