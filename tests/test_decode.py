@@ -181,13 +181,15 @@ def git(repo: Path, *args: str) -> str:
 def series_build(tmp_path, monkeypatch) -> Path:
     """A git tree with a base commit and two patch commits, and a build.json naming them.
 
-    The repository lives inside ZSTEST_CACHE, as zstest's own cached repositories do: decode
-    reads no git dir outside the cache.
+    The git dir is one of ZSTEST_CACHE's repositories (repos/<tree>/git), as zstest's own
+    cached repositories are: decode reads no other git dir.
     """
     monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
-    repo = tmp_path / "cache" / "repos" / "linux"
+    repo = tmp_path / "src" / "linux"
+    git_dir = tmp_path / "cache" / "repos" / "linux" / "git"
     (repo / "mm").mkdir(parents=True)
-    git(repo, "init", "-q")
+    git_dir.parent.mkdir(parents=True)
+    git(repo, "init", "-q", "--separate-git-dir", str(git_dir))
     (repo / "mm" / "zsmalloc.c").write_text(ZSMALLOC_BASE)
     (repo / "mm" / "other.c").write_text("int other(void)\n{\n\treturn 1;\n}\n")
     git(repo, "add", ".")
@@ -203,7 +205,7 @@ def series_build(tmp_path, monkeypatch) -> Path:
     build.mkdir()
     (build / "build.json").write_text(json.dumps({
         "status": "ok",
-        "kernel": {"tree": str(repo), "base": base, "version": "6.1.0", "git_dir": str(repo / ".git"),
+        "kernel": {"tree": str(repo), "base": base, "version": "6.1.0", "git_dir": str(git_dir),
                    "worktree": str(repo)},
         "series": {"source": "demo.mbox", "revision": 1, "total": 2, "applied_prefix": 2,
                    "patches": [{"index": i + 1, "subject": s, "apply": "ok", "build": "ok",
@@ -472,7 +474,7 @@ def test_build_json_revisions_never_reach_git_as_options(series_build, tmp_path)
 
 def test_build_json_git_dir_outside_the_cache_is_not_read(series_build, tmp_path):
     outside = tmp_path / "elsewhere"
-    shutil.copytree(tmp_path / "cache" / "repos" / "linux", outside)
+    shutil.copytree(tmp_path / "cache" / "repos" / "linux" / "git", outside / ".git")
     manifest = json.loads((series_build / "build.json").read_text())
     manifest["kernel"]["git_dir"] = str(outside / ".git")
     manifest["kernel"]["worktree"] = str(outside)
@@ -482,4 +484,4 @@ def test_build_json_git_dir_outside_the_cache_is_not_read(series_build, tmp_path
                             "text": f"WARNING: CPU: 0 PID: 1 at mm/zsmalloc.c:{n} zs_page_migrate+0x1/0x5\n"},
                            series_build)
     assert decoded.patches == []
-    assert any("not inside the zstest cache" in note for note in decoded.notes)
+    assert any("not one of the zstest cache's repositories" in note for note in decoded.notes)

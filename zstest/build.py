@@ -578,10 +578,9 @@ class _Builder:
         """A ref per build in the cached repo: the patch commits outlive the next worktree reset."""
         digest = hashlib.sha1(str(self.build_dir).encode()).hexdigest()[:10]
         ref = f"refs/zstest/builds/{_slug(self.build_dir.name)}-{digest}"
-        from .tree import cache_git_env
+        from .gitsafe import run_git
         try:
-            proc.run(["git", "-C", str(wt.path), "update-ref", ref, "HEAD"], timeout=60,
-                     check=True, env=cache_git_env())
+            run_git(["update-ref", ref, "HEAD"], cwd=wt.path, timeout=60, check=True)
         except proc.CommandError as exc:
             # runs in a finally: must not hide how the build ended; decode then has no commits
             self.echo(f"zstest build: the patch commits are not kept: {exc.summary()}")

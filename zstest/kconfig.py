@@ -33,6 +33,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from . import proc, resources
 from .arch import ArchSpec, arch_spec
 from .errors import BadInput, BuildFailed
+from .gitsafe import run_git
 
 PROFILES_DIR = resources.configs_dir()
 ARCH_PROFILES_DIR = PROFILES_DIR / "arch"    # one fragment per arch record
@@ -573,10 +574,10 @@ def config_key(srctree: Path, start: str, merged: Dict[str, ConfigOption]) -> st
     if (srctree / ".git").exists():
         # The index's blob ids of the Kconfig inputs: much faster than reading the tree.
         try:
-            listing = proc.run(["git", "ls-files", "-s", "--", "*Kconfig*", "*/configs/*.config",
-                                "Makefile"], cwd=srctree, timeout=120, check=True).stdout
-            dirty = proc.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                             cwd=srctree, timeout=120, check=True).stdout
+            listing = run_git(["ls-files", "-s", "--", "*Kconfig*", "*/configs/*.config",
+                               "Makefile"], cwd=srctree, timeout=120, check=True).stdout
+            dirty = run_git(["status", "--porcelain", "--untracked-files=no"],
+                            cwd=srctree, timeout=120, check=True).stdout
             if not dirty.strip():
                 h.update(listing.encode())
                 return h.hexdigest()

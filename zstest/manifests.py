@@ -181,7 +181,7 @@ class BuildKernel:
     base: Optional[str] = None       # untrusted: check with tree.is_object_id before git sees it
     version: Optional[str] = None
     worktree: Optional[str] = None
-    git_dir: Optional[str] = None    # untrusted: check with tree.inside_cache
+    git_dir: Optional[str] = None    # untrusted: check with gitsafe.cache_git_dir
     keep_ref: Optional[str] = None
 
 
@@ -553,3 +553,72 @@ def load_b4check(state_dir: "str | Path") -> Optional[dict]:
 
 def save_b4check(state_dir: "str | Path", data: dict) -> Path:
     return _save(Path(state_dir) / B4CHECK_JSON, B4CHECK_JSON, B4CHECK_SCHEMA, data)
+
+
+# ---------------------------------------------------------------- coverage maps (affected.py)
+
+COVERAGE_MAP_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class CoverageMap:
+    """cache/coverage-maps/<key>.json, written after a --coverage run (zstest/affected.py):
+    {key, created, source {tree, git_dir, base, commit, series {source, revision, sha256[]}},
+    config {profiles, fragments, arch, page_size}, kernel_version, suite, keyword, results_dir,
+    files {path: {executable [line], functions {name: [start, end]}}},
+    tests {name: {status, duration_s, files {path: {lines [[line, count]], functions [name]}}}}}.
+    Only the lines a test executed are listed (count > 0)."""
+    path: Path
+    data: dict
+    schema: int = COVERAGE_MAP_SCHEMA
+    key: str = ""
+    source: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    suite: str = ""
+    keyword: str = ""
+    created: str = ""
+    files: dict = field(default_factory=dict)
+    tests: dict = field(default_factory=dict)
+
+
+def _line_counts(d: dict, where: str) -> None:
+    for i, pair in enumerate(_take(d, "lines", (list,), where, [])):
+        if not (isinstance(pair, list) and len(pair) == 2 and
+                all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+            raise _WrongShape(f"{where}lines[{i}]", pair, "a [line, count] pair")
+
+
+def _coverage_map_from(path: Path, d: dict, schema: int) -> CoverageMap:
+    files = _obj(d, "files")
+    for name, f in files.items():
+        if not isinstance(f, dict):
+            raise _WrongShape(f"files.{name}", f, "an object")
+        _take(f, "executable", (list,), f"files.{name}.")
+        _obj(f, "functions", f"files.{name}.")
+    tests = _obj(d, "tests")
+    for name, t in tests.items():
+        if not isinstance(t, dict):
+            raise _WrongShape(f"tests.{name}", t, "an object")
+        _take(t, "status", (str,), f"tests.{name}.")
+        _take(t, "duration_s", (float,), f"tests.{name}.")
+        for path_, f in _obj(t, "files", f"tests.{name}.").items():
+            if not isinstance(f, dict):
+                raise _WrongShape(f"tests.{name}.files.{path_}", f, "an object")
+            _line_counts(f, f"tests.{name}.files.{path_}.")
+    return CoverageMap(path=path, data=d, schema=schema, key=_take(d, "key", (str,), default=""),
+                       source=_obj(d, "source"), config=_obj(d, "config"),
+                       suite=_take(d, "suite", (str,), default=""),
+                       keyword=_take(d, "keyword", (str,), default=""),
+                       created=_take(d, "created", (str,), default=""), files=files, tests=tests)
+
+
+def load_coverage_map(path: "str | Path") -> CoverageMap:
+    """One stored coverage map; BadInput when missing or misshapen."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path} is not a zstest coverage map (no such file).")
+    return _parse(path, "coverage map", _coverage_map_from)
+
+
+def save_coverage_map(path: "str | Path", data: dict) -> Path:
+    return _save(Path(path), "coverage map", COVERAGE_MAP_SCHEMA, data)

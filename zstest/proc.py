@@ -80,20 +80,22 @@ def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
 def run(argv: Sequence[str], *, timeout: float = 600, cwd: "str | Path | None" = None,
         env: Optional[Mapping[str, str]] = None, check: bool = True,
         input: Optional[str] = None, log_file: Optional[IO[str]] = None,
-        on_line: Optional[Callable[[str], None]] = None, stop_grace_s: float = 0) -> CommandResult:
+        on_line: Optional[Callable[[str], None]] = None, stop_grace_s: float = 0,
+        unset: Sequence[str] = ()) -> CommandResult:
     """Run argv (a list, never a shell string) and return its result.
 
     With log_file or on_line, output is streamed line by line (stderr merged
     into stdout) as it comes, so a long build's log is on disk while it runs.
     The child runs in its own process group so a timeout or Ctrl-C kills all
     of it, not only the first process. stop_grace_s > 0: on a timeout or Ctrl-C the group gets
-    SIGTERM and that long to clean up before SIGKILL.
+    SIGTERM and that long to clean up before SIGKILL. unset: names dropped from the inherited
+    environment (git's GIT_DIR and friends must not reach a git zstest runs).
     """
     argv = [str(a) for a in argv]
     full_env = None
-    if env is not None:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    if env is not None or unset:
+        full_env = {k: v for k, v in os.environ.items() if k not in set(unset)}
+        full_env.update(env or {})
     log.debug("run: %s (cwd=%s, timeout=%s)", shlex.join(argv), cwd, timeout)
     start = time.monotonic()
     streaming = log_file is not None or on_line is not None

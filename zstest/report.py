@@ -352,7 +352,8 @@ def _tested_by_lines(results: ResultsManifest, build: Optional[BuildManifest]) -
 
 def _tester() -> Optional[str]:
     """'Name <email>': the config file's tested_by, else the user's git identity."""
-    from .proc import CommandError, run
+    from .gitsafe import user_config_value
+    from .proc import CommandError
     from .settings import current
     setting = current().values.get("tested_by")
     if setting is not None and str(setting.value).strip():
@@ -360,10 +361,9 @@ def _tester() -> Optional[str]:
     ident = []
     for key in ("user.name", "user.email"):
         try:
-            res = run(["git", "config", "--get", key], check=False, timeout=10)
+            ident.append(user_config_value(key))
         except (CommandError, OSError):
             return None
-        ident.append(res.stdout.strip())
     name, email = ident
     return f"{name} <{email}>" if name and email else None
 

@@ -25,7 +25,8 @@ from typing import List, Optional, Union
 from .cache import cache_dir, cache_root, file_lock
 from .errors import EXIT_APPLY, ApplyFailed, BadInput, ZstestError
 from .fsutil import write_text_atomic
-from .proc import CommandError, run
+from .gitsafe import cache_git_dir, git_env, run_git
+from .proc import CommandError
 from .series.diff import analyze_diff
 from .series.model import Patch, Series
 from .series.parse import mail_from_bytes
@@ -81,40 +82,19 @@ class KernelTree:
         return f"{re.sub(r'[^A-Za-z0-9._-]', '_', self.path.name)}-{digest}"
 
 
-# The user's git config (gpg signing, hooks, whitespace=error, autocrlf) must not change
-# what happens in the cache's repositories.
-CACHE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-                 "GIT_AUTHOR_NAME": "zstest", "GIT_AUTHOR_EMAIL": "zstest@localhost",
-                 "GIT_COMMITTER_NAME": "zstest", "GIT_COMMITTER_EMAIL": "zstest@localhost"}
-
-
 def is_object_id(value: object) -> bool:
     """value is a full hex object id (40 or 64 digits), so git cannot read it as an option."""
     return isinstance(value, str) and OBJECT_ID.fullmatch(value) is not None
 
 
 def inside_cache(path: object) -> Optional[Path]:
-    """path resolved when it lies inside the zstest cache, else None (an artifact's git dir)."""
-    if not isinstance(path, str) or not path:
-        return None
-    try:
-        resolved = Path(path).resolve()
-        return resolved if resolved.is_relative_to(cache_root().resolve()) else None
-    except (OSError, ValueError):
-        return None
+    """path resolved when it is one of the cache's own repositories (an artifact's git dir)."""
+    return cache_git_dir(path)
 
 
 def cache_git_env() -> dict:
-    """CACHE_GIT_ENV plus an empty template dir and an empty hooks dir: no hook of the user's runs.
-
-    GIT_CONFIG_COUNT sets core.hooksPath for every git command, also for repositories and
-    worktrees made before this isolation existed (their hooks/ may hold copied templates).
-    """
-    empty_templates = cache_dir("git-isolation", "templates")
-    empty_hooks = cache_dir("git-isolation", "hooks")
-    return {**CACHE_GIT_ENV, "GIT_TEMPLATE_DIR": str(empty_templates),
-            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath",
-            "GIT_CONFIG_VALUE_0": str(empty_hooks)}
+    """The environment gitsafe gives every git (kept for callers that name it)."""
+    return git_env()
 
 
 @contextlib.contextmanager
@@ -132,13 +112,8 @@ def git_failures_as(exit_code: int, what: str):
 def _git(args: List[str], *, git_dir: Optional[Path] = None, cwd: Optional[Path] = None,
          env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S,
          user_repo: bool = False):
-    """git on a cache repository (isolated from user config), or read-only on the user's."""
-    if not user_repo:
-        env = {**cache_git_env(), **(env or {})}
-    argv = ["git"]
-    if git_dir is not None:
-        argv += ["--git-dir", str(git_dir)]
-    return run(argv + args, cwd=cwd, env=env, check=check, timeout=timeout)
+    """git through gitsafe, on a cache repository or read-only on the user's (user_repo)."""
+    return run_git(args, git_dir=git_dir, cwd=cwd, env=env, check=check, timeout=timeout)
 
 
 def tree_fingerprint(path: Path) -> str:
@@ -407,12 +382,10 @@ class ApplyResult:
 
 
 def _check_safe(patch: Patch) -> None:
-    mail = mail_from_bytes(patch.raw.split(b"\n", 1)[1] if patch.raw.startswith(b"From ")
-                           else patch.raw, 0, "")
-    unsafe = analyze_diff(mail.body).unsafe_paths()
-    if unsafe:
-        raise BadInput(f"patch {patch.index}/{patch.total} {patch.subject!r} writes outside the "
-                       f"tree ({unsafe[0]}); refusing it.")
+    """Exit 2 before git am runs unless what git would apply from the mail (git's own mailsplit
+    and mailinfo, attachments included) stays inside the tree and is what zstest lists."""
+    from .series.gitview import check_patch
+    check_patch(patch)
 
 
 def apply_patch(wt: Worktree, patch: Patch) -> PatchApply:
@@ -430,9 +403,9 @@ def _apply_patch(wt: Worktree, patch: Patch) -> PatchApply:
         mbox.write_bytes(patch.raw)
         # on_line merges stderr into stdout, so git's errors stay in their place.
         try:
-            res = run(["git", "am", "--3way", "--committer-date-is-author-date", "--", str(mbox)],
-                      cwd=wt.path, env={**cache_git_env(), **AM_ENV}, check=False,
-                      timeout=AM_TIMEOUT_S, on_line=lambda line: None)
+            res = run_git(["am", "--3way", "--committer-date-is-author-date", "--", str(mbox)],
+                          cwd=wt.path, env=AM_ENV, check=False,
+                          timeout=AM_TIMEOUT_S, on_line=lambda line: None)
         except CommandError:
             # a timed-out am leaves its session behind: the next reset aborts it
             _clean_worktree(wt.path, "HEAD")
@@ -466,8 +439,8 @@ def _explain_failure(wt: Worktree, tmp: Path, mbox: Path):
     with open(mbox, "rb") as fh:
         info_text = fh.read().decode("utf-8", "replace")
     # git mailinfo decodes the mail exactly as git am does.
-    run(["git", "mailinfo", str(msg_file), str(diff_file)], cwd=wt.path, input=info_text,
-        env=cache_git_env(), check=False, timeout=60)
+    run_git(["mailinfo", str(msg_file), str(diff_file)], cwd=wt.path, input=info_text,
+            check=False, timeout=60)
     diff_text = diff_file.read_text(errors="replace") if diff_file.is_file() else ""
     info = analyze_diff(diff_text)
     res = _git(["apply", "--reject", "--verbose", "--", str(diff_file)], cwd=wt.path, check=False,

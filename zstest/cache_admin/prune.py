@@ -8,6 +8,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import shutil
 import stat
 import time
@@ -17,12 +18,15 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import proc
 from ..errors import BadInput
+from ..gitsafe import cache_git_dir, run_git
 from ..manifests import BUILD_JSON, RESULTS_JSON, load_build, load_results
 from .usage import (DEFAULT_IDLE_DAYS, DEFAULT_KEEP, DEFAULT_PRUNE_AREAS, IMAGES_KEPT, _LOADERS,
                     PRUNABLE_AREAS, STAMPED_AREAS, UNFINISHED_GRACE_S, CacheEntry, DiskUsage,
                     _age_key, _is_within, _load_quietly, _real_dirs, area_entries, last_link,
                     resolved_root)
 
+# The ref build.py keeps per build (its _slug of the build dir's name and a digest).
+BUILD_REF = re.compile(r"refs/zstest/builds/[\w.-]+")
 
 # ---------------------------------------------------------------- locks and use
 
@@ -296,10 +300,11 @@ class _Pruner:
             if manifest is None:
                 continue
             ref, git_dir = manifest.kernel.keep_ref, manifest.kernel.git_dir
-            if (ref and ref.startswith("refs/zstest/builds/")
-                    and git_dir and Path(git_dir).is_dir()
-                    and _is_within(Path(git_dir).resolve(), self.root)):
-                refs.append((Path(git_dir), ref))
+            # build.json is an artifact: only the cache's own repositories, only zstest's refs
+            own_repo = cache_git_dir(git_dir, self.root)
+            if (isinstance(ref, str) and BUILD_REF.fullmatch(ref)
+                    and own_repo is not None and own_repo.is_dir()):
+                refs.append((own_repo, ref))
         return refs
 
     def _drop_refs(self, refs: List[Tuple[Path, str]]) -> None:
@@ -307,8 +312,8 @@ class _Pruner:
         if self.req.dry_run:
             return
         for git_dir, ref in refs:
-            proc.run(["git", "--git-dir", str(git_dir), "update-ref", "-d", ref],
-                     timeout=60, check=False)
+            run_git(["update-ref", "-d", "--end-of-options", ref], git_dir=git_dir,
+                    timeout=60, check=False)
 
     # -- images
 
@@ -408,7 +413,7 @@ class _Pruner:
         if not git_dir.is_dir():
             return
         try:
-            proc.run(["git", "--git-dir", str(git_dir), "worktree", "prune"], timeout=120)
+            run_git(["worktree", "prune"], git_dir=git_dir, timeout=120)
         except proc.CommandError as exc:
             self.result.errors.append(f"git worktree prune in {git_dir} failed: {exc.tail or exc}")
 

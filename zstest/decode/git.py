@@ -8,8 +8,9 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from ..gitsafe import cache_git_dir, cache_worktree, read_objects, run_git
 from ..manifests import BuildKernel, PatchRecord
-from ..proc import CommandError, run
+from ..proc import CommandError
 from .symbols import Decoded, PatchRef, find_definition
 
 log = logging.getLogger("zstest.decode")
@@ -22,8 +23,9 @@ class GitSide:
 
     def _setup_git(self) -> None:
         # build.json is untrusted input (it travels between CI runners and people): git gets
-        # only full object ids and only a repository inside the zstest cache.
-        from ..tree import inside_cache, is_object_id
+        # only full object ids and only one of the cache's own repositories (repos/<tree>/git),
+        # and reads only its objects (gitsafe.read_objects), never its config or attributes.
+        from ..tree import is_object_id
         kernel = self.manifest.kernel if self.manifest else BuildKernel()
         self.base = kernel.base
         if self.base is not None and not is_object_id(self.base):
@@ -32,18 +34,18 @@ class GitSide:
             self.base = None
         self.git_dir = kernel.git_dir
         if self.git_dir is not None:
-            inside = inside_cache(self.git_dir)
+            inside = cache_git_dir(self.git_dir)
             if inside is None:
                 self.notes.append(f"build.json's kernel.git_dir {str(self.git_dir)[:80]!r} is not "
-                                  f"inside the zstest cache: not read")
+                                  f"one of the zstest cache's repositories: not read")
             self.git_dir = str(inside) if inside else None
-        worktree = inside_cache(kernel.worktree)
+        worktree = cache_worktree(kernel.worktree)
         if not self.git_dir and worktree is not None and worktree.is_dir():
             # builds made before build.json named git_dir: the worktree knows its repository
             try:
-                out = run(["git", "-C", str(worktree), "rev-parse", "--path-format=absolute",
-                           "--git-common-dir"], timeout=GIT_TIMEOUT_S, env=self._git_env()).stdout
-                self.git_dir = str(inside_cache(out.strip()) or "") or None
+                out = run_git(["rev-parse", "--path-format=absolute", "--git-common-dir"],
+                              cwd=worktree, timeout=GIT_TIMEOUT_S).stdout
+                self.git_dir = str(cache_git_dir(out.strip()) or "") or None
             except CommandError as exc:
                 log.info("no git dir for %s: %s", worktree, exc)
         series = self.manifest.series if self.manifest else None
@@ -65,17 +67,11 @@ class GitSide:
         if not self.git_dir and self.manifest:
             self.notes.append("no cached kernel repository: frames resolve without source lines")
 
-    @staticmethod
-    def _git_env() -> Dict[str, str]:
-        from ..tree import cache_git_env
-        return cache_git_env()
-
     def _git(self, args: List[str], quiet: bool = False) -> Optional[str]:
         if not self.git_dir:
             return None
         try:
-            return run(["git", "--git-dir", self.git_dir] + args, timeout=GIT_TIMEOUT_S,
-                       env=self._git_env()).stdout
+            return read_objects(Path(self.git_dir), args, timeout=GIT_TIMEOUT_S).stdout
         except CommandError as exc:
             (log.debug if quiet else log.info)("decode: %s", exc)
             return None
@@ -95,7 +91,8 @@ class GitSide:
         if self.touched is None:
             self.touched = set()
             if self.base and self.commit and self.commit != self.base:
-                out = self._git(["diff", "--name-only", "--end-of-options", self.base,
+                out = self._git(["diff", "--no-textconv", "--no-ext-diff", "--name-only",
+                                 "--end-of-options", self.base,
                                  self.commit]) or ""
                 self.touched = {line.strip() for line in out.splitlines() if line.strip()}
         return self.touched
@@ -135,7 +132,7 @@ class GitSide:
 
     def _blame(self, path: str, line: int) -> Optional[PatchRecord]:
         # git 2.39's blame takes no --end-of-options: self.commit is a checked object id.
-        out = self._git(["blame", "--porcelain", "-L", f"{line},{line}", self.commit, "--", path])
+        out = self._git(["blame", "--no-textconv", "--porcelain", "-L", f"{line},{line}", self.commit, "--", path])
         if not out:
             return None
         sha = out.split(" ", 1)[0]
@@ -146,7 +143,7 @@ class GitSide:
         span = find_definition(text, function) if text else None
         if not span or not self.base:
             return []
-        out = self._git(["log", f"-L{span[0]},{span[1]}:{path}", "--format=%H", "-s",
+        out = self._git(["log", "--no-textconv", "--no-ext-diff", f"-L{span[0]},{span[1]}:{path}", "--format=%H", "-s",
                          "--end-of-options", f"{self.base}..{self.commit}"]) or ""
         patches = [self.patch_of_commit[h] for h in out.split() if h in self.patch_of_commit]
         return sorted(patches, key=lambda p: p.index)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable
 from .. import proc
 from ..errors import (EXIT_APPLY, EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREREQ,
                       EXIT_TEST_FAILED, ApplyFailed, BadInput, ZstestError)
+from ..gitsafe import run_git
 from ..manifests import load_results
 from .changed import series_changed_lines
 from .generate import OPERATORS, Mutant, function_lines, generate_mutants
@@ -99,8 +100,8 @@ def _tree_file(tree: Path, path: str) -> str | None:
     if (tree / ".git").exists():
         from ..tree import git_failures_as
         with git_failures_as(2, f"git cannot read {path} in the kernel tree {tree}"):
-            res = proc.run(["git", "--no-optional-locks", "-C", str(tree), "show",
-                            f"HEAD:{path}"], timeout=120, check=False)
+            res = run_git(["--no-optional-locks", "show", "--no-textconv", "--no-ext-diff",
+                           f"HEAD:{path}"], cwd=tree, timeout=120, check=False)
         return res.stdout if res.ok else None
     full = tree / path
     return full.read_text(errors="surrogateescape") if full.is_file() else None
@@ -116,7 +117,7 @@ def files_after_series(tree: Path, patches: list, wanted: list[str]) -> dict[str
     with tempfile.TemporaryDirectory(prefix="zstest-mutate-") as tmp:
         work = Path(tmp)
         with git_failures_as(EXIT_PREREQ, "git cannot make a scratch repository on this host"):
-            proc.run(["git", "init", "-q", str(work)], timeout=60, env=env)
+            run_git(["init", "-q", str(work)], timeout=60, env=env)
         for path in touched:
             text = _tree_file(tree, path)
             if text is not None:
@@ -126,8 +127,8 @@ def files_after_series(tree: Path, patches: list, wanted: list[str]) -> dict[str
             mail = work / f"patch-{p.index}.mbox"
             mail.write_bytes(p.raw)
             with git_failures_as(EXIT_APPLY, f"applying patch {p.index} {p.subject!r} failed"):
-                res = proc.run(["git", "apply", "--whitespace=nowarn", str(mail)], cwd=work,
-                               timeout=120, check=False, env=env)
+                res = run_git(["apply", "--whitespace=nowarn", str(mail)], cwd=work,
+                              timeout=120, check=False, env=env)
             if not res.ok:
                 said = (res.stderr or res.stdout).strip().splitlines()
                 raise ApplyFailed(f"patch {p.index} {p.subject!r} does not apply to {tree}: "

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..errors import BadInput
-from ..proc import CommandError, run
+from ..gitsafe import run_git
+from ..proc import CommandError
 from .lore import default_lore_url, fetch_thread, msgid_from_url
 from .model import Series
 from .parse import Mail, build_series, parse_subject, plain_patch_mail, read_mails
@@ -140,7 +141,7 @@ def _git_range(rev_range: str, git_tree: Path) -> Series:
     with tempfile.TemporaryDirectory(prefix="zstest-range-") as tmp:
         try:
             # Read-only on the user's repository: format-patch writes only into tmp.
-            run(["git", "-C", str(git_tree), "format-patch", "--no-signature", "-n",
+            run_git(["-C", str(git_tree), "format-patch", "--no-signature", "-n",
                  "--subject-prefix=PATCH", "--no-cover-letter", "-o", tmp, "--end-of-options",
                  rev_range],
                 timeout=300)
