@@ -1,0 +1,109 @@
+"""`zstest b4-check`: a b4 review check command (b4.review-series-check-cmd and
+b4.review-perpatch-check-cmd). The message comes on stdin; stdout carries b4's JSON array and
+nothing else, whatever happens: every line of progress goes to stderr (fd 1 points there while
+the check runs, for the build's and QEMU's children too)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import EXIT_INTERRUPTED, ZstestError
+from . import arch_options, lore_url_option
+
+
+@contextlib.contextmanager
+def _json_only_stdout():
+    """Yield a writer to the real stdout; meanwhile fd 1 (and sys.stdout) go to stderr."""
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield lambda text: os.write(real, text.encode())
+    finally:
+        sys.stdout.flush()
+        os.dup2(real, 1)
+        os.close(real)
+
+
+def _print_entries(write, entries) -> None:
+    write(json.dumps(entries, indent=2) + "\n")
+
+
+@click.command("b4-check")
+@click.option("--kernel", "kernel", type=click.Path(path_type=Path),
+              help="Kernel tree (default: the current directory when it is one, as b4 runs "
+                   "checks in its repository; else the configured tree, else Debian's 6.1).")
+@click.option("--base", "base", help="Commit to apply the series on (default: the series' "
+                                     "base-commit, or b4's, when the tree has it).")
+@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT|.config",
+              help="Config profile or fragment, repeatable (default: base).")
+@click.option("--suite", default="default", show_default=True, help="Guest suite to run.")
+@click.option("-k", "keyword", default="", help="Select tests by pytest -k expression.")
+@click.option("--coverage", is_flag=True,
+              help="Measure which of the series' changed lines the tests execute (gcov) and "
+                   "report it as a second check.")
+@click.option("--background", is_flag=True,
+              help="Return at once with `warn: running, see URL` while the run goes on in a "
+                   "detached process; a later call (b4's rerun) picks up the verdict.")
+@click.option("--rerun", is_flag=True, help="Run again even when this patchset and these "
+                                            "settings have a verdict.")
+@click.option("--state-dir", "state_root", type=click.Path(file_okay=False, path_type=Path),
+              help="Where each patchset's runs and verdicts are kept (default: "
+                   "~/.cache/zstest/b4check).")
+@click.option("--url-base", "url_base", metavar="URL",
+              help="Where --state-dir is published (a static web server): the checks link "
+                   "URL/<key>/ instead of a file:// URL.")
+@click.option("--jobs", "-j", "jobs", type=click.IntRange(min=1), help="make -j.")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Seconds a single guest command may take.")
+@click.option("--run-timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds the whole run may take, boot included.")
+@click.option("--boot-timeout", type=float, default=120.0, show_default=True,
+              help="Seconds from QEMU start to an SSH login.")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
+              show_default=True, help="QEMU accelerator.")
+@click.option("--memory", "memory_mb", type=int, default=None, help="Guest RAM in MiB.")
+@arch_options
+@lore_url_option
+def b4_check(kernel, configs, state_root, **opts) -> int:
+    """Check the series of the message on stdin for b4's review view; print b4's JSON array.
+
+    b4 runs it in its repository with the cover letter (series check) or one patch (per-patch
+    check) on stdin, and B4_TRACKING_FILE for a tracked series. The whole series is found (b4's
+    tracked thread, else the thread from --lore-url, else the message alone), built, booted and
+    tested once per patchset hash and settings; every later call reuses that verdict."""
+    from ..b4check import CheckRequest, check
+    from ..b4check.render import error_check
+    from ..series.lore import default_lore_url
+    from ..settings import resolve_kernel
+
+    with _json_only_stdout() as write:
+        try:
+            message = sys.stdin.buffer.read() if sys.stdin is not None else b""
+            tracking = os.environ.get("B4_TRACKING_FILE")
+            req = CheckRequest(message=message, topdir=Path.cwd(),
+                               kernel=Path(resolve_kernel(kernel)),
+                               configs=list(configs) or ["base"], state_root=state_root,
+                               lore_url=default_lore_url(),
+                               tracking_file=Path(tracking) if tracking else None, **opts)
+            entries, code = check(req)
+        except ZstestError as exc:
+            entries, code = error_check(exc.message), exc.exit_code
+        except KeyboardInterrupt:
+            _print_entries(write, error_check("interrupted before a verdict."))
+            return EXIT_INTERRUPTED
+        except Exception as exc:
+            _print_entries(write, error_check(f"zstest b4-check failed: {exc!r} (a zstest "
+                                              f"bug: the traceback is on stderr).", "fail"))
+            raise
+        _print_entries(write, entries)
+    return code
+
+
+COMMANDS = [b4_check]
