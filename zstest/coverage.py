@@ -29,6 +29,10 @@ log = logging.getLogger("zstest.coverage")
 DEFAULT_FILES = ("mm/zsmalloc.c", "drivers/block/zram/zram_drv.c", "drivers/block/zram/zcomp.c")
 GCOV_DEBUGFS = "/sys/kernel/debug/gcov"
 COVERAGE_DIR = "coverage"
+# coverage/_boot<n>: what guest n ran while booting, before the first test reset the counters
+BOOT_PREFIX = "_boot"
+# The coverage map's name for those lines (not a test: every test runs after them).
+BOOT = "(boot)"
 GCOV_TIMEOUT_S = 120
 
 
@@ -190,43 +194,72 @@ def _function_at(file_lines: "FileLines | None", line: int) -> str:
     return ""
 
 
-def analyze(results_dir: Path, tests: list, build: dict[str, Any],
-            build_dir: Path | None = None) -> dict[str, Any]:
-    """Per test and per file: executable and executed lines (gcov); per patch: the changed
-    lines executed, by which tests, and the ones no test reached (file:line in function)."""
+@dataclass
+class Collected:
+    """gcov's reading of a run: per test, per instrumented file, that test's own counts."""
+    per_test: dict[str, dict[str, FileLines]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def collect(results_dir: Path, tests: list, build: dict[str, Any],
+            build_dir: Path | None = None) -> Collected:
+    """Every test's .gcda read by gcov (a --repeat's runs summed), for the files instrumented."""
     objdir = Path(build.get("objdir") or "")
     kept = (build.get("coverage") or {}).get("gcno_dir")
     gcno_dir = Path(build_dir) / kept if build_dir and kept else None
     worktree = (build.get("kernel") or {}).get("worktree")
     srctree = Path(worktree) if worktree else None
     wanted = set((build.get("coverage") or {}).get("files") or DEFAULT_FILES)
-    # file -> line -> count per test; the union of executable lines; function names
-    executable: dict[str, set[int]] = {}
-    executed_by: dict[str, dict[int, list[str]]] = {}
-    shape: dict[str, FileLines] = {}
-    notes: list[str] = []
-    per_test: dict[str, dict[str, int]] = {}
-    for test in tests:
-        for rel_dir in (test.coverage or {}).get("gcda") or []:
+    out = Collected()
+    boot_dirs = sorted(p.relative_to(results_dir) for p in
+                       (Path(results_dir) / COVERAGE_DIR).glob(BOOT_PREFIX + "*") if p.is_dir())
+    sources = [(t.name, (t.coverage or {}).get("gcda") or []) for t in tests]
+    for name, dirs in sources + [(BOOT, [str(d) for d in boot_dirs])] * bool(boot_dirs):
+        for rel_dir in dirs:
             base = Path(results_dir) / rel_dir
             for gcda in sorted(base.rglob("*.gcda")):
                 rel_obj = str(gcda.relative_to(base).with_suffix(".o"))
                 try:
                     files = run_gcov(objdir, rel_obj, gcda, srctree, gcno_dir)
                 except (FileNotFoundError, proc.CommandError, OSError) as exc:
-                    notes.append(f"{test.name}: {rel_obj}: {exc}")
+                    out.notes.append(f"{name}: {rel_obj}: {exc}")
                     continue
                 for fl in files:
                     if fl.path not in wanted:
                         continue      # inlined headers: counted where they are defined
-                    shape.setdefault(fl.path, fl)
-                    executable.setdefault(fl.path, set()).update(fl.counts)
-                    ran = [n for n, c in fl.counts.items() if c > 0]
-                    per_test.setdefault(test.name, {})[fl.path] = len(ran)
-                    for n in ran:
-                        by = executed_by.setdefault(fl.path, {}).setdefault(n, [])
-                        if test.name not in by:
-                            by.append(test.name)
+                    mine = out.per_test.setdefault(name, {})
+                    if fl.path not in mine:
+                        mine[fl.path] = fl
+                        continue
+                    for n, c in fl.counts.items():
+                        mine[fl.path].counts[n] = mine[fl.path].counts.get(n, 0) + c
+    return out
+
+
+def analyze(results_dir: Path, tests: list, build: dict[str, Any],
+            build_dir: Path | None = None, collected: Collected | None = None) -> dict[str, Any]:
+    """Per test and per file: executable and executed lines (gcov); per patch: the changed
+    lines executed, by which tests, and the ones no test reached (file:line in function)."""
+    if collected is None:
+        collected = collect(results_dir, tests, build, build_dir)
+    # file -> line -> the tests that ran it; the union of executable lines; function names
+    executable: dict[str, set[int]] = {}
+    executed_by: dict[str, dict[int, list[str]]] = {}
+    shape: dict[str, FileLines] = {}
+    notes = collected.notes
+    per_test: dict[str, dict[str, int]] = {}
+    for name, files in collected.per_test.items():
+        if name == BOOT:
+            continue      # per test and per patch: what the tests ran, as before the map
+        for fl in files.values():
+            shape.setdefault(fl.path, fl)
+            executable.setdefault(fl.path, set()).update(fl.counts)
+            ran = [n for n, c in fl.counts.items() if c > 0]
+            per_test.setdefault(name, {})[fl.path] = len(ran)
+            for n in ran:
+                by = executed_by.setdefault(fl.path, {}).setdefault(n, [])
+                if name not in by:
+                    by.append(name)
     files_out = {}
     for path in sorted(executable):
         ran = executed_by.get(path, {})
@@ -271,6 +304,26 @@ def analyze(results_dir: Path, tests: list, build: dict[str, Any],
     return {"files": files_out, "patches": patches_out, "tests": per_test, "notes": notes[:20]}
 
 
+def analyze_and_keep(results_dir: Path, run, build: dict[str, Any],
+                     build_dir: Path | None = None) -> dict[str, Any]:
+    """analyze() for a run, and the run's per-test coverage map kept in the cache for
+    `--affected` and guided mutate (results.json's coverage.map says where)."""
+    collected = collect(results_dir, run.tests, build, build_dir)
+    coverage = analyze(results_dir, run.tests, build, build_dir, collected)
+    from .affected import keep_map, map_document
+    command = list(run.command or [])
+    keyword = command[command.index("-k") + 1] if "-k" in command[:-1] else ""
+    try:
+        kept = keep_map(map_document(collected, run.tests, build, run.suite, keyword,
+                                     results_dir))
+    except OSError as exc:     # a full disk: the run's own coverage stands
+        coverage["notes"].append(f"the coverage map could not be kept: {exc}")
+        return coverage
+    if kept is not None:
+        coverage["map"] = str(kept)
+    return coverage
+
+
 def summary_lines(coverage: dict[str, Any]) -> list[str]:
     """summary.txt's coverage section: per patch, then per file."""
     out = ["coverage (gcov):"]
@@ -298,4 +351,6 @@ def summary_lines(coverage: dict[str, Any]) -> list[str]:
     for path, f in (coverage.get("files") or {}).items():
         pct = 100.0 * f["executed"] / f["lines"] if f["lines"] else 0.0
         out.append(f"  {path}: {f['executed']}/{f['lines']} lines ({pct:.0f}%)")
+    if coverage.get("map"):
+        out.append(f"  per-test map kept for --affected and mutate: {coverage['map']}")
     return out

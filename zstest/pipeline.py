@@ -40,6 +40,8 @@ class PipelineRequest:
     # result, or its error when a kernel is booted anyway): how the caller presents the run
     # (where stdout goes, what is printed before and after). Presentation, not policy.
     around_run: Optional[Callable[[BootRunRequest, "PipelineOutcome"], ContextManager]] = None
+    # --affected: once the build is known, only the tests its changes reach (affected.py)
+    affected: bool = False
 
 
 @dataclass
@@ -118,6 +120,9 @@ def run_pipeline(req: PipelineRequest) -> PipelineOutcome:
     run_req = replace(req.run, build_dir=Path(outcome.build_dir),
                       out=Path(req.run.out) if req.run.out else default_results_dir())
     outcome.results_dir = run_req.out
+    if req.affected:
+        from .affected import narrow
+        run_req = narrow(run_req)
     around = req.around_run(run_req, outcome) if req.around_run else contextlib.nullcontext()
     try:
         with around:

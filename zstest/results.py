@@ -83,6 +83,7 @@ class RunResults:
     not_run: List[str] = field(default_factory=list)   # selected tests that never ran
     verdict_after_splat_s: Optional[float] = None      # first fatal splat -> final results.json
     coverage: Dict[str, Any] = field(default_factory=dict)  # --coverage: per patch, file, test
+    selection: Dict[str, Any] = field(default_factory=dict)  # --affected: run, skipped, why
 
     def has_kernel_evidence(self) -> bool:
         """A splat of the kernel under test (not a panic over a missing init or root fs)."""
@@ -253,6 +254,9 @@ def summary_text(run: RunResults) -> str:
         lines.append(f"accel:   {run.accel.get('name')} ({reason}){boot}")
     if run.message:
         lines.append(f"note:    {run.message}")
+    if run.selection:
+        from .affected import summary_lines as selection_lines
+        lines += selection_lines(run.selection)
     boots = run.vm.get("boots") or []
     if len(boots) > 1:
         lines.append(f"guests:  {len(boots)} (each fresh one after: "

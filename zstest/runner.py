@@ -55,6 +55,9 @@ class BootRunRequest:
     # the zstest command line for results.json (empty: the equivalent `zstest boot-and-run`)
     command: List[str] = field(default_factory=list)
     say: Any = None                # callable(str): lines a person must see, also with --quiet
+    # exactly these node ids, in this order (None: the suite's selection): --affected, mutate
+    tests: Optional[List[str]] = None
+    selection: Dict[str, Any] = field(default_factory=dict)   # results.json's `selection`
 
 
 def load_build(build_dir: Path) -> BuildManifest:
@@ -170,7 +173,8 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
     run = RunResults(suite=suite.name, started=now_iso(), repeat=req.repeat,
                      console_log=CONSOLE_LOG, command=list(req.command) or equivalent_argv(req),
                      kernel={"build_dir": str(build_dir), "version": info.kernel.version,
-                             "arch": info.arch, "page_size": info.page_size})
+                             "arch": info.arch, "page_size": info.page_size},
+                     selection=dict(req.selection))
     _save(out, run)   # something is on disk from the first second
     state.build_data = info.data
 
@@ -269,9 +273,9 @@ def _coverage(out: Path, run: RunResults, state: "_RunState") -> None:
         run.coverage = {"notes": ["no test left gcov data (no test ran, or the guest had no "
                                   "/sys/kernel/debug/gcov)"]}
         return
-    from .coverage import analyze
+    from .coverage import analyze_and_keep
     try:
-        run.coverage = analyze(out, run.tests, build, Path(run.kernel.get("build_dir") or "."))
+        run.coverage = analyze_and_keep(out, run, build, Path(run.kernel.get("build_dir") or "."))
     except Exception as exc:   # coverage is evidence next to the verdict, never the verdict
         log.warning("coverage: %s", exc)
         run.coverage = {"notes": [f"coverage could not be computed: {exc}"]}
@@ -290,7 +294,8 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
     for attempt in range(1, req.repeat + 1):
         if req.repeat > 1:
             progress(f"suite: run {attempt} of {req.repeat}")
-        pending: Optional[List[str]] = None       # None: the whole selection
+        # None: the whole selection
+        pending: Optional[List[str]] = list(req.tests) if req.tests is not None else None
         while pending is None or pending:
             why_boot = state.boots[-1]["ended"] if state.boots else ""
             n = len(state.boots) + 1

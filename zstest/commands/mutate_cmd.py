@@ -38,8 +38,14 @@ from . import lore_url_option
               help="Seconds one mutant's run may take, boot included (default: 3x the clean run).")
 @click.option("-j", "--jobs", type=int, default=None, help="make -j (default: all cores).")
 @click.option("--list", "list_only", is_flag=True, help="Print the mutants and stop (no build).")
+@click.option("--guided/--no-guided", default=True, show_default=True,
+              help="Coverage-guided: the baseline runs with --coverage; a mutant on a line no "
+                   "test executed is not_covered (not built, not run); the others run only the "
+                   "tests that executed their line, likeliest killer first, up to the first "
+                   "kill, and a survivor is confirmed by the whole selection. --no-guided: "
+                   "every mutant runs the whole selection.")
 def mutate_command(series, kernel, file, functions, operators, suite, keyword, budget,
-                   max_mutants, out, configs, accel, run_timeout, jobs, list_only) -> int:
+                   max_mutants, out, configs, accel, run_timeout, jobs, list_only, guided) -> int:
     """Mutation testing: build and run each one-line mutant; killed / survived / timeout."""
     from ..errors import BadInput
     from ..mutate.generate import OPERATORS
@@ -61,7 +67,8 @@ def mutate_command(series, kernel, file, functions, operators, suite, keyword, b
     req = MutateRequest(series=series, kernel=kernel, file=file, functions=names, suite=suite,
                         keyword=keyword, operators=ops, budget_min=budget,
                         max_mutants=max_mutants, out=out, configs=list(configs) or ["base"],
-                        jobs=jobs, accel=accel, run_timeout=run_timeout, on_progress=click.echo)
+                        jobs=jobs, accel=accel, run_timeout=run_timeout, on_progress=click.echo,
+                        guided=guided)
     if list_only:
         click.echo(format_plan(plan_mutants(req)))
         return 0

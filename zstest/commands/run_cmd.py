@@ -53,6 +53,11 @@ def boot_run_options(f):
                           "answers), stop the run there and keep that guest running: print the "
                           "ssh command to reach it and wait until Ctrl-C (exit 130) or until "
                           "QEMU exits."),
+        click.option("--affected", is_flag=True, default=False,
+                     help="Run only the tests whose stored coverage (the map a --coverage run "
+                          "keeps) executes the lines changed since that map, plus the boot "
+                          "checks; the whole suite when no map fits. results.json's selection "
+                          "and summary.txt say what was skipped and why."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -120,9 +125,13 @@ def boot_and_run_cmd(build_dir, out, quiet=False, junit=None, json_out=None, **o
     """Boot a build's kernel under QEMU and run a guest suite over SSH."""
     from ..pipeline import boot_and_run, default_results_dir
     build_dir = build_dir or _default_build_dir()
+    affected = opts.pop("affected", False)
     req = _run_request(build_dir, out or default_results_dir(),
                        command=["zstest", "boot-and-run"] + reproducer_argv("boot-and-run"),
                        **opts)
+    if affected:
+        from ..affected import narrow
+        req = narrow(req)
     with _presented(junit, json_out, quiet)(req):
         run = boot_and_run(req)
     return run.exit_code
@@ -147,6 +156,7 @@ def run_command(ctx, out, build_out, **opts) -> int:
     run_opts = {k: v for k, v in opts.items() if k in _BOOT_RUN_PARAMS}
     quiet = run_opts.pop("quiet", False)
     junit, json_out = run_opts.pop("junit", None), run_opts.pop("json_out", None)
+    affected = run_opts.pop("affected", False)
     if build_opts.get("each") and not build_opts.get("series"):
         raise click.UsageError("--each needs --series.")
     breq = BuildRequest(kernel=build_opts["kernel"], series=build_opts["series"],
@@ -179,7 +189,7 @@ def run_command(ctx, out, build_out, **opts) -> int:
 
     outcome = run_pipeline(PipelineRequest(
         build=breq, run=_run_request(None, out, command=["zstest", "run"] + breq.argv, **run_opts),
-        echo=click.echo, around_run=around))
+        echo=click.echo, around_run=around, affected=affected))
     if outcome.error is not None:
         raise outcome.error
     return outcome.exit_code

@@ -23,9 +23,10 @@ from .. import proc
 from ..errors import (EXIT_APPLY, EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREREQ,
                       EXIT_TEST_FAILED, ApplyFailed, BadInput, ZstestError)
 from ..gitsafe import run_git
-from ..manifests import load_results
+from ..manifests import CoverageMap, load_coverage_map, load_results
 from .changed import series_changed_lines
 from .generate import OPERATORS, Mutant, function_lines, generate_mutants
+from .guided import Guidance, guide
 
 if TYPE_CHECKING:
     from ..pipeline import PipelineOutcome
@@ -59,6 +60,9 @@ class MutateRequest:
     boot_timeout: float = 120.0
     run_timeout: float | None = None    # one mutant's run; None: from the baseline's run
     on_progress: Callable[[str], None] = print
+    # coverage-guided (guided.py): a --coverage baseline, then per mutant only the tests that ran
+    # its line, stopping at the first kill (`zstest mutate`'s default; --no-guided: every test)
+    guided: bool = False
 
 
 @dataclass
@@ -233,7 +237,8 @@ def _record(p: PlannedMutant) -> dict:
     rec = p.mutant.to_dict()
     rec.update({"patch": p.patch, "patch_subject": p.patch_subject, "verdict": None,
                 "test": None, "why": "", "build_s": None, "run_s": None, "duration_s": None,
-                "build_dir": None, "results_dir": None, "covered": None})
+                "build_dir": None, "results_dir": None, "covered": None,
+                "tests_run": None, "runs": [], "guided": None})
     return rec
 
 
@@ -296,6 +301,7 @@ class _Mutator:
         self.started = time.monotonic()
         self.state = self._load()
         self.earlier_s = float(self.state.get("duration_s") or 0.0)
+        self._cmap: CoverageMap | None = None
 
     def say(self, text: str) -> None:
         self.req.on_progress(f"zstest mutate: {text}")
@@ -319,7 +325,7 @@ class _Mutator:
             "series": req.series, "revision": self.plan.revision, "kernel": str(self.plan.kernel),
             "file": req.file, "functions": req.functions, "suite": req.suite,
             "keyword": req.keyword, "operators": req.operators, "configs": req.configs,
-            "budget_min": req.budget_min, "max": req.max_mutants}
+            "budget_min": req.budget_min, "max": req.max_mutants, "guided": req.guided}
         return state
 
     def save(self) -> None:
@@ -330,10 +336,12 @@ class _Mutator:
 
     def baseline_key(self) -> str:
         req = self.req
-        return json.dumps([req.series, str(self.plan.kernel), req.suite, req.keyword, req.configs])
+        key = [req.series, str(self.plan.kernel), req.suite, req.keyword, req.configs]
+        return json.dumps(key + ["guided"] * req.guided)   # a guided baseline also made a map
 
     def build_and_boot(self, name: str, mutant: Mutant | None, run_timeout: float,
-                       booting: str = "") -> Trial:
+                       booting: str = "", tests: list[str] | None = None,
+                       first_kill: bool = False, coverage: bool = False) -> Trial:
         """The series (+ the mutant) built in the shared objdir, booted, the suite run, through
         the one pipeline; the suite's own pytest output goes to suite-output.log."""
         from ..pipeline import BootRunRequest, BuildRequest, PipelineRequest, run_pipeline
@@ -357,13 +365,16 @@ class _Mutator:
             build=BuildRequest(
                 kernel=self.plan.kernel, series=str(series) if series else None,
                 configs=list(req.configs), out=trial.build_dir, jobs=req.jobs,
+                coverage=coverage,
                 argv=["--kernel", str(self.plan.kernel)] + (["--series", str(series)] if series else []),
                 command="build", progress=False),
             echo=lambda line: None, around_run=around,
             run=BootRunRequest(
                 build_dir=None, out=trial.results_dir, suite=req.suite, keyword=req.keyword,
                 timeout=req.timeout, run_timeout=run_timeout, accel=req.accel,
-                boot_timeout=req.boot_timeout)))
+                boot_timeout=req.boot_timeout, tests=tests,
+                # the first failure (or crash) kills the mutant: the rest need not run
+                pytest_args=["-x"] if first_kill else [], stop_on_oops=first_kill)))
         if trial.build_s is None:       # the build failed: nothing was booted
             trial.build_s = time.monotonic() - started
             return trial
@@ -382,7 +393,9 @@ class _Mutator:
         self.say("baseline: building " + (f"{self.req.series}" if self.req.series else "the tree"))
         trial = self.build_and_boot("baseline", None, self.req.run_timeout or 3600.0,
                                     booting="baseline: booting, suite " + self.req.suite
-                                    + (f" -k {self.req.keyword!r}" if self.req.keyword else ""))
+                                    + (f" -k {self.req.keyword!r}" if self.req.keyword else "")
+                                    + (" (with coverage)" if self.req.guided else ""),
+                                    **({"coverage": True} if self.req.guided else {}))
         if trial.outcome.build_error is not None:
             raise trial.outcome.build_error
         if trial.outcome.boot_error is not None:     # no mutant yet: the machine is to blame
@@ -394,7 +407,9 @@ class _Mutator:
             "key": self.baseline_key(), "verdict": "passed" if code == EXIT_OK else "failed",
             "exit_code": code, "build_s": round(trial.build_s, 1),
             "run_s": round(trial.run_s, 1), "build_dir": str(trial.build_dir),
-            "results_dir": str(trial.results_dir)}
+            "results_dir": str(trial.results_dir),
+            "map": (results.get("coverage") or {}).get("map"),
+            "tests": [t.get("name") for t in results.get("tests") or []]}
         self.save()
         if code != EXIT_OK:
             test, why = kill_reason(results)
@@ -410,12 +425,40 @@ class _Mutator:
         # a mutant that hangs the guest is stopped after 3x the clean run, boot included
         return max(180.0, 3 * base_run + 60)
 
+    def coverage_map(self) -> CoverageMap | None:
+        """The guided baseline's coverage map (None: unguided, or the baseline left none)."""
+        if self._cmap is None and self.req.guided:
+            path = (self.state.get("baseline") or {}).get("map")
+            if path:
+                try:
+                    self._cmap = load_coverage_map(path)
+                except BadInput as exc:
+                    self.say(f"guided: {exc.message} Every mutant runs the whole selection.")
+        return self._cmap
+
+    def guidance(self, mutant: Mutant) -> Guidance | None:
+        cmap = self.coverage_map()
+        if cmap is None:
+            return None
+        selection = (self.state.get("baseline") or {}).get("tests")
+        return guide(cmap, mutant.file, mutant.line, mutant.end_line, selection)
+
     def judge(self, rec: dict, mutant: Mutant) -> None:
         name = f"mutants/{mutant.id}"
+        guidance = self.guidance(mutant)
+        if guidance is not None:
+            rec["guided"] = guidance.to_dict()
+            if guidance.tests == []:      # nothing a test does reaches it: nothing to build
+                rec.update(verdict="not_covered", why=guidance.why, tests_run=[],
+                           duration_s=0.0)
+                return
         (self.out / name).mkdir(parents=True, exist_ok=True)
         (self.out / name / "mutant.patch").write_text(mutant.diff)
         rec["build_dir"] = str(self.out / name / "build")
-        trial = self.build_and_boot(name, mutant, self.mutant_run_timeout())
+        guided = bool(guidance is not None and guidance.tests)
+        trial = self.build_and_boot(name, mutant, self.mutant_run_timeout(),
+                                    **({"tests": guidance.tests, "first_kill": True}
+                                       if guided else {}))
         # no --each, so a failed build never leaves a kernel that the pipeline would boot
         if trial.outcome.build_error is not None:
             rec.update(verdict="build_failed", why=trial.outcome.build_error.message,
@@ -423,20 +466,56 @@ class _Mutator:
             return
         build_dir, results = trial.build_dir, trial.results
         rec["build_s"] = round(trial.build_s, 1)
-        rec["run_s"] = round(trial.run_s, 1)
-        rec["duration_s"] = round(trial.build_s + trial.run_s, 1)
         rec["results_dir"] = str(trial.results_dir)
-        if trial.outcome.boot_error is not None:
+        rec["runs"] = [_run_entry("guided" if guided else "whole", trial.results_dir,
+                                  trial.run_s, results)]
+        code = None if trial.outcome.boot_error is not None else trial.outcome.run.exit_code
+        why_not_booted = "" if code is not None else trial.outcome.boot_error.message
+        if guided and code == EXIT_OK:
+            # it survived the tests likeliest to kill it: the whole selection confirms
+            self.say(f"  survived the {len(guidance.tests)} test(s) running its line; "
+                     f"confirming with the whole selection")
+            code, results, why_not_booted = self.confirm(name, build_dir, rec)
+        run_s = sum(r["run_s"] for r in rec["runs"])
+        rec["run_s"] = round(run_s, 1)
+        rec["duration_s"] = round(trial.build_s + run_s, 1)
+        rec["tests_run"] = [t for r in rec["runs"] for t in r["tests"]]
+        self._verdict(rec, mutant, code, results, why_not_booted)
+        _drop_bulky(build_dir)
+
+    def confirm(self, name: str, build_dir: Path, rec: dict) -> tuple[int | None, dict, str]:
+        """The mutant's kernel (already built) booted again for the whole selection."""
+        from ..errors import BootFailed
+        from ..pipeline import BootRunRequest, boot_and_run
+        out = self.out / name / "confirm"
+        started = time.monotonic()
+        code, why = None, ""
+        try:
+            with open(self.out / name / "suite-output.log", "a") as sink, \
+                    contextlib.redirect_stdout(sink):
+                code = boot_and_run(BootRunRequest(
+                    build_dir=build_dir, out=out, suite=self.req.suite, keyword=self.req.keyword,
+                    timeout=self.req.timeout, run_timeout=self.mutant_run_timeout(),
+                    accel=self.req.accel, boot_timeout=self.req.boot_timeout)).exit_code
+        except BootFailed as exc:
+            why = exc.message
+        try:
+            results = load_results(out).data
+        except BadInput:
+            results = {}
+        rec["runs"].append(_run_entry("whole", out, time.monotonic() - started, results))
+        return code, results, why
+
+    def _verdict(self, rec: dict, mutant: Mutant, code: int | None, results: dict,
+                 why_not_booted: str) -> None:
+        if code is None:
             # the baseline booted on this machine: a mutant whose kernel never comes up is
             # judged as one that stops answering (the score counts it against the suite)
             rec.update(verdict="timeout", why="the kernel did not boot: " + _first_line(
-                trial.outcome.boot_error.message).removeprefix("the guest did not boot: "))
-            _drop_bulky(build_dir)
-            return
-        code = trial.outcome.run.exit_code
-        if code == EXIT_INTERRUPTED:
+                why_not_booted).removeprefix("the guest did not boot: "))
+        elif code == EXIT_INTERRUPTED:
             raise KeyboardInterrupt
-        if code == EXIT_OK:
+        elif code == EXIT_OK:
             rec.update(verdict="survived", why="every selected test passed")
         elif code == EXIT_TEST_FAILED:
             test, why = kill_reason(results)
@@ -448,7 +527,6 @@ class _Mutator:
             raise ZstestError(f"mutant {mutant.id}: the run could not be done "
                               f"({_first_line(results.get('message', '')) or f'exit {code}'}).",
                               exit_code=code)
-        _drop_bulky(build_dir)
 
     def run(self) -> MutateResult:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -494,6 +572,13 @@ class _Mutator:
                             round(time.monotonic() - self.started, 1))
 
 
+def _run_entry(kind: str, results_dir: Path, run_s: float, results: dict) -> dict:
+    """mutate.json's record of one boot of a mutant: which tests ran, in order, and how."""
+    return {"kind": kind, "results_dir": str(results_dir), "run_s": round(run_s, 1),
+            "exit_code": results.get("exit_code"),
+            "tests": [t.get("name") for t in results.get("tests") or []]}
+
+
 def _drop_bulky(build_dir: Path) -> None:
     for name in BULKY_ARTIFACTS:
         target = build_dir / name
@@ -506,9 +591,10 @@ def _drop_bulky(build_dir: Path) -> None:
 
 
 def exit_code_for(records: list[dict]) -> int:
-    """0: every judged mutant was killed; 1: one survived (or timed out); 4: none built."""
+    """0: every judged mutant was killed; 1: one survived, timed out or no test reached it;
+    4: none built."""
     verdicts = [r.get("verdict") for r in records if r.get("verdict") in JUDGED]
-    if any(v in ("survived", "timeout") for v in verdicts):
+    if any(v in ("survived", "timeout", "not_covered") for v in verdicts):
         return EXIT_TEST_FAILED
     if verdicts and all(v == "build_failed" for v in verdicts):
         return EXIT_BUILD
@@ -533,8 +619,9 @@ def summarize(records: list[dict], per_patch: bool) -> dict:
 
 
 def score(row: dict) -> float | None:
-    """killed / (killed + survived + timeout); None when none of those was judged."""
-    judged = row["killed"] + row["survived"] + row["timeout"]
+    """killed / (killed + survived + timeout + not covered); None when none was judged. A
+    mutant no test reached is one the suite does not catch: counted apart, scored as a miss."""
+    judged = row["killed"] + row["survived"] + row["timeout"] + row.get("not_covered", 0)
     return round(row["killed"] / judged, 3) if judged else None
 
 
@@ -545,12 +632,16 @@ def render_summary(records: list[dict], per_patch: bool) -> str:
     total = {v: 0 for v in JUDGED + ("pending",)}
     for r in records:
         total[r.get("verdict") if r.get("verdict") in JUDGED else "pending"] += 1
-    head = f"{'':44} {'killed':>6} {'survived':>8} {'timeout':>7} {'build failed':>12} {'pending':>7} {'score':>6}"
+    # guided runs: the mutants no test reached, in a column of their own
+    uncovered = total["not_covered"] > 0
+    head = (f"{'':44} {'killed':>6} {'survived':>8} {'timeout':>7} {'build failed':>12} "
+            + (f"{'not covered':>11} " if uncovered else "") + f"{'pending':>7} {'score':>6}")
 
     def row_text(label: str, row: dict) -> str:
         s = score(row)
         return (f"{_clip(label, 44):<44} {row['killed']:>6} {row['survived']:>8} {row['timeout']:>7} "
-                f"{row['build_failed']:>12} {row['pending']:>7} "
+                f"{row['build_failed']:>12} "
+                + (f"{row['not_covered']:>11} " if uncovered else "") + f"{row['pending']:>7} "
                 f"{'-' if s is None else f'{s:.0%}':>6}")
 
     for group, title in (("patch", "per patch"), ("function", "per function")):
@@ -569,6 +660,11 @@ def render_summary(records: list[dict], per_patch: bool) -> str:
             lines.append(f"  {r['id']} {r['operator']:<12} {r['file']}:{r['line']} ({r['function']}): "
                          f"{_clip(' '.join(r['original'].split()) or '(insert)', 40)} -> "
                          f"{_clip(' '.join(r['mutated'].split()) or '(deleted)', 40)}")
+    missed = [r for r in records if r.get("verdict") == "not_covered"]
+    if missed:
+        lines += ["", "not covered (no test executed the line; not built, not run):"]
+        for r in missed:
+            lines.append(f"  {r['id']} {r['operator']:<12} {r['file']}:{r['line']} ({r['function']})")
     return "\n".join(lines)
 
 

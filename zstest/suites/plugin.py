@@ -158,6 +158,7 @@ class GuestSuitePlugin:
         self.collected: List[str] = []       # node ids selected to run, in order
         self._current: Optional[Dict[str, Any]] = None
         self._logged = LoggedGuest(guest, self)
+        self._boot_coverage_kept = False     # --coverage: what booting ran, before any reset
 
     # -- the per-test log -------------------------------------------------
     def log(self, text: str) -> None:
@@ -223,8 +224,13 @@ class GuestSuitePlugin:
             self._kernel_config.get("CONFIG_GCOV_KERNEL") == "y"
 
     def _coverage_reset(self) -> None:
-        from ..coverage import reset_counters
+        from ..coverage import BOOT_PREFIX, COVERAGE_DIR, collect_gcda, reset_counters
         try:
+            if not self._boot_coverage_kept:   # affected.py: a line booting runs affects every test
+                self._boot_coverage_kept = True
+                n = len(list((self.results_dir / COVERAGE_DIR).glob(BOOT_PREFIX + "*"))) + 1
+                collect_gcda(self._raw_guest, str(self._build_info.get("objdir") or ""),
+                             self.results_dir / COVERAGE_DIR / f"{BOOT_PREFIX}{n}")
             reset_counters(self._raw_guest)
         except Exception as exc:   # coverage is evidence, not the verdict: say so, go on
             self.log(f"# coverage: could not reset gcov counters: {exc}")
