@@ -8,6 +8,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from .metrics import parse_io_stat, parse_mm_stat
+from .zram_state import Slot, parse_bd_stat, parse_block_state
 
 CONTROL = "/sys/class/zram-control"
 
@@ -67,6 +68,24 @@ class ZramDevice:
 
     def io_stat(self) -> Dict[str, int]:
         return parse_io_stat(self.attr("io_stat"))
+
+    def has(self, name: str) -> bool:
+        """The device has this sysfs attribute (the kernel's version and config decide)."""
+        return self.guest.exists(f"{self.sysfs}/{name}")
+
+    def try_set(self, name: str, value):
+        """Write an attribute that may refuse: the guest result (exit status, stderr)."""
+        return self.guest.run(f"echo {value} > {self.sysfs}/{name}")
+
+    def bd_stat(self) -> Dict[str, int]:
+        return parse_bd_stat(self.attr("bd_stat"))
+
+    @property
+    def block_state_path(self) -> str:
+        return f"/sys/kernel/debug/zram/zram{self.id}/block_state"
+
+    def block_state(self) -> Dict[int, Slot]:
+        return parse_block_state(self.guest.check(f"cat {self.block_state_path}"))
 
     def compact(self) -> None:
         self.set("compact", 1)

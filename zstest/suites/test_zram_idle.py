@@ -1,0 +1,97 @@
+"""zram's idle marking (issue 28, part 2): `idle all`, access clearing it, and
+`idle <seconds>` marking only the slots not accessed for that long.
+
+Checked slot by slot in debugfs' block_state (CONFIG_ZRAM_MEMORY_TRACKING), whose access
+times are on the same clock as /proc/uptime (boot time), so the test proves its own
+precondition: the cutoff the kernel used lies between the old and the new slots.
+"""
+
+import time
+
+import pytest
+
+from zstest.suites.lib.checks import check_data_intact
+from zstest.suites.lib.fixtures import guest_tools, zram  # noqa: F401  (fixtures)
+from zstest.suites.lib.tools import parse_tool_output, zsfill_command
+from zstest.suites.lib.zram_state import with_flags
+
+BLOCKS = 512
+DISKSIZE = 8 << 20
+GAP_S = 5              # between the old and the new writes: TCG's SSH round trips are < 1 s
+
+
+def _slots(blocks_from, blocks_to, page_size):
+    per = max(1, page_size // 4096)
+    return set(range(blocks_from // per, blocks_to // per))
+
+
+def _write(guest, dev, blocks, seed, start=0):
+    check_data_intact(parse_tool_output(guest.check(
+        zsfill_command("write", dev.path, blocks, seed=seed, start=start))), "write", blocks)
+
+
+def _require_block_state(guest, dev):
+    if not guest.exists(dev.block_state_path):
+        pytest.skip(f"no {dev.block_state_path}: the kernel lacks CONFIG_ZRAM_MEMORY_TRACKING "
+                    f"(or debugfs)")
+
+
+def test_idle_all_then_access(guest, guest_tools, zram, record, page_size):
+    zram.setup(DISKSIZE)
+    _write(guest, zram, BLOCKS, seed=41)
+    _require_block_state(guest, zram)
+    assert not with_flags(zram.block_state(), have="i"), "slots idle before any marking"
+    zram.set("idle", "all")
+    slots = zram.block_state()
+    assert slots and with_flags(slots, have="i") == sorted(slots), \
+        f"`idle all` left {len(with_flags(slots, lack='i'))} of {len(slots)} allocated slots unmarked"
+    check_data_intact(parse_tool_output(guest.run(zsfill_command(
+        "verify", zram.path, BLOCKS // 2, seed=41)).stdout), "read half", BLOCKS // 2)
+    after = zram.block_state()
+    read = _slots(0, BLOCKS // 2, page_size)
+    assert set(with_flags(after, lack="i")) == read & set(after), \
+        "reading a slot did not clear its idle flag, or cleared another's"
+    record.detail("slots_marked", len(slots))
+    record.detail("slots_read_after", len(read & set(after)))
+
+
+def test_idle_seconds_marks_only_old_slots(guest, guest_tools, zram, record, page_size):
+    zram.setup(DISKSIZE)
+    half = BLOCKS // 2
+    _write(guest, zram, half, seed=42)
+    _require_block_state(guest, zram)
+    time.sleep(GAP_S)
+    _write(guest, zram, half, seed=43, start=half)
+    old, new = _slots(0, half, page_size), _slots(half, BLOCKS, page_size)
+    slots = zram.block_state()
+    newest_old = max(slots[i].ac_time for i in old if i in slots)
+    oldest_new = min(slots[i].ac_time for i in new if i in slots)
+    record.detail("access_gap_s", round(oldest_new - newest_old, 3))
+    assert oldest_new - newest_old > 2, \
+        f"precondition: the new slots were written {oldest_new - newest_old:.2f} s after the old"
+    middle = (newest_old + oldest_new) / 2
+    # the age is computed in the guest, next to the store: no SSH round trip in between
+    out = guest.run(
+        f"read up _ < /proc/uptime; "
+        f"age=$(awk -v up=$up 'BEGIN {{ a = int(up - {middle:.3f} + 0.5); print (a < 1 ? 1 : a) }}'); "
+        f"echo $age > {zram.sysfs}/idle; rc=$?; read up2 _ < /proc/uptime; "
+        f"echo \"age=$age rc=$rc before=$up after=$up2\"")
+    facts = dict(kv.split("=") for kv in out.stdout.split() if "=" in kv)
+    if facts.get("rc") != "0":
+        pytest.skip(f"this kernel's zram does not take `idle <seconds>` ({out.stderr.strip()})")
+    age = int(facts["age"])
+    cutoff = (float(facts["before"]) - age, float(facts["after"]) - age)
+    record.detail("idle_age_s", age)
+    record.detail("cutoff_between", cutoff)
+    # the kernel's cutoff is (time of the store - age): prove it falls between the two sets
+    assert newest_old < cutoff[0] and cutoff[1] <= oldest_new, \
+        f"precondition: cutoff {cutoff} not between the old slots (to {newest_old}) and the " \
+        f"new (from {oldest_new})"
+    marked = zram.block_state()
+    idle = set(with_flags(marked, have="i"))
+    assert old & set(marked) <= idle, \
+        f"{len((old & set(marked)) - idle)} slots older than the cutoff were not marked idle"
+    assert not (new & idle), \
+        f"{len(new & idle)} slots accessed after the cutoff were marked idle"
+    record.detail("old_slots_marked", len(old & idle))
+    record.detail("new_slots_left", len(new & set(marked)))

@@ -1,0 +1,230 @@
+"""zram writeback to a backing device (issue 28, part 1).
+
+The backing device is a second zram device: a real block device every zram kernel has
+(no loop driver needed), whose own mm_stat counts what writeback sent it. Each test
+proves the path ran with bd_stat (4 KiB units) and mm_stat, and reads every block
+back byte for byte, written-back pages through the backing device (bd_reads rises).
+"""
+
+import pytest
+
+from zstest.suites.lib.checks import check_data_intact
+from zstest.suites.lib.fixtures import guest_tools  # noqa: F401  (fixture)
+from zstest.suites.lib.tools import parse_tool_output, zsfill_command
+from zstest.suites.lib.zram import ZramDevice, ensure_zram_control
+from zstest.suites.lib.zram_state import units_per_page, with_flags
+
+BLOCKS = 1024          # 4 MiB of the default mix: compressible, incompressible (huge), same
+DISKSIZE = 8 << 20
+BACKING_SIZE = 16 << 20
+SEED = 31
+
+
+class Pair:
+    """A front zram device writing back to a backing zram device."""
+
+    def __init__(self, guest, front: ZramDevice, backing: ZramDevice, page_size: int):
+        self.guest, self.front, self.backing = guest, front, backing
+        self.unit = units_per_page(page_size)
+        self.page_size = page_size
+
+    def write(self, blocks=BLOCKS, seed=SEED, start=0):
+        return check_data_intact(parse_tool_output(self.guest.check(
+            zsfill_command("write", self.front.path, blocks, seed=seed, start=start))),
+            f"write seed {seed}", blocks)
+
+    def verify(self, what, blocks=BLOCKS, seed=SEED, start=0):
+        return check_data_intact(parse_tool_output(self.guest.run(
+            zsfill_command("verify", self.front.path, blocks, seed=seed, start=start)).stdout),
+            what, blocks)
+
+    def writeback(self, mode: str):
+        return self.front.try_set("writeback", mode)
+
+    def pages(self, mm) -> int:
+        return mm["orig_data_size"] // self.page_size
+
+
+def _block_state_or_skip(dev: ZramDevice):
+    if not dev.guest.exists(dev.block_state_path):
+        pytest.skip(f"no {dev.block_state_path}: the kernel lacks CONFIG_ZRAM_MEMORY_TRACKING "
+                    f"(or debugfs), so slots' flags cannot be read")
+    return dev.block_state()
+
+
+@pytest.fixture
+def pair(guest, guest_tools, page_size):
+    ensure_zram_control(guest)
+    backing = ZramDevice.add(guest)
+    front = None
+    try:
+        front = ZramDevice.add(guest)
+        if not front.has("backing_dev"):
+            pytest.skip("this kernel's zram has no backing_dev attribute (CONFIG_ZRAM_WRITEBACK off)")
+        backing.setup(BACKING_SIZE)
+        front.set("backing_dev", backing.path)
+        front.setup(DISKSIZE)
+        yield Pair(guest, front, backing, page_size)
+    finally:
+        if front is not None:
+            front.remove()      # releases the backing device first
+        backing.remove()
+
+
+def test_writeback_huge_page_idle(guest, pair, record):
+    """huge, then page_index=N, then idle after `idle all`: each moves what it should, and
+    every block reads back, the written-back ones from the backing device."""
+    front, unit = pair.front, pair.unit
+    assert front.attr("backing_dev") == pair.backing.path
+    pair.write()
+    mm0 = front.mm_stat()
+    huge, same, stored = mm0["huge_pages"], mm0["same_pages"], pair.pages(mm0)
+    assert huge > 0, f"no huge page after writing incompressible blocks: {mm0}"
+    assert front.bd_stat() == {"bd_count": 0, "bd_reads": 0, "bd_writes": 0}
+
+    res = pair.writeback("huge")
+    assert res.exit_status == 0, f"writeback huge failed: {res.stderr}"
+    bd1, mm1 = front.bd_stat(), front.mm_stat()
+    record.detail("huge_written_back", huge)
+    assert bd1["bd_writes"] == bd1["bd_count"] == huge * unit, \
+        f"writeback huge of {huge} huge pages: bd_stat {bd1}"
+    assert mm1["huge_pages"] == 0, f"huge_pages {mm1['huge_pages']} after writing them all back"
+    assert mm1["orig_data_size"] == mm0["orig_data_size"], "writeback changed orig_data_size"
+    assert mm0["compr_data_size"] - mm1["compr_data_size"] == huge * pair.page_size, \
+        f"compr_data_size fell by {mm0['compr_data_size'] - mm1['compr_data_size']}, " \
+        f"not by the {huge} huge pages written back"
+    landed = pair.backing.mm_stat()["orig_data_size"]
+    assert landed == huge * pair.page_size, \
+        f"the backing device stores {landed} bytes after {huge} pages were written back"
+
+    written = huge
+    if guest.exists(front.block_state_path):
+        slots = front.block_state()
+        assert len(with_flags(slots, have="w")) == huge
+        index = with_flags(slots, lack="swh")[0]
+        res = pair.writeback(f"page_index={index}")
+        assert res.exit_status == 0, f"writeback page_index={index} failed: {res.stderr}"
+        assert "w" in front.block_state()[index].flags, f"slot {index} is not written back"
+        written += 1
+        assert front.bd_stat()["bd_writes"] == written * unit, "page_index= wrote back no page"
+        record.detail("page_index_written_back", index)
+
+    front.set("idle", "all")
+    res = pair.writeback("idle")
+    assert res.exit_status == 0, f"writeback idle failed: {res.stderr}"
+    bd2, mm2 = front.bd_stat(), front.mm_stat()
+    expect = stored - same
+    record.detail("pages_written_back", expect)
+    assert bd2["bd_writes"] == bd2["bd_count"] == expect * unit, \
+        f"after idle all + writeback idle: bd_stat {bd2}, expected every one of the " \
+        f"{expect} stored pages that are not same-filled"
+    assert mm2["compr_data_size"] == 0 and mm2["mem_used_total"] == 0, \
+        f"zsmalloc still holds data after every object was written back: {mm2}"
+    assert mm2["same_pages"] == same and pair.pages(mm2) == stored
+
+    pair.verify("read back from the backing device")
+    bd3 = front.bd_stat()
+    assert bd3["bd_reads"] >= expect * unit, \
+        f"reading {expect} written-back pages read {bd3['bd_reads']} units from the backing device"
+    record.metric(bd_stat=bd3, mm_stat_before=mm0, mm_stat_after=mm2)
+
+    # Overwriting written-back blocks frees their backing blocks; the rest still read back.
+    half = BLOCKS // 2
+    pair.write(blocks=half, seed=SEED + 1)
+    bd4 = front.bd_stat()
+    assert bd4["bd_count"] < bd3["bd_count"], \
+        f"overwriting written-back blocks freed no backing block: {bd3} -> {bd4}"
+    pair.verify("overwritten half", blocks=half, seed=SEED + 1)
+    pair.verify("half still on the backing device", blocks=BLOCKS - half, start=half)
+
+
+def test_writeback_huge_idle(guest, pair, record):
+    """huge_idle writes back exactly the huge slots still idle: reading clears idle."""
+    front, unit = pair.front, pair.unit
+    pair.write()
+    _block_state_or_skip(front)
+    front.set("idle", "all")
+    pair.verify("reads that clear idle", blocks=BLOCKS // 2)
+    slots = front.block_state()
+    target = with_flags(slots, have="hi", lack="w")
+    kept = with_flags(slots, have="h", lack="iw")
+    assert target and kept, \
+        f"precondition: idle and non-idle huge slots both exist (idle {len(target)}, " \
+        f"read since {len(kept)})"
+    res = pair.writeback("huge_idle")
+    assert res.exit_status == 0, f"writeback huge_idle failed: {res.stderr}"
+    after = front.block_state()
+    assert front.bd_stat()["bd_writes"] == len(target) * unit
+    assert with_flags(after, have="w") == target, "huge_idle wrote back other slots than idle huge ones"
+    assert all("h" in after[i].flags and "w" not in after[i].flags for i in kept), \
+        "huge slots read since `idle all` were written back by huge_idle"
+    record.detail("huge_idle_written_back", len(target))
+    record.detail("huge_not_idle_kept", len(kept))
+    pair.verify("read back after huge_idle")
+
+
+def test_writeback_limit(guest, pair, record):
+    """writeback_limit_enable + writeback_limit stop writeback at the limit, exactly."""
+    front, unit = pair.front, pair.unit
+    if not front.has("writeback_limit"):
+        pytest.skip("this kernel's zram has no writeback_limit attribute")
+    pair.write()
+    huge = front.mm_stat()["huge_pages"]
+    allowed = 2
+    assert huge > allowed, f"precondition: more than {allowed} huge pages ({huge})"
+    front.set("writeback_limit_enable", 1)
+    front.set("writeback_limit", allowed * unit)
+    assert int(front.attr("writeback_limit")) == allowed * unit
+    res = pair.writeback("huge")
+    bd = front.bd_stat()
+    record.detail("limited_writeback_exit", res.exit_status)
+    assert bd["bd_writes"] == allowed * unit, \
+        f"writeback_limit {allowed * unit} let {bd['bd_writes']} units through"
+    assert int(front.attr("writeback_limit")) == 0, "the limit was not used up"
+    assert res.exit_status != 0, "writeback that hit its limit did not say so"
+    res = pair.writeback("huge")
+    assert front.bd_stat()["bd_writes"] == allowed * unit, "an exhausted limit let more through"
+
+    front.set("writeback_limit_enable", 0)
+    res = pair.writeback("huge")
+    assert res.exit_status == 0, f"writeback huge without limit failed: {res.stderr}"
+    assert front.bd_stat()["bd_writes"] == huge * unit, "lifting the limit did not write the rest back"
+    record.detail("huge_pages", huge)
+    pair.verify("read back after limited writeback")
+
+
+def test_reset_releases_backing_device(guest, guest_tools, record):
+    """Reset releases the backing device: of an initialised device with written-back data,
+    and of one never initialised (a 2024 bug kept it held)."""
+    ensure_zram_control(guest)
+    with ZramDevice.add(guest) as backing, ZramDevice.add(guest) as front:
+        if not front.has("backing_dev"):
+            pytest.skip("this kernel's zram has no backing_dev attribute (CONFIG_ZRAM_WRITEBACK off)")
+        backing.setup(BACKING_SIZE)
+        # never initialised: a backing device, no disksize
+        front.set("backing_dev", backing.path)
+        held = backing.try_set("reset", 1)
+        assert held.exit_status != 0, "the backing device could be reset while attached"
+        front.set("reset", 1)
+        assert front.attr("backing_dev") == "none"
+        assert int(front.attr("initstate")) == 0
+        assert backing.try_set("reset", 1).exit_status == 0, \
+            "reset of an uninitialised device did not release its backing device"
+        backing.setup(BACKING_SIZE)
+        # initialised, with written-back pages
+        front.set("backing_dev", backing.path)
+        front.setup(DISKSIZE)
+        check_data_intact(parse_tool_output(guest.check(
+            zsfill_command("write", front.path, BLOCKS, seed=SEED))), "write", BLOCKS)
+        assert front.try_set("writeback", "huge").exit_status == 0
+        wrote = front.bd_stat()["bd_writes"]
+        assert wrote > 0, "nothing was written back before the reset"
+        front.set("reset", 1)
+        assert front.attr("backing_dev") == "none"
+        assert front.bd_stat() == {"bd_count": 0, "bd_reads": 0, "bd_writes": 0}
+        assert backing.try_set("reset", 1).exit_status == 0, \
+            "reset of a device with written-back data did not release its backing device"
+        record.detail("written_back_before_reset", wrote)
+        # a device never initialised, nothing attached: reset is harmless
+        assert front.try_set("reset", 1).exit_status == 0
+        assert int(front.attr("disksize")) == 0
