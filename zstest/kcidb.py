@@ -172,9 +172,10 @@ def _checkout(build: Optional[BuildManifest], origin: str, results: Optional[Res
     kernel = build.kernel
     phash, how = _patch_hash(build)
     tree = Path(kernel.tree).name if kernel.tree else "unknown"
-    checkout: Dict[str, Any] = {
-        "id": f"{origin}:{_digest(tree, kernel.base, phash if phash is not None else build.path)}",
-        "origin": origin, "tree_name": tree}
+    # without a patchset hash, the build (as recorded) stands for its patches
+    patches = phash if phash is not None else str(build.data.get("build_dir") or build.path)
+    checkout: Dict[str, Any] = {"id": f"{origin}:{_digest(tree, kernel.base, patches)}",
+                                "origin": origin, "tree_name": tree}
     if kernel.base and re.fullmatch(r"[0-9a-f]{40}", kernel.base):
         checkout["git_commit_hash"] = kernel.base
     if kernel.version:
@@ -328,9 +329,10 @@ def _run_tests(results: ResultsManifest, build_id: str, urls: _Urls) -> List[Dic
     suite = path_part(results.suite or "suite")
     out = []
     console = results.results_dir / results.console_log
+    # no SSH login: FAIL when the kernel left evidence (exit 1), ERROR when it left none (5)
     boot = _base_test(build_id, results, "zstest.boot",
                       "PASS" if results.boot_to_ssh_s is not None else
-                      ("FAIL" if results.exit_code in (1, 5) else "ERROR"))
+                      {1: "FAIL", 5: "ERROR"}.get(results.exit_code, "MISS"))
     if results.boot_to_ssh_s is not None:
         boot["number"] = {"value": float(results.boot_to_ssh_s), "unit": "s"}
         boot["comment"] = "boot to an SSH login"

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..errors import BadInput, ZstestError
-from ..proc import CommandError, run
+from ..gitsafe import read_objects
+from ..proc import CommandError
 from ..series.lore import fetch_thread
 from ..series.model import Series
 from ..series.parse import build_series, mail_from_bytes, parse_subject, read_mails
@@ -64,8 +65,12 @@ def _thread_blob(topdir: Path, sha: str) -> bytes:
     """The thread b4 stored in the repository as a blob (what b4's get_thread_mbox reads)."""
     if not _SHA.match(sha):
         raise BadInput(f"b4's thread-blob {sha[:80]!r} is not an object id.")
+    git_dir = topdir / ".git"
+    if not git_dir.is_dir():
+        raise BadInput(f"{topdir} has no .git directory to read b4's thread blob from.")
     try:
-        res = run(["git", "-C", str(topdir), "cat-file", "blob", sha], timeout=60)
+        # b4's repository is read through zstest's own (gitsafe): its config and hooks unread
+        res = read_objects(git_dir, ["cat-file", "blob", sha], timeout=60)
     except CommandError as exc:
         raise BadInput(f"b4's thread blob {sha[:12]} is not in {topdir} "
                        f"({_last(exc.tail)}).") from None
