@@ -456,6 +456,11 @@ def test_wrong_shape_json_is_bad_input(tmp_path, command, content):
             "compare-merge": ["compare", "--merge", bad, good]}[command]
     proc = zstest(*args, env=clean_env(tmp_path))
     assert proc.returncode == 2, proc.stderr
+    if command == "compare-merge":
+        # issue 26: the bad file is named and left out; the good cell is still merged
+        assert "Traceback" not in proc.stderr
+        assert f"not merged: {bad}" in proc.stdout and "good" in proc.stdout
+        return
     assert str(bad) in one_sentence(proc)
 
 
@@ -484,7 +489,7 @@ def test_apply_json_and_cell_json_are_written_via_replace(tmp_path):
     from zstest import manifests, matrix, tree
     from zstest.vm import accel
     assert "save_cell(" in inspect.getsource(matrix.write_cell)
-    for fn in (tree.write_apply_json, tree._write_interrupted, manifests._save, accel.probe_accel):
+    for fn in (tree.write_apply_json, tree.write_apply_status, manifests._save, accel.probe_accel):
         source = inspect.getsource(fn)
         assert "write_text_atomic(" in source and ".write_text(" not in source, fn.__name__
 

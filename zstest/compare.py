@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from .errors import EXIT_OK, EXIT_TEST_FAILED, BadInput
+from .errors import EXIT_OK, EXIT_TEST_FAILED, EXIT_USAGE, BadInput
 from .manifests import (BUILD_JSON, RESULTS_JSON, BuildManifest, BuildSeries, ResultsManifest,
                         find_results, has_build, has_cell, has_results, load_build, load_cell,
                         load_results, read_object)
@@ -30,7 +30,9 @@ NOISE_COUNTER = re.compile(r"(^|\.)(nr_free_pages|free|managed|MemFree|MemAvaila
 
 # Verdicts of a test, in the order the text table lists them (worst news first).
 VERDICTS = ["regressed", "fixed", "still failing", "new", "gone", "skipped", "passing"]
-_BAD = ("failed", "error")
+_BAD = ("failed", "error", "interrupted")
+# A test named twice in one results.json counts as its worst entry (failed, then passed, is failed).
+_WORST_FIRST = ("failed", "error", "interrupted", "passed", "skipped")
 
 
 # ------------------------------------------------------------------ sides
@@ -209,6 +211,22 @@ def _outcome(t: Dict[str, Any]) -> TestOutcome:
     return TestOutcome(status=status, passes=int(passes), runs=len(runs))
 
 
+def _rank(status: str) -> int:
+    """Lower is worse; a status zstest does not know is as bad as an error."""
+    return _WORST_FIRST.index(status) if status in _WORST_FIRST else 1
+
+
+def _worst(tests: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One entry for a test named more than once: the worst status, every run counted."""
+    if len(tests) == 1:
+        return tests[0]
+    outcomes = [_outcome(t) for t in tests]
+    worst = dict(min(tests, key=lambda t: _rank(t.get("status") or "error")))
+    worst["runs"] = [r for o, t in zip(outcomes, tests) for r in (t.get("runs") or [o.status])]
+    worst["passes"] = sum(o.passes for o in outcomes)
+    return worst
+
+
 def verdict_for(a: Optional[TestOutcome], b: Optional[TestOutcome]) -> str:
     """fixed / regressed / still failing / passing / new / gone / skipped."""
     a_ran = a is not None and a.status != "skipped"
@@ -219,7 +237,8 @@ def verdict_for(a: Optional[TestOutcome], b: Optional[TestOutcome]) -> str:
         return "gone"
     if not a_ran and not b_ran:
         return "skipped"
-    a_bad, b_bad = a.status in _BAD, b.status in _BAD
+    # passed (or skipped, above) is the only good news: interrupted or unknown is not passing
+    a_bad, b_bad = a.status != "passed", b.status != "passed"
     if a_bad and b_bad:
         return "still failing"
     if a_bad:
@@ -475,7 +494,10 @@ class Comparison:
 
 
 def _by_name(results: Optional[ResultsManifest]) -> Dict[str, Dict[str, Any]]:
-    return {t.get("name", ""): t for t in (results.tests if results else [])}
+    named: Dict[str, List[Dict[str, Any]]] = {}
+    for t in (results.tests if results else []):
+        named.setdefault(t.get("name", ""), []).append(t)
+    return {name: _worst(tests) for name, tests in named.items()}
 
 
 def check_same_arch(a: Side, b: Side) -> None:
@@ -702,14 +724,20 @@ class MergeCell:
 class MergeTable:
     cells: List[MergeCell]
     tests: List[str]             # row order: first appearance across cells
+    skipped: List[str] = field(default_factory=list)   # one sentence per results.json not read
 
     @property
     def exit_code(self) -> int:
-        return EXIT_TEST_FAILED if any(c.failed for c in self.cells) else EXIT_OK
+        """1 when a cell failed; else 2 when a results.json could not be read; else 0."""
+        if any(c.failed for c in self.cells):
+            return EXIT_TEST_FAILED
+        return EXIT_USAGE if self.skipped else EXIT_OK
 
 
 def merge(paths: Iterable) -> MergeTable:
-    """Every results dir under the given paths as one column each."""
+    """Every results dir under the given paths as one column each; a results.json that cannot
+    be read is left out and named in the table's skipped sentences."""
+    paths = list(paths)
     dirs: List[Tuple[Path, Path]] = []
     for raw in paths:
         root = Path(raw).expanduser()
@@ -722,20 +750,28 @@ def merge(paths: Iterable) -> MergeTable:
         dirs.extend((root, d) for d in found)
     cells: List[MergeCell] = []
     tests: List[str] = []
+    skipped: List[str] = []
     for root, d in dirs:
-        results = _results_with_tests(d)
-        cell = load_cell(d) if has_cell(d) else None
+        try:
+            results = _results_with_tests(d)
+            cell = load_cell(d) if has_cell(d) else None
+        except BadInput as exc:
+            # one broken artifact of a CI matrix must not hide every other cell's results
+            skipped.append(exc.message)
+            continue
         name = (cell.name if cell else None) or d.name
-        outcomes = {}
-        for t in results.tests:
-            outcomes[t.get("name", "")] = _outcome(t)
-            if t.get("name", "") not in tests:
-                tests.append(t.get("name", ""))
+        outcomes = {name_: _outcome(t) for name_, t in _by_name(results).items()}
+        for t in outcomes:
+            if t not in tests:
+                tests.append(t)
         where = str(d.relative_to(root)) if d != root else d.name
         cells.append(MergeCell(name, d, results.status or "error", results.exit_code,
                                cell.data if cell else {}, outcomes, where))
+    if not cells:
+        raise BadInput(f"no results.json under {', '.join(str(r) for r in paths)} could be read: "
+                       f"{skipped[0]}")
     _unique_names(cells)
-    return MergeTable(cells, tests)
+    return MergeTable(cells, tests, skipped)
 
 
 def _unique_names(cells: List[MergeCell]) -> None:
@@ -753,7 +789,7 @@ def _unique_names(cells: List[MergeCell]) -> None:
             c.name = f"{c.name}#{names[c.name]}"
 
 
-_LETTER = {"passed": "P", "failed": "F", "error": "E", "skipped": "S"}
+_LETTER = {"passed": "P", "failed": "F", "error": "E", "skipped": "S", "interrupted": "I"}
 
 
 def _merge_cell(o: Optional[TestOutcome]) -> str:
@@ -788,13 +824,16 @@ def render_merge(table: MergeTable) -> str:
         lines.append(f"{_cut(t, test_w):<{test_w}} " + " ".join(
             f"{_merge_cell(c.outcomes.get(t)):>{col_w}}" for c in table.cells))
     lines.append("")
-    lines.append("P passed, F failed, E error, S skipped, - not run, n/m passes/runs (--repeat)")
+    lines.append("P passed, F failed, E error, I interrupted, S skipped, - not run, n/m passes/runs (--repeat)")
+    for sentence in table.skipped:
+        lines.append(f"not merged: {sentence}")
     return "\n".join(lines) + "\n"
 
 
 def merge_json(table: MergeTable) -> Dict[str, Any]:
     return {
         "exit_code": table.exit_code,
+        "not_merged": table.skipped,
         "cells": [{"name": c.name, "path": str(c.path), "status": c.status,
                    "exit_code": c.exit_code, "cell": c.meta} for c in table.cells],
         "tests": [{"name": t, "results": {c.name: _outcome_json(c.outcomes.get(t))

@@ -392,10 +392,13 @@ def _results_from(path: Path, d: dict, schema: int) -> ResultsManifest:
         _take(t, "name", (str,), at)
         _take(t, "status", (str,), at)
         _take(t, "message", (str,), at)
-        _objects(t, "splats", at)
+        _splat_shapes(t, at)
         _obj(t, "metrics", at)
         _obj(t, "details", at)
-        _take(t, "runs", (list,), at)
+        _words(t, "runs", at)
+        if _take(t, "passes", (int,), at, 0) < 0:
+            raise _WrongShape(f"{at}passes", t["passes"], "a count of runs")
+    _splat_shapes(d, "")
     for key in ("vm", "counts"):
         _obj(d, key)
     k, a = _obj(d, "kernel"), _obj(d, "accel")
@@ -417,13 +420,22 @@ def _results_from(path: Path, d: dict, schema: int) -> ResultsManifest:
         command=_words(d, "command"))
 
 
-def _words(obj: dict, key: str) -> list:
+def _words(obj: dict, key: str, where: str = "") -> list:
     """A list of strings (a command line's words): the first entry that is not one is named."""
-    items = _take(obj, key, (list,), default=[])
+    items = _take(obj, key, (list,), where, default=[])
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise _WrongShape(f"{key}[{i}]", item, "a string")
+            raise _WrongShape(f"{where}{key}[{i}]", item, "a string")
     return items
+
+
+def _splat_shapes(obj: dict, where: str) -> list:
+    """obj's splats: objects whose kind, title and text are strings (readers print them)."""
+    splats = _objects(obj, "splats", where)
+    for i, splat in enumerate(splats):
+        for key in ("kind", "title", "text"):
+            _take(splat, key, (str,), f"{where}splats[{i}].")
+    return splats
 
 
 def has_results(results_dir: "str | Path") -> bool:

@@ -44,6 +44,9 @@ CELL_KEYS = ("name",) + AXES
 CONFIG_SEPARATOR = "+"
 _DEBIAN_TREE = re.compile(r"^\d+\.\d+$")
 _MATRIX_KEYS = set(AXES) | {"exclude", "include"}
+# A cell's name and an axis label become directory and artifact names in CI (results/<name>):
+# no "/", no "..", no leading "." or "-", no control characters or spaces.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_+@][A-Za-z0-9._+@-]{0,127}")
 
 
 @dataclass
@@ -79,7 +82,18 @@ def _path_label(value: str) -> str:
     for suffix in (".mbox", ".config", ".patch"):
         if last.endswith(suffix) and last != suffix:
             last = last[: -len(suffix)]
-    return re.sub(r"[^A-Za-z0-9._+@]+", "_", last) or "x"
+    label = re.sub(r"[^A-Za-z0-9._+@]+", "_", last).lstrip(".") or "x"
+    return re.sub(r"\.{2,}", ".", label)
+
+
+def check_name(name: object, what: str, source: str) -> str:
+    """name when it is safe as a directory name (SAFE_NAME); BadInput otherwise."""
+    if not isinstance(name, str):
+        raise BadInput(f"{source}: {what} must be a string; got {type(name).__name__}.")
+    if not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise BadInput(f"{source}: {what} {name[:80]!r} is not a safe name for a directory "
+                       f"(letters, digits, . _ + @ -; no '/', '..' or leading '.' or '-').")
+    return name
 
 
 def cell_name(labels: Dict[str, str]) -> str:
@@ -140,7 +154,8 @@ def _axis_values(axis: str, raw, source: str) -> List[AxisValue]:
         for label, value in raw.items():
             if not isinstance(value, (str, list)):
                 raise BadInput(f"{source}: {axis}.{label} must be a string, not {type(value).__name__}.")
-            values.append(AxisValue(str(label), _axis_string(axis, value)))
+            values.append(AxisValue(check_name(str(label), f"the {axis} label", source),
+                                    _axis_string(axis, value)))
     elif isinstance(raw, list):
         for value in raw:
             if not isinstance(value, (str, list)):
@@ -190,7 +205,9 @@ def _entry_list(raw, key: str, source: str) -> List[dict]:
         if not entry:
             raise BadInput(f"{source}: an {key} entry is empty.")
         for axis, value in entry.items():
-            if not isinstance(value, (str, list)):
+            if axis == "name":
+                check_name(value, f"an {key} entry's name", source)
+            elif not isinstance(value, (str, list)):
                 raise BadInput(f"{source}: {key} {axis} must be a string; got {value!r}.")
     return raw
 
@@ -242,7 +259,8 @@ def expand(matrix: Matrix) -> List[dict]:
 
 def _add_cell(cells: List[dict], names: Dict[str, str], combo: Dict[str, AxisValue],
               name: Optional[str], source: str) -> None:
-    name = name or cell_name({a: combo[a].label for a in AXES})
+    name = check_name(name or cell_name({a: combo[a].label for a in AXES}), "the cell name",
+                      source)
     if name in names:
         raise BadInput(f"{source}: two cells are both named {name!r}; give an include a "
                        f"different name = \"...\" or drop the duplicate.")
@@ -339,9 +357,7 @@ def load_cell(text_or_file: str) -> dict:
             raise BadInput(f"{where}: {axis} must be a string; got {value!r}.")
         cell[axis] = _axis_string(axis, value)
     name = entry.get("name") or cell_name({a: default_label(a, cell[a]) for a in AXES})
-    if not isinstance(name, str):
-        raise BadInput(f"{where}: name must be a string; got {name!r}.")
-    return _entry(name, cell)
+    return _entry(check_name(name, "name", where), cell)
 
 
 def resolve_tree(value: str) -> Optional[Path]:

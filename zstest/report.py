@@ -15,13 +15,18 @@ import textwrap
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .decode import Decoded, Decoder, format_decoded, results_splats
+from .decode import Decoder, format_decoded, recorded_or_decode, results_splats
 from .errors import BadInput
+from .fsutil import artifact_file, read_tail
 from .splats import classify, split_timestamp
 from .manifests import (BuildConfig, BuildKernel, BuildManifest, ResultsManifest, has_build,
                         has_results, load_build, load_results)
 
 WIDTH = 72
+# CSI (ESC [ ... final byte) and OSC (ESC ] ... BEL or ESC \\) sequences, whole
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]")
+CONSOLE_LOG = "console.log"
+CONSOLE_TAIL_BYTES = 64 * 1024     # eight lines' worth and then some; never the whole log
 MAX_FAILED_SHOWN = 12
 # What a reader pastes or greps: a path, file:line, function+0xoff/0xsize, a URL. A line holding
 # one stays whole past WIDTH; cutting ".../mm/zsmalloc.c:18" / "68" makes it useless.
@@ -184,10 +189,7 @@ def _splat_lines(results: Dict[str, Any], build_dir: Optional[str],
     if not found:
         return ["Splats:   none in the console log"]
     test, splat = found[0]
-    if isinstance(splat.get("decoded"), dict):
-        decoded = Decoded.from_dict(splat["decoded"])
-    else:
-        decoded = Decoder(Path(build_dir) if build_dir else None).decode(splat)
+    decoded = recorded_or_decode(splat, lambda: Decoder(Path(build_dir) if build_dir else None))
     more = f" (the first of {len(found)})" if len(found) > 1 else ""
     out = _field("Splats", f"{len(found)}{more}" + (f", during {test}" if test else ""))
     out.append("")
@@ -204,10 +206,19 @@ def _splat_lines(results: Dict[str, Any], build_dir: Optional[str],
     return out
 
 
-def _console_tail(path: Path, count: int = 8) -> List[str]:
-    """The last kernel lines of a run that ran no test: where the boot stopped."""
+def _console_tail(results_dir: Path, name: str, count: int = 8) -> List[str]:
+    """The last kernel lines of a run that ran no test: where the boot stopped.
+
+    results.json names the log: only a regular file inside the results dir is read, its tail.
+    """
+    path = artifact_file(results_dir, name)
+    if path is None:
+        if name == CONSOLE_LOG and not (Path(results_dir) / name).exists():
+            return []
+        return ["", f"Console tail: not shown: console_log {str(name)[:80]!r} is not a file "
+                    f"inside {results_dir}."]
     try:
-        text = path.read_text(errors="replace").replace("\r", "")
+        text = read_tail(path, CONSOLE_TAIL_BYTES).replace("\r", "")
     except OSError:
         return []
     tail = [line for line in text.splitlines() if line.strip()][-count:]
@@ -438,7 +449,7 @@ def _render(results_dir: Path, results: ResultsManifest) -> str:
     if results.status in ("error", "interrupted") and results.message:
         lines += _wrap(_first_line(results.message), indent="          ", first=f"{'Run:':<10}")
     if not results.tests:
-        lines += _console_tail(results_dir / results.console_log)
+        lines += _console_tail(results_dir, results.console_log)
     lines.append("")
     lines += _splat_lines(results.data, build_dir, results_dir)
     lines.append("")
@@ -448,6 +459,11 @@ def _render(results_dir: Path, results: ResultsManifest) -> str:
     lines.append("")
     lines += _reproduce_lines(results, build, build_dir)
     text = "\n".join(fitted.rstrip() for line in lines for fitted in _fit(line))
-    # the kernel's and tests' text may hold anything: keep the mail plain
-    text = "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x1b"))
-    return text + "\n"
+    return printable(text) + "\n"
+
+
+def printable(text: str) -> str:
+    """text without terminal escapes or control characters (newlines kept): the kernel's and
+    the tests' text may hold anything, and it reaches a terminal or a public list."""
+    text = ANSI_ESCAPE.sub("", text)
+    return "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x1b"))

@@ -24,7 +24,7 @@ from typing import List, Optional, Union
 
 from .cache import cache_dir, cache_root, file_lock
 from .errors import EXIT_APPLY, ApplyFailed, BadInput, ZstestError
-from .fsutil import write_text_atomic
+from .fsutil import output_dir, write_text_atomic, writing
 from .gitsafe import cache_git_dir, git_env, run_git
 from .proc import CommandError
 from .series.diff import analyze_diff
@@ -486,15 +486,26 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
     Returns with the worktree still locked (call result.worktree.release()).
     Raises ApplyFailed (exit 3) at the first patch that does not apply, and
     BadInput (exit 2) when the series has a gap and allow_gaps is False.
+    With out, apply.json is there from the start and rewritten after every patch: a full disk
+    or a kill part-way leaves the patches done so far.
     """
     start = time.monotonic()
-    for patch in series.patches:
-        _check_safe(patch)
+    if out is not None:
+        out = output_dir(out, "apply.json to")
+        write_apply_status(out, "running", tree, series, 0.0)
     try:
+        for patch in series.patches:
+            _check_safe(patch)
         wt = prepare_worktree(tree, base, purpose, series_base=series.base_commit)
     except KeyboardInterrupt:
         if out is not None:
-            _write_interrupted(Path(out), tree, series, time.monotonic() - start)
+            _quietly(write_apply_status, out, "interrupted", tree, series,
+                     time.monotonic() - start)
+        raise
+    except ZstestError as exc:
+        if out is not None:     # refused or no worktree: apply.json says so, not "running"
+            _quietly(write_apply_status, out, "failed", tree, series, time.monotonic() - start,
+                     exc.message)
         raise
     try:
         results: List[PatchApply] = []
@@ -502,18 +513,23 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
             for patch in series.patches:
                 pa = apply_patch(wt, patch)
                 results.append(pa)
+                if out is not None:
+                    write_apply_json(ApplyResult(wt, results, False, time.monotonic() - start,
+                                                 series, list(series.problems)), out,
+                                     status="running")
                 if pa.status == "failed" and stop_on_failure:
                     break
         except KeyboardInterrupt:
             if out is not None:
-                write_apply_json(ApplyResult(wt, results, False, time.monotonic() - start, series,
-                                             list(series.problems), interrupted=True), Path(out))
+                _quietly(write_apply_json, ApplyResult(wt, results, False, time.monotonic() - start,
+                                                       series, list(series.problems),
+                                                       interrupted=True), out)
             raise
         ok = all(p.status != "failed" for p in results)
         result = ApplyResult(wt, results, ok, time.monotonic() - start, series,
                              list(series.problems))
         if out is not None:
-            write_apply_json(result, Path(out))
+            write_apply_json(result, out)
         failed = next((p for p in results if p.status == "failed"), None)
         if failed is not None and stop_on_failure:
             raise _apply_failed(series, failed, result)
@@ -527,6 +543,14 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
     except BaseException:
         wt.release()
         raise
+
+
+def _quietly(write, *args) -> None:
+    """A state file written while Ctrl-C/SIGTERM unwinds: a full disk must not hide the 130."""
+    try:
+        write(*args)
+    except ZstestError:
+        pass
 
 
 def _apply_failed(series: Series, failed: PatchApply, result: ApplyResult) -> ApplyFailed:
@@ -547,21 +571,30 @@ def _apply_failed(series: Series, failed: PatchApply, result: ApplyResult) -> Ap
     return err
 
 
-def _write_interrupted(out: Path, tree, series: Series, duration_s: float) -> None:
-    """apply.json for a run stopped before its worktree was ready: no patch was applied."""
-    out.mkdir(parents=True, exist_ok=True)
-    source = tree.path if isinstance(tree, KernelTree) else Path(tree)
-    data = {"status": "interrupted", "duration_s": round(duration_s, 3),
-            "kernel": {"tree": str(source)}, "problems": list(series.problems), "patches": [],
-            "series": {k: v for k, v in series.to_dict().items() if k != "patches"}}
-    write_text_atomic(out / "apply.json", json.dumps(data, indent=2) + "\n")
+def write_apply_status(out: Path, status: str, tree, series: Optional[Series],
+                       duration_s: float, problem: str = "") -> None:
+    """apply.json before the worktree is ready (running, interrupted, failed): no patch yet."""
+    source = tree.path if isinstance(tree, KernelTree) else Path(str(tree))
+    problems = (list(series.problems) if series else []) + ([problem] if problem else [])
+    data = {"status": status, "duration_s": round(duration_s, 3),
+            "kernel": {"tree": str(source)}, "problems": problems, "patches": []}
+    if series is not None:
+        data["series"] = {k: v for k, v in series.to_dict().items() if k != "patches"}
+    with writing(out / "apply.json", "apply.json"):
+        write_text_atomic(out / "apply.json", json.dumps(data, indent=2) + "\n")
 
 
-def write_apply_json(result: ApplyResult, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+def write_apply_json(result: ApplyResult, out: Path, status: Optional[str] = None) -> Path:
+    """apply.json and apply.log of result (status overrides its own: running part-way)."""
+    out = output_dir(out, "apply.json to")
     target = out / "apply.json"
-    write_text_atomic(target, json.dumps(result.to_dict(), indent=2) + "\n")
-    with open(out / "apply.log", "w") as log:
-        for p in result.patches:
-            log.write(f"== {p.index} {p.subject}: {p.status}\n{p.message}\n\n")
+    data = result.to_dict()
+    if status:
+        data["status"] = status
+    with writing(target, "apply.json"):
+        write_text_atomic(target, json.dumps(data, indent=2) + "\n")
+    with writing(out / "apply.log", "apply.log"):
+        log_text = "".join(f"== {p.index} {p.subject}: {p.status}\n{p.message}\n\n"
+                           for p in result.patches)
+        write_text_atomic(out / "apply.log", log_text)
     return target

@@ -23,7 +23,7 @@ from ..manifests import BUILD_JSON, RESULTS_JSON, load_build, load_results
 from .usage import (DEFAULT_IDLE_DAYS, DEFAULT_KEEP, DEFAULT_PRUNE_AREAS, IMAGES_KEPT, _LOADERS,
                     PRUNABLE_AREAS, STAMPED_AREAS, UNFINISHED_GRACE_S, CacheEntry, DiskUsage,
                     _age_key, _is_within, _load_quietly, _real_dirs, area_entries, last_link,
-                    resolved_root)
+                    resolved_root, safe_resolve)
 
 # The ref build.py keeps per build (its _slug of the build dir's name and a digest).
 BUILD_REF = re.compile(r"refs/zstest/builds/[\w.-]+")
@@ -250,8 +250,7 @@ class _Pruner:
         if not entries:
             return
         last = last_link(self.root, area) if area != "bisect" else None
-        last_target = ((self.root / area / last.target).resolve()
-                       if last is not None and last.target else None)
+        last_target = last.resolved if last is not None else None
         dirs = sorted((e for e in entries if e.path.is_dir()), key=_age_key, reverse=True)
         for rank, entry in enumerate(dirs):
             if rank < self.req.keep:
@@ -259,7 +258,7 @@ class _Pruner:
             elif (self.req.older_than_days is not None
                   and self._age_days(entry) < self.req.older_than_days):
                 self._keep(area)
-            elif last_target is not None and entry.path.resolve() == last_target:
+            elif last_target is not None and safe_resolve(entry.path) == last_target:
                 self._skip(entry, f"{area}/last points here")
             elif self._process_user(entry):
                 pass
@@ -326,16 +325,17 @@ class _Pruner:
             results = _load_quietly(load_results, results_json)
             image = results.image.get("path") if results else None
             if isinstance(image, str) and image:
-                image_dir = Path(image).parent.resolve()
-                referenced.setdefault(image_dir, str(results_json.parent))
+                image_dir = safe_resolve(Path(image).parent)
+                if image_dir is not None:
+                    referenced.setdefault(image_dir, str(results_json.parent))
         real = [e for e in entries if e.path.is_dir() and ".tmp" not in e.name]
         newest = {e.path for e in sorted(real, key=_age_key, reverse=True)[:IMAGES_KEPT]}
         for entry in entries:
             digest = entry.name.split(".tmp")[0]
             if entry.path in newest:
                 self._keep("images")
-            elif entry.path.resolve() in referenced:
-                self._skip(entry, f"used by kept results {referenced[entry.path.resolve()]}")
+            elif safe_resolve(entry.path) in referenced:
+                self._skip(entry, f"used by kept results {referenced[safe_resolve(entry.path)]}")
             elif (self.req.older_than_days is not None
                   and self._age_days(entry) < self.req.older_than_days):
                 self._keep("images")
@@ -357,8 +357,8 @@ class _Pruner:
                     if top not in self.removed_paths:
                         files.append(f)
         link = last_link(self.root, "results")
-        if link.target:
-            files.append((self.root / "results" / link.target) / RESULTS_JSON)
+        if link.resolved is not None:
+            files.append(link.resolved / RESULTS_JSON)
         return files
 
     # -- reusable state: objs, worktrees, repos, test-builds

@@ -27,6 +27,8 @@ def render_report(report: CacheReport) -> str:
         link = report.last[name]
         if link.target is None:
             lines.append(f"{name}/last: none")
+        elif link.resolved is None:
+            lines.append(f"{name}/last -> {link.target} (a symlink loop: points nowhere)")
         else:
             where = "in the cache" if link.inside_cache else "outside the cache"
             state = "" if link.exists else ", missing"

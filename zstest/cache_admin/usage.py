@@ -243,6 +243,7 @@ class LastLink:
     target: Optional[str] = None
     exists: bool = False
     inside_cache: bool = False
+    resolved: Optional[Path] = None      # the target, when it resolves (no loop)
 
     def to_json(self) -> dict:
         return {"link": str(self.link), "target": self.target, "exists": self.exists,
@@ -304,10 +305,21 @@ def last_link(root: Path, area: str) -> LastLink:
         info.target = os.readlink(link)
     except OSError:
         return info
-    target = (link.parent / info.target).resolve()
+    target = safe_resolve(link.parent / info.target)
+    if target is None:          # a symlink loop: nothing there
+        return info
+    info.resolved = target
     info.exists = target.is_dir()
     info.inside_cache = _is_within(target, root)
     return info
+
+
+def safe_resolve(path: Path) -> Optional[Path]:
+    """path resolved, or None when it cannot be (a symlink loop: RuntimeError on Python 3.11)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return None
 
 
 def show_cache(root: Optional[Path] = None) -> CacheReport:

@@ -43,7 +43,7 @@ def _fresh_last(link: Path, since: float) -> Optional[Path]:
     try:
         target = link.resolve(strict=True)
         return target if target.stat().st_mtime >= since - 1 else None
-    except OSError:
+    except (OSError, RuntimeError):     # RuntimeError: a symlink loop (Python 3.11)
         return None
 
 

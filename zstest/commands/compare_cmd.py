@@ -52,8 +52,9 @@ def _write_json(data: dict, dest: str) -> None:
     if dest == "-":
         click.echo(text, nl=False)
         return
-    Path(dest).parent.mkdir(parents=True, exist_ok=True)
-    Path(dest).write_text(text)
+    from ..fsutil import output_dir, write_output
+    output_dir(Path(dest).parent, "the comparison's directory")
+    write_output(Path(dest), text, "the comparison to")
 
 
 @click.command("compare")

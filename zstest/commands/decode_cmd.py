@@ -6,8 +6,11 @@ from typing import List, Optional, Tuple
 
 import click
 
-from ..decode import Decoded, Decoder, decode_console, format_decoded, results_splats
+from ..decode import Decoded, Decoder, decode_console, format_decoded, recorded_or_decode, \
+    results_splats
 from ..errors import EXIT_OK, BadInput
+from ..fsutil import write_output
+from ..report import printable
 from ..manifests import has_build, has_results, load_results
 
 
@@ -18,14 +21,18 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
             raise BadInput(f"{target} holds no results.json: give a results directory or a console log.")
         results = load_results(target)
         build_dir = build or results.build_dir
-        decoder = None
         out = []
+        decoders: List[Decoder] = []
+
+        def decoder() -> Decoder:       # one per command: it caches what it read
+            if not decoders:
+                decoders.append(Decoder(Path(build_dir) if build_dir else None))
+            return decoders[0]
         for test, splat in results_splats(results.data, target):
-            if build is None and isinstance(splat.get("decoded"), dict):
-                out.append((test, Decoded.from_dict(splat["decoded"])))
-                continue
-            decoder = decoder or Decoder(Path(build_dir) if build_dir else None)
-            out.append((test, decoder.decode(splat)))
+            if build is None:
+                out.append((test, recorded_or_decode(splat, decoder)))
+            else:
+                out.append((test, decoder().decode(splat)))
         return out
     if not target.is_file():
         raise BadInput(f"{target} does not exist: give a results directory or a console log.")
@@ -49,21 +56,22 @@ def decode(target: Path, build: Optional[Path], json_file: Optional[Path]) -> in
     """Decode the splats of RESULTS_DIR or CONSOLE_LOG to file:line and the patches that touched them."""
     if build is not None and not has_build(build):
         raise BadInput(f"--build {build} is not a build directory (no build.json).")
+    if json_file is not None and json_file.is_dir():
+        raise BadInput(f"--json {json_file} is a directory; give a file name.")
     found = decode_target(target, build)
     if not found:
-        click.echo(f"no splats in {target}")
+        click.echo(printable(f"no splats in {target}"))
     for i, (test, decoded) in enumerate(found):
         if i:
             click.echo("")
-        click.echo(f"[{decoded.kind}] {decoded.title}")
-        if test:
-            click.echo(f"  during {test}")
-        for line in format_decoded(decoded, width=100):
-            click.echo(line)
-        for note in decoded.notes:
-            click.echo(f"  note: {note}")
+        lines = [f"[{decoded.kind}] {decoded.title}"] + ([f"  during {test}"] if test else [])
+        lines += format_decoded(decoded, width=100)
+        lines += [f"  note: {note}" for note in decoded.notes]
+        # console text and results.json reach the terminal: no escape sequence gets through
+        click.echo(printable("\n".join(lines)))
     if json_file is not None:
-        json_file.write_text(json.dumps([{"test": t, **d.to_dict()} for t, d in found], indent=2) + "\n")
+        write_output(json_file, json.dumps([{"test": t, **d.to_dict()} for t, d in found],
+                                           indent=2) + "\n", "the decoded splats to")
     return EXIT_OK
 
 

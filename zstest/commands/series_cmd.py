@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import time
 from pathlib import Path
 
 import click
 
-from ..errors import EXIT_OK
+from ..errors import EXIT_OK, BadInput
 from ..series import format_series, load_series
 from ..series.lore import default_lore_url
 from . import lore_url_option
@@ -62,11 +65,23 @@ def apply(src: str, kernel: Path, base, out, allow_gaps: bool, purpose: str, as_
     Exit 3 at the first patch that does not apply.
     """
     from ..errors import ZstestError
-    from ..tree import KernelTree, apply_series
+    from ..fsutil import output_dir
 
-    from ..settings import resolve_kernel
-    kt = KernelTree.open(resolve_kernel(kernel))
-    s = load_series(src, git_tree=git_tree)
+    start = time.monotonic()
+    if out is not None:
+        out = output_dir(out, "apply.json to")     # a bad --out fails before any work
+    try:
+        from ..tree import KernelTree, apply_series
+        from ..settings import resolve_kernel
+        kt = KernelTree.open(resolve_kernel(kernel))
+        s = load_series(src, git_tree=git_tree)
+    except KeyboardInterrupt:
+        if out is not None:     # stopped before apply_series wrote one: say so in apply.json
+            from ..tree import write_apply_status
+            with contextlib.suppress(ZstestError):
+                write_apply_status(out, "interrupted", kernel or "", None,
+                                   time.monotonic() - start)
+        raise
     try:
         result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps, purpose=purpose)
     except ZstestError as exc:
@@ -122,7 +137,12 @@ def fetch(target: str, rev, out, as_json: bool) -> int:
     """
     from ..series.manifest import fetch_series
 
-    result = fetch_series(target, rev=rev, lore_url=default_lore_url(), out=out)
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):
+        raise BadInput(f"--out {out}: " + ("is a directory; give a file name." if out.is_dir()
+                                           else f"the directory {out.parent} does not exist."))
+    result = fetch_series(target, rev=rev, lore_url=default_lore_url())
+    if out is not None:
+        _copy_out(result.mbox, out)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -142,6 +162,20 @@ def fetch(target: str, rev, out, as_json: bool) -> int:
     for warning in result.warnings:
         click.echo(f"zstest: warning: {warning}", err=True)
     return EXIT_OK
+
+
+def _copy_out(mbox: Path, out: Path) -> None:
+    """The fetched thread to --out: a read-only or full destination is one sentence, and a
+    half-written copy is not left behind."""
+    from ..fsutil import writing
+    try:
+        with writing(out, "the fetched mbox to"):
+            shutil.copyfile(mbox, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if out.is_file() and out.stat().st_size < mbox.stat().st_size:
+                out.unlink()
+        raise
 
 
 @series.command(name="list")

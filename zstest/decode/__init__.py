@@ -25,7 +25,7 @@ from __future__ import annotations
 from .decoder import TOOL_TIMEOUT_S, Decoder
 from .git import GIT_TIMEOUT_S, GitSide
 from .render import (DECODED_HEADER, annotate_results, decode_console, decode_splat,
-                     format_decoded, results_splats)
+                     format_decoded, recorded_or_decode, results_splats)
 from .symbols import (CALL_TRACE, KERNEL_BUG_AT, RIP_KERNEL, SYMREF, SYSCALL_PREFIXES,
                       TRACE_ADDRESS, TRACE_END, TRACE_FRAME, TRACE_MARKER, TRACE_NOISE,
                       WARNING_AT, Decoded, Frame, PatchRef, find_definition, parse_addr2line,
@@ -36,4 +36,5 @@ __all__ = ["CALL_TRACE", "DECODED_HEADER", "GIT_TIMEOUT_S", "KERNEL_BUG_AT", "RI
            "TRACE_FRAME", "TRACE_MARKER", "TRACE_NOISE", "WARNING_AT", "Decoded", "Decoder",
            "Frame", "GitSide", "PatchRef", "annotate_results", "decode_console", "decode_splat",
            "find_definition", "format_decoded", "parse_addr2line", "parse_frames",
-           "parse_readelf_symbols", "parse_section_names", "parse_system_map", "results_splats"]
+           "parse_readelf_symbols", "parse_section_names", "parse_system_map", "recorded_or_decode",
+           "results_splats"]

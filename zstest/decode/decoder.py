@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import BadInput
+from ..fsutil import artifact_file, read_bounded
 from ..manifests import Artifacts, BuildKernel, BuildManifest, PatchRecord, has_build, load_build
 from ..proc import CommandError, run
 from .git import GitSide
@@ -19,6 +20,9 @@ from .symbols import (Decoded, Frame, _base_name, find_definition, parse_addr2li
 log = logging.getLogger("zstest.decode")
 
 TOOL_TIMEOUT_S = 60
+MAX_SYSTEM_MAP_BYTES = 256 << 20     # a 6.x allyesconfig's is ~15 MB
+MAX_SOURCE_BYTES = 8 << 20           # mm/page_alloc.c is ~300 KB
+SOURCE_SUFFIXES = (".c", ".h", ".S")
 
 
 class Decoder(GitSide):
@@ -48,6 +52,8 @@ class Decoder(GitSide):
                 self.manifest = load_build(self.build_dir)
             except BadInput as exc:
                 self.notes.append(f"{exc.message.rstrip('.')}: not used")
+        for key in ("vmlinux", "System.map"):
+            self._artifact(key, key)        # a name outside the build dir: noted once, here
         self._setup_git()
 
 
@@ -58,8 +64,13 @@ class Decoder(GitSide):
             return None
         arts = self.manifest.artifacts if self.manifest else Artifacts()
         name = {"vmlinux": arts.vmlinux, "System.map": arts.system_map}[key] or default
-        path = Path(name) if Path(name).is_absolute() else self.build_dir / name
-        return path if path.is_file() else None
+        # build.json is an artifact: only a regular file inside the build dir is read
+        path = artifact_file(self.build_dir, name)
+        note = (f"build.json's {key} {str(name)[:80]!r} is not a file inside {self.build_dir}: "
+                f"not read")
+        if path is None and name != default and note not in self.notes:
+            self.notes.append(note)
+        return path
 
     def _module_file(self, module: str) -> Optional[Path]:
         if self.build_dir is None:
@@ -90,8 +101,12 @@ class Decoder(GitSide):
         if "vmlinux" not in self._symtabs:
             table = None
             smap = self._artifact("System.map", "System.map")
-            if smap is not None:
-                table = parse_system_map(smap.read_text(errors="replace"))
+            text = read_bounded(smap, MAX_SYSTEM_MAP_BYTES) if smap is not None else None
+            if smap is not None and text is None:
+                self.notes.append(f"{smap} is larger than {MAX_SYSTEM_MAP_BYTES >> 20} MiB: "
+                                  f"not read")
+            if text is not None:
+                table = parse_system_map(text)
             else:
                 vmlinux = self._artifact("vmlinux", "vmlinux")
                 if vmlinux is not None:
@@ -334,8 +349,8 @@ class Decoder(GitSide):
 
     def _read_source(self, path: str) -> Optional[str]:
         if path.startswith("/"):
-            try:
-                return Path(path).read_text(errors="replace")
-            except OSError:
+            # an out-of-tree module's source, named by the console: a C source file, bounded
+            if not path.endswith(SOURCE_SUFFIXES):
                 return None
+            return read_bounded(path, MAX_SOURCE_BYTES)
         return self.blob(path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from ..manifests import load_results, save_results
 from ..splats import find_splats
@@ -23,6 +23,21 @@ def decode_splat(splat: Dict[str, Any], build_dir: Optional[Path],
     """Decode one splat dict (kind, title, text) against a build directory."""
     decoder = decoder or Decoder(build_dir)
     return decoder.decode(splat)
+
+
+def recorded_or_decode(splat: Dict[str, Any], decoder: Callable[[], Decoder]) -> Decoded:
+    """splat's decoding recorded in results.json when it is well-formed, else decoded now
+    (decoder() gives the Decoder), with a note saying why."""
+    recorded = splat.get("decoded")
+    if isinstance(recorded, dict):
+        try:
+            return Decoded.from_dict(recorded)
+        except ValueError as exc:
+            decoded = decoder().decode(splat)
+            decoded.notes.append(f"results.json's recorded decoding is malformed ({exc}): "
+                                 f"decoded again")
+            return decoded
+    return decoder().decode(splat)
 
 
 def decode_console(lines: Iterable[str], build_dir: Optional[Path]) -> List[Decoded]:

@@ -82,19 +82,61 @@ class Decoded:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "Decoded":
-        frame_keys = Frame.__dataclass_fields__.keys()
-        patch_keys = PatchRef.__dataclass_fields__.keys()
+        """A recorded decoding (results.json's splat["decoded"]); ValueError naming the first
+        value of the wrong shape: results.json is an artifact, its text is printed."""
+        _check(d, _DECODED_TYPES, "decoded")
+        frames = _objects_of(d, "frames", _FRAME_TYPES)
+        for i, f in enumerate(frames):
+            _objects_of(f, "inlined", _INLINED_TYPES, f"decoded.frames[{i}].")
+        patches = _objects_of(d, "patches", _PATCH_TYPES)
         return cls(kind=d.get("kind", ""), title=d.get("title", ""),
-                   frames=[Frame(**{k: v for k, v in f.items() if k in frame_keys})
-                           for f in d.get("frames", [])],
-                   patches=[PatchRef(**{k: v for k, v in p.items() if k in patch_keys})
-                            for p in d.get("patches", [])],
+                   frames=[Frame(**{k: v for k, v in f.items() if k in _FRAME_TYPES})
+                           for f in frames],
+                   patches=[PatchRef(**{k: v for k, v in p.items() if k in _PATCH_TYPES})
+                            for p in patches],
                    build_dir=d.get("build_dir"), commit=d.get("commit"),
                    notes=list(d.get("notes", [])))
 
     @property
     def decoded_frames(self) -> int:
         return sum(1 for f in self.frames if f.source)
+
+
+_OPT_STR, _OPT_INT = (str, type(None)), (int, type(None))
+_DECODED_TYPES = {"kind": str, "title": str, "frames": list, "patches": list,
+                  "build_dir": _OPT_STR, "commit": _OPT_STR, "notes": list}
+_FRAME_TYPES = {"kind": str, "text": str, "function": _OPT_STR, "offset": _OPT_INT,
+                "size": _OPT_INT, "module": _OPT_STR, "reliable": bool, "address": _OPT_STR,
+                "file": _OPT_STR, "line": _OPT_INT, "source": _OPT_STR,
+                "inline_function": _OPT_STR, "inlined": list, "note": str}
+_INLINED_TYPES = {"function": _OPT_STR, "file": _OPT_STR, "line": _OPT_INT}
+_PATCH_TYPES = {"index": int, "subject": str, "how": str, "frame": int, "function": _OPT_STR,
+                "location": str}
+_REQUIRED = {"kind", "text", "index", "subject", "how", "frame"}
+
+
+def _check(d: Any, types: Dict[str, Any], where: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} is not an object")
+    for key, kinds in types.items():
+        if key not in d:
+            if key in _REQUIRED and types is not _DECODED_TYPES:
+                raise ValueError(f"{where}.{key} is missing")
+            continue
+        value = d[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in
+                                            (kinds if isinstance(kinds, tuple) else (kinds,))):
+            raise ValueError(f"{where}.{key} is {type(value).__name__}")
+    if isinstance(d.get("notes"), list) and not all(isinstance(n, str) for n in d["notes"]):
+        raise ValueError(f"{where}.notes holds a value that is not text")
+
+
+def _objects_of(d: Dict[str, Any], key: str, types: Dict[str, Any], where: str = "decoded."
+                ) -> List[Dict[str, Any]]:
+    items = d.get(key) or []
+    for i, item in enumerate(items):
+        _check(item, types, f"{where}{key}[{i}]")
+    return items
 
 
 # ---------------------------------------------------------------- parsing (pure)
