@@ -2,7 +2,7 @@
 
 The kernel's fault injection is armed for one task only, so nothing else in the guest
 fails: the disksize store fails at every allocation in turn (the shell's own fail-nth),
-a writer's allocations fail (failslab with task-filter and its make-it-fail), and the
+a writer's page allocations fail (fail_page_alloc with task-filter and its make-it-fail), and the
 task that offlines memory fails its migration target allocations (fail_page_alloc), which
 puts the isolated zspages back (zs_page_putback). Every knob is restored afterwards.
 """
@@ -24,6 +24,7 @@ MAX_TRIES = 4000
 BLOCKS = 512
 FILL_BLOCKS = 2048     # 8 MiB: zspages land in ZONE_MOVABLE first (asserted)
 OFFLINE_TIMEOUT_S = 240
+WRITE_ATTEMPTS = 4
 ZSFILL_CHUNK_BLOCKS = 64   # zsfill writes this many blocks per request (zsfill.c CHUNK_BLOCKS)
 
 
@@ -91,19 +92,26 @@ def test_write_allocation_failures(guest, guest_tools, zram, record):
     check_data_intact(parse_tool_output(guest.check(zsfill_command(
         "write", zram.path, BLOCKS, seed=91, mix=(1, 0, 0)))), "prefill", BLOCKS)
     failed_before = zram.io_stat()["failed_writes"]
+    attempts = []
     with FaultKnobs(guest) as knobs:
-        knobs.require("failslab")
-        knobs.let_fail("failslab")
-        knobs.set("failslab", task_filter="Y", interval=1, space=0, times=64, probability=100)
-        out = guest.run(_armed_writer_script(zram, "/tmp/fi-write.stop", "/tmp/fi-write.out"))
-        left = int(guest.check("cat /sys/kernel/debug/failslab/times").strip())
-    record.detail("failslab_failures", 64 - left)
+        knobs.require("fail_page_alloc")
+        # page allocations: zsmalloc's new zspages; the direct-I/O path's bios come from
+        # mempools, which absorb their failures
+        knobs.let_fail("fail_page_alloc")
+        knobs.set("fail_page_alloc", task_filter="Y", interval=1, space=0, probability=100)
+        for _ in range(WRITE_ATTEMPTS):   # bounded: until a failure reaches zram
+            knobs.set("fail_page_alloc", times=64)
+            out = guest.run(_armed_writer_script(zram, "/tmp/fi-write.stop", "/tmp/fi-write.out"))
+            left = int(guest.check("cat /sys/kernel/debug/fail_page_alloc/times").strip())
+            failed = zram.io_stat()["failed_writes"] - failed_before
+            attempts.append({"injected": 64 - left, "failed_writes": failed})
+            if failed:
+                break
+    record.detail("attempts", attempts)
     report = parse_tool_output(out.stdout)
-    failed = zram.io_stat()["failed_writes"] - failed_before
-    record.detail("failed_writes", failed)
+    assert failed >= 1, f"in {len(attempts)} attempts no injected failure reached zram: {attempts}"
     assert report is not None and report.values.get("status") == "error" and "rc=2" in out.stdout, \
         f"the writer whose allocations failed did not get an error:\n{out.stdout}\n{out.stderr}"
-    assert failed >= 1, "zram counted no failed write"
     # Blocks outside the failed request keep their data. Inside it the content is undefined
     # (the writer got EIO); 6.1 even writes the rest of a failed bio one page early (its
     # bio loop skips the position update after an error; gone with 6.4's rework): counted.

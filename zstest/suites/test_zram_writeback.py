@@ -228,3 +228,64 @@ def test_reset_releases_backing_device(guest, guest_tools, record):
         # a device never initialised, nothing attached: reset is harmless
         assert front.try_set("reset", 1).exit_status == 0
         assert int(front.attr("disksize")) == 0
+
+
+WB_LOOP_STOP = "/tmp/zram-wb-loop.stop"
+WB_LOOP_DONE = "/tmp/zram-wb-loop.done"
+SWAP_MB = 24
+SWAP_RUNS = 3
+
+
+def _writeback_loop(sysfs: str) -> str:
+    """Mark everything idle and write it back, over and over, until told to stop."""
+    return (f"n=0; while [ ! -e {WB_LOOP_STOP} ]; do echo all > {sysfs}/idle; "
+            f"echo idle > {sysfs}/writeback; n=$((n + 1)); sleep 0.2; done; "
+            f"echo $n > {WB_LOOP_DONE}")
+
+
+def test_swap_with_writeback_under_pressure(guest, pair, kernel_config, record):
+    """Swap on a zram that writes back while the pages are swapped out and in again (the
+    2018 bug's shape: writeback I/O landing after swap freed the slot): every page reads
+    back, and swap-in read pages from the backing device."""
+    from zstest.suites.lib.fixtures import require_config
+    from zstest.suites.lib.perf import MemoryCgroup, other_swap_off
+    require_config(kernel_config, "CONFIG_SWAP", "CONFIG_MEMCG")
+    front = pair.front
+    guest.check(f"mkswap {front.path} > /dev/null && swapon {front.path}")
+    other_swap_off(guest, front.path)
+    runs = []
+    try:
+        with MemoryCgroup.create(guest, "zstest-wb-swap", kernel_config) as group:
+            if not group.has("memory.reclaim"):
+                pytest.skip("the memory cgroup has no memory.reclaim (Linux 5.19 added it)")
+            group.set("memory.max", f"{2 * SWAP_MB}M")
+            guest.check(f"rm -f {WB_LOOP_STOP} {WB_LOOP_DONE}; setsid sh -c "
+                        f"'{_writeback_loop(front.sysfs)}' > /dev/null 2>&1 < /dev/null &")
+            try:
+                # bounded: until swap-in has read a written-back page
+                for run in range(SWAP_RUNS):
+                    out = guest.check(group.run_inside(
+                        f"exec memtouch --mb {SWAP_MB} --seed {111 + run} --cycles 2 "
+                        f"--reclaim {group.path}/memory.reclaim"), timeout=600)
+                    check_data_intact(parse_tool_output(out, "memtouch"),
+                                      f"memtouch run {run + 1}, swapped through the backing device")
+                    runs.append(front.bd_stat())
+                    if runs[-1]["bd_reads"] > 0:
+                        break
+            finally:
+                guest.check(f"touch {WB_LOOP_STOP}")
+                loops = guest.check(f"for i in $(seq 100); do [ -e {WB_LOOP_DONE} ] && "
+                                    f"exec cat {WB_LOOP_DONE}; sleep 0.1; done; echo 0").strip()
+    finally:
+        guest.run(f"swapoff {front.path}")
+    bd = front.bd_stat()
+    record.detail("memtouch_runs", len(runs))
+    record.detail("writeback_loops", int(loops))
+    record.metric(bd_stat=bd, io_stat=front.io_stat())
+    assert int(loops) >= 1, "the writeback loop never ran"
+    assert runs and runs[-1]["bd_writes"] > 0, f"nothing was written back while swapping: {runs}"
+    assert runs[-1]["bd_reads"] > 0, \
+        f"in {len(runs)} runs swap-in never read a page from the backing device: {runs}"
+    # (failed_reads counts each swap-in of a written-back page: rw_page declines it, then
+    # the bio path reads it from the backing device)
+    assert front.io_stat()["failed_writes"] == 0
