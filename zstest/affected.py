@@ -222,7 +222,7 @@ def _executed(test: dict, path: str) -> dict[int, int]:
     return {n: c for n, c in ((test.get("files") or {}).get(path) or {}).get("lines") or []}
 
 
-def tests_for_line(cmap: CoverageMap, path: str, line: int) -> tuple[dict[str, int], str]:
+def line_hits(cmap: CoverageMap, path: str, line: int) -> tuple[dict[str, int], str]:
     """The map's tests that ran path:line, with how often (or, for a line gcov does not count,
     how often they ran its function, else anything of the file), and what was matched."""
     shape = cmap.files.get(path) or {}
@@ -262,7 +262,7 @@ def select(cmap: CoverageMap, changed: dict[str, set[int]], whole: list[str],
         if path not in cmap.files:
             continue
         for line in sorted(lines):
-            hits, what = tests_for_line(cmap, path, line)
+            hits, what = line_hits(cmap, path, line)
             if BOOT in hits:
                 sel.mode = "full"
                 sel.reason = f"{what} runs while the kernel boots, before every test"

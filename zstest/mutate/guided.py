@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..affected import tests_for_line
+from ..affected import line_hits
 from ..coverage import BOOT
 from ..manifests import CoverageMap
 
@@ -43,7 +43,7 @@ def guide(cmap: CoverageMap, path: str, line: int, end_line: int,
     hits: dict[str, int] = {}
     what = ""
     for n in mutant_lines(line, end_line):
-        found, what = tests_for_line(cmap, path, n)
+        found, what = line_hits(cmap, path, n)
         for name, count in found.items():
             if name == BOOT or selection is None or name in selection:
                 hits[name] = hits.get(name, 0) + count

@@ -105,7 +105,7 @@ def _tree_file(tree: Path, path: str) -> str | None:
         from ..tree import git_failures_as
         with git_failures_as(2, f"git cannot read {path} in the kernel tree {tree}"):
             res = run_git(["--no-optional-locks", "show", "--no-textconv", "--no-ext-diff",
-                           f"HEAD:{path}"], cwd=tree, timeout=120, check=False)
+                           f"HEAD:{path}"], cwd=tree, timeout=120, check=False, trusted=tree)
         return res.stdout if res.ok else None
     full = tree / path
     return full.read_text(errors="surrogateescape") if full.is_file() else None
@@ -471,8 +471,10 @@ class _Mutator:
                                   trial.run_s, results)]
         code = None if trial.outcome.boot_error is not None else trial.outcome.run.exit_code
         why_not_booted = "" if code is not None else trial.outcome.boot_error.message
-        if guided and code == EXIT_OK:
-            # it survived the tests likeliest to kill it: the whole selection confirms
+        selection = set((self.state.get("baseline") or {}).get("tests") or [])
+        if guided and code == EXIT_OK and not selection <= set(guidance.tests):
+            # it survived the tests likeliest to kill it: the whole selection confirms (when
+            # those were the whole selection, the guided run already was that run)
             self.say(f"  survived the {len(guidance.tests)} test(s) running its line; "
                      f"confirming with the whole selection")
             code, results, why_not_booted = self.confirm(name, build_dir, rec)

@@ -1,0 +1,251 @@
+"""`zstest run --affected`: the per-test coverage map and the selection made from it.
+
+The unit tests read a coverage map recorded from a real `zstest run --coverage` of the default
+suite (37 passed, 4 skipped) on Debian's 6.1.192 (`base`, x86_64, TCG, 2026-12-07): the map that
+run kept in the cache, re-serialized without indentation as tests/data/coverage-map-default-6.1.json;
+and the fixture series kernel-patches/fixtures/affected-migrate (one line of zs_page_migrate()). The slow test makes its own map of the base with three tests of
+the quick suite, then runs the fixture with --affected and shows the selection narrowed to the
+boot checks and the hot-unplug test, which executes the changed line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_zstest
+from zstest.affected import (SMOKE, changed_old_lines, map_key, nearest_map, select,
+                             summary_lines, line_hits)
+from zstest.coverage import BOOT
+from zstest.errors import BadInput
+from zstest.manifests import load_coverage_map, save_coverage_map
+
+DATA = Path(__file__).parent / "data"
+MAP = DATA / "coverage-map-default-6.1.json"
+FIXTURE = REPO / "kernel-patches" / "fixtures" / "affected-migrate"
+HOTUNPLUG = "test_migration_hotunplug.py::test_hotunplug_migrates_zspages"
+ZS = "mm/zsmalloc.c"
+
+
+@pytest.fixture(scope="module")
+def cmap():
+    return load_coverage_map(MAP)
+
+
+@pytest.fixture(scope="module")
+def suite(cmap) -> list[str]:
+    """The suite's tests as the recorded run ran them (the map keeps its order)."""
+    return [name for name in cmap.tests if name != BOOT]
+
+
+@pytest.fixture(scope="module")
+def fixture_line() -> int:
+    """The old-side line the fixture series changes in mm/zsmalloc.c."""
+    changed, whole = changed_old_lines(next(FIXTURE.glob("*.patch")).read_text())
+    assert whole == [] and list(changed) == [ZS] and len(changed[ZS]) == 1
+    return next(iter(changed[ZS]))
+
+
+def _ran(cmap, test: str, line: int) -> int:
+    return dict(map(tuple, cmap.tests[test]["files"].get(ZS, {}).get("lines", []))).get(line, 0)
+
+
+def _function_of(cmap, line: int) -> str:
+    return next(n for n, (s, e) in cmap.files[ZS]["functions"].items() if s <= line <= e)
+
+
+def test_the_recorded_map_is_a_real_runs(cmap, suite):
+    """Per test: executed lines with counts and the functions they are in; the boot's own."""
+    assert cmap.config["arch"] == "x86_64" and cmap.suite == "default"
+    assert cmap.key == map_key(cmap.source, cmap.config)
+    assert len(suite) >= 20 and BOOT in cmap.tests
+    hot = cmap.tests[HOTUNPLUG]
+    assert hot["status"] == "passed" and "zs_page_migrate" in hot["files"][ZS]["functions"]
+    executable = set(cmap.files[ZS]["executable"])
+    assert all(n in executable and c > 0 for n, c in hot["files"][ZS]["lines"])
+
+
+def test_the_fixture_line_selects_the_tests_that_ran_it(cmap, suite, fixture_line):
+    assert _function_of(cmap, fixture_line) == "zs_page_migrate"
+    sel = select(cmap, {ZS: {fixture_line}}, [], suite)
+    assert sel.mode == "affected"
+    ran = {t for t in suite if _ran(cmap, t, fixture_line)}
+    smoke = {t for t in suite if t.startswith(SMOKE)}
+    assert HOTUNPLUG in ran                      # hot-unplug migrates zspages every time
+    assert {t["name"] for t in sel.selected} == ran | smoke
+    assert {t["name"] for t in sel.skipped} == set(suite) - ran - smoke
+    assert len(sel.skipped) > len(sel.selected)    # narrower: the point of it
+    why = {t["name"]: t["why"] for t in sel.selected}
+    assert why[HOTUNPLUG].startswith(f"executed {ZS}:{fixture_line} (")
+    assert all(t["why"] == "executed none of the changed lines in the map's run"
+               for t in sel.skipped)
+    assert sel.tests == [t for t in suite if t in ran | smoke]    # in the suite's order
+
+
+def test_a_line_gcov_does_not_count_takes_its_functions_tests(cmap, suite, fixture_line):
+    """A comment inside zs_page_migrate(): every test that ran any line of the function."""
+    start, end = cmap.files[ZS]["functions"]["zs_page_migrate"]
+    executable = set(cmap.files[ZS]["executable"])
+    comment = next(n for n in range(start + 1, end) if n not in executable)
+    hits, what = line_hits(cmap, ZS, comment)
+    assert what.startswith("zs_page_migrate() (around")
+    anyline = {t for t in suite if any(_ran(cmap, t, n) for n in range(start, end + 1))}
+    assert set(hits) == anyline and HOTUNPLUG in hits
+
+
+def test_a_line_the_boot_runs_means_the_whole_suite(cmap, suite):
+    boot_lines = [n for n, c in cmap.tests[BOOT]["files"][ZS]["lines"]]
+    assert boot_lines, "zs_init() runs while booting"
+    sel = select(cmap, {ZS: {boot_lines[0]}}, [], suite)
+    assert sel.mode == "full" and sel.tests is None
+    assert "runs while the kernel boots" in sel.reason
+
+
+@pytest.mark.parametrize("path, whole", [("include/linux/zsmalloc.h", False),
+                                         ("mm/compaction.c", False),
+                                         ("mm/zsmalloc.c", True)])
+def test_what_the_map_cannot_answer_runs_everything(cmap, suite, path, whole):
+    """A header, a file gcov did not instrument, a file added, removed or renamed."""
+    sel = select(cmap, {} if whole else {path: {10}}, [path] if whole else [], suite)
+    assert sel.mode == "full" and sel.tests is None
+    assert sel.reason == f"{path} changed and the map has no line coverage of it"
+
+
+def test_documentation_only_runs_the_boot_checks(cmap, suite):
+    sel = select(cmap, {"Documentation/admin-guide/blockdev/zram.rst": {3}}, [], suite)
+    assert sel.mode == "affected"
+    assert sel.tests == [t for t in suite if t.startswith(SMOKE)]
+
+
+def test_tests_the_map_does_not_know_run(cmap, suite, fixture_line):
+    new = "test_zram_new.py::test_something_new"
+    sel = select(cmap, {ZS: {fixture_line}}, [], suite + [new])
+    assert {"name": new, "why": "not in the map (no coverage recorded for it)"} in sel.selected
+
+
+def test_a_test_that_failed_in_the_maps_run_is_not_skipped(cmap, suite, fixture_line):
+    victim = next(t["name"] for t in select(cmap, {ZS: {fixture_line}}, [], suite).skipped)
+    tests = dict(cmap.tests)
+    tests[victim] = dict(tests[victim], status="failed")
+    sel = select(replace(cmap, tests=tests), {ZS: {fixture_line}}, [], suite)
+    assert {"name": victim, "why": "failed in the map's run (its coverage may be partial)"} \
+        in sel.selected
+
+
+def test_removed_lines_and_insertions_on_the_old_side():
+    diff = """diff --git a/mm/zsmalloc.c b/mm/zsmalloc.c
+--- a/mm/zsmalloc.c
++++ b/mm/zsmalloc.c
+@@ -10,2 +9,0 @@ f
+-	a();
+-	b();
+@@ -40,0 +39,1 @@ g
++	c();
+@@ -50 +49 @@ h
+-	d();
++	e();
+diff --git a/mm/new.c b/mm/new.c
+new file mode 100644
+--- /dev/null
++++ b/mm/new.c
+@@ -0,0 +1 @@
++int x;
+"""
+    changed, whole = changed_old_lines(diff)
+    assert changed == {ZS: {10, 11, 40, 41, 50}}
+    assert whole == ["mm/new.c"]
+
+
+def test_the_nearest_map_same_source_then_base_then_newest(cmap):
+    build = {"kernel": {"tree": cmap.source["tree"], "git_dir": cmap.source["git_dir"],
+                        "base": "b" * 40},
+             "series": {"source": "s", "revision": 1,
+                        "patches": [{"index": 1, "commit": "c" * 40, "sha256": "x"}]},
+             "config": {"profiles": cmap.config["profiles"],
+                        "fragments": cmap.config["fragments"]},
+             "arch": {"name": cmap.config["arch"], "page_size": cmap.config["page_size"]}}
+
+    def at(commit, created, series=None):
+        return replace(cmap, source=dict(cmap.source, commit=commit, series=series),
+                       created=created)
+
+    older, newer = at("d" * 40, "2026-12-01T00:00:00Z"), at("e" * 40, "2026-12-02T00:00:00Z")
+    base, same = at("b" * 40, "2026-11-01T00:00:00Z"), at("c" * 40, "2026-10-01T00:00:00Z")
+    assert nearest_map(build, [older, newer, base, same]) == (same, "the same source")
+    assert nearest_map(build, [older, newer, base]) == (
+        base, "the series' base, without the series")
+    assert nearest_map(build, [older, newer]) == (newer, "the newest map of this tree and config")
+    other = replace(newer, config=dict(newer.config, profiles=["debug"]))
+    assert nearest_map(build, [other]) == (None, "")
+
+
+def test_summary_says_what_was_skipped_and_why(cmap, suite, fixture_line):
+    sel = select(cmap, {ZS: {fixture_line}}, [], suite)
+    sel.map = {"how": "the series' base, without the series", "commit": "a" * 40}
+    lines = summary_lines(sel.to_dict())
+    assert lines[0].startswith(f"selection: --affected, {len(sel.selected)} tests run, "
+                               f"{len(sel.skipped)} skipped; changed lines {ZS}:{fixture_line}")
+    assert f"  skipped {sel.skipped[0]['name']}: executed none of the changed lines" in lines[1]
+    full = summary_lines({"mode": "full", "reason": "no coverage map of this tree and config"})
+    assert full == ["selection: the whole suite (--affected: no coverage map of this tree and "
+                    "config)"]
+
+
+def test_a_misshapen_map_is_one_sentence(tmp_path):
+    path = tmp_path / "m.json"
+    save_coverage_map(path, {"tests": {"t.py::t": {"files": {ZS: {"lines": [[1, "x"]]}}}}})
+    with pytest.raises(BadInput) as err:
+        load_coverage_map(path)
+    assert err.value.message.endswith("tests.t.py::t.files.mm/zsmalloc.c.lines[0] is an array, "
+                                      "not a [line, count] pair.")
+
+
+# ---------------------------------------------------------------- end to end
+
+@pytest.mark.slow
+def test_run_affected_on_a_one_line_change_in_zs_page_migrate(tmp_path):
+    """A map of the base made by --coverage (three tests of the quick suite), then the fixture
+    series with --affected: only the boot checks and the hot-unplug test run, the lifecycle
+    test is skipped with its reason, and the hot-unplug test executes the changed line."""
+    keyword = "test_boot or hotunplug or (lifecycle and lz4)"
+    cov = run_zstest("run", "--coverage", "--suite", "quick", "-k", keyword, "--out",
+                     tmp_path / "cov", "--build-out", tmp_path / "b-cov", timeout=3600)
+    assert cov.returncode == 0, cov.stdout[-3000:] + cov.stderr[-3000:]
+    kept = json.loads((tmp_path / "cov" / "results.json").read_text())["coverage"]["map"]
+    base_map = load_coverage_map(kept)
+
+    out = tmp_path / "affected"
+    r = run_zstest("run", "--affected", "--series", FIXTURE, "--suite", "quick", "-k", keyword,
+                   "--out", out, "--build-out", tmp_path / "b-fixture", timeout=3600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    sel = results["selection"]
+    assert sel["mode"] == "affected", sel
+    assert sel["map"]["path"] == kept and sel["map"]["how"] == "the series' base, without the series"
+    tree = Path(json.loads((tmp_path / "b-cov" / "build.json").read_text())["kernel"]["worktree"])
+    source = (tree / ZS).read_text().splitlines()
+    line = source.index("\tmemcpy(d_addr, s_addr, PAGE_SIZE);") + 1
+    assert sel["changed_lines"] == {ZS: [line]}
+    selected = [t["name"] for t in sel["selected"]]
+    assert HOTUNPLUG in selected and _ran(base_map, HOTUNPLUG, line) > 0
+    assert any(t["name"].startswith("test_zram_lifecycle.py::") for t in sel["skipped"])
+    assert [t["name"] for t in results["tests"]] == selected      # exactly what was selected
+    summary = (out / "summary.txt").read_text()
+    assert "selection: --affected," in summary and "  skipped test_zram_lifecycle.py::" in summary
+
+
+def test_affected_in_zstest_toml_is_run_affected(tmp_path, monkeypatch):
+    """`affected = true` in [run] (and [boot-and-run]) is the --affected option's default."""
+    from zstest import settings
+    from zstest.cli import cli
+    (tmp_path / "zstest.toml").write_text("[run]\naffected = true\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("ZSTEST_KERNEL", raising=False)
+    loaded = settings.load_settings(cli, ["run"])
+    defaults = settings.default_map(cli, loaded)
+    assert defaults["run"]["affected"] is True
+    assert "affected" not in defaults.get("boot-and-run", {})
