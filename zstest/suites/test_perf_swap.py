@@ -2,7 +2,8 @@
 
 test_swap_cycles: memtouch fills N MiB of anonymous memory in a cgroup, then M times asks
 the kernel to reclaim all of it (the cgroup's memory.reclaim: swap-out to zram, timed) and
-touches it back (swap-in, timed), verifying every page each cycle.
+touches it back (swap-in, timed), verifying every page each cycle. The fastest cycle's
+times are kept (other load on the host only ever slows a cycle down), the mean in details.
 test_build_like: many short processes, two at a time (like make -j2), each filling and
 verifying memory under a memory.max below what they touch together, so they swap while
 they compute; real, user and sys time of the whole run, as a kernel build is reported.
@@ -52,9 +53,10 @@ def test_swap_cycles(guest, guest_tools, zram, kernel_config, record, size):
         f"only {swapped_out} pages swapped out over {size.swap_cycles} cycles of {pages} pages"
     stats = [parse_mm_stat(c["stat"]) for c in cycles]
     ratios = [s["orig_data_size"] / s["compr_data_size"] for s in stats if s.get("compr_data_size")]
-    n = len(cycles)
-    record.perf("swap.out_s", sum(c["swapout_seconds"] for c in cycles) / n, "s", "lower")
-    record.perf("swap.in_s", sum(c["swapin_seconds"] for c in cycles) / n, "s", "lower")
+    outs, ins = ([c[k] for c in cycles] for k in ("swapout_seconds", "swapin_seconds"))
+    record.perf("swap.out_s", min(outs), "s", "lower")
+    record.perf("swap.in_s", min(ins), "s", "lower")
+    record.detail("swap_mean_s", {"out": sum(outs) / len(outs), "in": sum(ins) / len(ins)})
     if ratios:
         record.perf("swap.compression_ratio", sum(ratios) / len(ratios), "ratio", "higher")
     record.detail("swap_cycles", cycles)
