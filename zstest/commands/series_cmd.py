@@ -38,7 +38,10 @@ def show(src: str, as_json: bool, git_tree) -> int:
     message-id or a lore URL (fetched from --lore-url). A thread with replies
     shows their trailers (Reviewed-by, Acked-by, ...) per patch.
     """
+    from ..series.gitview import check_series
+
     s = load_series(src, git_tree=git_tree)
+    check_series(s)     # what is listed is what `series apply` would apply, or exit 2
     if as_json:
         click.echo(json.dumps(s.to_dict(), indent=2))
     else:

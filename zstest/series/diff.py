@@ -29,6 +29,7 @@ class DiffInfo:
     removed: int = 0
     hunks: list[Hunk] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)   # every path named, for the safety check
+    suspect: list[str] = field(default_factory=list)  # unquoted git headers that may climb out
     error: Optional[str] = None                      # malformed or truncated hunk
     truncated: bool = False
 
@@ -37,7 +38,7 @@ class DiffInfo:
         return bool(self.files)
 
     def unsafe_paths(self) -> list[str]:
-        return [p for p in self.paths if is_unsafe_path(p)]
+        return [p for p in self.paths if is_unsafe_path(p)] + list(self.suspect)
 
 
 def is_unsafe_path(path: str) -> bool:
@@ -80,6 +81,33 @@ def _strip_prefix(path: str) -> str:
     return parts[1] if len(parts) == 2 else path
 
 
+def _same_name_split(rest: str) -> Optional[str]:
+    """git's reading of an unquoted `a/x y b/x y`: the split whose two sides name the same file
+    (linear: only a split giving both names the same length is compared)."""
+    first = rest.find("/")
+    if first < 0:
+        return None
+    next_slash, following = [-1] * (len(rest) + 1), -1
+    for k in range(len(rest) - 1, -1, -1):
+        if rest[k] == "/":
+            following = k
+        next_slash[k] = following
+    for m in (k for k, ch in enumerate(rest) if ch == " " and k > first):
+        slash = next_slash[m + 1]
+        if slash < 0:
+            break
+        old_len, new_len = m - first - 1, len(rest) - slash - 1
+        if old_len == new_len and rest[first + 1:m] == rest[slash + 1:]:
+            return rest[slash + 1:]
+    return None
+
+
+def _suspect_header(rest: str) -> bool:
+    """Any way of splitting an unquoted `diff --git` line could name a path outside the tree."""
+    tokens = re.split(r"[/ \t]", rest)
+    return any(t == ".." or t.lower() == ".git" for t in tokens) or "//" in rest or " /" in rest
+
+
 def _header_path(rest: str) -> str:
     # a ---/+++ name: quoted (may hold tabs and spaces) or plain up to an optional tab and date
     rest = rest.strip()
@@ -96,11 +124,14 @@ def analyze_diff(text: str) -> DiffInfo:
     i = 0
     n = len(lines)
 
+    listed: set[str] = set()       # info.files as a set: a list lookup was quadratic
+
     def add_file(path: str) -> None:
         nonlocal current, hunk_no
         current = path
         hunk_no = 0
-        if path not in info.files:
+        if path not in listed:
+            listed.add(path)
             info.files.append(path)
 
     while i < n:
@@ -111,6 +142,17 @@ def analyze_diff(text: str) -> DiffInfo:
             old, new = m.group(1), m.group(2)
             info.paths += [_strip_prefix(old), _strip_prefix(new)]
             add_file(_strip_prefix(new))
+        elif line.startswith("diff --git "):
+            # unquoted names with spaces: git applies it all the same (a new empty file, a mode
+            # change, a binary patch need no ---/+++ lines naming it)
+            seen_git_header = True
+            rest = line[len("diff --git "):].rstrip()
+            name = _same_name_split(rest)
+            if name is not None:
+                info.paths.append(name)
+            if _suspect_header(rest):
+                info.suspect.append(rest)
+            add_file(name if name is not None else _strip_prefix(rest.split(" ", 1)[0]))
         elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
             info.paths.append(unquote_path(line.split(" ", 2)[2].strip()))
         elif line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):

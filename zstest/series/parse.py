@@ -19,13 +19,21 @@ from .diff import DiffInfo, analyze_diff
 from .model import Patch, Series
 
 REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|sv)\s*:\s*)+", re.IGNORECASE)
-BRACKET = re.compile(r"^\s*\[([^\]]*)\]\s*")
+BRACKET = re.compile(r"\s*\[([^\]]*)\]\s*")
 INDEX_TOKEN = re.compile(r"^(\d+)/(\d+)$")
 REVISION_TOKEN = re.compile(r"^[vV](\d+)$")
 BASE_COMMIT = re.compile(r"^base-commit:\s*([0-9a-f]{7,40})\s*$", re.MULTILINE)
 MBOXRD_QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
 FROM_LINE = b"From zstest Mon Sep 17 00:00:00 2001\n"
 KNOWN_FLAGS = ("RFC", "RESEND")
+# The longest posted series are a few hundred patches: a claimed 1/99999999999 is refused,
+# not turned into a list of every missing index.
+MAX_SERIES_PATCHES = 5000
+# A subject, an author or a message-id is a line or two; the email package's header parser is
+# super-linear in a header's length, so an absurd one is refused before it is parsed.
+MAX_HEADER_CHARS = 16 << 10
+# An index or revision of more digits than this is absurd (and int() refuses 4300 digits).
+MAX_NUMBER_DIGITS = 9
 MSGID_IN_HEADER = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 # A reviewer's own trailer line (quoted lines start with '>', so they never match).
 TRAILER = re.compile(r"^(Reviewed-by|Acked-by|Tested-by|Reported-by|Suggested-by|Signed-off-by):"
@@ -47,6 +55,7 @@ class Mail:
     header_notes: List[str] = field(default_factory=list)   # headers Python's parser refused
     in_reply_to: str = ""        # the parent's message-id (replies)
     references: List[str] = field(default_factory=list)     # ancestors, oldest first
+    diff_text: str = ""          # every part git mailinfo reads (attachments too): the diff's source
 
 
 @dataclass
@@ -60,6 +69,11 @@ class Prefix:
     title: str = ""              # subject without prefixes
 
 
+def _number(digits: str) -> int:
+    # an absurd number stays absurd (build_series refuses it) without int() of 10^6 digits
+    return int(digits) if len(digits) <= MAX_NUMBER_DIGITS else 10 ** MAX_NUMBER_DIGITS
+
+
 def parse_subject(subject: str) -> Prefix:
     """Split '[RFC PATCH v4 02/12] mm: foo' into its prefix parts and the title."""
     p = Prefix()
@@ -67,8 +81,10 @@ def parse_subject(subject: str) -> Prefix:
     if REPLY_PREFIX.match(rest):
         p.is_reply = True
         rest = REPLY_PREFIX.sub("", rest, count=1)
+    pos = 0
     while True:
-        m = BRACKET.match(rest)
+        # matched in place: slicing rest after each [..] was quadratic in their number
+        m = BRACKET.match(rest, pos)
         if not m:
             break
         tokens = re.split(r"[\s,]+", m.group(1).strip())
@@ -79,13 +95,13 @@ def parse_subject(subject: str) -> Prefix:
                 im = INDEX_TOKEN.match(tok)
                 rm = REVISION_TOKEN.match(tok)
                 if im:
-                    p.index, p.total = int(im.group(1)), int(im.group(2))
+                    p.index, p.total = _number(im.group(1)), _number(im.group(2))
                 elif rm:
-                    p.revision = int(rm.group(1))
+                    p.revision = _number(rm.group(1))
                 elif up in KNOWN_FLAGS and up not in p.flags:
                     p.flags.append(up)
-        rest = rest[m.end():]
-    p.title = rest.strip()
+        pos = m.end()
+    p.title = rest[pos:].strip()
     return p
 
 
@@ -104,7 +120,41 @@ def _text_of(msg: email.message.EmailMessage) -> str:
     return "\n".join(parts)
 
 
+def _diff_text_of(msg: email.message.EmailMessage) -> str:
+    """Every leaf part in order, transfer-decoded, whatever its type: git mailinfo reads an
+    application/octet-stream attachment (or an HTML part) into the patch as well."""
+    parts = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        charset = part.get_content_charset() if part.get_content_maintype() == "text" else None
+        try:
+            parts.append(payload.decode(charset or "utf-8", "replace"))
+        except LookupError:
+            parts.append(payload.decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def _oversized_header(msg) -> Optional[str]:
+    for name, value in msg.raw_items():
+        if name.lower() in PARSED_HEADERS and len(value) > MAX_HEADER_CHARS:
+            return f"its {name} header is {len(value)} characters long (at most " \
+                   f"{MAX_HEADER_CHARS >> 10} KiB is read): not a patch mail"
+    return None
+
+
+# the headers mail_from_bytes has the email package parse (References and In-Reply-To are only
+# searched for message-ids, which is linear)
+PARSED_HEADERS = ("subject", "from", "date", "message-id")
+
+
 def _header(msg, name: str, notes: Optional[List[str]] = None) -> str:
+    if name.lower() not in PARSED_HEADERS:
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+        return " ".join(str(value).split()) if value is not None else ""
     try:
         value = msg[name]
     except Exception:   # the email package raises IndexError, ValueError, ... on odd headers
@@ -112,11 +162,14 @@ def _header(msg, name: str, notes: Optional[List[str]] = None) -> str:
         value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
         if notes is not None:
             notes.append(f"its {name} header {str(value)[:60]!r} is malformed; read as plain text")
-    return re.sub(r"\s+", " ", str(value)).strip() if value is not None else ""
+    return " ".join(str(value).split()) if value is not None else ""
 
 
 def mail_from_bytes(raw: bytes, position: int, origin: str, from_line: Optional[bytes] = None) -> Mail:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
+    oversized = _oversized_header(msg)
+    if oversized:
+        raise BadInput(f"{origin or 'a mail'}: message {position + 1} is refused: {oversized}.")
     if from_line is None:
         from_line = FROM_LINE
     notes: List[str] = []
@@ -128,6 +181,7 @@ def mail_from_bytes(raw: bytes, position: int, origin: str, from_line: Optional[
     return Mail(raw=from_line + raw, subject=_header(msg, "Subject", notes),
                 author=_header(msg, "From", notes), date=_header(msg, "Date", notes),
                 msgid=msgid, body=_text_of(msg), position=position, origin=origin,
+                diff_text=_diff_text_of(msg),
                 header_notes=notes, in_reply_to=parents[-1] if parents else "",
                 references=MSGID_IN_HEADER.findall(_header(msg, "References")))
 
@@ -205,7 +259,7 @@ def plain_patch_mail(text: str, name: str, position: int, origin: str) -> Mail:
     raw = mail_text.encode("utf-8")
     return Mail(raw=FROM_LINE + raw, subject=f"[PATCH] {subject}", author="",
                 date="", msgid="", body=text, position=position, origin=origin,
-                last_in_file=True)
+                last_in_file=True, diff_text=text[diff_start:])
 
 
 def _diff_start(text: str) -> int:
@@ -232,7 +286,7 @@ def build_series(mails: List[Mail], source: str, kind: str) -> Series:
             replies.append(mail)
             continue
         problems += [f"{mail.subject[:60]!r}: {note}." for note in mail.header_notes]
-        diff = analyze_diff(mail.body)
+        diff = analyze_diff(mail.diff_text)
         if diff.error:
             where = f"patch {prefix.index}/{prefix.total}" if prefix.index else f"{mail.subject!r}"
             if diff.truncated and mail.last_in_file:
@@ -295,6 +349,11 @@ def build_series(mails: List[Mail], source: str, kind: str) -> Series:
     if beyond:
         problems.append(f"patch index {', '.join(map(str, beyond))} is beyond the series length {total}.")
         total = max(beyond)
+    if total > MAX_SERIES_PATCHES:
+        claim = max(patches, key=lambda c: max(c.prefix.index or 0, c.prefix.total or 0))
+        raise BadInput(f"{claim.mail.origin}: {claim.mail.subject[:80]!r} claims a series of "
+                       f"more than {MAX_SERIES_PATCHES} patches; zstest takes at most "
+                       f"{MAX_SERIES_PATCHES}.")
     missing = [i for i in range(1, total + 1) if i not in by_index]
     if missing:
         problems.append(f"missing patches: {', '.join(f'{i}/{total}' for i in missing)}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..textsafe import printable
 from .model import Series
 
 
@@ -26,4 +27,5 @@ def format_series(series: Series) -> str:
     if series.problems:
         lines.append("problems:")
         lines += [f"  - {p}" for p in series.problems]
-    return "\n".join(lines)
+    # subjects, names and paths come from the mail: no escape sequence reaches the terminal
+    return "\n".join(printable(line, keep_newlines=False) for line in lines)
