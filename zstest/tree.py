@@ -24,8 +24,9 @@ from typing import List, Optional, Union
 
 from .cache import cache_dir, cache_root, file_lock
 from .errors import EXIT_APPLY, ApplyFailed, BadInput, ZstestError
-from .fsutil import write_text_atomic
-from .proc import CommandError, run
+from .fsutil import output_dir, write_text_atomic, writing
+from .gitsafe import cache_git_dir, git_env, run_git
+from .proc import CommandError
 from .series.diff import analyze_diff
 from .series.model import Patch, Series
 from .series.parse import mail_from_bytes
@@ -81,40 +82,19 @@ class KernelTree:
         return f"{re.sub(r'[^A-Za-z0-9._-]', '_', self.path.name)}-{digest}"
 
 
-# The user's git config (gpg signing, hooks, whitespace=error, autocrlf) must not change
-# what happens in the cache's repositories.
-CACHE_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-                 "GIT_AUTHOR_NAME": "zstest", "GIT_AUTHOR_EMAIL": "zstest@localhost",
-                 "GIT_COMMITTER_NAME": "zstest", "GIT_COMMITTER_EMAIL": "zstest@localhost"}
-
-
 def is_object_id(value: object) -> bool:
     """value is a full hex object id (40 or 64 digits), so git cannot read it as an option."""
     return isinstance(value, str) and OBJECT_ID.fullmatch(value) is not None
 
 
 def inside_cache(path: object) -> Optional[Path]:
-    """path resolved when it lies inside the zstest cache, else None (an artifact's git dir)."""
-    if not isinstance(path, str) or not path:
-        return None
-    try:
-        resolved = Path(path).resolve()
-        return resolved if resolved.is_relative_to(cache_root().resolve()) else None
-    except (OSError, ValueError):
-        return None
+    """path resolved when it is one of the cache's own repositories (an artifact's git dir)."""
+    return cache_git_dir(path)
 
 
 def cache_git_env() -> dict:
-    """CACHE_GIT_ENV plus an empty template dir and an empty hooks dir: no hook of the user's runs.
-
-    GIT_CONFIG_COUNT sets core.hooksPath for every git command, also for repositories and
-    worktrees made before this isolation existed (their hooks/ may hold copied templates).
-    """
-    empty_templates = cache_dir("git-isolation", "templates")
-    empty_hooks = cache_dir("git-isolation", "hooks")
-    return {**CACHE_GIT_ENV, "GIT_TEMPLATE_DIR": str(empty_templates),
-            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath",
-            "GIT_CONFIG_VALUE_0": str(empty_hooks)}
+    """The environment gitsafe gives every git (kept for callers that name it)."""
+    return git_env()
 
 
 @contextlib.contextmanager
@@ -132,13 +112,8 @@ def git_failures_as(exit_code: int, what: str):
 def _git(args: List[str], *, git_dir: Optional[Path] = None, cwd: Optional[Path] = None,
          env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S,
          user_repo: bool = False):
-    """git on a cache repository (isolated from user config), or read-only on the user's."""
-    if not user_repo:
-        env = {**cache_git_env(), **(env or {})}
-    argv = ["git"]
-    if git_dir is not None:
-        argv += ["--git-dir", str(git_dir)]
-    return run(argv + args, cwd=cwd, env=env, check=check, timeout=timeout)
+    """git through gitsafe, on a cache repository or read-only on the user's (user_repo)."""
+    return run_git(args, git_dir=git_dir, cwd=cwd, env=env, check=check, timeout=timeout)
 
 
 def tree_fingerprint(path: Path) -> str:
@@ -428,9 +403,9 @@ def _apply_patch(wt: Worktree, patch: Patch) -> PatchApply:
         mbox.write_bytes(patch.raw)
         # on_line merges stderr into stdout, so git's errors stay in their place.
         try:
-            res = run(["git", "am", "--3way", "--committer-date-is-author-date", "--", str(mbox)],
-                      cwd=wt.path, env={**cache_git_env(), **AM_ENV}, check=False,
-                      timeout=AM_TIMEOUT_S, on_line=lambda line: None)
+            res = run_git(["am", "--3way", "--committer-date-is-author-date", "--", str(mbox)],
+                          cwd=wt.path, env=AM_ENV, check=False,
+                          timeout=AM_TIMEOUT_S, on_line=lambda line: None)
         except CommandError:
             # a timed-out am leaves its session behind: the next reset aborts it
             _clean_worktree(wt.path, "HEAD")
@@ -464,8 +439,8 @@ def _explain_failure(wt: Worktree, tmp: Path, mbox: Path):
     with open(mbox, "rb") as fh:
         info_text = fh.read().decode("utf-8", "replace")
     # git mailinfo decodes the mail exactly as git am does.
-    run(["git", "mailinfo", str(msg_file), str(diff_file)], cwd=wt.path, input=info_text,
-        env=cache_git_env(), check=False, timeout=60)
+    run_git(["mailinfo", str(msg_file), str(diff_file)], cwd=wt.path, input=info_text,
+            check=False, timeout=60)
     diff_text = diff_file.read_text(errors="replace") if diff_file.is_file() else ""
     info = analyze_diff(diff_text)
     res = _git(["apply", "--reject", "--verbose", "--", str(diff_file)], cwd=wt.path, check=False,
@@ -511,15 +486,26 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
     Returns with the worktree still locked (call result.worktree.release()).
     Raises ApplyFailed (exit 3) at the first patch that does not apply, and
     BadInput (exit 2) when the series has a gap and allow_gaps is False.
+    With out, apply.json is there from the start and rewritten after every patch: a full disk
+    or a kill part-way leaves the patches done so far.
     """
     start = time.monotonic()
-    for patch in series.patches:
-        _check_safe(patch)
+    if out is not None:
+        out = output_dir(out, "apply.json to")
+        write_apply_status(out, "running", tree, series, 0.0)
     try:
+        for patch in series.patches:
+            _check_safe(patch)
         wt = prepare_worktree(tree, base, purpose, series_base=series.base_commit)
     except KeyboardInterrupt:
         if out is not None:
-            _write_interrupted(Path(out), tree, series, time.monotonic() - start)
+            _quietly(write_apply_status, out, "interrupted", tree, series,
+                     time.monotonic() - start)
+        raise
+    except ZstestError as exc:
+        if out is not None:     # refused or no worktree: apply.json says so, not "running"
+            _quietly(write_apply_status, out, "failed", tree, series, time.monotonic() - start,
+                     exc.message)
         raise
     try:
         results: List[PatchApply] = []
@@ -527,18 +513,23 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
             for patch in series.patches:
                 pa = apply_patch(wt, patch)
                 results.append(pa)
+                if out is not None:
+                    write_apply_json(ApplyResult(wt, results, False, time.monotonic() - start,
+                                                 series, list(series.problems)), out,
+                                     status="running")
                 if pa.status == "failed" and stop_on_failure:
                     break
         except KeyboardInterrupt:
             if out is not None:
-                write_apply_json(ApplyResult(wt, results, False, time.monotonic() - start, series,
-                                             list(series.problems), interrupted=True), Path(out))
+                _quietly(write_apply_json, ApplyResult(wt, results, False, time.monotonic() - start,
+                                                       series, list(series.problems),
+                                                       interrupted=True), out)
             raise
         ok = all(p.status != "failed" for p in results)
         result = ApplyResult(wt, results, ok, time.monotonic() - start, series,
                              list(series.problems))
         if out is not None:
-            write_apply_json(result, Path(out))
+            write_apply_json(result, out)
         failed = next((p for p in results if p.status == "failed"), None)
         if failed is not None and stop_on_failure:
             raise _apply_failed(series, failed, result)
@@ -552,6 +543,14 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
     except BaseException:
         wt.release()
         raise
+
+
+def _quietly(write, *args) -> None:
+    """A state file written while Ctrl-C/SIGTERM unwinds: a full disk must not hide the 130."""
+    try:
+        write(*args)
+    except ZstestError:
+        pass
 
 
 def _apply_failed(series: Series, failed: PatchApply, result: ApplyResult) -> ApplyFailed:
@@ -572,21 +571,30 @@ def _apply_failed(series: Series, failed: PatchApply, result: ApplyResult) -> Ap
     return err
 
 
-def _write_interrupted(out: Path, tree, series: Series, duration_s: float) -> None:
-    """apply.json for a run stopped before its worktree was ready: no patch was applied."""
-    out.mkdir(parents=True, exist_ok=True)
-    source = tree.path if isinstance(tree, KernelTree) else Path(tree)
-    data = {"status": "interrupted", "duration_s": round(duration_s, 3),
-            "kernel": {"tree": str(source)}, "problems": list(series.problems), "patches": [],
-            "series": {k: v for k, v in series.to_dict().items() if k != "patches"}}
-    write_text_atomic(out / "apply.json", json.dumps(data, indent=2) + "\n")
+def write_apply_status(out: Path, status: str, tree, series: Optional[Series],
+                       duration_s: float, problem: str = "") -> None:
+    """apply.json before the worktree is ready (running, interrupted, failed): no patch yet."""
+    source = tree.path if isinstance(tree, KernelTree) else Path(str(tree))
+    problems = (list(series.problems) if series else []) + ([problem] if problem else [])
+    data = {"status": status, "duration_s": round(duration_s, 3),
+            "kernel": {"tree": str(source)}, "problems": problems, "patches": []}
+    if series is not None:
+        data["series"] = {k: v for k, v in series.to_dict().items() if k != "patches"}
+    with writing(out / "apply.json", "apply.json"):
+        write_text_atomic(out / "apply.json", json.dumps(data, indent=2) + "\n")
 
 
-def write_apply_json(result: ApplyResult, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+def write_apply_json(result: ApplyResult, out: Path, status: Optional[str] = None) -> Path:
+    """apply.json and apply.log of result (status overrides its own: running part-way)."""
+    out = output_dir(out, "apply.json to")
     target = out / "apply.json"
-    write_text_atomic(target, json.dumps(result.to_dict(), indent=2) + "\n")
-    with open(out / "apply.log", "w") as log:
-        for p in result.patches:
-            log.write(f"== {p.index} {p.subject}: {p.status}\n{p.message}\n\n")
+    data = result.to_dict()
+    if status:
+        data["status"] = status
+    with writing(target, "apply.json"):
+        write_text_atomic(target, json.dumps(data, indent=2) + "\n")
+    with writing(out / "apply.log", "apply.log"):
+        log_text = "".join(f"== {p.index} {p.subject}: {p.status}\n{p.message}\n\n"
+                           for p in result.patches)
+        write_text_atomic(out / "apply.log", log_text)
     return target
