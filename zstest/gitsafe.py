@@ -54,9 +54,15 @@ def hooks_dir() -> Path:
     return cache_dir("git-isolation", "hooks")
 
 
-def git_env(extra: Optional[dict] = None) -> dict:
-    """The isolated environment of one git: no system/global config, pinned keys, no pager."""
+def git_env(extra: Optional[dict] = None, trusted: Optional[Path] = None) -> dict:
+    """The isolated environment of one git: no system/global config, pinned keys, no pager.
+
+    trusted: the user's own tree, named on the command line: git may read it when another
+    user owns it (safe.directory, as the user's global config may have said).
+    """
     pinned = PINNED_CONFIG + (("core.hooksPath", str(hooks_dir())),)
+    if trusted is not None:
+        pinned += (("safe.directory", str(trusted)),)
     env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ATTR_NOSYSTEM": "1",
            "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "false", "SSH_ASKPASS": "false",
            "GIT_PAGER": "cat", "GIT_PROTOCOL_FROM_USER": "0", "GIT_NO_REPLACE_OBJECTS": "1",
@@ -78,10 +84,11 @@ def _inherited_git_vars(env: dict) -> List[str]:
 def run_git(args: Sequence[str], *, git_dir: Optional[Path] = None,
             work_tree: Optional[Path] = None, cwd: Optional[Path] = None,
             env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S,
-            input: Optional[str] = None,
-            on_line: Optional[Callable[[str], None]] = None) -> CommandResult:
-    """git args, isolated (see the module's docstring); git_dir/work_tree given explicitly."""
-    full_env = git_env(env)
+            input: Optional[str] = None, on_line: Optional[Callable[[str], None]] = None,
+            trusted: Optional[Path] = None) -> CommandResult:
+    """git args, isolated (see the module's docstring); git_dir/work_tree given explicitly;
+    trusted: the user's tree it reads (git_env)."""
+    full_env = git_env(env, trusted)
     argv = ["git"]
     if git_dir is not None:
         argv += ["--git-dir", str(git_dir)]

@@ -575,9 +575,10 @@ def config_key(srctree: Path, start: str, merged: Dict[str, ConfigOption]) -> st
         # The index's blob ids of the Kconfig inputs: much faster than reading the tree.
         try:
             listing = run_git(["ls-files", "-s", "--", "*Kconfig*", "*/configs/*.config",
-                               "Makefile"], cwd=srctree, timeout=120, check=True).stdout
+                               "Makefile"], cwd=srctree, timeout=120, check=True,
+                              trusted=srctree).stdout
             dirty = run_git(["status", "--porcelain", "--untracked-files=no"],
-                            cwd=srctree, timeout=120, check=True).stdout
+                            cwd=srctree, timeout=120, check=True, trusted=srctree).stdout
             if not dirty.strip():
                 h.update(listing.encode())
                 return h.hexdigest()

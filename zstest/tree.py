@@ -111,9 +111,13 @@ def git_failures_as(exit_code: int, what: str):
 
 def _git(args: List[str], *, git_dir: Optional[Path] = None, cwd: Optional[Path] = None,
          env: Optional[dict] = None, check: bool = True, timeout: float = GIT_TIMEOUT_S,
-         user_repo: bool = False):
-    """git through gitsafe, on a cache repository or read-only on the user's (user_repo)."""
-    return run_git(args, git_dir=git_dir, cwd=cwd, env=env, check=check, timeout=timeout)
+         user_repo: bool = False, trusted: Optional[Path] = None):
+    """git through gitsafe, on a cache repository or read-only on the user's (user_repo: args
+    name it with -C TREE; trusted as the user's own, see gitsafe.git_env)."""
+    if user_repo and "-C" in args:
+        trusted = Path(args[args.index("-C") + 1])
+    return run_git(args, git_dir=git_dir, cwd=cwd, env=env, check=check, timeout=timeout,
+                   trusted=trusted)
 
 
 def tree_fingerprint(path: Path) -> str:
@@ -144,7 +148,7 @@ def cached_repo(tree: KernelTree) -> Path:
                 # Read-only on the user's repo: objects are shared through alternates. Run with
                 # the cache's isolation: the user's init.templateDir would copy hooks in.
                 _git(["clone", "--quiet", "--bare", "--shared", "--", str(tree.path),
-                      str(git_dir)])
+                      str(git_dir)], trusted=tree.path)
         else:
             _import_plain(tree, repo, git_dir)
     return git_dir

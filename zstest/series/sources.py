@@ -144,7 +144,7 @@ def _git_range(rev_range: str, git_tree: Path) -> Series:
             run_git(["-C", str(git_tree), "format-patch", "--no-signature", "-n",
                  "--subject-prefix=PATCH", "--no-cover-letter", "-o", tmp, "--end-of-options",
                  rev_range],
-                timeout=300)
+                timeout=300, trusted=git_tree)
         except CommandError as exc:
             raise BadInput(f"git cannot list the range {rev_range} in {git_tree}: "
                            f"{exc.tail.strip().splitlines()[-1] if exc.tail.strip() else exc}.") from None
