@@ -225,8 +225,8 @@ def test_run_affected_on_a_one_line_change_in_zs_page_migrate(tmp_path):
     sel = results["selection"]
     assert sel["mode"] == "affected", sel
     assert sel["map"]["path"] == kept and sel["map"]["how"] == "the series' base, without the series"
-    tree = Path(json.loads((tmp_path / "b-cov" / "build.json").read_text())["kernel"]["worktree"])
-    source = (tree / ZS).read_text().splitlines()
+    tree = Path(json.loads((tmp_path / "b-cov" / "build.json").read_text())["kernel"]["tree"])
+    source = (tree / ZS).read_text().splitlines()        # the base, as the map saw it
     line = source.index("\tmemcpy(d_addr, s_addr, PAGE_SIZE);") + 1
     assert sel["changed_lines"] == {ZS: [line]}
     selected = [t["name"] for t in sel["selected"]]

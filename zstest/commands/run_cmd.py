@@ -53,11 +53,12 @@ def boot_run_options(f):
                           "answers), stop the run there and keep that guest running: print the "
                           "ssh command to reach it and wait until Ctrl-C (exit 130) or until "
                           "QEMU exits."),
-        click.option("--affected", is_flag=True, default=False,
+        click.option("--affected/--no-affected", default=False,
                      help="Run only the tests whose stored coverage (the map a --coverage run "
                           "keeps) executes the lines changed since that map, plus the boot "
                           "checks; the whole suite when no map fits. results.json's selection "
-                          "and summary.txt say what was skipped and why."),
+                          "and summary.txt say what was skipped and why. --no-affected: the "
+                          "whole suite even when zstest.toml says affected = true."),
     ]
     for option in reversed(options):
         f = option(f)
