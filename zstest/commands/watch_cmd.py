@@ -1,0 +1,100 @@
+"""`zstest watch`: poll a public-inbox server and run every new zsmalloc/zram series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import BadInput
+from . import lore_url_option
+
+
+@click.command("watch")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="The bot's directory: watch.sqlite (its state), series/<key>/ (thread, build, "
+                   "results, report, reply, KCIDB) and index.html. Default: "
+                   "~/.cache/zstest/watch.")
+@lore_url_option
+@click.option("--feed", type=click.Choice(["search", "new"]), default="search", show_default=True,
+              help="search: the server's search for diffs touching zsmalloc/zram files "
+                   "(dfn:, needs its Xapian index); new: its new.atom (every new message).")
+@click.option("--query", default=None, metavar="QUERY",
+              help="The public-inbox search query of --feed search (default: dfn: of every "
+                   "zsmalloc/zram path).")
+@click.option("--kernel", "kernel", type=click.Path(path_type=Path),
+              help="The tree to test on (default: as `zstest build`); a series' base-commit is "
+                   "used when this tree's git history has it.")
+@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",
+              help="Config profile(s) (default: base).")
+@click.option("--suite", "suites", multiple=True,
+              help="Guest suite(s) to run per series (repeatable; default: default).")
+@click.option("-k", "keyword", default="", help="Select tests by pytest -k expression.")
+@click.option("--each", is_flag=True, help="Apply and build patch by patch.")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Seconds a single guest command may take.")
+@click.option("--run-timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds one suite run may take, boot included.")
+@click.option("--boot-timeout", type=float, default=120.0, show_default=True,
+              help="Seconds from QEMU start to an SSH login.")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
+              show_default=True, help="QEMU accelerator.")
+@click.option("--complete-timeout", type=click.FloatRange(min=0), default=7200.0,
+              show_default=True,
+              help="Seconds to wait for a series' missing patches after its first message; "
+                   "then the patches that arrived are run, marked incomplete.")
+@click.option("--interval", type=click.FloatRange(min=1), default=300.0, show_default=True,
+              help="Seconds between polls.")
+@click.option("--once", is_flag=True,
+              help="Poll once, run everything queued, write the page and exit (cron, tests).")
+@click.option("--backfill", is_flag=True,
+              help="On the first poll of a new state file, take what the feed lists already "
+                   "(default: record it as seen and start from now).")
+@click.option("--matrix", "matrix_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Do not run: write each queued series' CI cells (matrix.toml, cells.json, "
+                   "series.mbox) under this directory for ci/github or ci/gitlab.")
+@click.option("--tree", "tree_label", default=None,
+              help="The cells' tree axis with --matrix (default: --kernel, else 6.1).")
+@click.option("--collect", "collect_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Take the results of dispatched cells from this directory (a CI artifact "
+                   "download), report them and exit.")
+@click.option("--html", "page_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the results page here (default: --dir).")
+def watch_command(directory, feed, query, kernel, configs, suites, keyword, each, timeout,
+                  run_timeout, boot_timeout, accel, complete_timeout, interval, once, backfill,
+                  matrix_dir, tree_label, collect_dir, page_dir) -> int:
+    """Poll a public-inbox server for new zsmalloc/zram series (decided by their diffs), run
+    each one once (by patchset hash) and write results, report, KCIDB JSON, a reply draft and
+    a static results page."""
+    from ..cache import cache_dir
+    from ..series.lore import check_lore_url, default_lore_url
+    from ..watch import RunConfig, WatchConfig, Watcher
+    from ..watch.cells import collect
+    from ..watch.threads import SEARCH_QUERY
+
+    lore_url = default_lore_url()
+    check_lore_url(lore_url)
+    if collect_dir is not None and not collect_dir.is_dir():
+        raise BadInput(f"--collect {collect_dir} is not a directory.")
+    run = RunConfig(kernel=kernel, configs=list(configs) or ["base"],
+                    suites=list(suites) or ["default"], keyword=keyword, each=each,
+                    timeout=timeout, run_timeout=run_timeout, boot_timeout=boot_timeout,
+                    accel=accel, complete_timeout_s=complete_timeout)
+    cfg = WatchConfig(directory=(directory or cache_dir("watch")).expanduser().resolve(),
+                      lore_url=lore_url, feed=feed, query=query or SEARCH_QUERY, run=run,
+                      backfill=backfill, matrix_dir=matrix_dir, page_dir=page_dir,
+                      tree_label=tree_label or (str(kernel) if kernel else "6.1"))
+    watcher = Watcher(cfg, echo=click.echo)
+    try:
+        if collect_dir is not None:
+            collect(watcher, collect_dir)
+            return 0
+        if once:
+            return watcher.once()
+        watcher.forever(interval)
+    finally:
+        watcher.close()
+    return 0
+
+
+COMMANDS = [watch_command]

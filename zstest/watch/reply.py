@@ -1,0 +1,73 @@
+"""The reply draft to a series' thread: mail headers, then what `zstest report` prints.
+
+A run that produced results.json is `report.render_report`'s text (Tested-by when everything
+passed). A run that never booted a kernel (a patch that does not apply, a build that fails) has
+no results.json: the draft says the same things in the same 72-column layout (series, base,
+the error sentence and git's or the compiler's lines). An incomplete series (patches that never
+arrived) says which were missing, and never offers a Tested-by: not the whole series was tested.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import List, Optional
+
+WIDTH = 72
+FIELD = 10
+
+
+def _field(label: str, value: str) -> List[str]:
+    return textwrap.wrap(value, width=WIDTH, initial_indent=f"{label + ':':<{FIELD}}",
+                         subsequent_indent=" " * FIELD, break_long_words=False,
+                         break_on_hyphens=False) or [f"{label}:"]
+
+
+def headers(subject: str, msgid: str) -> List[str]:
+    subject = subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    out = [f"Subject: {_one_line(subject)}"]
+    if msgid:
+        out += [f"In-Reply-To: <{_one_line(msgid)}>", f"References: <{_one_line(msgid)}>"]
+    return out + [""]
+
+
+def _one_line(text: str) -> str:
+    # a header value is one line whatever the subject held (no header injection)
+    return " ".join(text.split())
+
+
+def missing_note(missing: str, total: int, waited_s: float) -> List[str]:
+    if not missing:
+        return []
+    names = ", ".join(f"{i}/{total}" for i in missing.split(",") if i)
+    return _field("Note", f"patches {names} never arrived within {waited_s / 3600:g} h; "
+                          f"the patches that did were tested as they are.") + [""]
+
+
+def failure_text(verdict: str, title: str, revision: int, total: int, error: str,
+                 detail: str = "", base: str = "") -> str:
+    """A run that left no results.json, laid out as `zstest report` lays out its text."""
+    lines = [f"zstest results: {verdict.upper()}", ""]
+    lines += _field("Series", f"{title} (v{revision}, {total} patches)")
+    if base:
+        lines += _field("Base", base)
+    lines += [""] + _field("Error", error)
+    if detail.strip():
+        lines += [""] + ["  " + l.rstrip() for l in detail.strip().splitlines()[:40]]
+    return "\n".join(lines) + "\n"
+
+
+def draft(subject: str, msgid: str, body: str, note: Optional[List[str]] = None) -> str:
+    """The whole draft; with a note (incomplete series), no Tested-by line survives."""
+    lines = body.rstrip("\n").splitlines()
+    if note:
+        lines = [l for l in lines if not l.startswith("Tested-by:")]
+        lines = lines[:2] + note + lines[2:]
+    text = "\n".join(headers(subject, msgid) + lines) + "\n"
+    # console and mail text is untrusted: keep the draft plain text
+    return "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x1b"))
+
+
+def write_draft(path: Path, text: str) -> Path:
+    from ..fsutil import write_text_atomic
+    return write_text_atomic(path, text)
