@@ -249,3 +249,21 @@ def test_affected_in_zstest_toml_is_run_affected(tmp_path, monkeypatch):
     defaults = settings.default_map(cli, loaded)
     assert defaults["run"]["affected"] is True
     assert "affected" not in defaults.get("boot-and-run", {})
+
+
+def test_a_kept_map_gains_the_tests_a_later_run_of_the_same_source_ran(cmap, tmp_path,
+                                                                      monkeypatch):
+    """A -k run of the same source and config adds its tests; a test run again is replaced."""
+    from zstest.affected import keep_map
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    names = [n for n in cmap.tests if n != BOOT]
+    first = dict(cmap.data, tests={n: cmap.tests[n] for n in names[:2]})
+    path = keep_map(first)
+    assert path == tmp_path / "cache" / "coverage-maps" / f"{cmap.key}.json"
+    again = dict(cmap.data, tests={names[1]: dict(cmap.tests[names[1]], duration_s=1.5),
+                                   names[2]: cmap.tests[names[2]]})
+    assert keep_map(again) == path
+    merged = load_coverage_map(path)
+    assert list(merged.tests) == [names[0], names[1], names[2]]
+    assert merged.tests[names[1]]["duration_s"] == 1.5
+    assert keep_map(dict(cmap.data, source=dict(cmap.source, commit=None))) is None

@@ -107,17 +107,20 @@ def keep_map(document: dict) -> Optional[Path]:
     run (a -k run adds to it). None when the build has no commit to key it by."""
     if not document["source"].get("commit") or not document["tests"]:
         return None
+    from .cache import cache_dir, file_lock
     path = maps_dir() / f"{document['key']}.json"
-    if path.is_file():
-        try:
-            old = load_coverage_map(path)
-            kept = {n: t for n, t in old.tests.items() if n not in document["tests"]}
-            document["tests"] = {**kept, **document["tests"]}
-            for f, shape in old.files.items():
-                document["files"].setdefault(f, shape)
-        except BadInput as exc:      # a broken map is replaced, not trusted
-            log.warning("replacing %s: %s", path, exc.message)
-    return save_coverage_map(path, document)
+    # two runs of the same source (a mutate baseline, a test's) merge one after the other
+    with file_lock(cache_dir("locks") / f"coverage-map-{document['key']}.lock"):
+        if path.is_file():
+            try:
+                old = load_coverage_map(path)
+                kept = {n: t for n, t in old.tests.items() if n not in document["tests"]}
+                document["tests"] = {**kept, **document["tests"]}
+                for f, shape in old.files.items():
+                    document["files"].setdefault(f, shape)
+            except BadInput as exc:      # a broken map is replaced, not trusted
+                log.warning("replacing %s: %s", path, exc.message)
+        return save_coverage_map(path, document)
 
 
 # ---------------------------------------------------------------- finding the nearest map
