@@ -203,7 +203,9 @@ def _run_locked(req: CheckRequest, found: FoundSeries, k: _Key) -> dict:
     state.update(status="done" if state["exit_code"] in VERDICT_CODES else "error",
                  finished=time.time())
     save_b4check(k.state_dir, state)
-    req.log(f"exit {state['exit_code']}: {state['error'] or 'the series passed'}")
+    verdict = state["error"] or ("the series passed" if state["exit_code"] == 0 else
+                                 "the tests failed (results.json says which)")
+    req.log(f"exit {state['exit_code']}: {verdict}")
     return state
 
 

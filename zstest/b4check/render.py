@@ -77,7 +77,11 @@ def splat_findings(results: dict, results_dir: Optional[Path] = None) -> List[di
         parts = []
         if where:
             parts.append(f"{where.get('function') or '?'} at {where['file']}:{where['line']}")
-        for ref in decoded.get("patches") or []:
+        refs = [r for r in decoded.get("patches") or [] if isinstance(r, dict)]
+        by_line = {r.get("index") for r in refs if r.get("how") == "line"}
+        for ref in refs:
+            if ref.get("how") != "line" and ref.get("index") in by_line:
+                continue        # its line is already named
             how = "changed this line" if ref.get("how") == "line" else "changed this function"
             parts.append(f"patch {ref.get('index')} {how}: \"{ref.get('subject', '')}\"")
         title = str(splat.get("title") or splat.get("kind") or "splat")
@@ -86,15 +90,20 @@ def splat_findings(results: dict, results_dir: Optional[Path] = None) -> List[di
     return out
 
 
-def splat_patches(results: dict) -> List[int]:
-    """The patch indexes the run's decoded splats point at, in order."""
-    found = []
+def splat_patches(results: dict) -> tuple:
+    """(the patches that changed a splat's own line, those that changed only its function),
+    by index, in order: git blame's answer is the culprit, git log -L's a suspect."""
+    lines: List[int] = []
+    functions: List[int] = []
     for _, splat in results_splats(results):
         decoded = splat.get("decoded") if isinstance(splat.get("decoded"), dict) else {}
         for ref in decoded.get("patches") or []:
-            if isinstance(ref.get("index"), int) and ref["index"] not in found:
-                found.append(ref["index"])
-    return found
+            index = ref.get("index")
+            if isinstance(index, int):
+                found = lines if ref.get("how") == "line" else functions
+                if index not in found:
+                    found.append(index)
+    return lines, [i for i in functions if i not in lines]
 
 
 def test_findings(results: dict) -> List[dict]:
@@ -141,8 +150,18 @@ def _counts(results: dict) -> str:
     return ", ".join(shown) or "no test ran"
 
 
-def _patch_verdict(target: int, outcome: Outcome, failing: List[int]) -> tuple:
-    """(status, why) of one patch in a series that did not pass."""
+def _first_problem(results: dict) -> str:
+    """The first splat's title, else the first test that did not pass: the summary's why."""
+    for _, splat in results_splats(results):
+        return str(splat.get("title") or splat.get("kind") or "")
+    bad = [t for t in results.get("tests") or [] if isinstance(t, dict)
+           and t.get("status") in ("failed", "error", "interrupted")]
+    return f"{bad[0].get('status')} {bad[0].get('name')}" if bad else ""
+
+
+def _patch_verdict(target: int, outcome: Outcome, failing: tuple) -> tuple:
+    """(status, why) of one patch in a series that did not pass; failing: splat_patches."""
+    lines, functions = failing
     patches = {p.get("index"): p for p in _patches(outcome.build)}
     mine = patches.get(target, {})
     first_bad = next((i for i in sorted(patches) if patches[i].get("apply") == "failed"), None)
@@ -152,11 +171,15 @@ def _patch_verdict(target: int, outcome: Outcome, failing: List[int]) -> tuple:
         return "warn", f"not tested: patch {first_bad} does not apply"
     if mine.get("build") == "failed":
         return "fail", "does not build"
-    if target in failing:
-        return "fail", "the failure decodes to a line or function this patch changed"
-    if failing:
-        return "warn", (f"the series fails; the failure points at patch "
-                        f"{', '.join(map(str, failing))}, not this one")
+    if target in lines:
+        return "fail", "the failure decodes to a line this patch changed"
+    if target in functions and not lines:
+        return "fail", "the failure is in a function this patch changed"
+    if lines or functions:
+        culprits = ", ".join(map(str, lines or functions))
+        also = " (it changed the same function)" if target in functions else ""
+        return "warn", (f"the series fails; the failure points at patch {culprits}, not this "
+                        f"one{also}")
     return "warn", "the series fails; nothing ties the failure to one patch"
 
 
@@ -180,12 +203,12 @@ def functional_check(outcome: Outcome, target: Optional[int] = None,
         return _entry(TOOL, "pass", summary, outcome.url, findings)
     # exit 2 / 6: zstest could not test it; not the series' fault
     blame = outcome.exit_code in (1, 3, 4, 5)
-    reason = outcome.error or (_first_line((results or {}).get("message") or "")) or \
-        f"{suite}: {_counts(results or {})}"
+    reason = outcome.error or _first_line((results or {}).get("message") or "") or \
+        _first_problem(results or {})
     if not blame:
         return _entry(TOOL, "warn", f"not tested: {reason}", outcome.url, findings)
     summary = f"{reason} ({where})" if results is None else \
-        f"{suite}: {_counts(results)} on {where}: {reason}"
+        f"{suite}: {_counts(results)} on {where}" + (f": {reason}" if reason else "")
     if target is None:
         return _entry(TOOL, "fail", summary[:300], outcome.url, findings)
     status, why = _patch_verdict(target, outcome, splat_patches(results or {}))
