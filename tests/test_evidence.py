@@ -139,3 +139,48 @@ def test_a_splat_the_live_view_gave_a_test_is_not_also_outside(tmp_path):
     reconcile(run, log)
     assert run.splats == []
     assert len(next(t for t in run.tests if t.name == HOT).splats) == 1
+
+
+# ---------------------------------------------------------------- bounded work (issue 26, finding 4)
+
+def test_read_console_streams_in_bounded_memory(tmp_path):
+    """A console.log was read whole (1 GB: 2.1 GB RSS); a 48 MB line without a newline between
+    two recorded logs now costs a few KiB, and both logs' splats are still found."""
+    import tracemalloc
+    real = DEMO.read_bytes()
+    log = tmp_path / "console.log"
+    with open(log, "wb") as fh:
+        fh.write(real)
+        for _ in range(48):
+            fh.write(b"\xff" * (1 << 20))
+        fh.write(b"\n" + real)
+    single = len(read_console(DEMO).all)
+    tracemalloc.start()
+    try:
+        ev = read_console(log)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB reading a 48 MiB log"
+    assert len(ev.all) == 2 * single
+
+
+def test_read_console_is_linear_on_a_hostile_log(tmp_path):
+    from budget import assert_within_budget, real_console_text
+    hostile = ("[    1.000000] WARNING: CPU: 0 PID: 1 at " + "../" * 4000 + "worktrees\n") * 8
+    bad, good = tmp_path / "bad.log", tmp_path / "good.log"
+    bad.write_text(hostile)
+    good.write_text(real_console_text(len(hostile)))
+    assert_within_budget(lambda: read_console(bad), lambda: read_console(good),
+                         f"read_console on {len(hostile)} bytes of ../ lines")
+
+
+def test_a_log_of_endless_reports_keeps_the_first_and_counts_the_rest(tmp_path, monkeypatch):
+    import zstest.evidence as evidence
+    monkeypatch.setattr(evidence, "MAX_SPLATS", 10)
+    log = tmp_path / "console.log"
+    log.write_text("".join(f"[ {i}.000000] WARNING: CPU: 0 PID: 1 at mm/x.c:{i} f+0x1\n\n"
+                           for i in range(1, 26)))
+    ev = read_console(log)
+    assert [s.title.rsplit(":", 1)[1] for s in ev.all][:2] == ["1 f+0x1", "2 f+0x1"]
+    assert len(ev.all) == 10 and ev.dropped == 15

@@ -176,3 +176,38 @@ def test_title_names_the_tree_path_not_the_ccache_relative_one():
     splats = find_splats(log.splitlines())
     assert splats[0].title.endswith("at mm/zsmalloc.c:1868 zs_page_migrate+0x34b/0x3c0")
     assert "../../worktrees/" in splats[0].text      # the evidence stays as the kernel said it
+
+
+# ---------------------------------------------------------------- linear time (issue 26, finding 4)
+
+HOSTILE_LINES = {
+    # decode ran for more than 300 s on one 12 KB line of these (tidy_source_paths was cubic)
+    "climbing": "WARNING: CPU: 0 PID: 1 at " + "../" * 1000 + "worktrees",
+    "climbing-bug": "BUG: " + "../" * 1000,
+    # "-+[ cut here ]-+" was searched from every dash: quadratic
+    "dashes": "-" * 60000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_LINES))
+def test_hostile_lines_scan_in_linear_time(name):
+    from budget import assert_within_budget, real_console_text
+    line = HOSTILE_LINES[name]
+    real = real_console_text(2 * len(line)).splitlines()
+    assert_within_budget(lambda: find_splats([line, line]), lambda: find_splats(real),
+                         f"two {len(line)}-char lines of {name}")
+
+
+def test_tidy_source_paths_cuts_what_the_old_pattern_cut():
+    """The linear cut against the pattern it replaced (kept here as the reference), on every
+    string of up to 6 pieces from an alphabet of the pattern's own tokens."""
+    import itertools
+    from zstest.splats import tidy_source_paths
+    reference = re.compile(r"(?:\.\./)+(?:[^\s/]+/)*?worktrees/[^\s/]+/[^\s/]+/")
+    alphabet = ["../", "worktrees/", "a/", "/", " ", ".."]
+    for n in range(7):
+        for pieces in itertools.product(alphabet, repeat=n):
+            s = "".join(pieces)
+            assert tidy_source_paths(s) == reference.sub("", s), s
+    real = "WARNING: CPU: 1 PID: 9 at ../../worktrees/6f1c/build/mm/zsmalloc.c:1234 zs_free+0x1"
+    assert tidy_source_paths(real) == "WARNING: CPU: 1 PID: 9 at mm/zsmalloc.c:1234 zs_free+0x1"

@@ -18,11 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from .results import CONSOLE_LOG, TestResult
-from .splats import MARKER_PREFIX, Splat, find_splats, kind_words, split_timestamp
+from .splats import (MARKER_PREFIX, MAX_LINE_CHARS, Splat, SplatScanner, kind_words,
+                     split_timestamp)
 from .vm.stuck import INDUCED_PANIC, NMI_NOTE
 
 # "zstest: begin test_x.py::test_y[p] [0123abcd]" as the plugin writes it into /dev/kmsg
 MARKER = re.compile(MARKER_PREFIX + r"(begin|end) (.+) \[([0-9a-f]{8})\]\s*$")
+# A console with more reports than this has said what it had to: the rest are counted, not
+# kept (a hostile 1 GB log of WARNINGs must not become 1 GB of splats in memory).
+MAX_SPLATS = 2000
+READ_BYTES = 1 << 16
 
 
 @dataclass
@@ -32,6 +37,7 @@ class ConsoleEvidence:
     outside: list[Splat] = field(default_factory=list)
     started: list[str] = field(default_factory=list)   # tests with a begin marker, in order
     unfinished: list[str] = field(default_factory=list)  # begun, never ended
+    dropped: int = 0        # splats beyond MAX_SPLATS, counted only
 
     @property
     def all(self) -> list[Splat]:
@@ -39,53 +45,91 @@ class ConsoleEvidence:
         return sorted(out, key=lambda s: s.line_no)
 
 
+def console_lines(path: Path):
+    """The lines of a console log, read streaming: each cut to MAX_LINE_CHARS (the rest of an
+    over-long line is skipped unread into memory), split at b"\\n" as the live monitor does."""
+    with open(path, "rb") as fh:
+        while True:
+            line = fh.readline(MAX_LINE_CHARS)
+            if not line:
+                return
+            if not line.endswith(b"\n") and len(line) == MAX_LINE_CHARS:
+                while True:     # the rest of this line: skipped in bounded reads
+                    rest = fh.readline(READ_BYTES)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+            yield line.decode("utf-8", errors="replace").rstrip("\n")
+
+
+@dataclass
+class _Spans:
+    """Which test each console line belongs to, from zstest's begin/end markers."""
+    evidence: ConsoleEvidence
+    spans: list = field(default_factory=list)      # (first line, end line, test)
+    open_tests: dict = field(default_factory=dict)
+
+    def feed(self, no: int, msg: str) -> None:
+        m = MARKER.match(msg.strip())
+        if m is None:
+            # another zstest line (a fresh guest's banner): whatever was open ended with it
+            self._close_all(no)
+            return
+        what, name = m.group(1), m.group(2)
+        if what == "begin":
+            self._close_all(no)         # a begin without its end
+            self.open_tests = {name: no}
+            self.evidence.started.append(name)
+        elif name in self.open_tests:
+            self.spans.append((self.open_tests.pop(name), no, name))
+
+    def _close_all(self, no: int) -> None:
+        for name, start in self.open_tests.items():
+            self.spans.append((start, no, name))
+            self.evidence.unfinished.append(name)
+        self.open_tests = {}
+
+
 def read_console(path: Path) -> ConsoleEvidence:
-    """Scan a console log: the splats, and the test each one happened in."""
+    """Scan a console log in one streaming pass: the splats, and the test each one happened in."""
     path = Path(path)
     evidence = ConsoleEvidence()
     if not path.is_file():
         return evidence
-    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
-    # line number (1-based) -> the test running at that line
-    spans: list[tuple[int, int, str]] = []
-    open_tests: dict[str, int] = {}
-    for no, line in enumerate(lines, 1):
+    spans = _Spans(evidence)
+    scanner = SplatScanner()
+    found: list[Splat] = []
+    induced_after = None
+    no = 0
+    for no, line in enumerate(console_lines(path), 1):
         _, msg = split_timestamp(line)
-        if not msg.startswith(MARKER_PREFIX):
-            continue
-        m = MARKER.match(msg.strip())
-        if m is None:
-            # another zstest line (a fresh guest's banner): whatever was open ended with it
-            for name, start in open_tests.items():
-                spans.append((start, no, name))
-                evidence.unfinished.append(name)
-            open_tests.clear()
-            continue
-        what, name = m.group(1), m.group(2)
-        if what == "begin":
-            for other, start in open_tests.items():   # a begin without its end
-                spans.append((start, no, other))
-                evidence.unfinished.append(other)
-            open_tests = {name: no}
-            evidence.started.append(name)
-        elif name in open_tests:
-            spans.append((open_tests.pop(name), no, name))
-    for name, start in open_tests.items():
-        spans.append((start, len(lines) + 1, name))
-        evidence.unfinished.append(name)
-    # the panic an NMI from zstest caused (vm/stuck.py: a boot that hung) is no kernel evidence
-    induced_after = next((no for no, line in enumerate(lines, 1)
-                          if split_timestamp(line)[1].strip() == MARKER_PREFIX + NMI_NOTE), None)
-    for splat in find_splats(lines):
-        if induced_after is not None and splat.line_no > induced_after \
-                and splat.kind == "panic" and INDUCED_PANIC in splat.title:
-            continue
-        owner = next((name for start, end, name in spans if start < splat.line_no < end), None)
+        if msg.startswith(MARKER_PREFIX):
+            spans.feed(no, msg)
+            if induced_after is None and msg.strip() == MARKER_PREFIX + NMI_NOTE:
+                induced_after = no
+        _keep(found, scanner.feed(line), evidence, induced_after)
+    _keep(found, scanner.flush(), evidence, induced_after)
+    spans._close_all(no + 1)
+    for splat in found:
+        owner = next((name for start, end, name in spans.spans
+                      if start < splat.line_no < end), None)
         if owner is None:
             evidence.outside.append(splat)
         else:
             evidence.by_test.setdefault(owner, []).append(splat)
     return evidence
+
+
+def _keep(found: list[Splat], splats: list[Splat], evidence: ConsoleEvidence,
+          induced_after) -> None:
+    for splat in splats:
+        # the panic an NMI from zstest caused (vm/stuck.py: a boot that hung) is no kernel evidence
+        if induced_after is not None and splat.line_no > induced_after \
+                and splat.kind == "panic" and INDUCED_PANIC in splat.title:
+            continue
+        if len(found) >= MAX_SPLATS:
+            evidence.dropped += 1
+            continue
+        found.append(splat)
 
 
 def _key(s: dict[str, Any]) -> tuple:

@@ -30,18 +30,33 @@ from typing import Dict, Iterable, List, Optional, Union
 PREFIX = "zstorture: "
 FINAL_MARK = "# zstorture done:"
 
-_RESULT = re.compile(r"^(not ok|ok)\s+(\d+)(?:\s+-)?\s*([^#]*?)\s*(?:#\s*(.*))?$")
+# the name is [^#]* stripped afterwards: a lazy [^#]*? before \s* was quadratic on spaces
+_RESULT = re.compile(r"^(not ok|ok)\s+(\d+)(?:\s+-)?\s*([^#]*)(?:#\s*(.*))?$")
 _PLAN = re.compile(r"^1\.\.(\d+)$")
 _VERSION = re.compile(r"^(?:KTAP|TAP) version (\d+)$")
 _COUNTERS = re.compile(r"^#\s*([A-Za-z][\w-]*):\s+(\S+=.*)$")
-_PAIR = re.compile(r"(\w+)=(\S+)")
+# a key starts a word: retrying \w+ from inside a long word without "=" was quadratic
+_PAIR = re.compile(r"(?<!\w)(\w+)=(\S+)")
+# a module line is short; a longer one (a corrupted log) is read only this far
+MAX_LINE_CHARS = 4096
+MAX_DIGITS = 18
 
 
 def _value(text: str) -> Union[int, str]:
+    if len(text) > MAX_DIGITS + 2:
+        return text         # int() refuses 4300 digits; no counter has 19
     try:
         return int(text, 0) if text.startswith("0x") else int(text)
     except ValueError:
         return text
+
+
+def _int(value: object, default: int = -1) -> int:
+    """A counter as an int: a text value (thread=abc) or an absurd number is default."""
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    return int(text) if text.isdigit() and len(text) <= MAX_DIGITS else default
 
 
 def _pairs(text: str) -> Dict[str, Union[int, str]]:
@@ -152,7 +167,7 @@ def extract_lines(text_or_lines: Union[str, Iterable[str]], prefix: str = PREFIX
     lines = text_or_lines.splitlines() if isinstance(text_or_lines, str) else text_or_lines
     out = []
     for raw in lines:
-        line = raw.rstrip("\r\n")
+        line = raw[:MAX_LINE_CHARS].rstrip("\r\n")
         at = line.find(prefix)
         if at >= 0:
             out.append(line[at + len(prefix):].rstrip())
@@ -169,7 +184,7 @@ def parse_torture_log(text_or_lines: Union[str, Iterable[str]], prefix: str = PR
     run = lines[starts[-1]:]
     report.found = True
     report.lines = run
-    report.version = int(_VERSION.match(run[0]).group(1))
+    report.version = _int(_VERSION.match(run[0]).group(1))
     pending: Dict[str, Dict[str, Union[int, str]]] = {}
     for line in run[1:]:
         if line.startswith(FINAL_MARK):
@@ -177,21 +192,21 @@ def parse_torture_log(text_or_lines: Union[str, Iterable[str]], prefix: str = PR
             continue
         plan = _PLAN.match(line)
         if plan:
-            report.plan = int(plan.group(1))
+            report.plan = _int(plan.group(1))
             continue
         result = _RESULT.match(line)
         if result:
-            name = result.group(3).strip()
+            name = (result.group(3) or "").strip()
             report.subtests.append(Subtest(
-                number=int(result.group(2)), name=name, ok=result.group(1) == "ok",
+                number=_int(result.group(2)), name=name, ok=result.group(1) == "ok",
                 directive=(result.group(4) or "").strip(), counters=pending.pop(name, {})))
             continue
         if line.startswith("# MISMATCH"):
             f = _pairs(line)
             report.mismatches.append(Mismatch(
-                thread=int(f.get("thread", -1)), obj=int(f.get("obj", -1)),
-                offset=int(f.get("offset", -1)), expected=int(f.get("expected", -1)),
-                actual=int(f.get("actual", -1)), fields=f, line=line))
+                thread=_int(f.get("thread", -1)), obj=_int(f.get("obj", -1)),
+                offset=_int(f.get("offset", -1)), expected=_int(f.get("expected", -1)),
+                actual=_int(f.get("actual", -1)), fields=f, line=line))
             continue
         if line.startswith("# corrupt_one:"):
             report.corruptions.append(_pairs(line))

@@ -20,11 +20,15 @@ KINDS = ("oops", "bug", "warning", "kasan", "ubsan", "lockdep", "hung_task", "rc
 
 # "[   12.345678] " and optionally "[    T1] " / "[  C0] " caller ids.
 TIMESTAMP = re.compile(r"^\[\s*(\d+\.\d+)\](?:\[\s*[TC]\d+\])?\s?")
-CUT_HERE = re.compile(r"-+\[ cut here \]-+")
+# one dash each side is the same test as -+ ... -+ for a search, without its quadratic retries
+CUT_HERE = re.compile(r"-\[ cut here \]-")
 END_TRACE = re.compile(r"---\[ end (trace [0-9a-f]+|Kernel panic.*) \]---")
 SEPARATOR = re.compile(r"^={20,}$")
 TASK_END = "</TASK>"
 MAX_LINES = 400
+# printk lines are at most 1024 bytes; a longer "line" (a binary blob, a hostile log) is read
+# only this far, so scanning stays linear in the log's size
+MAX_LINE_CHARS = 4096
 # Reports after which the guest kernel is not to be trusted (locks held by a killed task, memory
 # corrupted, a CPU stuck): the running test fails at once and no more work goes to that guest.
 # A WARNING, a lockdep report, an allocation failure or a "BUG: sleeping function called ..."
@@ -84,7 +88,7 @@ START_PATTERNS: List[Tuple[str, Pattern]] = [(k, re.compile(p)) for k, p in [
     ("bug", r"^kernel BUG at "),
     ("bug", r"^BUG: "),
     ("warning", r"^WARNING: "),
-    ("cut_here", CUT_HERE.pattern),
+    ("cut_here", r"-\[ cut here \]-"),
 ]]
 
 # Kinds whose report ends with the first stack dump's </TASK> (no end-trace marker).
@@ -108,12 +112,44 @@ PANIC_TASK_LIST = re.compile(r"^task:\S+\s+state:")
 
 # ccache (CCACHE_BASEDIR = the worktree) hands gcc paths relative to the objdir, so __FILE__ in
 # a WARN or BUG reads "../../worktrees/<tree>/<purpose>/mm/zsmalloc.c": titles name the tree path.
-_WORKTREE_PREFIX = re.compile(r"(?:\.\./)+(?:[^\s/]+/)*?worktrees/[^\s/]+/[^\s/]+/")
+# What is cut: from a "../" through the first "worktrees/<tree>/<purpose>/" after it, the
+# components between being non-empty and without spaces (the regex
+# (?:\.\./)+(?:[^\s/]+/)*?worktrees/[^\s/]+/[^\s/]+/ was cubic on a line of ../../..).
+# (a lookahead: occurrences may overlap, "worktrees/../worktrees/a/b/")
+_WORKTREE_DIR = re.compile(r"(?<=/)(?=(worktrees/[^\s/]+/[^\s/]+/))")
 
 
 def tidy_source_paths(title: str) -> str:
-    """A splat title with zstest's scratch-worktree prefix cut from source paths."""
-    return _WORKTREE_PREFIX.sub("", title)
+    """A splat title with zstest's scratch-worktree prefix cut from source paths (linear)."""
+    if "worktrees/" not in title:
+        return title
+    return " ".join(_tidy_token(t) if "worktrees/" in t else t for t in title.split(" "))
+
+
+def _tidy_token(token: str) -> str:
+    import bisect
+    # every place the cut may end, and every place a path component is empty or has a space
+    ends = [(m.start(), m.start() + len(m.group(1))) for m in _WORKTREE_DIR.finditer(token)]
+    starts = [e[0] for e in ends]
+    breaks = [m.start() for m in re.finditer(r"(?=//)|\s", token)]
+    out, emitted, search = [], 0, 0
+    while True:
+        p = token.find("../", search)
+        if p < 0:
+            break
+        k = bisect.bisect_left(starts, p + 3)
+        if k == len(starts):
+            break
+        q, end = ends[k]
+        b = bisect.bisect_left(breaks, p)
+        if b < len(breaks) and breaks[b] < q - 1:
+            search = breaks[b] + 1      # no cut may span an empty component or a space
+            continue
+        out.append(token[emitted:p])
+        emitted = search = end
+    out.append(token[emitted:])
+    return "".join(out)
+
 
 @dataclass
 class Splat:
@@ -178,7 +214,7 @@ class SplatScanner:
     def feed(self, line: str, wall: Optional[float] = None) -> List[Splat]:
         """Take one console line; return the splats it completed."""
         self.line_no += 1
-        raw = line.rstrip("\r\n").replace("\r", "")
+        raw = line[:MAX_LINE_CHARS].rstrip("\r\n").replace("\r", "")
         t, msg = split_timestamp(raw)
         finished: List[Splat] = []
         cur = self.current
