@@ -137,7 +137,7 @@ def _read(path: Path, what: str) -> dict:
                        f"{what}.") from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:     # RecursionError: [[[[...]]]] nested deep
         raise BadInput(f"{path} is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise BadInput(f"{path} is not a zstest {what} ({_JSON_KIND.get(type(data), 'a value')}, "
