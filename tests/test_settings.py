@@ -190,6 +190,8 @@ def test_bad_file_is_exit_2_naming_file_and_key(tmp_path, env, text, words):
     (b'[build]\njobs = [1, 2]\n', ["key 'build.jobs'", "list"]),
     (b'[build]\nquiet = [1]\n', ["key 'build.quiet'", "list"]),
     (b'[build]\njobs = {a = 1}\n', ["key 'build.jobs'", "dict"]),
+    # found by tests/test_fuzz_settings.py: a path option given a list of numbers
+    (b'[boot-and-run]\njson = [0]\n', ["key 'boot-and-run.json'"]),
     (b'kernel = "~nosuchuser/x"\n', ["key 'kernel'", "~nosuchuser/x"]),
     (b'[series.apply]\nout = "~nosuchuser/y"\n', ["key 'series.apply.out'", "~nosuchuser/y"]),
     (b'kernel = "\xff\xfe"\n', ["is not UTF-8"]),

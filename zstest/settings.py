@@ -221,7 +221,8 @@ def _load_table(path: Path, name: str, table: dict, settings: Settings,
         if param is None or not isinstance(param, click.Option):
             raise BadInput(f"{path}: unknown key {name}.{opt!r}: `zstest {name.replace('.', ' ')}` "
                            f"has no option --{opt.replace('_', '-')}.")
-        if isinstance(param.type, click.Path) and isinstance(value, (str, list)):
+        if isinstance(param.type, click.Path) and (isinstance(value, str) or (
+                isinstance(value, list) and all(isinstance(v, str) for v in value))):
             value = _rebase(value, path.parent, f"{path}: key '{name}.{opt}'")
         _cast(path, f"{name}.{opt}", command, param, value)
         settings.commands.setdefault(name, {})[param.name] = Setting(value, str(path))
