@@ -379,6 +379,8 @@ def test_outputs_to_a_full_disk_are_exit_6(tmp_path, mount_tmpfs):
     assert proc.returncode == 6 and "no space left on device" in one_sentence(proc)
     proc = zstest(tmp_path, "compare", res, res, "--json", full / "c.json")
     assert proc.returncode == 6 and "no space left on device" in one_sentence(proc)
+    proc = zstest(tmp_path, "report", res, "--out", full / "r.txt")
+    assert proc.returncode == 6 and "no space left on device" in one_sentence(proc)
     assert not list(p for p in full.iterdir() if p.name != "filler")
 
 

@@ -35,10 +35,8 @@ def report(results_dir: Path, out: Optional[Path], kcidb_out: Optional[Path] = N
         return EXIT_OK
     text = render_report(results_dir)
     if out is not None:
-        try:
-            out.write_text(text)
-        except OSError as exc:
-            raise BadInput(f"cannot write {out}: {exc.strerror}.") from None
+        from ..fsutil import write_output
+        write_output(out, text, "the report to")     # a full disk is exit 6, else 2
         click.echo(f"report written to {out}")
     else:
         click.echo(text, nl=False)
