@@ -137,7 +137,8 @@ def looks_like_series(src: str) -> bool:
         if path.suffix == ".json":
             return False
         try:
-            head = path.read_bytes()[:4096]
+            with open(path, "rb") as fh:
+                head = fh.read(4096)        # a glance, not the whole file
         except OSError:
             return False
         return not head.lstrip().startswith((b"{", b"["))
