@@ -118,9 +118,12 @@ def read_objects(objects_of: Path, args: Sequence[str], *, check: bool = True,
                  timeout: float = GIT_TIMEOUT_S) -> CommandResult:
     """A read-only git (cat-file, blame, log, diff) on objects_of's objects, in reader_repo():
     objects_of's config, attributes, hooks and refs are never read."""
-    objects = Path(objects_of) / "objects"
+    objects = str(Path(objects_of) / "objects")
+    if ":" in objects or objects.startswith('"'):
+        # the variable is a colon-separated list; git reads a C-quoted entry whole
+        objects = '"' + objects.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return run_git(list(args), git_dir=reader_repo(), check=check, timeout=timeout,
-                   env={"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects)})
+                   env={"GIT_ALTERNATE_OBJECT_DIRECTORIES": objects})
 
 
 def user_config_value(key: str) -> str:
