@@ -213,9 +213,9 @@ def test_plain_git_runs_the_planted_settings(cache_repo, tmp_path):
     assert marker.exists()
 
 
-def test_decode_report_and_prune_run_nothing_a_repository_names(cache_repo, tmp_path):
-    """Findings 1 and 7: decode's blame/log/diff/cat-file, report, and prune's update-ref -d and
-    worktree prune on a repository carrying every program-running setting: nothing runs."""
+def test_decode_and_report_run_nothing_a_repository_names(cache_repo, tmp_path):
+    """Finding 1: decode's blame/log/diff/cat-file and report on a repository carrying every
+    program-running setting: nothing runs."""
     cache, git_dir, results, marker, commit = cache_repo
     home = tmp_path / "home"
     proc = zstest("decode", results, cache=cache, home=home)
@@ -226,7 +226,14 @@ def test_decode_report_and_prune_run_nothing_a_repository_names(cache_repo, tmp_
     proc = zstest("report", results, cache=cache, home=home)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert not marker.exists(), "report ran a planted setting"
-    # prune: a finished build whose kept ref lives in this repository, and a gone worktree
+
+
+def test_cache_prune_runs_nothing_a_repository_names(cache_repo, tmp_path):
+    """Finding 7: `cache prune`'s update-ref -d ran the repository's hooks (no isolated env);
+    its worktree prune too: nothing runs."""
+    cache, git_dir, results, marker, commit = cache_repo
+    home = tmp_path / "home"
+    # a finished build whose kept ref lives in this repository, and an idle worktree
     kept = cache / "builds" / "linux-6.1-old"
     kept.mkdir(parents=True)
     ref = "refs/zstest/builds/linux-6.1-old-0123456789"
