@@ -181,3 +181,14 @@ def test_msgid_unreachable_lore(tmp_path):
              env={"ZSTEST_CACHE": str(tmp_path / "cache")})
     assert r.returncode == 2
     assert "cannot reach" in one_error_line(r)
+
+
+def test_an_mbox_over_the_cap_is_refused_unread(tmp_path):
+    """A 300 MiB mbox (sparse: nothing is written) was read whole; it is refused by its size."""
+    big = tmp_path / "big.mbox"
+    with open(big, "wb") as fh:
+        fh.write(b"From x Mon Sep 17 00:00:00 2001\n")
+        fh.truncate(300 << 20)
+    r = show(big)
+    assert r.returncode == 2
+    assert "300 MiB" in one_error_line(r)

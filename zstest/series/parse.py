@@ -34,6 +34,8 @@ MAX_SERIES_PATCHES = 5000
 MAX_HEADER_CHARS = 16 << 10
 # An index or revision of more digits than this is absurd (and int() refuses 4300 digits).
 MAX_NUMBER_DIGITS = 9
+# A thread mbox is a few MB (lore's downloads stop at 256 MiB): a bigger file is not read whole.
+MAX_MBOX_BYTES = 256 << 20
 MSGID_IN_HEADER = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 # A reviewer's own trailer line (quoted lines start with '>', so they never match).
 TRAILER = re.compile(r"^(Reviewed-by|Acked-by|Tested-by|Reported-by|Suggested-by|Signed-off-by):"
@@ -210,6 +212,9 @@ def read_mails(path: Path) -> List[Mail]:
     Raises BadInput for an empty, binary or non-mail file.
     """
     try:
+        if path.stat().st_size > MAX_MBOX_BYTES:
+            raise BadInput(f"{path} is {path.stat().st_size >> 20} MiB; no patch series is over "
+                           f"{MAX_MBOX_BYTES >> 20} MiB.")
         data = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror}.") from None

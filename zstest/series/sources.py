@@ -16,7 +16,8 @@ from ..gitsafe import run_git
 from ..proc import CommandError
 from .lore import default_lore_url, fetch_thread, msgid_from_url
 from .model import Series
-from .parse import Mail, build_series, parse_subject, plain_patch_mail, read_mails
+from .parse import (MAX_MBOX_BYTES, Mail, build_series, parse_subject, plain_patch_mail,
+                    read_mails)
 
 GIT_RANGE = re.compile(r"^[^\s.][^\s]*?\.\.\.?[^\s]+$|^[^\s]+\.\.$|^\.\.[^\s]+$")
 MSGID = re.compile(r"^<?[^\s<>@/]+@[^\s<>@/]+>?$")
@@ -80,7 +81,10 @@ def _stdin_mails() -> List[Mail]:
         if sys.stdin is None or sys.stdin.isatty():
             raise BadInput("`-` reads an mbox from standard input, but standard input is a "
                            "terminal (pipe one in: `b4 am -o - MSGID | zstest ... -`).")
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(MAX_MBOX_BYTES + 1)
+        if len(data) > MAX_MBOX_BYTES:
+            raise BadInput(f"standard input holds more than {MAX_MBOX_BYTES >> 20} MiB; no patch "
+                           f"series is that large.")
         if not data.strip():
             raise BadInput("standard input is empty: expected an mbox or a patch file.")
         fd, name = tempfile.mkstemp(prefix="zstest-stdin-",
