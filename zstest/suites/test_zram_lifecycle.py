@@ -10,7 +10,7 @@ from zstest.suites.lib.tools import expected_same_pages, parse_tool_output, zsfi
 from zstest.suites.lib.zram import CONTROL, ZramDevice, ensure_zram_control, selected_algorithm
 
 ALGORITHMS = ["lzo", "lzo-rle", "lz4", "lz4hc", "zstd", "deflate", "842"]
-BLOCKS = 2048          # 8 MiB of mixed data
+BLOCKS = 1024          # 4 MiB of mixed data: seven algorithms in the default suite
 DISKSIZE = 16 << 20
 
 

@@ -13,6 +13,7 @@ from zstest.suites.lib.zram import ZramDevice, ensure_zram_control
 from zstest.suites.lib.zram_state import with_flags
 
 BLOCKS = 1024
+HUGE_BLOCKS = 256
 DISKSIZE = 8 << 20
 # the secondary should compress better than the primary: the first pair the kernel offers
 PAIRS = [("lzo-rle", "zstd"), ("lzo", "zstd"), ("lz4", "zstd"), ("lzo-rle", "deflate"),
@@ -32,6 +33,19 @@ def _configure(dev, primary, secondary):
     dev.set("disksize", DISKSIZE)
 
 
+def _write(guest, dev):
+    """The mix, then incompressible blocks: huge pages on any page size."""
+    for blocks, start, mix in ((BLOCKS, 0, (5, 3, 2)), (HUGE_BLOCKS, BLOCKS, (0, 1, 0))):
+        check_data_intact(parse_tool_output(guest.check(zsfill_command(
+            "write", dev.path, blocks, seed=101, start=start, mix=mix))), "write", blocks)
+
+
+def _verify(guest, dev, what):
+    for blocks, start, mix in ((BLOCKS, 0, (5, 3, 2)), (HUGE_BLOCKS, BLOCKS, (0, 1, 0))):
+        check_data_intact(parse_tool_output(guest.run(zsfill_command(
+            "verify", dev.path, blocks, seed=101, start=start, mix=mix)).stdout), what, blocks)
+
+
 def test_recompress_huge_and_threshold(guest, guest_tools, record):
     ensure_zram_control(guest)
     with ZramDevice.add(guest) as dev:
@@ -46,8 +60,7 @@ def test_recompress_huge_and_threshold(guest, guest_tools, record):
         record.detail("algorithms", {"primary": primary, "secondary": secondary})
         _configure(dev, primary, secondary)
         assert secondary in dev.attr("recomp_algorithm")
-        check_data_intact(parse_tool_output(guest.check(
-            zsfill_command("write", dev.path, BLOCKS, seed=101))), "write", BLOCKS)
+        _write(guest, dev)
         tracked = guest.exists(dev.block_state_path)
         mm0 = dev.mm_stat()
         assert mm0["huge_pages"] > 0, f"precondition: huge pages were written: {mm0}"
@@ -60,8 +73,7 @@ def test_recompress_huge_and_threshold(guest, guest_tools, record):
             visited = len(with_flags(slots, have="n")) + len(with_flags(slots, have="r"))
             record.detail("huge_slots_visited", visited)
             assert visited, "recompress type=huge marked no huge slot recompressed or incompressible"
-        check_data_intact(parse_tool_output(guest.run(zsfill_command(
-            "verify", dev.path, BLOCKS, seed=101)).stdout), "after type=huge", BLOCKS)
+        _verify(guest, dev, "after type=huge")
 
         mm1 = dev.mm_stat()
         res = dev.try_set("recompress", "threshold=64")
@@ -77,8 +89,7 @@ def test_recompress_huge_and_threshold(guest, guest_tools, record):
             recompressed = with_flags(dev.block_state(), have="r")
             record.detail("slots_recompressed", len(recompressed))
             assert recompressed, "block_state marks no slot recompressed"
-        check_data_intact(parse_tool_output(guest.run(zsfill_command(
-            "verify", dev.path, BLOCKS, seed=101)).stdout), "after recompression", BLOCKS)
+        _verify(guest, dev, "after recompression")
 
         # reset after recompression setup, then set up and reset once more
         dev.set("reset", 1)

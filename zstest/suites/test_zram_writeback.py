@@ -15,6 +15,10 @@ from zstest.suites.lib.zram import ZramDevice, ensure_zram_control
 from zstest.suites.lib.zram_state import units_per_page, with_flags
 
 BLOCKS = 1024          # 4 MiB of the default mix: compressible, incompressible (huge), same
+# then this many incompressible blocks: huge pages on any page size (a 64K page of the mix
+# compresses, its incompressible blocks are not the whole page)
+HUGE_BLOCKS = 256
+INCOMPRESSIBLE = (0, 1, 0)
 DISKSIZE = 8 << 20
 BACKING_SIZE = 16 << 20
 SEED = 31
@@ -28,15 +32,25 @@ class Pair:
         self.unit = units_per_page(page_size)
         self.page_size = page_size
 
-    def write(self, blocks=BLOCKS, seed=SEED, start=0):
-        return check_data_intact(parse_tool_output(self.guest.check(
-            zsfill_command("write", self.front.path, blocks, seed=seed, start=start))),
+    def write(self, blocks=BLOCKS, seed=SEED, start=0, mix=(5, 3, 2)):
+        return check_data_intact(parse_tool_output(self.guest.check(zsfill_command(
+            "write", self.front.path, blocks, seed=seed, start=start, mix=mix))),
             f"write seed {seed}", blocks)
 
-    def verify(self, what, blocks=BLOCKS, seed=SEED, start=0):
-        return check_data_intact(parse_tool_output(self.guest.run(
-            zsfill_command("verify", self.front.path, blocks, seed=seed, start=start)).stdout),
+    def verify(self, what, blocks=BLOCKS, seed=SEED, start=0, mix=(5, 3, 2)):
+        return check_data_intact(parse_tool_output(self.guest.run(zsfill_command(
+            "verify", self.front.path, blocks, seed=seed, start=start, mix=mix)).stdout),
             what, blocks)
+
+    def fill(self):
+        """The mix, then the incompressible blocks after it."""
+        self.write()
+        self.write(blocks=HUGE_BLOCKS, seed=SEED, start=BLOCKS, mix=INCOMPRESSIBLE)
+
+    def verify_all(self, what):
+        self.verify(what)
+        self.verify(what + " (incompressible blocks)", blocks=HUGE_BLOCKS, start=BLOCKS,
+                    mix=INCOMPRESSIBLE)
 
     def writeback(self, mode: str):
         return self.front.try_set("writeback", mode)
@@ -76,7 +90,7 @@ def test_writeback_huge_page_idle(guest, pair, record):
     every block reads back, the written-back ones from the backing device."""
     front, unit = pair.front, pair.unit
     assert front.attr("backing_dev") == pair.backing.path
-    pair.write()
+    pair.fill()
     mm0 = front.mm_stat()
     huge, same, stored = mm0["huge_pages"], mm0["same_pages"], pair.pages(mm0)
     assert huge > 0, f"no huge page after writing incompressible blocks: {mm0}"
@@ -122,7 +136,7 @@ def test_writeback_huge_page_idle(guest, pair, record):
         f"zsmalloc still holds data after every object was written back: {mm2}"
     assert mm2["same_pages"] == same and pair.pages(mm2) == stored
 
-    pair.verify("read back from the backing device")
+    pair.verify_all("read back from the backing device")
     bd3 = front.bd_stat()
     assert bd3["bd_reads"] >= expect * unit, \
         f"reading {expect} written-back pages read {bd3['bd_reads']} units from the backing device"
@@ -136,15 +150,18 @@ def test_writeback_huge_page_idle(guest, pair, record):
         f"overwriting written-back blocks freed no backing block: {bd3} -> {bd4}"
     pair.verify("overwritten half", blocks=half, seed=SEED + 1)
     pair.verify("half still on the backing device", blocks=BLOCKS - half, start=half)
+    pair.verify("incompressible blocks on the backing device", blocks=HUGE_BLOCKS, start=BLOCKS,
+                mix=INCOMPRESSIBLE)
 
 
 def test_writeback_huge_idle(guest, pair, record):
     """huge_idle writes back exactly the huge slots still idle: reading clears idle."""
     front, unit = pair.front, pair.unit
-    pair.write()
+    pair.fill()
     _block_state_or_skip(front)
     front.set("idle", "all")
-    pair.verify("reads that clear idle", blocks=BLOCKS // 2)
+    pair.verify("reads that clear idle", blocks=HUGE_BLOCKS // 2, start=BLOCKS,
+                mix=INCOMPRESSIBLE)
     slots = front.block_state()
     target = with_flags(slots, have="hi", lack="w")
     kept = with_flags(slots, have="h", lack="iw")
@@ -160,7 +177,7 @@ def test_writeback_huge_idle(guest, pair, record):
         "huge slots read since `idle all` were written back by huge_idle"
     record.detail("huge_idle_written_back", len(target))
     record.detail("huge_not_idle_kept", len(kept))
-    pair.verify("read back after huge_idle")
+    pair.verify_all("read back after huge_idle")
 
 
 def test_writeback_limit(guest, pair, record):
@@ -168,7 +185,7 @@ def test_writeback_limit(guest, pair, record):
     front, unit = pair.front, pair.unit
     if not front.has("writeback_limit"):
         pytest.skip("this kernel's zram has no writeback_limit attribute")
-    pair.write()
+    pair.fill()
     huge = front.mm_stat()["huge_pages"]
     allowed = 2
     assert huge > allowed, f"precondition: more than {allowed} huge pages ({huge})"
@@ -190,7 +207,7 @@ def test_writeback_limit(guest, pair, record):
     assert res.exit_status == 0, f"writeback huge without limit failed: {res.stderr}"
     assert front.bd_stat()["bd_writes"] == huge * unit, "lifting the limit did not write the rest back"
     record.detail("huge_pages", huge)
-    pair.verify("read back after limited writeback")
+    pair.verify_all("read back after limited writeback")
 
 
 def test_reset_releases_backing_device(guest, guest_tools, record):
@@ -214,8 +231,8 @@ def test_reset_releases_backing_device(guest, guest_tools, record):
         # initialised, with written-back pages
         front.set("backing_dev", backing.path)
         front.setup(DISKSIZE)
-        check_data_intact(parse_tool_output(guest.check(
-            zsfill_command("write", front.path, BLOCKS, seed=SEED))), "write", BLOCKS)
+        check_data_intact(parse_tool_output(guest.check(zsfill_command(
+            "write", front.path, HUGE_BLOCKS, seed=SEED, mix=INCOMPRESSIBLE))), "write", HUGE_BLOCKS)
         assert front.try_set("writeback", "huge").exit_status == 0
         wrote = front.bd_stat()["bd_writes"]
         assert wrote > 0, "nothing was written back before the reset"
@@ -232,7 +249,7 @@ def test_reset_releases_backing_device(guest, guest_tools, record):
 
 WB_LOOP_STOP = "/tmp/zram-wb-loop.stop"
 WB_LOOP_DONE = "/tmp/zram-wb-loop.done"
-SWAP_MB = 24
+SWAP_MB = 16
 SWAP_RUNS = 3
 
 
@@ -265,7 +282,7 @@ def test_swap_with_writeback_under_pressure(guest, pair, kernel_config, record):
                 # bounded: until swap-in has read a written-back page
                 for run in range(SWAP_RUNS):
                     out = guest.check(group.run_inside(
-                        f"exec memtouch --mb {SWAP_MB} --seed {111 + run} --cycles 2 "
+                        f"exec memtouch --mb {SWAP_MB} --seed {111 + run} --cycles 1 "
                         f"--reclaim {group.path}/memory.reclaim"), timeout=600)
                     check_data_intact(parse_tool_output(out, "memtouch"),
                                       f"memtouch run {run + 1}, swapped through the backing device")
