@@ -154,6 +154,20 @@ def test_unreachable_server_and_a_cover_alone(tmp_path, monkeypatch):
     assert "cannot reach http://127.0.0.1:9/all" in entry["summary"]
 
 
+def test_a_mistyped_option_is_an_entry_too(tmp_path, monkeypatch):
+    """b4's config names an option zstest does not have: b4 shows zstest's sentence (not its
+    own "exited with error code 2"), and the exit code is still usage's."""
+    cover = thread_messages(thread_mbox(DEMO / "v2", "typo"))[0]
+    repo = B4(tmp_path, monkeypatch)
+    _, series = repo.configure(series_cmd=zstest_cmd("--suit", "boot"))
+    [entry] = checks.run_series_checks(cover, series, str(repo.top))
+    assert entry["tool"] == "zstest" and entry["status"] == "warn"
+    assert "No such option '--suit'" in entry["summary"]
+    proc = subprocess.run(shlex.split(zstest_cmd("--suit", "boot")), input=b"", cwd=tmp_path,
+                          capture_output=True)
+    assert proc.returncode == 2 and json.loads(proc.stdout)[0]["status"] == "warn"
+
+
 @pytest.mark.slow
 def test_stdout_is_only_json_when_the_patch_does_not_apply(tmp_path, shared_series):
     """`zstest b4-check` run by hand on one real 2016 patch with no server: the patch alone is
@@ -173,6 +187,16 @@ def test_stdout_is_only_json_when_the_patch_does_not_apply(tmp_path, shared_seri
     findings = json.loads(entries[0]["details"])
     assert any("the patch alone" in f["description"] for f in findings)
     assert any("cannot reach" in f["description"] for f in findings)
+    # a worker that died mid-run left `running` and no lock holder: the next call runs again
+    [state_dir] = list((tmp_path / "state").iterdir())
+    state = load_b4check(state_dir)
+    assert state["status"] == "done" and state["exit_code"] == 3
+    (state_dir / "b4check.json").write_text(json.dumps({**state, "status": "running",
+                                                        "started": 0}))
+    again = subprocess.run(proc.args, input=raw, capture_output=True, cwd=tmp_path, timeout=1800)
+    assert json.loads(again.stdout)[0]["status"] == "fail"
+    rerun = load_b4check(state_dir)
+    assert rerun["status"] == "done" and rerun["started"] > 0
 
 
 # ---------------------------------------------------------------- unit: shaping recorded runs
@@ -261,17 +285,20 @@ def demo_v1_check(tmp_path_factory, kernel_build):
                                      extra_env={"B4_TRACKING_FILE": str(tracking)})
     returned_s = time.monotonic() - started
     [state_dir] = [p for p in state.iterdir() if p.is_dir()]
-    lock = open(state_dir / "run.lock", "a+")
-    running = True
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        running = False
-    except BlockingIOError:
-        fcntl.flock(lock, fcntl.LOCK_EX)             # until the worker has finished
-    lock.close()
+    with open(state_dir / "run.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            running = False
+        except BlockingIOError:
+            running = True
+    # while it runs: another background call says the same; a foreground one waits for it
+    second = checks.run_series_checks(messages[0], series, str(repo.top),
+                                      extra_env={"B4_TRACKING_FILE": str(tracking)})
+    waited = checks.run_perpatch_checks([messages[3]], [zstest_cmd(*options)], str(repo.top))
     info = dict(root=root, repo=repo, messages=messages, series=series, perpatch=perpatch,
-                tracking=tracking, first=first, returned_s=returned_s, running=running,
-                state_dir=state_dir, run_s=time.monotonic() - started)
+                tracking=tracking, first=first, second=second, waited=waited,
+                returned_s=returned_s, running=running, state_dir=state_dir,
+                run_s=time.monotonic() - started)
     yield info
     server._server.shutdown()
     mp.undo()
@@ -287,6 +314,8 @@ def test_background_returns_at_once_then_the_verdict(demo_v1_check):
     assert entry["status"] == "warn"
     assert entry["summary"] == f"running, see {info['state_dir'].resolve().as_uri()}/"
     assert info["running"], "the worker had finished before b4 got its answer"
+    assert [e["status"] for e in info["second"]] == ["warn"]
+    assert info["second"][0]["summary"].startswith("running, see ")
     state = load_b4check(info["state_dir"])
     assert state["status"] == "done" and state["exit_code"] == 1, state
     assert state["source"] == "b4's tracked thread"
@@ -316,6 +345,18 @@ def test_worker_left_no_qemu(demo_v1_check):
         if "qemu-system" in cmdline and f"127.0.0.1:{port}-" in cmdline:
             holders.append(proc.name)
     assert not holders
+
+
+@pytest.mark.slow
+def test_a_foreground_check_waits_for_the_running_one(demo_v1_check):
+    """A per-patch check without --background while the worker runs: it waits for that run
+    (one run, not two: b4check.json's start is the worker's) and answers with its verdict."""
+    info = demo_v1_check
+    [entry, _coverage] = info["waited"][info["messages"][3][0]]
+    assert entry["status"] == "fail" and entry["summary"].startswith("patch 3: ")
+    state = load_b4check(info["state_dir"])
+    log = (info["state_dir"] / "worker.log").read_text()
+    assert log.count("zstest build: ok in") == 1 and state["pid"] != os.getpid()
 
 
 @pytest.mark.slow

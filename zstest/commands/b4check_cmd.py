@@ -35,7 +35,22 @@ def _print_entries(write, entries) -> None:
     write(json.dumps(entries, indent=2) + "\n")
 
 
-@click.command("b4-check")
+class _JsonOnUsageError(click.Command):
+    """A mistyped option in b4's config is an entry b4 shows too (click's usage text goes
+    to stderr, exit 2 as for every command)."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            from ..b4check.render import error_check
+            _print_entries(lambda text: sys.stdout.write(text),
+                           error_check(f"zstest b4-check: {exc.format_message()}"))
+            sys.stdout.flush()
+            raise
+
+
+@click.command("b4-check", cls=_JsonOnUsageError)
 @click.option("--kernel", "kernel", type=click.Path(path_type=Path),
               help="Kernel tree (default: the current directory when it is one, as b4 runs "
                    "checks in its repository; else the configured tree, else Debian's 6.1).")
