@@ -19,12 +19,11 @@ from .decode import Decoder, format_decoded, recorded_or_decode, results_splats
 from .errors import BadInput
 from .fsutil import artifact_file, read_tail
 from .splats import classify, split_timestamp
+from .textsafe import printable
 from .manifests import (BuildConfig, BuildKernel, BuildManifest, ResultsManifest, has_build,
                         has_results, load_build, load_results)
 
 WIDTH = 72
-# CSI (ESC [ ... final byte) and OSC (ESC ] ... BEL or ESC \\) sequences, whole
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]")
 CONSOLE_LOG = "console.log"
 CONSOLE_TAIL_BYTES = 64 * 1024     # eight lines' worth and then some; never the whole log
 MAX_FAILED_SHOWN = 12
@@ -459,11 +458,5 @@ def _render(results_dir: Path, results: ResultsManifest) -> str:
     lines.append("")
     lines += _reproduce_lines(results, build, build_dir)
     text = "\n".join(fitted.rstrip() for line in lines for fitted in _fit(line))
+    # the kernel's and the tests' text may hold anything: keep the mail plain
     return printable(text) + "\n"
-
-
-def printable(text: str) -> str:
-    """text without terminal escapes or control characters (newlines kept): the kernel's and
-    the tests' text may hold anything, and it reaches a terminal or a public list."""
-    text = ANSI_ESCAPE.sub("", text)
-    return "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x1b"))

@@ -10,7 +10,7 @@ from ..decode import Decoded, Decoder, decode_console, format_decoded, recorded_
     results_splats
 from ..errors import EXIT_OK, BadInput
 from ..fsutil import write_output
-from ..report import printable
+from ..textsafe import printable
 from ..manifests import has_build, has_results, load_results
 
 
