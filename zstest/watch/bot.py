@@ -79,8 +79,7 @@ class Watcher:
         url = feed_url(self.cfg.lore_url, self.cfg.feed, self.cfg.query)
         feed_file = self.fetch_dir / "feed.atom"
         try:
-            fetch_url(url, feed_file, self.cfg.lore_url, f"its {self.cfg.feed} feed")
-            entries = parse_feed(feed_file, url)
+            entries = self._read_feed(url, feed_file)
         except BadInput as exc:
             with self.state.transaction() as db:
                 self.state.put(db, "last_poll", str(time.time()))
@@ -105,6 +104,20 @@ class Watcher:
             if thread.root not in handled:
                 handled |= self._check(thread.root, set())
         self._supersede()
+
+    def _read_feed(self, url: str, feed_file: Path) -> list:
+        try:
+            fetch_url(url, feed_file, self.cfg.lore_url, f"its {self.cfg.feed} feed")
+        except BadInput as exc:
+            if self.cfg.feed != "search" or getattr(exc, "http_status", None) != 404:
+                raise
+            # public-inbox answers a search that matches nothing with 404: the inbox is
+            # there when its new.atom answers
+            new_url = feed_url(self.cfg.lore_url, "new")
+            fetch_url(new_url, feed_file, self.cfg.lore_url, "its new feed")
+            parse_feed(feed_file, new_url)
+            return []
+        return parse_feed(feed_file, url)
 
     def _fetch(self, msgid: str) -> Optional[List[Mail]]:
         dest = self.fetch_dir / "thread.mbox"
