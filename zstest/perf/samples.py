@@ -52,6 +52,10 @@ class SideRuns:
     def measure(self, name: str) -> Optional[Measure]:
         return next((r.metrics[name] for r in self.runs if name in r.metrics), None)
 
+    def exact(self, name: str) -> bool:
+        """Every run recorded name as exact (a run that saw it differ within itself did not)."""
+        return all(r.metrics[name].exact for r in self.runs if name in r.metrics)
+
     def names(self) -> List[str]:
         seen: Dict[str, None] = {}
         for r in self.runs:

@@ -80,14 +80,18 @@ def judge(name: str, a: SideRuns, b: SideRuns, th: Thresholds) -> MetricVerdict:
     """The verdict on one metric between side A (old) and side B (new)."""
     ma, mb = a.measure(name), b.measure(name)
     info = mb or ma
-    v = MetricVerdict(name=name, unit=info.unit, better=info.better, exact=info.exact,
+    # exact only when every run of both sides said so: one that did not is judged as a timing
+    exact = (ma is None or a.exact(name)) and (mb is None or b.exact(name))
+    v = MetricVerdict(name=name, unit=info.unit, better=info.better, exact=exact,
                       test=info.test, values_a=a.values(name), values_b=b.values(name),
                       verdict=SAME)
     if ma is None or mb is None:
         v.verdict = "not measured on A" if ma is None else "not measured on B"
         return v
-    if (ma.better, ma.exact) != (mb.better, mb.exact):
-        v.notes.append(f"A records it as better={ma.better} exact={ma.exact}; B's kept")
+    if ma.better != mb.better:
+        v.notes.append(f"A records it as {ma.better} is better, B as {mb.better}; B's kept")
+    if info.exact and not exact:
+        v.notes.append("not exact in every run (a run saw it differ): judged by Welch's test")
     s = v.stats = describe(v.values_a, v.values_b)
     if s.change_pct is None:
         v.notes.append("A's mean is 0: no relative change")
