@@ -58,6 +58,7 @@ class PageRow:
     coverage: str = ""
     perf: str = ""
     anchor: str = ""
+    where: str = ""              # the results dir, relative to what the page was made of
     splats: List[SplatCell] = field(default_factory=list)
     files: List[Tuple[str, Path]] = field(default_factory=list)     # (label, file)
     plots: List[Path] = field(default_factory=list)
@@ -225,7 +226,8 @@ def _link(label: str, target: "str | Path", page_dir: Path) -> str:
 def _row_html(row: PageRow, page_dir: Path) -> str:
     cls = VERDICT_CLASS.get(row.verdict, "other")
     title = _link(row.title, row.link, page_dir) if row.link else _e(row.title)
-    author = f'<br><span class="small">{_e(row.author)}</span>' if row.author else ""
+    author = "".join(f'<br><span class="small">{_e(text)}</span>'
+                     for text in (row.author, row.where) if text)
     anchor = f' id="{_e(row.anchor)}"' if row.anchor else ""
     cells = [
         f'<td class="title">{title}{author}</td>',
@@ -300,6 +302,8 @@ def page_for_results(root: Path, page_dir: Path) -> Path:
     if not found:
         raise BadInput(f"{root} holds no results.json at any depth: give a results directory "
                        f"or a directory holding them.")
-    rows = [results_row(d, anchor=str(d.relative_to(root)) if d != root else d.name)
-            for d in found]
+    rows = []
+    for d in found:
+        where = str(d.relative_to(root)) if d != root else d.name
+        rows.append(results_row(d, anchor=where, where=where))
     return write_page(rows, page_dir, subtitle=str(root))

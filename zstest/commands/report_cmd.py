@@ -22,11 +22,21 @@ from ..report import render_report
 @click.option("--kcidb-url-base", "kcidb_url_base", metavar="URL",
               help="Where RESULTS_DIR is published: logs and configs become URL/<path inside "
                    "it> (default: file:// URLs of this machine).")
+# --html (zstest/htmlpage.py)
+@click.option("--html", "html_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write a static results page (DIR/index.html: one row per results dir in "
+                   "RESULTS_DIR, which may be a compare, bisect or matrix tree) instead of the "
+                   "text report.")
 def report(results_dir: Path, out: Optional[Path], kcidb_out: Optional[Path] = None,
-           kcidb_origin: str = "zstest", kcidb_url_base: Optional[str] = None) -> int:
+           kcidb_origin: str = "zstest", kcidb_url_base: Optional[str] = None,
+           html_dir: Optional[Path] = None) -> int:
     """Print RESULTS_DIR as a plain-text, 72-column report for a mailing-list reply."""
     if not results_dir.is_dir():
         raise BadInput(f"{results_dir} is not a directory: give a results directory.")
+    if html_dir is not None:
+        from ..htmlpage import page_for_results
+        click.echo(f"results page written to {page_for_results(results_dir, html_dir)}")
+        return EXIT_OK
     if kcidb_out is not None:
         from ..kcidb import counts_line, export_kcidb
         data = export_kcidb([results_dir], kcidb_out, origin=kcidb_origin,

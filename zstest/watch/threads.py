@@ -9,11 +9,11 @@ a patch is a reply (parse.build_series keeps "Re:" mails out of the patches), ne
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from ..patchset import patch_text, series_patchset_hash
 from ..series.diff import analyze_diff
 from ..series.model import Patch, Series
 
@@ -47,22 +47,10 @@ def zsmalloc_files(series: Series) -> List[str]:
     return found
 
 
-def _diff_text(patch: Patch) -> str:
-    """The patch's diff: from its first `diff --git` line, without the mail around it."""
-    text = patch.raw.decode("utf-8", "replace").replace("\r\n", "\n")
-    start = re.search(r"(?m)^diff --git ", text)
-    body = text[start.start():] if start else text
-    # git format-patch's signature ("-- \n2.39.5") is the sender's git version, not the patch
-    return re.split(r"(?m)^-- \n", body)[0]
-
-
 def patchset_hash(patches: List[Patch]) -> str:
-    """KCIDB's patchset_hash: sha256 over the newline-terminated sha256 of each patch's diff, in
-    order. A RESEND or a re-post in a new thread hashes the same; a changed line does not."""
-    outer = hashlib.sha256()
-    for patch in sorted(patches, key=lambda p: p.index):
-        outer.update(hashlib.sha256(_diff_text(patch).encode()).hexdigest().encode() + b"\n")
-    return outer.hexdigest()
+    """KCIDB's patchset_hash over the patches' diffs (zstest/patchset.py, as kcidb.json writes
+    it): a RESEND or a re-post in a new thread hashes the same; a changed line does not."""
+    return series_patchset_hash(sorted(patches, key=lambda p: p.index))
 
 
 def series_title(series: Series) -> str:
@@ -113,7 +101,8 @@ def classify(series: Optional[Series], problem: str = "") -> ThreadInfo:
 def only_comments_changed(patch: Patch) -> bool:
     """Every added or removed line of the patch is in a C comment (or blank): still a zsmalloc
     patch by the diffstat rule; the page and the reply say so."""
-    changed = [l[1:].strip() for l in _diff_text(patch).splitlines()
+    diff = patch_text(patch.raw)
+    changed = [l[1:].strip() for l in diff.splitlines()
                if l[:1] in "+-" and not l.startswith(("+++", "---"))]
-    return bool(changed) and analyze_diff(_diff_text(patch)).has_diff and all(
+    return bool(changed) and analyze_diff(diff).has_diff and all(
         not l or l.startswith(("/*", "*", "//")) or l.endswith("*/") for l in changed)
