@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -212,6 +213,35 @@ def test_comment_only_series_is_a_zsmalloc_series(inbox, tmp_path):
     [row] = _series(d)
     assert row["status"] == "dispatched" and row["files"] == "mm/zsmalloc.c"
     assert row["note"].startswith("changes only comments")
+
+
+def test_matrix_cells_go_out_and_collect_takes_their_results_back(inbox, tmp_path):
+    """--matrix writes the cells; a boot job's results dir (a recorded boot-suite run, with the
+    cell.json the job writes) comes back through --collect: report, reply, page, done."""
+    from zstest.manifests import save_cell
+    d, cells, artifacts = tmp_path / "watch", tmp_path / "cells", tmp_path / "artifacts"
+    for raw in demo_mails("v2"):
+        inbox.deliver(raw)
+    res = _watch(d, inbox.url, "--once", "--backfill", "--matrix", cells, "--suite", "boot")
+    assert res.returncode == 0, res.stderr
+    [row] = _series(d)
+    [cell] = json.loads((cells / row["key"] / "cells.json").read_text())
+    job = artifacts / f"results-{cell['name']}"
+    shutil.copytree(REPO / "tests" / "data" / "compare" / "boot-good-3", job)
+    save_cell(job, cell)
+    res = run_zstest("watch", "--dir", d, "--lore-url", inbox.url, "--suite", "boot",
+                     "--collect", artifacts)
+    assert res.returncode == 0, res.stdout + res.stderr
+    [row] = _series(d)
+    assert (row["status"], row["verdict"], row["exit_code"]) == ("done", "passed", 0)
+    sdir = d / "series" / row["key"]
+    assert (sdir / "results" / "results.json").is_file()
+    assert (sdir / "reply.txt").read_text().startswith(
+        "Subject: Re: [PATCH v2 0/3] zsmalloc: report page migration in pool stats")
+    assert ">passed</span>" in (d / "index.html").read_text()
+    # nothing dispatched left to collect: one sentence, exit 2
+    res = run_zstest("watch", "--dir", d, "--lore-url", inbox.url, "--collect", tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
 
 
 def test_new_atom_feed_and_a_foreign_thread(inbox, tmp_path, shared_series):

@@ -63,7 +63,7 @@ def dispatch_all(watcher: "Watcher") -> List[Path]:
 def collect(watcher: "Watcher", root: Path) -> List[str]:
     """Results dirs under root -> their dispatched series; the keys finished."""
     table = merge([root])
-    waiting = [r for r in watcher.state.all_series() if r.status in ("dispatched", "done")]
+    waiting = watcher.state.all_series("dispatched")
     found: Dict[int, List[int]] = {}
     for cell in table.cells:
         name = str(cell.meta.get("name") or "")
