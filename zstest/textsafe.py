@@ -7,6 +7,7 @@ A subject that decodes to ESC sequences can move the cursor, retitle the window 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other two-char ESC sequences, 8-bit CSI
 ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
@@ -14,10 +15,11 @@ ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?|\x1b\][^\x07\x1b]*(?:\x0
 
 
 def printable(text: str, keep_newlines: bool = True) -> str:
-    """text without escape sequences and control characters (tabs become spaces)."""
+    """text without escape sequences and control characters (tabs and other spaces: a space)."""
     text = ESCAPE_SEQUENCE.sub("", text).replace("\t", " ")
-    return "".join(ch for ch in text
-                   if ch.isprintable() or (keep_newlines and ch == "\n"))
+    return "".join(ch if ch.isprintable() or (keep_newlines and ch == "\n") else
+                   " " if unicodedata.category(ch) == "Zs" else ""    # a no-break space stays one
+                   for ch in text)
 
 
 def one_line(text: str, limit: int = 200) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import BadInput, PrereqMissing
+from ..textsafe import printable
 from .lore import DEFAULT_LORE_URL, fetch_thread
 from .model import Series
 from .parse import build_series, read_mails
@@ -273,7 +274,8 @@ def check_against_manifest(revision: Revision, series: Series) -> List[str]:
         if known.msgid is not None and patch.msgid and patch.msgid != known.msgid:
             warnings.append(f"patch {patch.index}/{series.total} has message-id <{patch.msgid}>, "
                             f"the manifest says <{known.msgid}>.")
-    return warnings
+    # message-ids and subjects come from the thread: no escape sequence reaches the terminal
+    return [printable(w, keep_newlines=False) for w in warnings]
 
 
 def _words(subject: str) -> str:
