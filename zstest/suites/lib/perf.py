@@ -35,7 +35,7 @@ class PerfSize:
 
 
 # Sized for a 2-vCPU TCG guest: quick ~20 s of guest time in all, full ~2 min.
-QUICK = PerfSize("quick", fio_mb=12, fio_runs=3, swap_mb=16, swap_cycles=4, fill_mb=32,
+QUICK = PerfSize("quick", fio_mb=8, fio_runs=5, swap_mb=16, swap_cycles=4, fill_mb=32,
                  build_jobs=4, build_job_mb=8, build_limit_mb=12)
 FULL = PerfSize("full", fio_mb=32, fio_runs=5, swap_mb=64, swap_cycles=5, fill_mb=128,
                 build_jobs=12, build_job_mb=16, build_limit_mb=24)
