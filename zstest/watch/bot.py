@@ -18,6 +18,7 @@ next polls (3 times); a poll whose feed fails is logged and the next poll comes 
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import traceback
@@ -282,7 +283,26 @@ class Watcher:
         while self.run_next() and all_queued:
             pass
 
+    def hold_directory(self) -> None:
+        """One polling bot per directory (two would run the same queued series); --collect
+        needs no hold: it only finishes dispatched series, one transaction each."""
+        import fcntl
+        path = self.cfg.directory / "watch.lock"
+        self._lock_file = open(path, "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            holder = self._lock_file.read().strip() or "another process"
+            raise BadInput(f"another zstest watch ({holder}) polls from {self.cfg.directory}; "
+                           f"stop it first or give another --dir.") from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(f"pid {os.getpid()}\n")
+        self._lock_file.flush()
+
     def once(self) -> int:
+        self.hold_directory()
         try:
             self.poll()
         finally:
@@ -292,6 +312,7 @@ class Watcher:
         return 0
 
     def forever(self, interval_s: float) -> None:
+        self.hold_directory()
         while True:
             try:
                 self.poll()
