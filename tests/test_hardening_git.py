@@ -313,3 +313,38 @@ def test_no_module_but_gitsafe_puts_git_in_an_argv():
     for argv in ('run(["git", "blame"])', "proc.run(['git'])", 'run([\n    "git",\n    "am"])',
                  'run(("git", "log"))'):
         assert GIT_ARGV.search(argv), argv
+
+
+# ---------------------------------------------------------------- the cache's own repositories
+
+def test_a_cache_repository_with_config_zstest_never_writes_is_made_again(tmp_path):
+    """A filter, merge driver or fsmonitor planted in the cache's own repository (names gitsafe
+    cannot pin) would run on the next apply's checkout: the repository is made again instead."""
+    cache, home, marker = tmp_path / "cache", tmp_path / "home", tmp_path / "EXECUTED"
+    kernel = _tiny_kernel(tmp_path / "linux")
+    sender = tmp_path / "sender"
+    git("clone", "-q", kernel, sender)
+    (sender / ".gitattributes").write_text("* filter=evil diff=evil merge=evil\n")
+    (sender / "mm" / "zsmalloc.c").write_text(PATCHED_C)
+    git("add", ".", cwd=sender)
+    git("commit", "-qm", "mm: count migrated pages", cwd=sender)
+    git("format-patch", "-q", "-1", "-o", tmp_path / "p", cwd=sender)
+    mbox = next((tmp_path / "p").iterdir())
+    first = zstest("series", "apply", mbox, "--kernel", kernel, cache=cache, home=home)
+    assert first.returncode == 0, first.stderr
+    git_dir = next((cache / "repos").iterdir()) / "git"
+    plant(git_dir, marker, keys={"filter.evil.smudge", "filter.evil.clean", "filter.evil.process",
+                                 "merge.evil.driver", "core.fsmonitor", "diff.evil.textconv"})
+    # the plant is live: a plain checkout in a worktree of that repository runs the filter
+    probe = tmp_path / "probe"
+    git("--git-dir", git_dir, "worktree", "add", "-q", "--detach", probe,
+        git("rev-parse", "HEAD", cwd=kernel), check=False)
+    assert marker.exists()
+    marker.unlink()
+    git("--git-dir", git_dir, "worktree", "remove", "--force", probe, check=False)
+    again = zstest("series", "apply", mbox, "--kernel", kernel, cache=cache, home=home)
+    assert again.returncode == 0, again.stderr
+    assert not marker.exists(), "a planted filter ran on apply"
+    from zstest.tree import OWN_CONFIG
+    keys = git("config", "--file", git_dir / "config", "--list", "--name-only").split()
+    assert all(OWN_CONFIG.fullmatch(k) for k in keys), keys

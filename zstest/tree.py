@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ from .proc import CommandError
 from .series.diff import analyze_diff
 from .series.model import Patch, Series
 from .series.parse import mail_from_bytes
+
+log = logging.getLogger("zstest.tree")
 
 GIT_TIMEOUT_S = 1800
 AM_TIMEOUT_S = 600
@@ -137,11 +140,34 @@ def tree_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
+# The keys zstest's own repositories carry (clone --bare --shared, init --bare, _import_plain).
+# Anything else (a filter, a diff or merge driver, a hook path, an include) was not written by
+# zstest and could make git run a program with names gitsafe cannot pin: the repo is made again.
+OWN_CONFIG = re.compile(r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|autocrlf|"
+                        r"ignorecase|precomposeunicode|symlinks)|gc\.auto|remote\.origin\.url|"
+                        r"extensions\.objectformat")
+
+
+def foreign_config(git_dir: Path) -> Optional[str]:
+    """The first key of git_dir's config that zstest never writes, else None."""
+    res = _git(["config", "--file", str(git_dir / "config"), "--no-includes", "--name-only",
+                "--list"], check=False)
+    if res.returncode != 0 and (git_dir / "config").exists():
+        return "(an unreadable config)"
+    return next((key for key in res.stdout.split() if not OWN_CONFIG.fullmatch(key.lower())),
+                None)
+
+
 def cached_repo(tree: KernelTree) -> Path:
     """The cache's git repository mirroring tree (created or refreshed); returns its git dir."""
     repo = cache_dir("repos", tree.key)
     git_dir = repo / "git"
     with file_lock(cache_dir("locks") / f"repo-{tree.key}.lock"):
+        foreign = foreign_config(git_dir) if (git_dir / "objects").is_dir() else None
+        if foreign is not None:
+            log.warning("the cache's repository %s has config zstest never writes (%s): "
+                        "made again", git_dir, foreign)
+            shutil.rmtree(git_dir, ignore_errors=True)   # its worktrees are re-added on use
         if tree.kind == "git":
             if not (git_dir / "objects").is_dir():
                 _fresh_dir(git_dir)
