@@ -87,7 +87,7 @@ def format_decoded(decoded: Decoded, width: int = 72, max_frames: int = 16) -> L
             lines.append(f"      in {frame.inline_function}(), inlined into:")
         for inl in frame.inlined:
             if inl.get("file"):
-                lines.append(f"      {inl['function']} {inl['file']}:{inl['line']}")
+                lines.append(f"      {inl.get('function') or '?'} {inl['file']}:{inl.get('line')}")
     if len(decoded.frames) > len(shown):
         lines.append(f"   ... {len(decoded.frames) - len(shown)} more frames")
     if decoded.patches:
