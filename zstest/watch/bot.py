@@ -25,7 +25,7 @@ import traceback
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Set
+from typing import Callable, Dict, List, Optional, Set
 
 from ..errors import BadInput, ZstestError
 from ..fsutil import write_text_atomic
@@ -141,7 +141,7 @@ class Watcher:
         if not info.ours:
             self._not_ours(root, mails, info, settled)
             return ids
-        self._ours(root, info, settled)
+        self._ours(root, info, settled, {m.msgid: m.subject for m in mails if m.msgid})
         return ids
 
     def _fetch_failed(self, msgid: str, reason: str) -> Set[str]:
@@ -164,7 +164,8 @@ class Watcher:
                 self.state.set_thread(db, root, status, title=mails[0].subject if mails else "",
                                       note=info.reason)
 
-    def _ours(self, root: str, info: ThreadInfo, settled: Set[str]) -> None:
+    def _ours(self, root: str, info: ThreadInfo, settled: Set[str],
+              subjects: Dict[str, str]) -> None:
         series = info.series
         digest = patchset_hash(series.patches)
         known = self.state.thread(root)
@@ -187,9 +188,10 @@ class Watcher:
             if known is None or known.note != note:
                 self.say(f"<{root}> {title!r}: {note}")
             return
-        self._queue(root, info, digest, settled)
+        self._queue(root, info, digest, settled, subjects)
 
-    def _queue(self, root: str, info: ThreadInfo, digest: str, settled: Set[str]) -> None:
+    def _queue(self, root: str, info: ThreadInfo, digest: str, settled: Set[str],
+               subjects: Dict[str, str]) -> None:
         series = info.series
         title = series_title(series)
         key = _series_key(title, series.revision, digest)
@@ -207,7 +209,7 @@ class Watcher:
                 author=series.patches[0].author, revision=series.revision, total=series.total,
                 present=len(series.patches), missing=",".join(map(str, series.missing)),
                 files=" ".join(info.files), revkey=revision_key(series), note=note,
-                subject=_root_subject(series, root_msgid))
+                subject=subjects.get(root_msgid) or _root_subject(series))
             self.state.set_thread(db, root, "series", title=title, series_id=series_id)
         gap = f", {len(series.missing)} missing" if series.missing else ""
         self.say(f"queued {key}: {title!r} v{series.revision}, {len(series.patches)}/"
@@ -345,8 +347,8 @@ def _root_of(mails: List[Mail]) -> str:
     return next((m.msgid for m in mails if m.msgid), "")
 
 
-def _root_subject(series, msgid: str) -> str:
-    """The subject the reply answers: the cover's (or patch 1's) as posted."""
+def _root_subject(series) -> str:
+    """The subject the reply answers when its message is not in the thread: rebuilt."""
     tag = " ".join([f for f in series.prefix_flags if f != "RESEND"] + ["PATCH"])
     rev = f" v{series.revision}" if series.revision > 1 else ""
     first = series.patches[0]
