@@ -496,3 +496,35 @@ def test_sigterm_mid_apply_lists_the_patches_done(tmp_path):
     state = json.loads((out / "apply.json").read_text())
     assert state["status"] == "interrupted" and 2 <= len(state["patches"]) < 60
     assert all(p["status"] == "applied" for p in state["patches"])
+
+
+# ---------------------------------------------------------------- recorded decodings, generated
+
+def test_a_recorded_decoding_of_any_shape_is_refused_or_printed():
+    """Finding 5, the class: results.json's splat["decoded"] is either refused (ValueError,
+    then decoded again) or printed; never another exception."""
+    from hypothesis import given, settings, strategies as st
+    from zstest.decode import Decoded, format_decoded
+    scalars = st.none() | st.booleans() | st.integers(-2, 2 ** 70) | st.text(max_size=8)
+    json_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                             | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+                             max_leaves=12)
+    frame_keys = st.sampled_from(["kind", "text", "function", "offset", "size", "module",
+                                  "reliable", "address", "file", "line", "source",
+                                  "inline_function", "inlined", "note"])
+    frames = st.lists(st.dictionaries(frame_keys, json_like, max_size=8), max_size=3)
+    decoded = st.fixed_dictionaries({}, optional={
+        "kind": json_like, "title": json_like, "frames": frames | json_like,
+        "patches": st.lists(st.dictionaries(st.sampled_from(
+            ["index", "subject", "how", "frame", "function", "location"]), json_like), max_size=2),
+        "notes": json_like, "build_dir": json_like, "commit": json_like})
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(decoded)
+    def check(d):
+        try:
+            result = Decoded.from_dict(d)
+        except ValueError:
+            return
+        format_decoded(result)
+    check()
