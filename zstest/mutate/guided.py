@@ -4,8 +4,9 @@ The baseline of a guided `zstest mutate` is a `--coverage` run; its coverage map
 says which tests executed each line, how often, and how long each test took. A mutant on a line
 no test executed cannot change what any test sees: `not_covered`, not built, not run. The others
 run only the tests that executed their line, highest executions per second first (a test that
-runs the line thousands of times in a few seconds is the likeliest quick killer), stopping at
-the first kill; a mutant that survives them is run once against the whole selection to confirm.
+runs the line thousands of times in a few seconds is the likeliest quick killer), then, in the
+same boot, the rest of the selection, stopping at the first kill (run.py): a killed mutant
+rarely needs more than its first test, and a survivor has met the whole selection.
 A line the kernel runs while booting, or a file the map has no coverage of, gets the whole
 selection (no guidance). Pure: the map and the mutant in, the plan out.
 """

@@ -456,9 +456,9 @@ class _Mutator:
         (self.out / name / "mutant.patch").write_text(mutant.diff)
         rec["build_dir"] = str(self.out / name / "build")
         guided = bool(guidance is not None and guidance.tests)
+        order = self.kill_order(guidance) if guided else None
         trial = self.build_and_boot(name, mutant, self.mutant_run_timeout(),
-                                    **({"tests": guidance.tests, "first_kill": True}
-                                       if guided else {}))
+                                    **({"tests": order, "first_kill": True} if guided else {}))
         # no --each, so a failed build never leaves a kernel that the pipeline would boot
         if trial.outcome.build_error is not None:
             rec.update(verdict="build_failed", why=trial.outcome.build_error.message,
@@ -466,47 +466,23 @@ class _Mutator:
             return
         build_dir, results = trial.build_dir, trial.results
         rec["build_s"] = round(trial.build_s, 1)
+        rec["run_s"] = round(trial.run_s, 1)
+        rec["duration_s"] = round(trial.build_s + trial.run_s, 1)
         rec["results_dir"] = str(trial.results_dir)
         rec["runs"] = [_run_entry("guided" if guided else "whole", trial.results_dir,
                                   trial.run_s, results)]
-        code = None if trial.outcome.boot_error is not None else trial.outcome.run.exit_code
-        why_not_booted = "" if code is not None else trial.outcome.boot_error.message
-        selection = set((self.state.get("baseline") or {}).get("tests") or [])
-        if guided and code == EXIT_OK and not selection <= set(guidance.tests):
-            # it survived the tests likeliest to kill it: the whole selection confirms (when
-            # those were the whole selection, the guided run already was that run)
-            self.say(f"  survived the {len(guidance.tests)} test(s) running its line; "
-                     f"confirming with the whole selection")
-            code, results, why_not_booted = self.confirm(name, build_dir, rec)
-        run_s = sum(r["run_s"] for r in rec["runs"])
-        rec["run_s"] = round(run_s, 1)
-        rec["duration_s"] = round(trial.build_s + run_s, 1)
-        rec["tests_run"] = [t for r in rec["runs"] for t in r["tests"]]
-        self._verdict(rec, mutant, code, results, why_not_booted)
+        rec["tests_run"] = rec["runs"][0]["tests"]
+        if trial.outcome.boot_error is not None:
+            self._verdict(rec, mutant, None, results, trial.outcome.boot_error.message)
+        else:
+            self._verdict(rec, mutant, trial.outcome.run.exit_code, results, "")
         _drop_bulky(build_dir)
 
-    def confirm(self, name: str, build_dir: Path, rec: dict) -> tuple[int | None, dict, str]:
-        """The mutant's kernel (already built) booted again for the whole selection."""
-        from ..errors import BootFailed
-        from ..pipeline import BootRunRequest, boot_and_run
-        out = self.out / name / "confirm"
-        started = time.monotonic()
-        code, why = None, ""
-        try:
-            with open(self.out / name / "suite-output.log", "a") as sink, \
-                    contextlib.redirect_stdout(sink):
-                code = boot_and_run(BootRunRequest(
-                    build_dir=build_dir, out=out, suite=self.req.suite, keyword=self.req.keyword,
-                    timeout=self.req.timeout, run_timeout=self.mutant_run_timeout(),
-                    accel=self.req.accel, boot_timeout=self.req.boot_timeout)).exit_code
-        except BootFailed as exc:
-            why = exc.message
-        try:
-            results = load_results(out).data
-        except BadInput:
-            results = {}
-        rec["runs"].append(_run_entry("whole", out, time.monotonic() - started, results))
-        return code, results, why
+    def kill_order(self, guidance: Guidance) -> list[str]:
+        """The likeliest killers first, then the rest of the selection in its own order: one
+        boot, stopped at the first kill; a survivor has met the whole selection."""
+        selection = (self.state.get("baseline") or {}).get("tests") or []
+        return list(guidance.tests) + [t for t in selection if t not in guidance.tests]
 
     def _verdict(self, rec: dict, mutant: Mutant, code: int | None, results: dict,
                  why_not_booted: str) -> None:
