@@ -63,8 +63,6 @@ class Watcher:
         self.state = WatchState(cfg.directory / STATE_FILE)
         self.fetch_dir = cfg.directory / ".fetch"
         self.fetch_dir.mkdir(exist_ok=True)
-        for row in self.state.requeue_interrupted():
-            self.say(f"{row.key} was stopped during its run; queued again")
 
     def say(self, text: str) -> None:
         self.echo(f"zstest: watch: {text}")
@@ -302,6 +300,9 @@ class Watcher:
         self._lock_file.truncate()
         self._lock_file.write(f"pid {os.getpid()}\n")
         self._lock_file.flush()
+        # only the holder may say a `running` series was left by a bot that is gone
+        for row in self.state.requeue_interrupted():
+            self.say(f"{row.key} was stopped during its run; queued again")
 
     def once(self) -> int:
         self.hold_directory()
