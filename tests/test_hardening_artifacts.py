@@ -528,3 +528,38 @@ def test_a_recorded_decoding_of_any_shape_is_refused_or_printed():
             return
         format_decoded(result)
     check()
+
+
+def test_compare_of_any_generated_results_is_a_verdict_or_one_sentence(tmp_path):
+    """Findings 5 and 6, the class: results.json of any generated shape is BadInput (exit 2) or a
+    comparison that renders as text and JSON and counts a test that did not pass as not passing."""
+    from hypothesis import given, settings, strategies as st
+    from zstest import compare as cmp
+    from zstest.errors import BadInput
+    scalars = st.none() | st.booleans() | st.integers(-3, 5) | st.sampled_from(
+        ["passed", "failed", "error", "interrupted", "skipped", "weird", "", "t1"])
+    json_like = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                             | st.dictionaries(st.sampled_from(["a", "before", "after", "x"]),
+                                               inner, max_size=3), max_leaves=8)
+    test = st.fixed_dictionaries({"name": st.sampled_from(["t1", "t2"])}, optional={
+        k: json_like for k in ("status", "passes", "runs", "splats", "metrics", "details",
+                               "message")})
+    side = st.lists(test, max_size=4)
+    count = iter(range(10 ** 6))
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(side, side)
+    def check(a_tests, b_tests):
+        n = next(count)
+        a = results_dir(tmp_path / f"a{n}", tests=a_tests)
+        b = results_dir(tmp_path / f"b{n}", tests=b_tests)
+        try:
+            comparison = cmp.compare(cmp.load_side(a), cmp.load_side(b))
+        except BadInput:
+            return
+        cmp.render_text(comparison)
+        json.dumps(cmp.comparison_json(comparison), default=str)
+        for t in comparison.tests:
+            if t.b is not None and t.b.status not in ("passed", "skipped"):
+                assert t.verdict not in ("passing", "fixed"), t
+    check()
