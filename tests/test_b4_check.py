@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -296,7 +297,7 @@ def demo_v1_check(tmp_path_factory, kernel_build):
                                       extra_env={"B4_TRACKING_FILE": str(tracking)})
     waited = checks.run_perpatch_checks([messages[3]], [zstest_cmd(*options)], str(repo.top))
     info = dict(root=root, repo=repo, messages=messages, series=series, perpatch=perpatch,
-                tracking=tracking, first=first, second=second, waited=waited,
+                tracking=tracking, first=first, second=second, waited=waited, lore=server,
                 returned_s=returned_s, running=running, state_dir=state_dir,
                 run_s=time.monotonic() - started)
     yield info
@@ -372,3 +373,48 @@ def test_per_patch_checks_reuse_the_run(demo_v1_check):
     assert statuses == ["warn", "warn", "fail"], results
     assert "points at patch 3" in results[info["messages"][1][0]][0]["summary"]
     assert (info["state_dir"] / "b4check.json").read_bytes() == before
+
+
+def _qemu_of(needle: str) -> list:
+    """Pids of the QEMU processes whose command line names needle (the run's own files)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "qemu-system" in cmdline.split(" ", 1)[0] and needle in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_worker_takes_its_guest_along(demo_v1_check):
+    """SIGKILL to the background worker while its guest runs (the same build as above, so
+    nothing recompiles; `--suite boot` is another key): its QEMU dies with it (PDEATHSIG),
+    and the key's lock is free, so the next call runs again instead of waiting forever."""
+    info = demo_v1_check
+    state_root = info["root"] / "state-kill"
+    cmd = shlex.split(zstest_cmd("--background", "--suite", "boot", "--coverage",
+                                 "--state-dir", state_root, "--lore-url", info["lore"].url))
+    cover = b4.LoreMessage.get_msg_as_bytes(info["messages"][0][1])
+    proc = subprocess.run(cmd, input=cover, capture_output=True, cwd=info["repo"].top,
+                          timeout=600)
+    assert json.loads(proc.stdout)[0]["summary"].startswith("running, see ")
+    [state_dir] = list(state_root.iterdir())
+    deadline = time.monotonic() + 1800          # the build may wait on other runs' locks
+    guests = []
+    while not guests and time.monotonic() < deadline:
+        guests = _qemu_of(str(state_dir))
+        state = load_b4check(state_dir) or {}
+        assert state.get("status") == "running", state       # it must not end before a guest
+        time.sleep(0.5)
+    assert guests, "the worker never started its guest"
+    worker = load_b4check(state_dir)["pid"]
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while _qemu_of(str(state_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _qemu_of(str(state_dir))
+    with open(state_dir / "run.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)     # free: no waiter hangs on it

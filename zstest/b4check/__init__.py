@@ -176,6 +176,8 @@ def _run_locked(req: CheckRequest, found: FoundSeries, k: _Key) -> dict:
              "coverage": req.coverage, "build_dir": str(k.state_dir / "build"),
              "results_dir": str(k.state_dir / "results")}
     save_b4check(k.state_dir, state)
+    req.log(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: testing {found.how} (v{found.series.revision}, "
+            f"{len(found.series.patches)} patches, patchset {k.patchset[:12]}), pid {os.getpid()}")
     breq = _build_request(req, k, series_file)
     rreq = BootRunRequest(build_dir=None, out=k.state_dir / "results", suite=req.suite,
                           keyword=req.keyword, timeout=req.timeout,
