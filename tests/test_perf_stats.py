@@ -248,7 +248,8 @@ def test_table_in_the_cover_letter_layout():
 
 def test_outputs_json_junit_summary_plots(tmp_path):
     cmp = judged("waste")
-    written = render.write_outputs(cmp, tmp_path)
+    plots = render.write_outputs(cmp, tmp_path)
+    assert set(plots) == {m.name for m in cmp.metrics}
     data = json.loads((tmp_path / "perf.json").read_text())
     assert data["schema"] == 1 and data["exit_code"] == 1 and data["accel"] == "tcg"
     regressed = [m for m in data["metrics"] if m["verdict"] == REGRESSED]
@@ -259,7 +260,7 @@ def test_outputs_json_junit_summary_plots(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         width, height = struct.unpack(">II", png.read_bytes()[16:24])
         assert (width, height) == (600, 320)
-    xml = JUnitXml.fromfile(str(written["junit"]))
+    xml = JUnitXml.fromfile(str(tmp_path / render.JUNIT_XML))
     suite = next(iter(xml))
     assert suite.failures == len(cmp.regressed) and suite.tests == len(cmp.metrics)
     props = {p.name: p.value for p in suite.properties()}

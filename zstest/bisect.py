@@ -347,7 +347,7 @@ class _PerfBisector(_Bisector):
         from .perf.verdict import IMPROVED, REGRESSED, Thresholds
         req = self.req
         self.say(f"prefix {step.prefix}: measuring {req.perf_metric} against the base "
-                 f"({req.perf_runs} runs each, alternately)")
+                 f"({req.perf_runs} run{'s' * (req.perf_runs != 1)} each, alternately)")
         preq = PerfRequest(a="base", b=f"prefix {step.prefix}", out=out, runs=req.perf_runs,
                            warmup=req.perf_warmup, suite=req.suite, keyword=req.keyword,
                            accel=req.accel, memory_mb=req.memory_mb, timeout=req.timeout,

@@ -181,8 +181,9 @@ def _compare_perf(sides, json_out, kernel, configs, suite, keyword, each, allow_
     if len(sides) != 2:
         raise BadInput(f"compare --perf takes two sides, A and B (got {len(sides)}).")
     ctx = click.get_current_context()
-    typed = lambda name: ctx.get_parameter_source(name) not in (  # noqa: E731
-        ParameterSource.DEFAULT, None)
+
+    def typed(name: str) -> bool:   # --suite / --each keep compare's defaults unless typed
+        return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
     progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
     kinds = {side_kind(src) for src in sides}
     if kernel is None and "series" in kinds and "results" not in kinds:
@@ -201,10 +202,9 @@ def _compare_perf(sides, json_out, kernel, configs, suite, keyword, each, allow_
     # Stdout carries only the table (or its JSON): the runs' chatter goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
         comparison = compare_perf(req)
-        written = write_outputs(comparison, req.out)
+        plots = write_outputs(comparison, req.out)
     if json_out:
-        _write_json(perf_json(comparison, {k[5:]: v for k, v in written.items()
-                                           if k.startswith("plot:")}), json_out)
+        _write_json(perf_json(comparison, plots), json_out)
     if json_out != "-":
         click.echo(render_table(comparison), nl=False)
     progress(f"zstest: perf.txt, perf.json, junit.xml, summary.txt and plots/ in {req.out}")

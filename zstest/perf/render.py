@@ -218,7 +218,7 @@ def write_plots(cmp: PerfComparison, out: Path) -> Dict[str, Path]:
 
 
 def write_outputs(cmp: PerfComparison, out: Path) -> Dict[str, Path]:
-    """perf.txt, summary.txt, perf.json, junit.xml and plots/ into out; the paths written."""
+    """perf.txt, summary.txt, perf.json, junit.xml and plots/ into out; the plots by metric."""
     from ..fsutil import write_text_atomic
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,5 +227,4 @@ def write_outputs(cmp: PerfComparison, out: Path) -> Dict[str, Path]:
     write_text_atomic(out / SUMMARY_TXT, summary_text(cmp, plots))
     write_text_atomic(out / JUNIT_XML, junit_xml(cmp))
     save_perf(out, perf_json(cmp, plots))
-    return {"table": out / PERF_TXT, "summary": out / SUMMARY_TXT, "junit": out / JUNIT_XML,
-            "json": out / "perf.json", **{f"plot:{k}": v for k, v in plots.items()}}
+    return plots
