@@ -438,6 +438,7 @@ def test_incomplete_series_from_another_tree_does_not_apply(inbox, tmp_path, sha
     res = _watch(d, inbox.url, "--once", "--backfill", "--complete-timeout", "0",
                  "--suite", "boot", timeout=1800)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert len(_series(d)) == 1, res.stdout + res.stderr
     [row] = _series(d)
     assert (row["status"], row["verdict"], row["exit_code"]) == ("done", "does not apply", 3)
     reply = (d / "series" / row["key"] / "reply.txt").read_text()

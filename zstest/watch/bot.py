@@ -176,7 +176,8 @@ class Watcher:
                 self.state.set_thread(db, root, status, title=title, series_id=same.id,
                                       note="" if status == "series" else f"as {same.key}")
             return
-        waited = time.time() - (known.first_seen if known else time.time())
+        now = time.time()
+        waited = now - (known.first_seen if known else now)
         if not info.complete and waited < self.cfg.run.complete_timeout_s:
             missing = ", ".join(f"{i}/{series.total}" for i in series.missing)
             note = f"{len(series.patches)}/{series.total} patches; waiting for {missing or 'the rest'}"
