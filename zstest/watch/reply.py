@@ -40,8 +40,14 @@ def missing_note(missing: str, total: int, waited_s: float) -> List[str]:
     if not missing:
         return []
     names = ", ".join(f"{i}/{total}" for i in missing.split(",") if i)
-    return _field("Note", f"patches {names} never arrived within {waited_s / 3600:g} h; "
+    return _field("Note", f"patches {names} never arrived within {_span(waited_s)}; "
                           f"the patches that did were tested as they are.") + [""]
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 def failure_text(verdict: str, title: str, revision: int, total: int, error: str,
