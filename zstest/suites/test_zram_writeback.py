@@ -306,3 +306,32 @@ def test_swap_with_writeback_under_pressure(guest, pair, kernel_config, record):
     # (failed_reads counts each swap-in of a written-back page: rw_page declines it, then
     # the bio path reads it from the backing device)
     assert front.io_stat()["failed_writes"] == 0
+
+
+def test_writeback_to_a_full_backing_device(guest, guest_tools, record, page_size):
+    """A backing device smaller than what is to be written back: writeback fills every
+    block but block 0 (zram never uses it), says ENOSPC, and every page still reads back."""
+    ensure_zram_control(guest)
+    unit = units_per_page(page_size)
+    backing_pages = max(2, HUGE_BLOCKS * 4096 // page_size // 2)
+    with ZramDevice.add(guest) as backing, ZramDevice.add(guest) as front:
+        if not front.has("backing_dev"):
+            pytest.skip("this kernel's zram has no backing_dev attribute (CONFIG_ZRAM_WRITEBACK off)")
+        backing.setup(backing_pages * page_size)
+        front.set("backing_dev", backing.path)
+        front.setup(DISKSIZE)
+        pair = Pair(guest, front, backing, page_size)
+        pair.write(blocks=HUGE_BLOCKS, mix=INCOMPRESSIBLE)
+        huge = front.mm_stat()["huge_pages"]
+        assert huge > backing_pages, f"precondition: {huge} huge pages, {backing_pages} backing blocks"
+        res = pair.writeback("huge")
+        bd = front.bd_stat()
+        record.detail("backing_pages", backing_pages)
+        record.detail("written_back", bd["bd_writes"] // unit)
+        assert res.exit_status != 0 and "no space" in res.stderr.lower(), \
+            f"writeback into a full backing device: exit {res.exit_status}, {res.stderr.strip()}"
+        assert bd["bd_count"] == bd["bd_writes"] == (backing_pages - 1) * unit, \
+            f"a backing device of {backing_pages} blocks took {bd}"
+        assert front.mm_stat()["huge_pages"] == huge - (backing_pages - 1)
+        pair.verify("read back, part from a full backing device", blocks=HUGE_BLOCKS,
+                    mix=INCOMPRESSIBLE)
