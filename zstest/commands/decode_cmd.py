@@ -39,11 +39,11 @@ def decode_target(target: Path, build: Optional[Path]) -> List[Tuple[str, Decode
     if build is None and has_results(target.parent):
         # a results dir's console.log: decode against the build that ran it
         build = load_results(target.parent).build_dir
-    try:
-        text = target.read_text(errors="replace")
+    from ..evidence import console_lines
+    try:    # streamed, each line bounded: a console log may be any size
+        return [("", decoded) for decoded in decode_console(console_lines(target), build)]
     except OSError as exc:
         raise BadInput(f"cannot read {target}: {exc.strerror}.") from None
-    return [("", decoded) for decoded in decode_console(text.splitlines(), build)]
 
 
 @click.command()

@@ -13,6 +13,7 @@ import click
 from ..errors import EXIT_OK, BadInput
 from ..series import format_series, load_series
 from ..series.lore import default_lore_url
+from ..textsafe import printable
 from . import lore_url_option
 
 def _source_options(f):
@@ -113,12 +114,12 @@ def _print_result(result, as_json: bool) -> None:
         click.echo(f"note:      {note}")
     for p in result.patches:
         commit = f" {p.commit[:12]}" if p.commit else ""
-        click.echo(f"  {p.index:>2}/{total} {p.status:<12}{commit} {p.subject}")
+        click.echo(f"  {p.index:>2}/{total} {p.status:<12}{commit} {printable(p.subject, False)}")
         for h in p.failed_hunks:
-            click.echo(f"        {h}")
+            click.echo(f"        {printable(h, False)}")
     if result.series is not None:
         for problem in result.series.problems:
-            click.echo(f"problem:   {problem}")
+            click.echo(f"problem:   {printable(problem, False)}")
     click.echo(f"{'ok' if result.ok else 'failed'} in {result.duration_s:.1f} s")
 
 
