@@ -204,11 +204,11 @@ def test_thread_that_never_completes_waits_then_goes_as_it_is(inbox, tmp_path, s
 
 def test_comment_only_series_is_a_zsmalloc_series(inbox, tmp_path):
     d, cells = tmp_path / "watch", tmp_path / "cells"
-    _watch(d, inbox.url, "--once", "--matrix", cells)                 # baseline: empty
+    watch = ("--once", "--feed", "new", "--matrix", cells)
+    _watch(d, inbox.url, *watch)                                      # baseline: the seed
     inbox.deliver(threaded((DATA / "comment-only.patch").read_bytes(),
                            "comment-only@zstest.invalid", None))
-    _searchable(inbox, "comment-only@zstest.invalid")
-    res = _watch(d, inbox.url, "--once", "--matrix", cells)
+    res = _watch(d, inbox.url, *watch)
     assert res.returncode == 0, res.stderr
     [row] = _series(d)
     assert row["status"] == "dispatched" and row["files"] == "mm/zsmalloc.c"
@@ -360,7 +360,7 @@ def _wait_for(what, seconds: float, proc: subprocess.Popen, log: Path):
 def test_loop_sees_messages_arriving_and_sigterm_leaves_the_state_whole(inbox, tmp_path):
     d, cells = tmp_path / "watch", tmp_path / "cells"
     d.mkdir()
-    proc = _spawn_watch(d, inbox.url, "--interval", "1", "--matrix", str(cells))
+    proc = _spawn_watch(d, inbox.url, "--interval", "1", "--feed", "new", "--matrix", str(cells))
     log = tmp_path / "watch.log"
     try:
         _wait_for(lambda: (d / "index.html").is_file(), 60, proc, log)
@@ -375,7 +375,7 @@ def test_loop_sees_messages_arriving_and_sigterm_leaves_the_state_whole(inbox, t
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not list(d.glob("watch.sqlite-*")), "one state file, no journal left behind"
     before = _series(d)
-    res = _watch(d, inbox.url, "--once", "--matrix", cells)
+    res = _watch(d, inbox.url, "--once", "--feed", "new", "--matrix", cells)
     assert res.returncode == 0 and "queued" not in res.stdout, res.stdout
     assert _series(d) == before
 
