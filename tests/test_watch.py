@@ -244,6 +244,20 @@ def test_matrix_cells_go_out_and_collect_takes_their_results_back(inbox, tmp_pat
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
 
 
+def test_an_older_revision_still_queued_is_superseded_not_run(inbox, tmp_path):
+    d, cells = tmp_path / "watch", tmp_path / "cells"
+    watch = ("--once", "--feed", "new", "--matrix", cells)
+    _watch(d, inbox.url, *watch)                                      # baseline: the seed
+    for raw in demo_mails("v1") + demo_mails("v2"):      # both posted before the next poll
+        inbox.deliver(raw)
+    res = _watch(d, inbox.url, *watch)
+    assert res.returncode == 0, res.stderr
+    v1, v2 = sorted(_series(d), key=lambda r: r["revision"])
+    assert (v1["status"], v1["runs"], v1["note"]) == ("superseded", 0, "v2 came before it ran")
+    assert v2["status"] == "dispatched" and sorted(p.name for p in cells.iterdir()) == [v2["key"]]
+    assert "superseded" in (d / "index.html").read_text()
+
+
 def test_new_atom_feed_and_a_foreign_thread(inbox, tmp_path, shared_series):
     """--feed new lists every message: a patch touching no zsmalloc/zram file is recorded,
     not run."""
