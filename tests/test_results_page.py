@@ -80,3 +80,16 @@ def test_chromium_renders_the_rows_in_colour(tmp_path):
     # the verdict pills' backgrounds (CSS) are on screen: a passed and a failed run
     pass_bg, fail_bg = (0xd7, 0xf5, 0xdd), (0xfb, 0xda, 0xda)
     assert VERDICT_CLASS["passed"] == "pass" and pass_bg in colours and fail_bg in colours
+
+
+def test_a_perf_comparison_next_to_the_results_shows_its_change_and_plot(tmp_path):
+    from zstest.htmlpage import results_row, write_page
+    series = tmp_path / "series"
+    shutil.copytree(REPO / "tests" / "data" / "watch" / "perf", series)   # perf.json, plots/
+    shutil.copytree(COMPARE / "boot-good-3", series / "results")
+    row = results_row(series / "results")
+    assert row.perf.startswith("6 regressed (mem.written.mem_used_total +8.1%")
+    assert "1 improved" in row.perf
+    assert [p.name for p in row.plots] == ["mem.written.mem_used_total.png"]
+    html = write_page([row], tmp_path / "page").read_text()
+    assert 'src="../series/plots/mem.written.mem_used_total.png"' in html

@@ -121,9 +121,19 @@ def _perf(directory: Path) -> Tuple[str, List[Path]]:
             words.append(f"{len(moved)} {verdict} ({named})")
     text = "; ".join(words) or (f"no significant change in {len(metrics)} metrics"
                                 if metrics else str(data.get("summary") or ""))
-    plots = [directory / m["plot"] for m in metrics if isinstance(m.get("plot"), str)
-             and (directory / m["plot"]).is_file()]
+    plots = [p for p in (_plot_file(directory, m.get("plot")) for m in metrics) if p]
     return text, plots
+
+
+def _plot_file(directory: Path, plot: Any) -> Optional[Path]:
+    """A metric's plot, by its name in the comparison's plots/ (perf.json records where it was
+    written; a copied tree or another machine has it here), never a file outside it."""
+    if not isinstance(plot, str) or not plot:
+        return None
+    candidate = directory / "plots" / Path(plot).name
+    inside = candidate.resolve().is_relative_to(directory.resolve())
+    return candidate if inside and candidate.is_file() and candidate.suffix in PLOT_SUFFIXES \
+        else None
 
 
 def _pct(value: Any) -> str:
