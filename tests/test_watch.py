@@ -258,6 +258,34 @@ def test_an_older_revision_still_queued_is_superseded_not_run(inbox, tmp_path):
     assert "superseded" in (d / "index.html").read_text()
 
 
+def test_a_run_left_running_by_a_killed_bot_is_queued_again(inbox, tmp_path):
+    """SIGKILL or a power cut leaves a series `running`: the next bot to hold the directory
+    queues it again (here --matrix dispatches it) and says so."""
+    from zstest.series.parse import build_series, read_mails
+    from zstest.watch.state import WatchState
+    from zstest.watch.threads import patchset_hash, revision_key
+    d, cells = tmp_path / "watch", tmp_path / "cells"
+    watch = ("--once", "--feed", "new", "--matrix", cells)
+    assert _watch(d, inbox.url, *watch).returncode == 0
+    (d / "series" / "killed").mkdir(parents=True)
+    mbox = d / "series" / "killed" / "thread.mbox"
+    mbox.write_bytes(b"".join(demo_mails("v2")))
+    series = build_series(read_mails(mbox), str(mbox), "mbox")
+    state = WatchState(d / "watch.sqlite")
+    with state.transaction() as db:       # what a bot killed during its run leaves behind
+        state.add_series(db, hash=patchset_hash(series.patches), root=series.msgid, key="killed",
+                         title="t", author="a", revision=2, total=3, present=3,
+                         revkey=revision_key(series), status="running", started=time.time(),
+                         runs=1)
+    state.close()
+    res = _watch(d, inbox.url, *watch)
+    assert res.returncode == 0, res.stderr
+    assert "killed was stopped during its run; queued again" in res.stdout
+    [row] = _series(d)
+    assert (row["status"], row["started"]) == ("dispatched", None)
+    assert (cells / "killed" / "series.mbox").read_bytes() == mbox.read_bytes()
+
+
 def test_new_atom_feed_and_a_foreign_thread(inbox, tmp_path, shared_series):
     """--feed new lists every message: a patch touching no zsmalloc/zram file is recorded,
     not run."""
