@@ -1,12 +1,22 @@
 """`zstest watch` on a real public-inbox (public-inbox-init, -mda, -httpd on 127.0.0.1).
 
-Fast tests (no kernel): the feed, thread decisions and the state, with `--matrix` standing in
-for a run (a queued series is written out as CI cells instead): baseline, a new series, a
-reply quoting a patch, a thread that never completes, a comment-only series, a server that is
-down or answers garbage, SIGTERM in the polling loop and the restart.
-Slow tests (the shared 6.1 build, incremental): demo v1 runs while v2 is posted, SIGTERM
-during v2's run, the restart runs v2 and nothing else; the 2016 series (incomplete, from another
-tree) is run after --complete-timeout and does not apply.
+Fast tests (no kernel) use `--matrix` where a run would be (a queued series is written out as
+CI cells instead). Each bad input and its outcome:
+  - a thread that never completes: `waiting` until --complete-timeout, then taken as it is,
+    marked incomplete (test_thread_that_never_completes_...; run for real: ..._does_not_apply)
+  - a series that touches zsmalloc only in a comment: a zsmalloc series, noted
+    (test_comment_only_series_is_a_zsmalloc_series)
+  - a reply that quotes a patch: not listed by the dfn: search, and on new.atom its thread's
+    patchset hash is unchanged: nothing new (test_baseline_..., test_search_feed_...)
+  - a revision posted while the previous one runs: runs after it (slow test); one posted before
+    the previous one ran supersedes it (test_an_older_revision_still_queued_...)
+  - a server that is down or answers garbage: the poll fails with one sentence, a bad thread
+    fails alone and is given up after 3 fetches (test_server_down_..., test_garbage_...)
+  - SIGTERM in the loop or during a run, SIGKILL, a second bot, a state file that is not SQLite
+    (test_loop_..., the slow test, test_a_run_left_running_..., test_a_second_bot_...)
+Slow tests (the shared 6.1 build, incremental): demo v1 runs while v2 is posted, SIGTERM during
+v2's run, the restart runs v2 and nothing else; the 2016 series (incomplete, from another tree)
+is run after --complete-timeout and does not apply.
 """
 
 from __future__ import annotations
