@@ -16,7 +16,7 @@ Runs alternate between OUT/a/run-NN and OUT/b/run-NN (as compare --perf interlea
 sides); when `zstest compare --perf` exists, OUT/a is compared with OUT/b (the same kernel on
 both sides: any "regressed" or "improved" is a false positive) and the count of flagged
 verdicts is written; otherwise the table says so. --write-doc replaces the
-"## Perf suite: noise" section of docs/PERFORMANCE.md, no other.
+"### Perf suite: noise" part of docs/PERFORMANCE.md (the "## Perf suite" section's), no other.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from zstest.errors import ZstestError  # noqa: E402
 from zstest.manifests import load_results  # noqa: E402
 from zstest.proc import CommandError, run  # noqa: E402
 
-SECTION = "## Perf suite: noise"
+SECTION = "### Perf suite: noise"
 RUNS_A_SIDE = 5
 
 
@@ -119,10 +119,14 @@ def compare_sides(out: Path) -> "dict | None":
             "stderr": proc.stderr[-2000:]}
 
 
+def pct(v: float) -> str:
+    return f"{v:.1f} %" if v >= 1 else f"{v:.2g} %"
+
+
 def fmt(v: float) -> str:
-    if v == 0:
-        return "0"
-    return f"{v:.4g}" if abs(v) < 1e6 else f"{v:.0f}"
+    if float(v).is_integer() or abs(v) >= 1e4:
+        return f"{v:.0f}"
+    return f"{v:.4g}"
 
 
 def render(rows: list, runs: list, build: Path, suite: str, compared: "dict | None") -> str:
@@ -144,7 +148,7 @@ def render(rows: list, runs: list, build: Path, suite: str, compared: "dict | No
     ]
     for r in rows:
         mdc = "-" if r["mdc_pct"] is None else (
-            "any (exact)" if r["identical"] else f"{r['mdc_pct']:.1f} %")
+            "any (exact)" if r["identical"] else pct(r["mdc_pct"]))
         lines.append(f"| {r['metric']} | {r['unit']} | {r['better']} | {r['runs']} | "
                      f"{fmt(r['mean'])} | {fmt(r['sd'])} | {r['cv_pct']:.2f} % | "
                      f"{'yes' if r['identical'] else 'no'} | "
@@ -167,7 +171,7 @@ def render(rows: list, runs: list, build: Path, suite: str, compared: "dict | No
 def write_section(doc: Path, section: str) -> None:
     """Replace (or append) this benchmark's section, leaving every other section alone."""
     text = doc.read_text()
-    pattern = re.compile(r"^" + re.escape(SECTION) + r"\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(r"^" + re.escape(SECTION) + r"\n.*?(?=^##+ |\Z)", re.S | re.M)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text)
     else:
