@@ -322,8 +322,11 @@ def test_cli_refuses_another_arch(tmp_path):
 def test_runs_alternate_after_the_warmups():
     assert run_order(2, 1) == [("a", "warmup/a/run-01"), ("b", "warmup/b/run-01"),
                                ("a", "a/run-01"), ("b", "b/run-01"),
-                               ("a", "a/run-02"), ("b", "b/run-02")]
-    assert [s for s, _ in run_order(3, 0)] == ["a", "b"] * 3
+                               ("b", "b/run-02"), ("a", "a/run-02")]
+    # which side boots first alternates: neither always takes the even places
+    order = [s for s, _ in run_order(4, 0)]
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert sorted(i % 2 for i, s in enumerate(order) if s == "a") == [0, 0, 1, 1]
 
 
 def test_cpu_lists():

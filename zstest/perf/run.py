@@ -4,7 +4,8 @@ A side is a build dir (booted as is), a series source (built first, through the 
 run_build, into OUT/builds/a|b) or results already made (a results dir, or a directory holding
 several: nothing is booted; both sides must then be results). Booted sides run
 OUT/warmup/{a,b}/run-NN first (discarded: caches, the image, the host's frequency), then
-OUT/a/run-01, OUT/b/run-01, OUT/a/run-02, ... each a normal boot-and-run of the perf suite
+OUT/a/run-01, OUT/b/run-01, OUT/b/run-02, OUT/a/run-02, OUT/a/run-03, ... (run_order) each a
+normal boot-and-run of the perf suite
 with the same guest RAM and vCPUs, while zstest (and so QEMU, its child) is pinned to the same
 host CPUs. OUT/a and OUT/b are then sides a later `compare --perf OUT/a OUT/b` reads again.
 """
@@ -141,12 +142,17 @@ def _one_run(req: PerfRequest, build: Path, out: Path, sink) -> None:
 
 
 def run_order(runs: int, warmup: int) -> List[tuple]:
-    """(side, results subdir) in boot order: warm-ups, then A B A B ..."""
+    """(side, results subdir) in boot order: warm-ups, then pairs A B, B A, A B, ...
+
+    Each pair boots both sides under the same host conditions; which goes first alternates,
+    because a host whose load alternates with the period of one run (seen here: every second
+    boot of one kernel faster) would otherwise favour whichever side always boots second."""
     order = []
     for i in range(1, warmup + 1):
         order += [("a", f"warmup/a/run-{i:02d}"), ("b", f"warmup/b/run-{i:02d}")]
     for i in range(1, runs + 1):
-        order += [("a", f"a/run-{i:02d}"), ("b", f"b/run-{i:02d}")]
+        pair = [("a", f"a/run-{i:02d}"), ("b", f"b/run-{i:02d}")]
+        order += pair if i % 2 else pair[::-1]
     return order
 
 
@@ -163,8 +169,8 @@ def interleave(req: PerfRequest, build_a: Path, build_b: Path) -> dict:
     started = time.monotonic()
     builds = {"a": build_a, "b": build_b}
     order = run_order(req.runs, req.warmup)
-    req.echo(f"zstest: {len(order)} boots ({req.warmup} warm-up a side, then {req.runs} A/B "
-             f"pairs), suite {req.suite}, QEMU on host CPUs {cpu_list(cpus)}; under {out}")
+    req.echo(f"zstest: {len(order)} boots ({req.warmup} warm-up a side, then {req.runs} pairs "
+             f"A B, B A, ...), suite {req.suite}, QEMU on host CPUs {cpu_list(cpus)}; under {out}")
     with pinned(cpus), open(out / "suite-output.log", "a") as sink:
         for side, sub in order:
             _one_run(req, builds[side], out / sub, sink)
