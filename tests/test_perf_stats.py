@@ -218,6 +218,16 @@ def test_bad_perf_entries_are_bad_input(tmp_path):
         load_side_runs("A", case / "a")
 
 
+def test_a_compare_dir_is_not_one_side(tmp_path):
+    # both sides and the warm-ups live under a compare --perf out dir: never read as one side
+    out = tmp_path / "perf"
+    shutil.copytree(DATA / "same", out)
+    render.write_outputs(judged("same"), out)
+    with pytest.raises(BadInput, match="holding both sides; name .*/a or .*/b"):
+        load_side_runs("A", out)
+    assert len(load_side_runs("A", out / "a").runs) == 3
+
+
 def test_another_arch_is_refused(tmp_path):
     case = copy_case(tmp_path, "same")
     edit_runs(case / "b", lambda d: d["kernel"].update(arch="arm64", page_size=65536))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..errors import BadInput
-from ..manifests import find_results, has_results
+from ..manifests import PERF_JSON, find_results, has_results
 
 BETTER = ("higher", "lower")
 
@@ -122,6 +122,10 @@ def results_dirs(path: Path) -> List[Path]:
                        f"series, a results dir or a directory holding results dirs.")
     if has_results(path):
         return [path]
+    if (path / PERF_JSON).is_file():
+        # a compare --perf out dir holds both sides (and the warm-ups): never one side's runs
+        raise BadInput(f"{path} is a `compare --perf` directory holding both sides; name "
+                       f"{path / 'a'} or {path / 'b'}.")
     return sorted(find_results(path))
 
 
