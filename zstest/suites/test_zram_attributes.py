@@ -40,6 +40,7 @@ def test_refusals(guest, guest_tools, record, page_size):
         refused["reset 0"] = _refused(guest, f"{s}/reset", 0, "EINVAL")
         refused["unknown algorithm"] = _refused(guest, f"{s}/comp_algorithm", "nosuchalgo", "EINVAL")
         refused["idle garbage"] = _refused(guest, f"{s}/idle", "sometime", "EINVAL")
+        refused["mem_limit garbage"] = _refused(guest, f"{s}/mem_limit", "lots", "EINVAL")
         if dev.has("backing_dev"):
             refused["writeback uninitialised"] = _refused(guest, f"{s}/writeback", "huge", "EINVAL")
             refused["backing_dev missing"] = _refused(guest, f"{s}/backing_dev", "/nonexistent",
