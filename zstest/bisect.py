@@ -128,22 +128,11 @@ class _Bisector:
         """Build prefix k, boot it and run the tests; the verdict good / bad / skip."""
         if k in self.steps:
             return self.steps[k]
-        from .pipeline import (BootRunRequest, BuildRequest, PipelineRequest, reproducer_argv,
-                               run_pipeline)
+        from .pipeline import BootRunRequest, PipelineRequest, run_pipeline
         req = self.req
         started = time.monotonic()
-        patch = self.series.patches[k - 1] if k else None
-        subject = patch.subject if patch else "base"
-        name = f"prefix-{k:02d}"
-        step = Step(prefix=k, subject=subject, verdict="skip",
-                    build_dir=str(self.out / name / "build"))
-        self.say(f"prefix {k}/{self.n} ({subject}): building")
-        breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
-                            configs=list(req.configs), out=self.out / name / "build",
-                            series_limit=k if k else None, jobs=req.jobs, arch=req.arch,
-                            page_size=req.page_size)
-        breq.argv = reproducer_argv(breq)
-        results_dir = self.out / name / "results"
+        step, breq = self._prefix_build(k)
+        results_dir = self.out / f"prefix-{k:02d}" / "results"
 
         @contextlib.contextmanager
         def around(run_req, outcome):
@@ -151,7 +140,7 @@ class _Bisector:
             self.say(f"prefix {k}: booting and running suite {req.suite}"
                      + (f" -k {req.keyword!r}" if req.keyword else ""))
             # The suite's own pytest output goes to a file: the bisect log stays one line per step.
-            with open(self.out / name / "suite-output.log", "w") as sink, \
+            with open(self.out / f"prefix-{k:02d}" / "suite-output.log", "w") as sink, \
                     contextlib.redirect_stdout(sink):
                 yield
 
@@ -198,6 +187,21 @@ class _Bisector:
         step.duration_s = round(time.monotonic() - started, 1)
         self.say(f"prefix {k}: {step.verdict}" + (f" ({step.reason})" if step.reason else ""))
         return self._keep(step)
+
+    def _prefix_build(self, k: int):
+        """(the Step of prefix k, not yet judged; the BuildRequest of the first k patches)."""
+        from .pipeline import BuildRequest, reproducer_argv
+        req = self.req
+        subject = self.series.patches[k - 1].subject if k else "base"
+        out = self.out / f"prefix-{k:02d}" / "build"
+        step = Step(prefix=k, subject=subject, verdict="skip", build_dir=str(out))
+        self.say(f"prefix {k}/{self.n} ({subject}): building")
+        breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
+                            configs=list(req.configs), out=out,
+                            series_limit=k if k else None, jobs=req.jobs, arch=req.arch,
+                            page_size=req.page_size)
+        breq.argv = reproducer_argv(breq)
+        return step, breq
 
     def _machine_boots(self, k: int) -> bool:
         """Has a kernel come up in this bisect? If none has, the base is booted to tell a
@@ -315,18 +319,9 @@ class _PerfBisector(_Bisector):
         if k in self.steps:
             return self.steps[k]
         from .errors import ApplyFailed, BuildFailed
-        from .pipeline import BuildRequest, reproducer_argv, run_build
-        req, started = self.req, time.monotonic()
-        subject = self.series.patches[k - 1].subject if k else "base"
-        name = f"prefix-{k:02d}"
-        step = Step(prefix=k, subject=subject, verdict="skip",
-                    build_dir=str(self.out / name / "build"))
-        self.say(f"prefix {k}/{self.n} ({subject}): building")
-        breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
-                            configs=list(req.configs), out=self.out / name / "build",
-                            series_limit=k if k else None, jobs=req.jobs, arch=req.arch,
-                            page_size=req.page_size)
-        breq.argv = reproducer_argv(breq)
+        from .pipeline import run_build
+        started = time.monotonic()
+        step, breq = self._prefix_build(k)
         try:
             step.build_dir = str(run_build(breq, echo=lambda line: None).build_dir)
         except (ApplyFailed, BuildFailed) as exc:
@@ -335,7 +330,7 @@ class _PerfBisector(_Bisector):
             if k == 0:
                 step.verdict, step.reason = "good", "the reference every prefix is measured against"
             else:
-                self._measure(step, self.out / name / "perf")
+                self._measure(step, self.out / f"prefix-{k:02d}" / "perf")
         step.duration_s = round(time.monotonic() - started, 1)
         self.say(f"prefix {k}: {step.verdict}" + (f" ({step.reason})" if step.reason else ""))
         return self._keep(step)

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .errors import EXIT_OK, EXIT_TEST_FAILED, EXIT_USAGE, BadInput
 from .manifests import (BUILD_JSON, RESULTS_JSON, BuildManifest, BuildSeries, ResultsManifest,
-                        find_results, has_build, has_cell, has_results, load_build, load_cell,
+                        build_of_results, find_results, has_build, has_cell, has_results, load_build, load_cell,
                         load_results, read_object)
 
 PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
@@ -75,17 +75,6 @@ def _is_build(data: Dict[str, Any]) -> bool:
     return "artifacts" in data or ("series" in data and "kernel" in data and "tests" not in data)
 
 
-def _build_of_results(results: ResultsManifest) -> Optional[BuildManifest]:
-    """The build a run booted, while its build.json is still there and readable."""
-    build_dir = results.build_dir
-    if build_dir is None or not has_build(build_dir):
-        return None
-    try:
-        return load_build(build_dir)
-    except BadInput:
-        return None   # a build dir rewritten since the run: compare without it
-
-
 def _results_with_tests(path: Path) -> ResultsManifest:
     results = load_results(path)
     if not results.has_tests:
@@ -117,7 +106,7 @@ def load_side(path) -> Side:
             raise BadInput(f"{path} is neither a zstest results.json (no tests list) nor a "
                            f"build.json (no artifacts or series).")
     if side.results is not None:
-        side.build = _build_of_results(side.results)
+        side.build = build_of_results(side.results)
     return side
 
 

@@ -22,8 +22,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import BadInput
 from .fsutil import write_text_atomic
-from .manifests import (PERF_JSON, BuildManifest, ResultsManifest, find_results, has_build,
-                        load_build, load_results, read_object)
+from .manifests import (PERF_JSON, ResultsManifest, build_of_results, find_results, load_results,
+                        read_object)
 
 PAGE = "index.html"
 MAX_SPLATS = 5
@@ -140,16 +140,6 @@ def _pct(value: Any) -> str:
     return f"{value:+.1f}%" if isinstance(value, (int, float)) else "?"
 
 
-def _build_of(results: ResultsManifest) -> Optional[BuildManifest]:
-    build_dir = results.build_dir
-    if build_dir is None or not has_build(build_dir):
-        return None
-    try:
-        return load_build(build_dir)
-    except BadInput:
-        return None
-
-
 def verdict_of(results: ResultsManifest) -> str:
     return {"passed": "passed", "failed": "failed"}.get(results.status or "", results.status
                                                        or "error")
@@ -159,7 +149,7 @@ def results_row(results_dir: Path, **given: Any) -> PageRow:
     """A row from a results dir (and the build it ran, when it is still there); given fields
     (title, link, verdict, note ...) win over what the files say."""
     results = load_results(results_dir)
-    build = _build_of(results)
+    build = build_of_results(results)
     series = build.series if build else None
     title = (series.cover_subject or (series.patches[0].subject if series.patches else "")
              if series else "") or "no series: base tree"

@@ -34,7 +34,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from .errors import BadInput, ZstestError
 from .manifests import (BUILD_JSON, BuildManifest, ResultsManifest, find_results, has_build,
                         load_build, load_results, save_kcidb)
-from .patchset import patchset_hash, recorded_patchset_hash
+from .patchset import recorded_patchset_hash
 
 DEFAULT_ORIGIN = "zstest"
 ORIGIN = re.compile(r"^[a-z0-9_]+$")

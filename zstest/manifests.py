@@ -450,6 +450,18 @@ def load_results(path: "str | Path") -> ResultsManifest:
     return _parse(path, RESULTS_JSON, _results_from)
 
 
+def build_of_results(results: ResultsManifest) -> Optional[BuildManifest]:
+    """The build a run booted, while its build.json is still there and readable; else None
+    (a build dir removed or rewritten since the run: readers go on without it)."""
+    build_dir = results.build_dir
+    if build_dir is None or not has_build(build_dir):
+        return None
+    try:
+        return load_build(build_dir)
+    except BadInput:
+        return None
+
+
 def save_results(results_dir: "str | Path", data: dict) -> Path:
     return _save(Path(results_dir) / RESULTS_JSON, RESULTS_JSON, RESULTS_SCHEMA, data)
 

@@ -30,7 +30,6 @@ from .gitsafe import cache_git_dir, git_env, run_git
 from .proc import CommandError
 from .series.diff import analyze_diff
 from .series.model import Patch, Series
-from .series.parse import mail_from_bytes
 
 log = logging.getLogger("zstest.tree")
 
