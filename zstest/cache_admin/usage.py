@@ -18,7 +18,8 @@ from ..manifests import load_bisect, load_build, load_results
 
 # Every area zstest writes, in the order `cache show` lists them.
 AREAS = ("src", "repos", "worktrees", "objs", "ccache", "builds", "results", "bisect", "images",
-         "guest-tools", "sysroots", "lore", "test-builds", "accel", "locks")
+         "guest-tools", "sysroots", "lore", "perf", "b4check", "watch", "coverage-maps",
+         "test-builds", "git-isolation", "accel", "locks")
 PRUNABLE_AREAS = ("builds", "results", "bisect", "images", "objs", "worktrees", "ccache", "repos",
                   "test-builds")
 DEFAULT_PRUNE_AREAS = ("builds", "results", "bisect", "images")
