@@ -208,33 +208,31 @@ def _download(url: str, dest: Path, lore_url: str, msgid: str, body=None) -> Non
         watchdog.cancel()
 
 
-def _copy_into(resp, out, url: str, watchdog: _Watchdog) -> None:
+def _chunks(resp, url: str, watchdog: _Watchdog, what: str):
+    """resp's body in chunks, within the deadline and the size cap (what: for the sentence)."""
     received = 0
-    while not watchdog.fired:
+    while True:
+        if watchdog.fired:
+            raise BadInput(f"fetching {url} did not finish within {FETCH_DEADLINE_S:g} s.")
         chunk = resp.read1(CHUNK_BYTES)
         if not chunk:
             return
         received += len(chunk)
         if received > MAX_COMPRESSED_BYTES:
             raise BadInput(f"{url} sent more than {MAX_COMPRESSED_BYTES >> 20} MiB; "
-                           f"no feed is that large.")
+                           f"no {what} is that large.")
+        yield chunk
+
+
+def _copy_into(resp, out, url: str, watchdog: _Watchdog) -> None:
+    for chunk in _chunks(resp, url, watchdog, "feed"):
         out.write(chunk)
-    raise BadInput(f"fetching {url} did not finish within {FETCH_DEADLINE_S:g} s.")
 
 
 def _inflate_into(resp, out, url: str, watchdog: _Watchdog) -> None:
-    received = written = 0
+    written = 0
     inflate = zlib.decompressobj(wbits=31)      # 31: gzip framing
-    while True:
-        if watchdog.fired:
-            raise BadInput(f"fetching {url} did not finish within {FETCH_DEADLINE_S:g} s.")
-        chunk = resp.read1(CHUNK_BYTES)
-        if not chunk:
-            break
-        received += len(chunk)
-        if received > MAX_COMPRESSED_BYTES:
-            raise BadInput(f"{url} sent more than {MAX_COMPRESSED_BYTES >> 20} MiB; "
-                           f"no thread mbox is that large.")
+    for chunk in _chunks(resp, url, watchdog, "thread mbox"):
         while chunk:
             # max_length: a gzip bomb never inflates past the cap in memory
             data = inflate.decompress(chunk, MAX_MBOX_BYTES - written + 1)
