@@ -398,11 +398,63 @@ def test_real_panic_decodes_to_definitions_in_the_built_tree(kernel_build, tmp_p
     assert annotate_results(tmp_path / "r") == 1
     splat = json.loads((tmp_path / "r" / "results.json").read_text())["tests"][0]["splats"][0]
     frames = {f["function"]: f for f in splat["decoded"]["frames"]}
-    assert frames["sysrq_handle_crash"]["file"] == "drivers/tty/sysrq.c"
+    assert frames["sysrq_handle_crash"]["file"] == "drivers/tty/sysrq.c", splat["decoded"]
     assert frames["sysrq_handle_crash"]["source"] == "definition"
     assert frames["vfs_write"]["file"] == "fs/read_write.c"
     assert frames["entry_SYSCALL_64_after_hwframe"]["file"] == "arch/x86/entry/entry_64.S"
     assert all(f["source"] for f in splat["decoded"]["frames"])
+
+
+@pytest.mark.slow
+def test_decode_reads_the_object_map_the_build_kept_not_the_shared_objdir(kernel_build, tmp_path):
+    """The objdir is shared by every later build of the profile (and rewritten while one runs):
+    CI saw a frame lose its file when another test's build was relinking vmlinux.a. The build
+    keeps its own objects.map.gz; decode must resolve with the objdir gone."""
+    manifest = json.loads((kernel_build / "build.json").read_text())
+    assert manifest["artifacts"]["objects"] == "objects.map.gz"
+    build = tmp_path / "b"
+    build.mkdir()
+    for name in ("System.map", "objects.map.gz"):
+        shutil.copy2(kernel_build / name, build / name)
+    manifest["objdir"] = str(tmp_path / "gone")
+    (build / "build.json").write_text(json.dumps(manifest))
+    shutil.copytree(DATA / "panic-sysrq", tmp_path / "r")
+    data = json.loads((tmp_path / "r" / "results.json").read_text())
+    data["kernel"]["build_dir"] = str(build)
+    (tmp_path / "r" / "results.json").write_text(json.dumps(data))
+    assert annotate_results(tmp_path / "r") == 1
+    splat = json.loads((tmp_path / "r" / "results.json").read_text())["tests"][0]["splats"][0]
+    frames = {f["function"]: f for f in splat["decoded"]["frames"]}
+    assert frames["sysrq_handle_crash"]["file"] == "drivers/tty/sysrq.c", splat["decoded"]
+    # a map that inflates past the bound is a note, never a MemoryError
+    import gzip
+    with gzip.open(build / "objects.map.gz", "wb") as fh:
+        fh.write(b"\0" * (65 << 20))
+    assert annotate_results(tmp_path / "r") == 1
+    notes = json.loads((tmp_path / "r" / "results.json").read_text())["tests"][0]["splats"][0][
+        "decoded"]["notes"]
+    assert any("objects.map.gz is unreadable or larger than 64 MiB" in n for n in notes), notes
+
+
+def test_object_map_round_trip_from_real_nm_output():
+    """object_map_text on recorded `nm -A` lines of a thin vmlinux.a (6.1 base build)."""
+    from zstest.decode.symbols import object_map_text, parse_object_map
+    objdir = "/root/.cache/zstest/objs/linux-source-6.1-19ae69399b-base-695e50ec"
+    nm = (f"{objdir}/vmlinux.a:{objdir}/drivers/tty/sysrq.o:0000000000000a10 t sysrq_handle_crash\n"
+          f"{objdir}/vmlinux.a:{objdir}/drivers/tty/sysrq.o:0000000000000000 d sysrq_crash_op\n"
+          f"{objdir}/vmlinux.a:{objdir}/fs/read_write.o:0000000000001c40 T vfs_write\n"
+          f"{objdir}/vmlinux.a:{objdir}/kernel/a.o:0000000000000000 t show_state\n"
+          f"{objdir}/vmlinux.a:{objdir}/kernel/b.o:0000000000000000 t show_state\n"
+          f"{objdir}/vmlinux.a:/elsewhere/x.o:0000000000000000 T outside\n"
+          f"{objdir}/vmlinux.a:{objdir}/lib/lib.a:0000000000000000 T not_an_object\n")
+    text = object_map_text(nm, objdir)
+    table = parse_object_map(text)
+    assert table["sysrq_handle_crash"] == ["drivers/tty/sysrq"]
+    assert table["vfs_write"] == ["fs/read_write"]
+    assert table["show_state"] == ["kernel/a", "kernel/b"]
+    assert "sysrq_crash_op" not in table and "outside" not in table and "not_an_object" not in table
+    # a hand-made map naming paths outside the tree is ignored
+    assert parse_object_map("../../etc/passwd\tx\n/etc\ty\n") == {}
 
 
 def test_decode_command_on_a_console_log_and_bad_input(tmp_path):

@@ -9,8 +9,10 @@ rebuilds incrementally. Compiler: ccache with its own cache dir.
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import json
+import logging
 import os
 import re
 import shlex
@@ -28,11 +30,14 @@ from .progress import Progress
 from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
 from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
+from .decode.symbols import object_map_text
 from .manifests import has_build, save_build
 from .patchset import patch_sha256
 
+log = logging.getLogger("zstest.build")
+
 # Bump when the build's outputs change shape: test fixtures key their reuse on it.
-BUILD_FORMAT_VERSION = "1"
+BUILD_FORMAT_VERSION = "2"
 MAKE_TIMEOUT_S = 4 * 3600
 # Fixed build identity: reproducible version strings and ccache hits on init/version.c.
 REPRODUCIBLE_ENV = {
@@ -643,6 +648,24 @@ class _Builder:
             shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(selftests, dest, symlinks=False)
             arts["selftests"] = "selftests/zram"
+        arts["objects"] = self._keep_object_map()
+
+    def _keep_object_map(self) -> Optional[str]:
+        """Which object defines each vmlinux function, as built, for decode: the objdir is
+        shared by later builds (and rewritten while one runs), so it is read now or never."""
+        archive = self.objdir / "vmlinux.a"
+        if not archive.is_file():
+            return None
+        res = proc.run(["nm", "-A", "--defined-only", str(archive)], timeout=300, check=False)
+        if res.returncode != 0:
+            log.warning("no object map: nm on %s: %s", archive, res.stderr.strip()[-200:])
+            return None
+        text = object_map_text(res.stdout, str(self.objdir))
+        tmp = self.build_dir / "objects.map.gz.tmp"
+        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=6) as fh:
+            fh.write(text)
+        os.replace(tmp, self.build_dir / "objects.map.gz")
+        return "objects.map.gz"
 
     def _modules_install(self) -> None:
         target = self.build_dir / "modules"

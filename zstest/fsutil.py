@@ -98,6 +98,22 @@ def read_bounded(path: "str | Path", max_bytes: int) -> "str | None":
     return None if len(data) > max_bytes else data.decode("utf-8", errors="replace")
 
 
+def read_gzip_bounded(path: "str | Path", max_bytes: int) -> "str | None":
+    """A regular gzip file's text when it inflates to at most max_bytes, else None: a
+    compressed artifact is untrusted input, never inflated whole before it is measured."""
+    import gzip
+    import zlib
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as raw:
+            if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+                return None
+            with gzip.GzipFile(fileobj=raw) as fh:
+                data = fh.read(max_bytes + 1)
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None if len(data) > max_bytes else data.decode("utf-8", errors="replace")
+
+
 def output_error(exc: OSError, path: "str | Path", what: str) -> Exception:
     """An output zstest could not write, as one sentence: a full disk is exit 6 (as the runner's
     ENOSPC), a read-only, missing or wrong kind of path is exit 2 (a bad --out)."""

@@ -223,6 +223,7 @@ class Artifacts:
     config: Optional[str] = None
     modules: Optional[str] = None
     selftests: Optional[str] = None
+    objects: Optional[str] = None    # symbol -> object map of vmlinux, as built (objects.map.gz)
     kmod: dict = field(default_factory=dict)     # {source, modules[], warnings[]}; {} without one
     kmod_modules: list = field(default_factory=list)   # the .ko names (older files: a name or a list)
 
@@ -300,7 +301,8 @@ def _build_from(path: Path, d: dict, schema: int) -> BuildManifest:
     artifacts = Artifacts(**{attr: _take(a, key, (str,), "artifacts.") for attr, key in
                              (("bzimage", "bzImage"), ("vmlinux", "vmlinux"),
                               ("system_map", "System.map"), ("config", "config"),
-                              ("modules", "modules"), ("selftests", "selftests"))},
+                              ("modules", "modules"), ("selftests", "selftests"),
+                              ("objects", "objects"))},
                           kmod=kmod if isinstance(kmod, dict) else {},
                           kmod_modules=kmod_modules)
     ar = _obj(d, "arch")

@@ -10,17 +10,19 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import BadInput
-from ..fsutil import artifact_file, read_bounded
+from ..fsutil import artifact_file, read_bounded, read_gzip_bounded
 from ..manifests import Artifacts, BuildKernel, BuildManifest, PatchRecord, has_build, load_build
 from ..proc import CommandError, run
 from .git import GitSide
-from .symbols import (Decoded, Frame, _base_name, find_definition, parse_addr2line, parse_frames,
+from .symbols import (Decoded, Frame, _base_name, find_definition, object_map_text,
+                      parse_addr2line, parse_frames, parse_object_map,
                       parse_readelf_symbols, parse_section_names, parse_system_map)
 
 log = logging.getLogger("zstest.decode")
 
 TOOL_TIMEOUT_S = 60
 MAX_SYSTEM_MAP_BYTES = 256 << 20     # a 6.x allyesconfig's is ~15 MB
+MAX_OBJECT_MAP_BYTES = 64 << 20     # a 6.1 base build's is ~0.7 MB inflated
 MAX_SOURCE_BYTES = 8 << 20           # mm/page_alloc.c is ~300 KB
 SOURCE_SUFFIXES = (".c", ".h", ".S")
 
@@ -148,6 +150,17 @@ class Decoder(GitSide):
         """symbol -> source paths (tree-relative, without suffix) of the objects defining it."""
         if self._objmap is None:
             self._objmap = {}
+            name = self.manifest.artifacts.objects if self.manifest else None
+            path = artifact_file(self.build_dir, name) if name and self.build_dir else None
+            if path is not None:
+                text = read_gzip_bounded(path, MAX_OBJECT_MAP_BYTES)
+                if text is None:
+                    self.notes.append(f"{path.name} is unreadable or larger than "
+                                      f"{MAX_OBJECT_MAP_BYTES >> 20} MiB: not read")
+                else:
+                    self._objmap = parse_object_map(text)
+                return self._objmap
+            # a build made before objects.map.gz: the shared objdir, as a later build left it
             objdir = self.manifest.objdir if self.manifest else None
             archive = Path(objdir) / "vmlinux.a" if objdir else None
             if archive is not None and archive.is_file():
@@ -156,18 +169,7 @@ class Decoder(GitSide):
                 except CommandError as exc:
                     log.info("decode: %s", exc)
                     out = ""
-                for line in out.splitlines():
-                    parts = line.split()
-                    if len(parts) < 3 or parts[-2] not in "tTwW":
-                        continue
-                    obj = parts[0].rsplit(":", 2)[-2] if parts[0].count(":") >= 2 else ""
-                    try:
-                        rel = os.path.relpath(obj, objdir)
-                    except ValueError:
-                        continue
-                    if rel.startswith("..") or not rel.endswith(".o"):
-                        continue
-                    self._objmap.setdefault(parts[-1], []).append(rel[:-2])
+                self._objmap = parse_object_map(object_map_text(out, str(objdir)))
         return self._objmap
 
     # -- frames
@@ -186,6 +188,8 @@ class Decoder(GitSide):
             # odd artifacts (an unreadable map, a hand-edited build.json) cost the lines, not the run
             log.warning("decode: stopped resolving %r: %s", decoded.title, exc)
             decoded.notes.append(f"decoding stopped early: {exc.__class__.__name__}: {exc}")
+        # what reading the build's artifacts noted on the way (read once, on first need)
+        decoded.notes += [n for n in self.notes if n not in decoded.notes]
         return decoded
 
     def _resolve(self, decoded: Decoded) -> None:

@@ -3,6 +3,7 @@ section names, addr2line output and C source -> where a function or address is (
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -341,4 +342,37 @@ def parse_addr2line(text: str) -> Dict[int, List[Tuple[str, str, Optional[int]]]
             i += 2
             continue
         i += 1
+    return out
+
+
+# ---------------------------------------------------------------- the object map (objects.map.gz)
+
+def object_map_text(nm_output: str, objdir: str) -> str:
+    """`nm -A --defined-only vmlinux.a` (a thin archive in objdir) -> one line per object,
+    "<tree-relative stem>\\t<function> <function> ...": the build keeps it as objects.map.gz."""
+    by_object: Dict[str, List[str]] = {}
+    for line in nm_output.splitlines():
+        parts = line.split()
+        if len(parts) < 3 or parts[-2] not in ("t", "T", "w", "W"):
+            continue
+        head = parts[0]
+        if head.count(":") < 2:
+            continue
+        obj = head.rsplit(":", 2)[-2]
+        rel = os.path.relpath(obj, objdir) if os.path.isabs(obj) else os.path.normpath(obj)
+        if rel.startswith("..") or not rel.endswith(".o"):
+            continue
+        by_object.setdefault(rel[:-2], []).append(parts[-1])
+    return "".join(f"{stem}\t{' '.join(names)}\n" for stem, names in sorted(by_object.items()))
+
+
+def parse_object_map(text: str) -> Dict[str, List[str]]:
+    """object_map_text's lines -> function -> the stems of the objects defining it."""
+    out: Dict[str, List[str]] = {}
+    for line in text.splitlines():
+        stem, _, names = line.partition("\t")
+        if not stem or stem.startswith(("/", "..")) or not names:
+            continue
+        for name in names.split():
+            out.setdefault(name, []).append(stem)
     return out
