@@ -29,7 +29,7 @@ def their_config(tree, tmp_path_factory) -> Path:
     """A real .config written by the kernel's own kconfig (tinyconfig: SMP off, no zram),
     with two choices of the developer's own: a LOCALVERSION and gzip over lz4."""
     objdir = tmp_path_factory.mktemp("theirs")
-    subprocess.run(kconfig.kbuild_make_args(tree, objdir) + ["-s", "tinyconfig"], check=True,
+    subprocess.run(kconfig.kbuild_make_args(tree, objdir, arch_spec("x86_64")) + ["-s", "tinyconfig"], check=True,
                    capture_output=True, timeout=600)
     text = (objdir / ".config").read_text()
     assert text.splitlines()[1] == kconfig.FULL_CONFIG_HEADER
@@ -69,7 +69,7 @@ def test_detection_rule(tmp_path, their_config):
 def test_full_config_is_the_start_and_their_config_forbids_numa(tree, their_config, tmp_path):
     before = sorted(p.name for p in tree.iterdir())
     frags = kconfig.expand_configs([str(their_config)])
-    res = kconfig.configure(tree, tmp_path / "scratch", frags)
+    res = kconfig.configure(tree, tmp_path / "scratch", frags, arch=arch_spec("x86_64"))
     assert res.start == f"file {their_config.resolve()}"
     final = kconfig.read_config(res.config_path)
     # Their choices survive ...
@@ -85,11 +85,11 @@ def test_full_config_is_the_start_and_their_config_forbids_numa(tree, their_conf
     assert "SMP=n" in missing["NUMA"].unmet
     assert "became not set" in missing["NUMA"].sentence()
     # The same inputs again: no make run, the same answer (config_key covers their file).
-    again = kconfig.configure(tree, tmp_path / "scratch", frags)
+    again = kconfig.configure(tree, tmp_path / "scratch", frags, arch=arch_spec("x86_64"))
     assert [m.name for m in again.missing] == ["NUMA"]
     # A change in their file is a new config.
     their_config.write_text(their_config.read_text().replace("# CONFIG_SMP is not set",
                                                              "CONFIG_SMP=y"))
-    res = kconfig.configure(tree, tmp_path / "scratch", frags)
+    res = kconfig.configure(tree, tmp_path / "scratch", frags, arch=arch_spec("x86_64"))
     assert res.missing == [], [m.sentence() for m in res.missing]
     assert sorted(p.name for p in tree.iterdir()) == before      # the tree was not written

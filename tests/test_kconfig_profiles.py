@@ -20,7 +20,8 @@ def test_profile_survives_olddefconfig(version, profile):
     scratch = cache_dir("test-kconfig", f"{version}-{profile}")
     # as the build does: the profile, then the arch's own fragment
     res = kconfig.configure(tree, scratch, [kconfig.resolve_config_arg(profile),
-                                            kconfig.arch_fragment(arch_spec())])
+                                            kconfig.arch_fragment(arch_spec())],
+                            arch=arch_spec())
     assert res.missing == [], "\n".join(m.sentence() for m in res.missing)
     final = kconfig.read_config(res.config_path)
     assert final["ZSMALLOC"] == "y" and final["ZRAM"] == "y" and final["X86_64"] == "y"
@@ -65,7 +66,7 @@ def test_dropped_option_is_reported_with_its_dependency(tmp_path):
     frag.write_text("# include: base\n# CONFIG_MEMORY_HOTPLUG is not set\n")
     tree = default_kernel_tree("6.1")
     res = kconfig.configure(tree, cache_dir("test-kconfig", "6.1-drift"),
-                            [kconfig.parse_fragment(frag)])
+                            [kconfig.parse_fragment(frag)], arch=arch_spec())
     by_name = {m.name: m for m in res.missing}
     assert "MEMORY_HOTREMOVE" in by_name, [m.sentence() for m in res.missing]
     hotremove = by_name["MEMORY_HOTREMOVE"]

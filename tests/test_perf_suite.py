@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from zstest.guest_tools import build_guest_tools
+from zstest.target import Target
 from zstest.suites.lib.metrics import parse_mm_stat
 from zstest.suites.lib.perf import (fio_command, parse_classes_total, parse_cpu_stat,
                                     parse_fio_json, parse_swap_cycles)
@@ -100,7 +101,7 @@ def test_memtouch_swap_cycles_on_the_host(tmp_path):
     """memtouch --reclaim writes the mapping's size to the file each cycle, prints the stat
     file after it and verifies every page (here a plain file stands in for memory.reclaim:
     nothing is reclaimed, the cycle protocol is what is checked)."""
-    memtouch = build_guest_tools()["/usr/bin/memtouch"]
+    memtouch = build_guest_tools(Target.default())["/usr/bin/memtouch"]
     reclaim, stat = tmp_path / "memory.reclaim", tmp_path / "mm_stat"
     reclaim.write_text("")
     stat.write_text("1 2 3\n")
@@ -118,13 +119,13 @@ def test_memtouch_swap_cycles_on_the_host(tmp_path):
                                   ["--mb", "4", "--reclaim", "/x"],
                                   ["--mb", "4", "--stat", "/x"]])
 def test_memtouch_cycle_options_come_together(args):
-    memtouch = build_guest_tools()["/usr/bin/memtouch"]
+    memtouch = build_guest_tools(Target.default())["/usr/bin/memtouch"]
     out = subprocess.run([str(memtouch), *args], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "usage" in out.stderr
 
 
 def test_memtouch_reclaim_that_fails_is_an_error(tmp_path):
-    memtouch = build_guest_tools()["/usr/bin/memtouch"]
+    memtouch = build_guest_tools(Target.default())["/usr/bin/memtouch"]
     out = subprocess.run([str(memtouch), "--mb", "1", "--cycles", "1", "--reclaim",
                           str(tmp_path / "no" / "such")], capture_output=True, text=True,
                          timeout=60)

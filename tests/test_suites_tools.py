@@ -6,13 +6,14 @@ import subprocess
 import pytest
 
 from zstest.guest_tools import build_guest_tools, sources_digest
+from zstest.target import Target
 from zstest.suites.lib.checks import check_data_intact
 from zstest.suites.lib.tools import expected_kinds, parse_tool_output, zsfill_command
 
 
 @pytest.fixture(scope="module")
 def tools():
-    return build_guest_tools()
+    return build_guest_tools(Target.default())
 
 
 def _run(tools, cmd: str):
@@ -24,12 +25,12 @@ def _run(tools, cmd: str):
 
 def test_build_is_static_and_cached(tools):
     zsfill = tools["/usr/bin/zsfill"]
-    assert zsfill.is_file() and sources_digest() in str(zsfill)
+    assert zsfill.is_file() and sources_digest(Target.default()) in str(zsfill)
     assert zsfill.read_bytes()[:4] == b"\x7fELF"
     if shutil.which("file"):
         assert "statically linked" in subprocess.run(["file", str(zsfill)], capture_output=True,
                                                      text=True).stdout
-    assert build_guest_tools() == tools      # second call: the cached binaries
+    assert build_guest_tools(Target.default()) == tools      # second call: the cached binaries
 
 
 def test_write_then_verify_counts_every_kind(tools, tmp_path):

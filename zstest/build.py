@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Callable, Dict, List, Optional, TextIO
 
 
 from . import buildlog, kconfig, proc
-from .arch import DEFAULT_ARCH, ArchSpec, arch_spec
+from .arch import DEFAULT_ARCH, ArchSpec
 from .progress import Progress
 from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
@@ -33,6 +32,7 @@ from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
 from .decode.symbols import object_map_text
 from .manifests import has_build, save_build
 from .patchset import patch_sha256
+from .target import Target
 
 log = logging.getLogger("zstest.build")
 
@@ -73,6 +73,16 @@ class BuildRequest:
     arch: str = DEFAULT_ARCH                     # an arch record's name (zstest/arches/)
     page_size: Optional[str] = None              # --page-size, e.g. "64k"; None: the arch's
 
+    @property
+    def target(self) -> Target:
+        """arch and page_size resolved (BadInput naming the choices for a wrong one)."""
+        return Target.from_options(self.arch, self.page_size)
+
+    def set_target(self, target: Target) -> "BuildRequest":
+        """Build for target: the request's arch and page size become its."""
+        self.arch, self.page_size = target.name, target.page_size_name
+        return self
+
 
 @dataclass
 class BuildResult:
@@ -107,8 +117,8 @@ def _first_line(argv: List[str]) -> Optional[str]:
     return text[0] if text else None
 
 
-def toolchain_versions(arch: Optional[ArchSpec] = None) -> dict:
-    gcc = (arch or arch_spec()).compiler
+def toolchain_versions(arch: ArchSpec) -> dict:
+    gcc = arch.compiler
     return {"gcc": _first_line([gcc, "--version"]), "make": _first_line(["make", "--version"]),
             "ld": _first_line(["ld", "--version"]), "ccache": _first_line(["ccache", "--version"])}
 
@@ -118,7 +128,7 @@ _MAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _RESERVED_MAKE_VARS = {"O", "ARCH", "M", "KBUILD_OUTPUT", "INSTALL_MOD_PATH"}
 
 
-def make_variables(make_args: List[str], arch: Optional[ArchSpec] = None) -> tuple:
+def make_variables(make_args: List[str], arch: ArchSpec) -> tuple:
     """--make-arg VAR=VALUE list -> (compiler args, other variables) for every make call.
 
     ccache stays in front of the compiler: CC=clang becomes CC="ccache clang", and LLVM=1
@@ -141,7 +151,7 @@ def make_variables(make_args: List[str], arch: Optional[ArchSpec] = None) -> tup
     if cc is None and llvm:
         cc = (f"{llvm}clang" if llvm.endswith("/") else
               f"clang{llvm}" if llvm.startswith("-") else "clang")
-    cc = cc or (arch or arch_spec()).compiler
+    cc = cc or arch.compiler
     return [f"CC=ccache {cc}" if not cc.startswith("ccache ") else f"CC={cc}"], rest
 
 
@@ -177,8 +187,8 @@ def ccache_summary(before: Dict[str, int], after: Dict[str, int]) -> dict:
             "after": {k: after.get(k, 0) for k in keys}}
 
 
-def check_kernel_tree(path: Path, arch: Optional[ArchSpec] = None) -> Path:
-    srcarch = (arch or arch_spec()).kernel_srcarch
+def check_kernel_tree(path: Path, arch: ArchSpec) -> Path:
+    srcarch = arch.kernel_srcarch
     if not path.exists():
         raise BadInput(f"kernel tree {path} does not exist.")
     if not path.is_dir() or not (path / "Makefile").is_file() or not (path / "Kconfig").is_file() \
@@ -192,21 +202,15 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:60]
 
 
-def arch_label(arch: ArchSpec, page_size: Optional[str]) -> str:
-    """"arm64", "arm64-64k": the arch and a page size other than its default."""
-    _, size = arch.page_size_config(page_size)
-    return arch.name if size == arch.page_size else f"{arch.name}-{size // 1024}k"
-
-
-def objdir_for(tree_key: str, fragments: List[kconfig.Fragment], label: str = DEFAULT_ARCH) -> Path:
+def objdir_for(tree_key: str, fragments: List[kconfig.Fragment], target: Target) -> Path:
     """One persistent O= dir per (tree, configs, arch and page size): incremental across
-    series and revisions. x86_64's dirs keep the names they had before there were arches."""
+    series and revisions. The default target's dirs keep the names they had before arches."""
     names = [f.profile or f.path.stem for f in fragments]
     # Profiles by name (any checkout or install of zstest shares the objects), fragments by path.
     ids = [f"profile:{f.profile}" if f.profile else str(f.path.resolve()) for f in fragments]
-    if label != DEFAULT_ARCH:
-        names.insert(0, label)
-        ids.append(f"arch:{label}")
+    if target.cache_suffix:
+        names.insert(0, target.cache_suffix)
+        ids.append(f"arch:{target.cache_suffix}")
     digest = hashlib.sha1("\0".join(ids).encode()).hexdigest()[:8]
     return cache_dir("objs", f"{tree_key}-{_slug('+'.join(names))}-{digest}")
 
@@ -229,8 +233,8 @@ class _Builder:
         self.build_dir: Optional[Path] = None
         self.log: Optional[TextIO] = None
         self.progress = Progress(live=req.progress, quiet=req.quiet)
-        self.arch = arch_spec(req.arch)
-        self.arch_label = arch_label(self.arch, req.page_size)   # BadInput for a bad --page-size
+        self.target = req.target                   # BadInput for a bad --arch or --page-size
+        self.arch = self.target.arch
         self.cc_args, self.make_vars = make_variables(req.make_args, self.arch)
         self.warn_state: Dict[str, List[dict]] = {}
 
@@ -329,8 +333,7 @@ class _Builder:
                        "start": None, "missing_options": [], "ignored_optional": []},
             "artifacts": {}, "warnings": [], "errors": [],
             "ccache": None, "toolchain": toolchain_versions(self.arch),
-            "arch": {"name": self.arch.name,
-                     "page_size": self.arch.page_size_config(req.page_size)[1]},
+            "arch": self.target.to_json(),
             "make_args": list(req.make_args),
             "reproducer": shlex.join(["zstest", req.command] + list(req.argv)),
             "build_dir": str(self.build_dir), "each": req.each,
@@ -390,7 +393,7 @@ class _Builder:
                                base_from=wt.base_from, msgid=series.msgid)
             if wt.base_note:
                 self.echo(f"zstest build: {wt.base_note}")
-        self.objdir = objdir_for(kt.key, fragments, self.arch_label)
+        self.objdir = objdir_for(kt.key, fragments, self.target)
         m["objdir"] = str(self.objdir)
         env = dict(REPRODUCIBLE_ENV)
         env.update(ccache_env(wt.path))

@@ -17,6 +17,7 @@ from .errors import EXIT_OK, EXIT_TEST_FAILED, EXIT_USAGE, BadInput
 from .manifests import (BUILD_JSON, RESULTS_JSON, BuildManifest, BuildSeries, ResultsManifest,
                         build_of_results, find_results, has_build, has_cell, has_results, load_build, load_cell,
                         load_results, read_object)
+from .target import Target
 
 PATCH_SUFFIXES = (".patch", ".diff", ".mbox", ".eml")
 WIDTH = 100                 # the text table fits a 100-column terminal
@@ -48,7 +49,8 @@ class Side:
     def arch(self) -> str:
         """"arm64 (64K pages)": what the kernel was built for (results.json, else build.json;
         files from before there were arches: x86_64)."""
-        name, page = "x86_64", 4096
+        default = Target.default()
+        name, page = default.name, default.page_size
         if self.build is not None:
             name, page = self.build.arch, self.build.page_size
         if self.results is not None:

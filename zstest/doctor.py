@@ -10,6 +10,7 @@ from typing import Callable, List, Optional
 from .arch import arch_spec
 from .cache import debian_source_tarball
 from .proc import run, which
+from .target import Target
 
 
 @dataclass
@@ -75,8 +76,8 @@ HOST_CHECKS: List[Callable[[], Check]] = [
     lambda: _tool("ld", "binutils", "build"),
     lambda: _tool("ccache", "ccache", "build"),
     lambda: _tool("lz4", "lz4", "build (CONFIG_KERNEL_LZ4)"),
-    lambda: _file(arch_spec().static_libc, arch_spec().static_libc_package, "build, guest tools",
-                  "static libc"),
+    lambda: _file(Target.default().arch.static_libc, Target.default().arch.static_libc_package,
+                  "build, guest tools", "static libc"),
     lambda: _file("/usr/include/libelf.h", "libelf-dev", "build", "libelf headers"),
     lambda: _file("/usr/include/openssl/ssl.h", "libssl-dev", "build", "openssl headers"),
     lambda: _file(str(debian_source_tarball()), "linux-source-6.1", "build (default tree)",
@@ -87,7 +88,7 @@ HOST_CHECKS: List[Callable[[], Check]] = [
     lambda: _tool("dropbearkey", "dropbear-bin", "image"),
     lambda: _tool("fio", "fio", "image"),
     lambda: _tool("mkfs.ext4", "e2fsprogs", "image"),
-    lambda: _tool(arch_spec().qemu_binary, arch_spec().qemu_package, "vm"),
+    lambda: _tool(Target.default().arch.qemu_binary, Target.default().arch.qemu_package, "vm"),
 ]
 
 
@@ -118,9 +119,10 @@ def arch_checks(name: str) -> List[Check]:
 
 def run_doctor(probe_accel: bool = True, arch: Optional[str] = None) -> DoctorReport:
     report = DoctorReport(checks=[check() for check in HOST_CHECKS])
-    if arch is not None and arch != arch_spec().name:
-        report.checks += arch_checks(arch)
-    spec = arch_spec(arch or arch_spec().name)
+    target = Target.from_options(arch)
+    if target.arch != Target.default().arch:
+        report.checks += arch_checks(target.name)
+    spec = target.arch
     if probe_accel and which(spec.qemu_binary):
         from .vm.accel import probe_accel as probe
         report.accel = probe(arch=spec)

@@ -13,13 +13,14 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from . import resources
-from .arch import DEFAULT_ARCH, ArchSpec, arch_spec
+from .arch import ArchSpec
 from .cache import cache_dir, file_lock
 from .errors import PrereqMissing
 from .proc import CommandError, run, which
+from .target import Target
 
 GUEST_SOURCES = resources.guest_sources_dir()
 CFLAGS = ["-static", "-O2", "-Wall"]
@@ -38,26 +39,30 @@ GUEST_TOOLS: List[GuestTool] = [
 ]
 
 
-def sources_digest(arch: Optional[ArchSpec] = None) -> str:
+def sources_digest(arch: "ArchSpec | Target") -> str:
     """Hash of every source and header, the compiler and its flags: the cache key."""
-    arch = arch or arch_spec()
+    arch = _arch_of(arch)
     h = hashlib.sha256(" ".join([arch.compiler] + CFLAGS).encode())
     for path in sorted(GUEST_SOURCES.glob("*.[ch]")):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
-def build_guest_tools(arch: Optional[ArchSpec] = None) -> Dict[str, Path]:
+def _arch_of(arch: "ArchSpec | Target") -> ArchSpec:
+    # the tools depend on the arch alone: a Target's page size changes nothing here
+    return arch.arch if isinstance(arch, Target) else arch
+
+
+def build_guest_tools(arch: "ArchSpec | Target") -> Dict[str, Path]:
     """Compile the guest helpers for arch (or reuse them); guest path -> host file."""
-    arch = arch or arch_spec()
+    arch = _arch_of(arch)
     gcc = which(arch.compiler)
     if not gcc:
         raise PrereqMissing(f"{arch.compiler} is missing; it compiles zstest's guest helpers "
                             f"for {arch.name} (apt-get install {arch.compiler_package}).")
     digest = sources_digest(arch)
-    # x86_64's keep the cache path they had before there were arches
-    out_dir = cache_dir("guest-tools", digest if arch.name == DEFAULT_ARCH
-                        else f"{arch.name}-{digest}")
+    suffix = Target.from_options(arch.name).arch_cache_suffix
+    out_dir = cache_dir("guest-tools", f"{suffix}-{digest}" if suffix else digest)
     result: Dict[str, Path] = {}
     with file_lock(cache_dir("guest-tools") / "build.lock"):
         for tool in GUEST_TOOLS:

@@ -29,6 +29,7 @@ from .cache import cache_dir, file_lock
 from .errors import BadInput, PrereqMissing
 from .manifests import BuildManifest, has_build, load_build
 from .proc import CommandError, run, which
+from .target import Target
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_RECIPE = resources.images_dir() / "initramfs.ini"   # package data, also from a wheel
@@ -347,11 +348,10 @@ def _add_foreign_binary(tree: _Tree, sysroot, guest_path: str, binary: Path) -> 
 
 def _gather(recipe: Recipe, request: ImageRequest,
             manifest: Optional[BuildManifest]) -> Tuple[_Tree, List[str]]:
-    from .arch import arch_spec
     from .sysroot import guest_sysroot, is_foreign
     tree = _Tree()
     notes = []
-    arch = arch_spec(request.arch or (manifest.arch if manifest is not None else "x86_64"))
+    arch = _target(request, manifest).arch
     sysroot = None
     if is_foreign(arch):
         present = {name: which(name) for name, _ in recipe.binaries if which(name)}
@@ -400,6 +400,13 @@ def _gather(recipe: Recipe, request: ImageRequest,
     return tree, notes
 
 
+def _target(request: ImageRequest, manifest: Optional[BuildManifest]) -> Target:
+    """The guest's arch: the request's, else its build's, else the default (no build given)."""
+    if request.arch:
+        return Target.from_options(request.arch)
+    return Target.from_manifest(manifest) if manifest is not None else Target.default()
+
+
 def build_image(request: ImageRequest) -> Image:
     """Build the initramfs for request, or return the cached one with the same inputs."""
     start = time.monotonic()
@@ -410,8 +417,9 @@ def build_image(request: ImageRequest) -> Image:
     tree, _notes = _gather(recipe, request, manifest)
     h = hashlib.sha256()
     h.update(f"zstest-image {FORMAT_VERSION} {compression}\0".encode())
-    if request.arch or (manifest is not None and manifest.arch != "x86_64"):
-        h.update(f"arch {request.arch or manifest.arch}\0".encode())
+    suffix = _target(request, manifest).arch_cache_suffix
+    if suffix:
+        h.update(f"arch {suffix}\0".encode())
     h.update(recipe.text.encode())
     tree.digest_into(h)
     digest = h.hexdigest()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from . import proc, resources
-from .arch import ArchSpec, arch_spec
+from .arch import ArchSpec
 from .errors import BadInput, BuildFailed
 from .gitsafe import run_git
 
@@ -504,9 +504,8 @@ def check_survival(requested: Dict[str, ConfigOption], final: Dict[str, str],
 
 # ---------------------------------------------------------------- configure
 
-def kbuild_make_args(srctree: Path, objdir: Path, arch: Optional[ArchSpec] = None) -> List[str]:
-    """make in srctree with O=objdir for arch (default: the x86_64 record)."""
-    arch = arch or arch_spec()
+def kbuild_make_args(srctree: Path, objdir: Path, arch: ArchSpec) -> List[str]:
+    """make in srctree with O=objdir for arch."""
     argv = ["make", "-C", str(srctree), f"O={objdir}", f"ARCH={arch.kernel_arch}"]
     return argv + ([f"CROSS_COMPILE={arch.cross_compile}"] if arch.cross_compile else [])
 
@@ -514,7 +513,7 @@ def kbuild_make_args(srctree: Path, objdir: Path, arch: Optional[ArchSpec] = Non
 def configure(srctree: Path, scratch: Path, fragments: List[Fragment],
               env: Optional[dict] = None, log_file=None,
               on_line: Optional[Callable[[str], None]] = None,
-              make_args: Sequence[str] = (), arch: Optional[ArchSpec] = None) -> ConfigResult:
+              make_args: Sequence[str] = (), *, arch: ArchSpec) -> ConfigResult:
     """Start config + fragments + olddefconfig in `scratch` (an O= dir), then check.
 
     The scratch dir is separate from the build's object dir so that an unchanged

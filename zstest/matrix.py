@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from .errors import BadInput
+from .target import Target
 
 AXES = ("series", "config", "tree", "suite", "arch")
 # An axis the file leaves out: the same defaults as `zstest build` / `boot-and-run`.
 AXIS_DEFAULTS = {"series": "", "config": "base", "tree": "6.1", "suite": "default",
-                 "arch": "x86_64"}
+                 "arch": Target.default().cell_name()}
 # arch values: an arch record's name, optionally with a page size ("arm64:64k"). A cell on the
 # default arch carries no arch key and no arch in its name (cells from before there were arches).
 ARCH_AXIS = "arch"
@@ -103,13 +104,7 @@ def cell_name(labels: Dict[str, str]) -> str:
 
 def check_arch_value(value: str, source: str) -> str:
     """"arm64", "arm64:64k": a known arch and one of its page sizes; BadInput otherwise."""
-    from .arch import arch_spec, known_arches
-    name, _, page = value.partition(":")
-    if name not in known_arches():
-        raise BadInput(f"{source}: arch {value!r} is not one of {', '.join(known_arches())} "
-                       f"(optionally with :PAGESIZE, e.g. arm64:64k).")
-    if page:
-        arch_spec(name).page_size_config(page)
+    Target.parse(value, source)
     return value
 
 

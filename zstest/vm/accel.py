@@ -21,9 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..arch import DEFAULT_ARCH, ArchSpec, arch_spec
+from ..arch import ArchSpec, arch_spec
 from ..cache import cache_dir, file_lock
 from ..proc import which
+from ..target import Target
 
 KERNEL_MARKER = re.compile(rb"Freeing unused kernel|Kernel panic - not syncing|Run /")
 BIOS_MARKER = re.compile(rb"No bootable device|Booting from")
@@ -62,8 +63,8 @@ def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0,
         os.close(os.open("/dev/kvm", os.O_RDWR))
     except OSError as exc:
         return AccelChoice("tcg", f"/dev/kvm cannot be opened ({exc.strerror})")
-    key = host_boot_id() + ("-kernel" if kernel else "-firmware") \
-        + ("" if arch.name == DEFAULT_ARCH else f"-{arch.name}")
+    suffix = Target.from_options(arch.name).arch_cache_suffix
+    key = host_boot_id() + ("-kernel" if kernel else "-firmware") + (f"-{suffix}" if suffix else "")
     cache_file = cache_dir("accel") / "verdicts.json"
     with file_lock(cache_dir("locks") / "accel.lock"):
         verdicts = _load(cache_file)
