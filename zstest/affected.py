@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from .coverage import BOOT
+from .coverage import BOOT, analyze, collect
 from .errors import BadInput
-from .manifests import CoverageMap, load_build, load_coverage_map, save_coverage_map
+from .manifests import CoverageMap, load_build, load_coverage_map, now_iso, save_coverage_map
 
 log = logging.getLogger("zstest.affected")
 
@@ -77,7 +77,6 @@ def map_document(collected, tests: list, build: dict, suite: str, keyword: str,
                  results_dir: Path) -> dict:
     """The map of one --coverage run: per test its executed lines and functions; per file the
     lines gcov counts and the functions' line ranges (for a change on a line gcov does not count)."""
-    from .results import now_iso
     files: dict[str, dict] = {}
     per_test: dict[str, dict] = {}
     by_name = {t.name: t for t in tests}
@@ -100,6 +99,25 @@ def map_document(collected, tests: list, build: dict, suite: str, keyword: str,
             "config": config, "kernel_version": (build.get("kernel") or {}).get("version"),
             "suite": suite, "keyword": keyword, "results_dir": str(results_dir),
             "files": files, "tests": per_test}
+
+
+def analyze_and_keep(results_dir: Path, run, build: dict[str, Any],
+                     build_dir: Path | None = None) -> dict[str, Any]:
+    """coverage.analyze() for a run, and the run's per-test coverage map kept in the cache for
+    `--affected` and guided mutate (results.json's coverage.map says where)."""
+    collected = collect(results_dir, run.tests, build, build_dir)
+    coverage = analyze(results_dir, run.tests, build, build_dir, collected)
+    command = list(run.command or [])
+    keyword = command[command.index("-k") + 1] if "-k" in command[:-1] else ""
+    try:
+        kept = keep_map(map_document(collected, run.tests, build, run.suite, keyword,
+                                     results_dir))
+    except OSError as exc:     # a full disk: the run's own coverage stands
+        coverage["notes"].append(f"the coverage map could not be kept: {exc}")
+        return coverage
+    if kept is not None:
+        coverage["map"] = str(kept)
+    return coverage
 
 
 def keep_map(document: dict) -> Optional[Path]:

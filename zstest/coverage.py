@@ -304,26 +304,6 @@ def analyze(results_dir: Path, tests: list, build: dict[str, Any],
     return {"files": files_out, "patches": patches_out, "tests": per_test, "notes": notes[:20]}
 
 
-def analyze_and_keep(results_dir: Path, run, build: dict[str, Any],
-                     build_dir: Path | None = None) -> dict[str, Any]:
-    """analyze() for a run, and the run's per-test coverage map kept in the cache for
-    `--affected` and guided mutate (results.json's coverage.map says where)."""
-    collected = collect(results_dir, run.tests, build, build_dir)
-    coverage = analyze(results_dir, run.tests, build, build_dir, collected)
-    from .affected import keep_map, map_document
-    command = list(run.command or [])
-    keyword = command[command.index("-k") + 1] if "-k" in command[:-1] else ""
-    try:
-        kept = keep_map(map_document(collected, run.tests, build, run.suite, keyword,
-                                     results_dir))
-    except OSError as exc:     # a full disk: the run's own coverage stands
-        coverage["notes"].append(f"the coverage map could not be kept: {exc}")
-        return coverage
-    if kept is not None:
-        coverage["map"] = str(kept)
-    return coverage
-
-
 def summary_lines(coverage: dict[str, Any]) -> list[str]:
     """summary.txt's coverage section: per patch, then per file."""
     out = ["coverage (gcov):"]

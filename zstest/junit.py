@@ -3,6 +3,8 @@
 Console tails carry ESC colour codes and NUL bytes that XML 1.0 cannot hold: every text goes
 through xml_text() first. The counts are computed from the test cases after every extra case
 (kernel_log_clean, the run's own error) is added, so they always match the file.
+`run` is a results.RunResults, read by its fields and never imported: results.py writes
+junit.xml through this module, and an import back would close a circle.
 """
 
 from __future__ import annotations
@@ -11,12 +13,9 @@ import re
 import socket
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from junitparser import Error, Failure, Skipped, TestCase, TestSuite
-
-if TYPE_CHECKING:
-    from .results import RunResults
 
 # ANSI escape sequences (colours, cursor moves) from a serial console: noise in a CI report.
 ANSI_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
@@ -52,7 +51,7 @@ def _result(kind: type, message: str, text: str):
     return entry
 
 
-def junit_suite(run: "RunResults") -> TestSuite:
+def junit_suite(run: Any) -> TestSuite:
     suite = TestSuite(xml_text(f"zstest.{run.suite or 'suite'}"))
     suite.timestamp = _timestamp(run.started)
     suite.hostname = xml_text(socket.gethostname())
@@ -99,7 +98,7 @@ def junit_suite(run: "RunResults") -> TestSuite:
     return suite
 
 
-def junit_xml_text(run: "RunResults") -> str:
+def junit_xml_text(run: Any) -> str:
     """The whole junit.xml document for run, well-formed whatever its texts hold."""
     root = junit_suite(run)._elem
     ET.indent(root)

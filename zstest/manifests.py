@@ -64,6 +64,7 @@ cell.json (build dir and results dir of a matrix cell): {name, series, config, t
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -122,6 +123,11 @@ def _objects(obj: dict, key: str, where: str = "") -> list:
         if not isinstance(item, dict):
             raise _WrongShape(f"{where}{key}[{i}]", item, "an object")
     return items
+
+
+def now_iso() -> str:
+    """The UTC time a manifest records (results.json's `started`, a coverage map's `created`)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _read(path: Path, what: str) -> dict:

@@ -1,20 +1,22 @@
 """The results of one boot-and-run: results.json, junit.xml, summary.txt.
 
-Pure data and writers; the runner fills a RunResults and calls write_results().
+Pure data and writers; the runner fills a RunResults and calls write_results(). junit.py and
+the summary's sections (affected.py's selection, coverage.py's per patch) render parts of it.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import time
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .affected import summary_lines as selection_lines
+from .coverage import summary_lines as coverage_lines
 from .errors import EXIT_BOOT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TEST_FAILED
-from .manifests import RESULTS_JSON, save_results
+from .fsutil import write_text_atomic
+from .junit import junit_xml_text
+from .manifests import RESULTS_JSON, now_iso, save_results  # noqa: F401 (now_iso: the runner's)
 from .manifests import load_results as _load_manifest
 
 # Panics that blame what zstest booted (its image, its command line), not the kernel under test.
@@ -210,18 +212,8 @@ def write_results(results_dir: Path, run: RunResults) -> None:
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     save_results(results_dir, run.to_dict())
-    _atomic_write(results_dir / JUNIT_XML, junit_xml(run))
-    _atomic_write(results_dir / SUMMARY_TXT, summary_text(run))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(results_dir / JUNIT_XML, junit_xml(run))
+    write_text_atomic(results_dir / SUMMARY_TXT, summary_text(run))
 
 
 def _splat_brief(s: Dict[str, Any]) -> str:
@@ -229,7 +221,6 @@ def _splat_brief(s: Dict[str, Any]) -> str:
 
 
 def junit_xml(run: RunResults) -> str:
-    from .junit import junit_xml_text
     return junit_xml_text(run)
 
 
@@ -255,7 +246,6 @@ def summary_text(run: RunResults) -> str:
     if run.message:
         lines.append(f"note:    {run.message}")
     if run.selection:
-        from .affected import summary_lines as selection_lines
         lines += selection_lines(run.selection)
     boots = run.vm.get("boots") or []
     if len(boots) > 1:
@@ -275,9 +265,8 @@ def summary_text(run: RunResults) -> str:
                 note = _splat_brief(t.splats[0]) + ("; " + note if note else "")
             lines.append(f"{t.name:<{width}}  {t.status:<8} {t.duration_s:>7.1f}s  {runs:<7} {note}")
     if run.coverage:
-        from .coverage import summary_lines
         lines.append("")
-        lines += summary_lines(run.coverage)
+        lines += coverage_lines(run.coverage)
     if run.splats:
         lines.append("")
         lines.append(f"kernel splats outside any test ({len(run.splats)}):")
@@ -294,7 +283,3 @@ def _facts(details: Dict[str, Any], width: int = 110) -> str:
              if isinstance(v, (int, float, str)) and not isinstance(v, bool) and len(str(v)) < 40]
     line = " ".join(parts)
     return line if len(line) <= width else line[:width - 3] + "..."
-
-
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -273,7 +273,7 @@ def _coverage(out: Path, run: RunResults, state: "_RunState") -> None:
         run.coverage = {"notes": ["no test left gcov data (no test ran, or the guest had no "
                                   "/sys/kernel/debug/gcov)"]}
         return
-    from .coverage import analyze_and_keep
+    from .affected import analyze_and_keep
     try:
         run.coverage = analyze_and_keep(out, run, build, Path(run.kernel.get("build_dir") or "."))
     except Exception as exc:   # coverage is evidence next to the verdict, never the verdict

@@ -8,6 +8,8 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
+from ..evidence import missing_splats
+from ..fsutil import write_text_atomic
 from ..manifests import load_results, save_results
 from ..splats import find_splats
 from .decoder import Decoder
@@ -54,7 +56,6 @@ def results_splats(data: Dict[str, Any], results_dir: Optional[Path] = None
     results.json lacks (a run ended before it could write it) is added, with its test.
     """
     if results_dir is not None:
-        from ..evidence import missing_splats
         data = missing_splats(data, Path(results_dir))
     out = []
     for test in data.get("tests") or []:
@@ -131,7 +132,6 @@ def annotate_results(results_dir: Path) -> int:
             section.append(f"[{decoded.kind}] {decoded.title}" + (f"  (in {test})" if test else ""))
             section += format_decoded(decoded, width=100)
             section += [f"  note: {n}" for n in decoded.notes]
-        from ..fsutil import write_text_atomic
         save_results(results_dir, data)
         summary = results_dir / "summary.txt"
         old = summary.read_text() if summary.is_file() else ""

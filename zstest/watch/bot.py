@@ -22,7 +22,6 @@ import os
 import shutil
 import time
 import traceback
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set
@@ -363,7 +362,3 @@ def _series_key(title: str, revision: int, digest: str) -> str:
     slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in title.lower())
     slug = "-".join(part for part in slug.split("-") if part)[:32].strip("-") or "series"
     return f"{time.strftime('%Y%m%d', time.gmtime())}-{slug}-v{revision}-{digest[:8]}"
-
-
-def lore_thread_link(lore_url: str, msgid: str) -> str:
-    return f"{lore_url.rstrip('/')}/{urllib.parse.quote(msgid, safe='@.+-_=')}/"

@@ -17,23 +17,21 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List
+from typing import Dict, List
 
 from ..compare import merge
 from ..errors import EXIT_OK, BadInput
 from ..fsutil import write_text_atomic
 from ..matrix import CONFIG_SEPARATOR, expand, matrix_from_dict, render
 from .execute import SeriesRun, results_dir_for, verdict_word
-
-if TYPE_CHECKING:
-    from .bot import Watcher
+from .view import WatcherView
 
 
 def _toml_string(value: str) -> str:
     return json.dumps(value)        # a JSON string with \\ and \" escapes is a TOML basic string
 
 
-def dispatch(watcher: "Watcher", row) -> Path:
+def dispatch(watcher: "WatcherView", row) -> Path:
     cfg = watcher.cfg
     out = Path(cfg.matrix_dir) / row.key
     out.mkdir(parents=True, exist_ok=True)
@@ -56,11 +54,11 @@ def dispatch(watcher: "Watcher", row) -> Path:
     return out
 
 
-def dispatch_all(watcher: "Watcher") -> List[Path]:
+def dispatch_all(watcher: "WatcherView") -> List[Path]:
     return [dispatch(watcher, row) for row in watcher.state.all_series("queued")]
 
 
-def collect(watcher: "Watcher", root: Path) -> List[str]:
+def collect(watcher: "WatcherView", root: Path) -> List[str]:
     """Results dirs under root -> their dispatched series; the keys finished."""
     table = merge([root])
     waiting = watcher.state.all_series("dispatched")

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import List, Optional
 
 from ..errors import BadInput
 from ..htmlpage import PageRow, results_row, write_page
 from ..manifests import has_results
 from .state import SeriesRow
-
-if TYPE_CHECKING:
-    from .bot import Watcher
+from .threads import lore_thread_link
+from .view import WatcherView
 
 SERIES_FILES = ("thread.mbox", "report.txt", "reply.txt", "kcidb.json", "bot-error.txt",
                 "build/build.log", "build/build.json", "build/apply.json")
@@ -35,8 +34,7 @@ def _note(row: SeriesRow) -> str:
     return "; ".join(parts)
 
 
-def series_row(watcher: "Watcher", row: SeriesRow) -> PageRow:
-    from .bot import lore_thread_link
+def series_row(watcher: "WatcherView", row: SeriesRow) -> PageRow:
     from .execute import results_dir_for
     series_dir = watcher.series_dir(row.key)
     verdict = row.verdict if row.status == "done" else row.status
@@ -63,17 +61,16 @@ def series_row(watcher: "Watcher", row: SeriesRow) -> PageRow:
     return page_row
 
 
-def thread_rows(watcher: "Watcher") -> List[PageRow]:
+def thread_rows(watcher: "WatcherView") -> List[PageRow]:
     rows = []
     for thread in watcher.state.waiting_threads():
-        from .bot import lore_thread_link
         rows.append(PageRow(title=thread.title, verdict="waiting", note=thread.note,
                             link=lore_thread_link(watcher.cfg.lore_url, thread.root),
                             when=_when(thread.first_seen)))
     return rows
 
 
-def write(watcher: "Watcher") -> Path:
+def write(watcher: "WatcherView") -> Path:
     rows = thread_rows(watcher) + [series_row(watcher, r)
                                    for r in reversed(watcher.state.all_series())]
     page_dir = watcher.cfg.page_dir or watcher.cfg.directory

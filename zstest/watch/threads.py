@@ -10,6 +10,7 @@ a patch is a reply (parse.build_series keeps "Re:" mails out of the patches), ne
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -106,3 +107,7 @@ def only_comments_changed(patch: Patch) -> bool:
                if l[:1] in "+-" and not l.startswith(("+++", "---"))]
     return bool(changed) and analyze_diff(diff).has_diff and all(
         not l or l.startswith(("/*", "*", "//")) or l.endswith("*/") for l in changed)
+
+
+def lore_thread_link(lore_url: str, msgid: str) -> str:
+    return f"{lore_url.rstrip('/')}/{urllib.parse.quote(msgid, safe='@.+-_=')}/"
