@@ -17,7 +17,8 @@ DATA = Path(__file__).parent / "data"
 REAL = {"build.json": sorted(DATA.rglob("build.json"))[:6],
         "results.json": sorted(DATA.rglob("results.json"))[:6]}
 LOADERS = {"build.json": manifests.load_build, "results.json": manifests.load_results,
-           "bisect.json": manifests.load_bisect, "cell.json": manifests.load_cell}
+           "bisect.json": manifests.load_bisect, "cell.json": manifests.load_cell,
+           "apply.json": manifests.load_apply, "mutate.json": manifests.load_mutate}
 
 SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70),
                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
@@ -56,7 +57,8 @@ def replaced(doc, path, new):
 @fuzz(60)
 @given(name=st.sampled_from(sorted(LOADERS)), doc=st.one_of(JSON, st.dictionaries(
     st.sampled_from(["schema", "status", "tests", "splats", "kernel", "series", "patches",
-                     "console_log", "artifacts", "config", "name", "steps", "verdict"]), JSON,
+                     "console_log", "artifacts", "config", "name", "steps", "verdict", "mutants",
+                     "baseline", "worktree", "problems"]), JSON,
     max_size=6)))
 def test_any_json_loads_or_is_one_sentence(tmp_path, name, doc):
     path = tmp_path / name

@@ -484,12 +484,16 @@ def test_state_files_are_replaced_atomically(tmp_path):
 
 
 def test_apply_json_and_cell_json_are_written_via_replace(tmp_path):
-    """apply.json (tree.py) and cell.json (matrix.py, through manifests) go through write_text_atomic."""
+    """apply.json (tree.py) and cell.json (matrix.py) go through manifests, whose save is
+    write_text_atomic."""
     import inspect
     from zstest import manifests, matrix, tree
     from zstest.vm import accel
     assert "save_cell(" in inspect.getsource(matrix.write_cell)
-    for fn in (tree.write_apply_json, tree.write_apply_status, manifests._save, accel.probe_accel):
+    for fn in (tree.write_apply_json, tree.write_apply_status):
+        source = inspect.getsource(fn)
+        assert "save_apply(" in source and ".write_text(" not in source, fn.__name__
+    for fn in (manifests._save, accel.probe_accel):
         source = inspect.getsource(fn)
         assert "write_text_atomic(" in source and ".write_text(" not in source, fn.__name__
 

@@ -1,6 +1,7 @@
 """zstest/manifests.py: one load (shape checked) and one atomic save per JSON artifact."""
 
 import json
+import re
 
 import pytest
 
@@ -67,3 +68,41 @@ def test_cell_and_bisect_round_trip(tmp_path):
     manifests.save_bisect(tmp_path, {"series": "s", "finished": False, "steps": [{"prefix": 1}]})
     b = manifests.load_bisect(tmp_path)
     assert b.finished is False and b.steps == [{"prefix": 1}]
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"patches": [{"index": 1, "failed_files": "mm/zsmalloc.c"}]}',
+     "patches[0].failed_files is a string, not an array"),
+    ('{"worktree": {"path": 7}}', "worktree.path is a number, not a string"),
+    ('{"problems": [null]}', "problems[0] is null, not a string"),
+])
+def test_apply_json_wrong_shape_names_the_field(tmp_path, content, words):
+    (tmp_path / "apply.json").write_text(content)
+    with pytest.raises(BadInput) as exc:
+        manifests.load_apply(tmp_path)
+    assert str(tmp_path / "apply.json") in exc.value.message and words in exc.value.message
+
+
+def test_mutate_json_round_trip_and_its_shape(tmp_path):
+    record = {"id": "m1", "file": "mm/zsmalloc.c", "verdict": "killed", "runs": [{"kind": "whole"}],
+              "tests_run": ["t.py::a"], "from_the_future": 1}
+    manifests.save_mutate(tmp_path, {"status": "finished", "mutants": [record],
+                                     "baseline": {"key": "k", "run_s": 12.5, "tests": ["t.py::a"]}})
+    m = manifests.load_mutate(tmp_path)
+    assert m.schema == manifests.MUTATE_SCHEMA and m.status == "finished"
+    assert m.mutants == [record] and m.baseline["run_s"] == 12.5
+    for content, words in (('{"mutants": [{"verdict": "killed"}]}', "mutants[0].id is null"),
+                           ('{"mutants": [{"id": "m1", "runs": [3]}]}', "mutants[0].runs[0] is a number"),
+                           ('{"baseline": {"tests": [1]}}', "baseline.tests[0] is a number")):
+        (tmp_path / "mutate.json").write_text(content)
+        with pytest.raises(BadInput, match=re.escape(words)):
+            manifests.load_mutate(tmp_path)
+    (tmp_path / "mutate.json").write_text('{"schema": 99, "mutants": []}')
+    with pytest.raises(BadInput, match="schema 99; this zstest reads and writes 1"):
+        manifests.load_mutate(tmp_path)
+
+
+def test_results_kernel_arch_is_typed(tmp_path):
+    manifests.save_results(tmp_path, {"tests": [], "kernel": {"arch": "arm64", "page_size": 65536}})
+    m = manifests.load_results(tmp_path)
+    assert (m.kernel.arch, m.kernel.page_size) == ("arm64", 65536)

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import REPO, run_zstest
 from zstest.cache import default_kernel_tree
+from zstest.manifests import load_apply
 from zstest.series import load_series
 from zstest.tree import (KernelTree, apply_patch, apply_series, cached_repo, forget_tree,
                          prepare_worktree)
@@ -95,6 +96,9 @@ def test_good_series_applies_plain_tree_untouched(plain_61, tmp_path):
     assert data["status"] == "ok"
     assert [p["status"] for p in data["patches"]] == ["applied"] * 3
     assert all(len(p["commit"]) == 40 for p in data["patches"])
+    typed = load_apply(out)     # the manifests' reader takes what tree.py wrote
+    assert data["schema"] == typed.schema == 1 and typed.status == "ok"
+    assert [p.commit for p in typed.patches] == [p["commit"] for p in data["patches"]]
     wt = Path(data["worktree"]["path"])
     assert "zs_objs_to_pages" in (wt / "mm" / "zsmalloc.c").read_text()
     assert tree_state(plain_61) == before
@@ -114,6 +118,7 @@ def test_conflict_exit_3_names_file_and_hunk(plain_61, tmp_path):
     assert data["status"] == "failed"
     p = data["patches"][0]
     assert p["status"] == "failed" and p["failed_files"] == ["drivers/block/zram/zram_drv.c"]
+    assert load_apply(out).patches[0].failed_files == ["drivers/block/zram/zram_drv.c"]
     # The scratch worktree is left clean: no am session, no .rej, no modified file.
     wt = Path(data["worktree"]["path"])
     assert git("status", "--porcelain", "--ignored", cwd=wt) == ""

@@ -1,4 +1,5 @@
-"""Every JSON artifact zstest writes and reads: build.json, results.json, bisect.json, cell.json.
+"""Every JSON artifact zstest writes and reads: build.json, results.json, bisect.json, cell.json,
+apply.json, mutate.json, perf.json, b4check.json, coverage maps and KCIDB documents.
 
 One module owns them: for each manifest one load (the file's shape checked: wrong shape, not
 JSON or not UTF-8 is BadInput, exit 2, one sentence naming the file and the first bad field)
@@ -8,8 +9,9 @@ Artifacts travel between CI runners and people, so they are untrusted input; and
 newer zstest may carry keys this one does not know. Hence each loaded manifest is a frozen
 dataclass with typed fields for what zstest's readers use, plus `data`: the file as read, every
 key kept. A reader that rewrites a manifest (decode adding `decoded` to splats) edits `data` and
-saves it whole. Writers (build.py, results.py, bisect.py, matrix.py) hand their dict to save_*.
-A file without `schema` is version 1.
+saves it whole. Writers (build.py, results.py, bisect.py, matrix.py, tree.py, mutate/run.py,
+perf/render.py, b4check, affected.py) hand their dict to save_*. A file without `schema` is
+version 1.
 
 build.json (a build directory; written by build.py from the first second):
   status (running / ok / failed / interrupted), duration_s, durations {stage: s}, error,
@@ -29,7 +31,8 @@ build.json (a build directory; written by build.py from the first second):
 
 results.json (a results directory; written by results.py through the runner):
   status (passed / failed / error / interrupted), exit_code, duration_s, suite, started,
-  accel {name, reason}, boot_to_ssh_s, kernel {uname, version, build_dir}, image,
+  accel {name, reason}, boot_to_ssh_s, kernel {uname, version, build_dir, arch (the arch
+  record's name), page_size (bytes)}, image,
   vm {ssh_port, timings, ssh_reconnects, boots [{n, reason, ended, boot_to_ssh_s}]},
   tests: [{name, status (passed / failed / skipped / error / interrupted), duration_s,
   metrics {before, after}, splats, message, log, runs, passes, details}], splats (not tied to
@@ -57,8 +60,25 @@ perf.json (`zstest compare --perf`'s out dir; written by perf/render.py): summar
   mean_b, sd_a, sd_b, change_pct, ci_pct [low, high], p, identical_a, identical_b, notes,
   plot}].
 
-cell.json (build dir and results dir of a matrix cell): {name, series, config, tree, suite};
-  `zstest compare --merge` labels its columns with name.
+cell.json (build dir and results dir of a matrix cell): {name, series, config, tree, suite,
+  arch}; `zstest compare --merge` labels its columns with name.
+
+apply.json (`zstest series apply --out DIR`, and a build dir; written by tree.py at the start
+  and after every patch): status (running / ok / failed / interrupted), duration_s,
+  kernel {tree, kind, base}, worktree {path, purpose, git_dir, notes}, problems [],
+  series {source, revision, kind, total, cover_subject, missing, ..., base_used, base_from,
+  base_note}, patches [{index, subject, status applied / applied-3way / failed, commit,
+  failed_files [], failed_hunks [], message (git's), duration_s}].
+
+mutate.json (`zstest mutate`'s out dir; rewritten by mutate/run.py after every mutant, read
+  back to resume): status (running / finished / partial / interrupted), duration_s (over every
+  run of the dir), message, request {series, revision, kernel, file, functions, suite, keyword,
+  operators, configs, budget_min, max, guided}, baseline {key, verdict, exit_code, build_s,
+  run_s, build_dir, results_dir, map, tests []} | null, mutants [{id, file, line, end_line,
+  function, operator, original, mutated, diff, patch, patch_subject, verdict killed / survived
+  / timeout / build_failed / not_covered | null, test, why, build_s, run_s, duration_s,
+  build_dir, results_dir, covered, tests_run [], runs [{kind, results_dir, run_s, exit_code,
+  tests []}], guided {...} | null}], summary. A schema other than this zstest's is refused.
 """
 
 from __future__ import annotations
@@ -77,12 +97,16 @@ RESULTS_JSON = "results.json"
 BISECT_JSON = "bisect.json"
 CELL_JSON = "cell.json"
 PERF_JSON = "perf.json"
+APPLY_JSON = "apply.json"
+MUTATE_JSON = "mutate.json"
 # The version each save writes; a file without one is version 1.
 BUILD_SCHEMA = 1
 RESULTS_SCHEMA = 1
 BISECT_SCHEMA = 1
 CELL_SCHEMA = 1
 PERF_SCHEMA = 1
+APPLY_SCHEMA = 1
+MUTATE_SCHEMA = 1
 
 
 # ---------------------------------------------------------------- reading and shape
@@ -352,6 +376,8 @@ class RunKernel:
     uname: Optional[str] = None
     version: Optional[str] = None
     build_dir: Optional[str] = None      # where the build was when it ran
+    arch: Optional[str] = None           # the arch record's name (None: an older file)
+    page_size: Optional[int] = None      # bytes
 
 
 @dataclass(frozen=True)
@@ -421,7 +447,9 @@ def _results_from(path: Path, d: dict, schema: int) -> ResultsManifest:
         console_log=_take(d, "console_log", (str,), default="console.log"),
         kernel=RunKernel(uname=_take(k, "uname", (str,), "kernel."),
                          version=_take(k, "version", (str,), "kernel."),
-                         build_dir=_take(k, "build_dir", (str,), "kernel.")),
+                         build_dir=_take(k, "build_dir", (str,), "kernel."),
+                         arch=_take(k, "arch", (str,), "kernel."),
+                         page_size=_take(k, "page_size", (int,), "kernel.")),
         accel=Accel(name=_take(a, "name", (str,), "accel."),
                     reason=_take(a, "reason", (str,), "accel.", "")),
         image=_obj(d, "image"), tests=tests, splats=_objects(d, "splats"),
@@ -548,6 +576,115 @@ def load_cell(path: "str | Path") -> CellManifest:
 
 def save_cell(directory: "str | Path", cell: dict) -> Path:
     return _save(Path(directory) / CELL_JSON, CELL_JSON, CELL_SCHEMA, cell, sort_keys=True)
+
+
+# ---------------------------------------------------------------- apply.json
+
+@dataclass(frozen=True)
+class AppliedPatch:
+    index: int
+    subject: str = ""
+    status: str = ""                 # applied / applied-3way / failed
+    commit: Optional[str] = None     # untrusted: check with tree.is_object_id
+    failed_files: list = field(default_factory=list)
+    failed_hunks: list = field(default_factory=list)
+    message: str = ""
+    duration_s: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ApplyManifest:
+    path: Path
+    data: dict
+    schema: int = APPLY_SCHEMA
+    status: Optional[str] = None
+    duration_s: Optional[float] = None
+    tree: Optional[str] = None
+    base: Optional[str] = None       # untrusted: check with tree.is_object_id
+    worktree: Optional[str] = None   # the scratch worktree the patches were applied in
+    problems: list = field(default_factory=list)
+    patches: list = field(default_factory=list)   # [AppliedPatch]
+
+
+def _apply_from(path: Path, d: dict, schema: int) -> ApplyManifest:
+    patches = []
+    for i, p in enumerate(_objects(d, "patches")):
+        at = f"patches[{i}]."
+        patches.append(AppliedPatch(
+            index=_take(p, "index", (int,), at, i + 1), subject=_take(p, "subject", (str,), at, ""),
+            status=_take(p, "status", (str,), at, ""), commit=_take(p, "commit", (str,), at),
+            failed_files=_words(p, "failed_files", at), failed_hunks=_words(p, "failed_hunks", at),
+            message=_take(p, "message", (str,), at, ""),
+            duration_s=_take(p, "duration_s", (float,), at)))
+    k, w = _obj(d, "kernel"), _obj(d, "worktree")
+    _obj(d, "series")
+    return ApplyManifest(path=path, data=d, schema=schema, status=_take(d, "status", (str,)),
+                         duration_s=_take(d, "duration_s", (float,)),
+                         tree=_take(k, "tree", (str,), "kernel."),
+                         base=_take(k, "base", (str,), "kernel."),
+                         worktree=_take(w, "path", (str,), "worktree."),
+                         problems=_words(d, "problems"), patches=patches)
+
+
+def load_apply(path: "str | Path") -> ApplyManifest:
+    """apply.json of a `series apply --out` dir or a build dir (or the file itself)."""
+    path = _file(path, APPLY_JSON)
+    if not path.is_file():
+        raise BadInput(f"{path.parent} holds no {APPLY_JSON}.")
+    return _parse(path, APPLY_JSON, _apply_from)
+
+
+def save_apply(out: "str | Path", data: dict) -> Path:
+    return _save(Path(out) / APPLY_JSON, APPLY_JSON, APPLY_SCHEMA, data)
+
+
+# ---------------------------------------------------------------- mutate.json
+
+@dataclass(frozen=True)
+class MutateManifest:
+    path: Path
+    data: dict                       # the file as read; the mutator updates and saves it whole
+    schema: int = MUTATE_SCHEMA
+    status: Optional[str] = None
+    duration_s: float = 0.0
+    mutants: list = field(default_factory=list)   # records, each with a text id
+    baseline: Optional[dict] = None
+
+
+def _mutate_from(path: Path, d: dict, schema: int) -> MutateManifest:
+    if schema != MUTATE_SCHEMA:     # a resumed run reuses every record: only its own format
+        raise BadInput(f"{path} is a mutate.json of schema {schema}; this zstest reads and "
+                       f"writes {MUTATE_SCHEMA}: remove it or pick another --out.")
+    mutants = _objects(d, "mutants")
+    for i, m in enumerate(mutants):
+        at = f"mutants[{i}]."
+        if _take(m, "id", (str,), at) is None:
+            raise _WrongShape(f"{at}id", None, "a string")
+        for key in ("verdict", "file", "function", "operator", "why", "test"):
+            _take(m, key, (str,), at)
+        _objects(m, "runs", at)
+        _take(m, "tests_run", (list,), at)
+    baseline = _take(d, "baseline", (dict,))
+    if baseline is not None:
+        for key in ("key", "verdict", "map", "results_dir", "build_dir"):
+            _take(baseline, key, (str,), "baseline.")
+        _take(baseline, "run_s", (float,), "baseline.")
+        _words(baseline, "tests", "baseline.")
+    return MutateManifest(path=path, data=d, schema=schema, status=_take(d, "status", (str,)),
+                          duration_s=_take(d, "duration_s", (float,), default=0.0),
+                          mutants=mutants, baseline=baseline)
+
+
+def load_mutate(path: "str | Path") -> MutateManifest:
+    """mutate.json of a `zstest mutate` out dir (or the file itself)."""
+    path = _file(path, MUTATE_JSON)
+    if not path.is_file():
+        raise BadInput(f"{path.parent} is not a zstest mutate directory (no {MUTATE_JSON}).")
+    return _parse(path, MUTATE_JSON, _mutate_from)
+
+
+def save_mutate(out: "str | Path", data: dict) -> Path:
+    return _save(Path(out) / MUTATE_JSON, MUTATE_JSON, MUTATE_SCHEMA, data)
 
 
 # ---------------------------------------------------------------- perf.json

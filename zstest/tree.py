@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from .cache import cache_dir, cache_root, file_lock
 from .errors import EXIT_APPLY, ApplyFailed, BadInput, ZstestError
 from .fsutil import output_dir, write_text_atomic, writing
 from .gitsafe import cache_git_dir, git_env, run_git
+from .manifests import APPLY_JSON, save_apply
 from .proc import CommandError
 from .series.diff import analyze_diff
 from .series.model import Patch, Series
@@ -609,19 +609,19 @@ def write_apply_status(out: Path, status: str, tree, series: Optional[Series],
             "kernel": {"tree": str(source)}, "problems": problems, "patches": []}
     if series is not None:
         data["series"] = {k: v for k, v in series.to_dict().items() if k != "patches"}
-    with writing(out / "apply.json", "apply.json"):
-        write_text_atomic(out / "apply.json", json.dumps(data, indent=2) + "\n")
+    with writing(out / APPLY_JSON, APPLY_JSON):
+        save_apply(out, data)
 
 
 def write_apply_json(result: ApplyResult, out: Path, status: Optional[str] = None) -> Path:
     """apply.json and apply.log of result (status overrides its own: running part-way)."""
     out = output_dir(out, "apply.json to")
-    target = out / "apply.json"
+    target = out / APPLY_JSON
     data = result.to_dict()
     if status:
         data["status"] = status
-    with writing(target, "apply.json"):
-        write_text_atomic(target, json.dumps(data, indent=2) + "\n")
+    with writing(target, APPLY_JSON):
+        save_apply(out, data)
     with writing(out / "apply.log", "apply.log"):
         log_text = "".join(f"== {p.index} {p.subject}: {p.status}\n{p.message}\n\n"
                            for p in result.patches)
