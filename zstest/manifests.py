@@ -563,6 +563,34 @@ def _cell_from(path: Path, d: dict, schema: int) -> CellManifest:
                            for k in CELL_KEYS})
 
 
+def cell_entry(text_or_file: str) -> "tuple[dict, str]":
+    """`--cell`'s job entry as written (JSON text, or a file holding one: a cell.json, or a
+    one-entry job list as `zstest matrix --format json` prints) and where it came from;
+    matrix.load_cell checks its keys and fills the defaults. BadInput naming where otherwise."""
+    text = text_or_file.strip()
+    where = "--cell"
+    if not text.startswith(("{", "[")):
+        path = Path(text_or_file)
+        if not path.is_file():
+            raise BadInput(f"--cell {text_or_file!r} is neither a JSON object nor a file.")
+        where = str(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"--cell {path} is not a readable UTF-8 JSON file "
+                           f"({exc.__class__.__name__}).") from None
+    try:
+        entry = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"{where} is not valid JSON ({exc}).") from None
+    if isinstance(entry, list) and len(entry) == 1:
+        entry = entry[0]
+    if not isinstance(entry, dict):
+        raise BadInput(f"{where} must be one JSON object (a job entry), not "
+                       f"{_JSON_KIND.get(type(entry), 'a value')}.")
+    return entry, where
+
+
 def has_cell(directory: "str | Path") -> bool:
     return (Path(directory) / CELL_JSON).is_file()
 

@@ -320,25 +320,8 @@ def render(cells: Sequence[dict], fmt: str, gitlab_template: str = "ci/gitlab/zs
 
 def load_cell(text_or_file: str) -> dict:
     """A job entry from JSON text or a file holding it; completed with defaults and a name."""
-    text = text_or_file.strip()
-    where = "--cell"
-    if not text.startswith(("{", "[")):
-        path = Path(text_or_file)
-        if not path.is_file():
-            raise BadInput(f"--cell {text_or_file!r} is neither a JSON object nor a file.")
-        where = str(path)
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"--cell {path} is not a readable UTF-8 JSON file ({exc.__class__.__name__}).") from None
-    try:
-        entry = json.loads(text)
-    except ValueError as exc:
-        raise BadInput(f"{where} is not valid JSON ({exc}).") from None
-    if isinstance(entry, list) and len(entry) == 1:
-        entry = entry[0]
-    if not isinstance(entry, dict):
-        raise BadInput(f"{where} must be one JSON object (a job entry), not {type(entry).__name__}.")
+    from .manifests import cell_entry
+    entry, where = cell_entry(text_or_file)
     unknown = sorted(set(entry) - set(CELL_KEYS) - {"schema"})   # a cell.json is a job entry too
     if unknown:
         raise BadInput(f"{where} has unknown key(s) {', '.join(unknown)}; a job entry has "
