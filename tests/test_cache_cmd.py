@@ -83,11 +83,13 @@ def held_lock():
     procs = []
 
     def hold(path: Path):
-        code = ("import sys, time; from pathlib import Path; from zstest.cache import file_lock\n"
-                "with file_lock(Path(sys.argv[1])):\n"
+        # The path goes in the environment: a holder naming it on its command line would be
+        # skipped as "named by a running process" before its lock is even looked at.
+        code = ("import os, time; from pathlib import Path; from zstest.cache import file_lock\n"
+                "with file_lock(Path(os.environ['HELD_LOCK'])):\n"
                 "    print('held', flush=True); time.sleep(120)\n")
-        p = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=REPO,
-                             stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                             text=True, env={**os.environ, "HELD_LOCK": str(path)})
         assert p.stdout.readline().strip() == "held"
         procs.append(p)
         return p
@@ -391,3 +393,197 @@ def test_pruned_build_drops_its_keep_ref(cache, tmp_path):
     assert not build.exists()
     refs = _git("--git-dir", str(git_dir), "for-each-ref", "refs/zstest/")
     assert ref not in refs
+
+
+# ---------------------------------------------------------------- this round's areas
+
+def make_perf(cache: Path, name: str, days: float, image: Path = None, done: bool = True) -> Path:
+    """A compare --perf out dir: a/ and b/ runs (results.json naming their image), perf.json."""
+    d = cache / "perf" / name
+    for side in ("a", "b"):
+        make_results(cache, "x", 0, image=image).rename(_mkparent(d / side / "run-01"))
+    if done:
+        (d / "perf.json").write_text(json.dumps({"schema": 1, "exit_code": 0}))
+    set_age(d, days)
+    return d
+
+
+def _mkparent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_perf_dirs_are_outputs_newest_kept_unfinished_skipped_images_kept(cache):
+    image = make_image(cache, "99" + "cd" * 9, days=60)    # oldest image: kept only by a run
+    for i in range(7):
+        make_perf(cache, f"2026010{i}-090000", days=20 - i, image=image if i == 2 else None)
+    running = make_perf(cache, "20260110-090000", days=0, done=False)
+    res = zstest_cache(cache, "prune", "--keep", "3", "--json")      # perf is a default area
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    left = sorted(p.name[:8] for p in (cache / "perf").iterdir())
+    # the newest 3: the unfinished one (0 days, counted among them), 06, 05
+    assert left == ["20260105", "20260106", "20260110"]
+    assert running.is_dir() and not (running / "perf.json").exists()
+    assert ("perf", "20260102-090000") in {(i["area"], i["name"]) for i in out["removed"]}
+    assert not image.parent.exists()          # its only run went with perf/20260102
+
+
+def test_a_kept_perf_run_keeps_its_image(cache):
+    image = make_image(cache, "99" + "cd" * 9, days=60)
+    make_perf(cache, "20260109-090000", days=1, image=image)
+    res = zstest_cache(cache, "prune", "--json")
+    assert res.returncode == 0, res.stderr
+    assert image.is_file()
+    assert any(s["name"].startswith("99cd") and "perf/20260109-090000/" in s["reason"]
+               for s in json.loads(res.stdout)["skipped"])
+
+
+def make_b4check(cache: Path, key: str, days: float, status: str = "done") -> Path:
+    d = cache / "b4check" / key
+    write(d / "build" / "bzImage", 64 * 1024)
+    (d / "build" / "build.json").write_text(json.dumps({"status": "ok"}))
+    make_results(cache, "y", 0).rename(d / "results")
+    (d / "b4check.json").write_text(json.dumps({"schema": 1, "status": status, "key": key}))
+    set_age(d, days)
+    return d
+
+
+def test_b4check_verdicts_removed_when_idle_never_while_running(cache, held_lock):
+    idle = make_b4check(cache, "1111111111111111", days=9)
+    running = make_b4check(cache, "2222222222222222", days=9, status="running")
+    fresh = make_b4check(cache, "3333333333333333", days=1)
+    held_lock(running / "run.lock")
+    set_age(running, 9)                     # a worker that started 9 days ago and hangs
+    zstest_cache(cache, "prune", "--keep", "0")
+    assert idle.is_dir()                                # not a default area: b4 reads it back
+    dry = zstest_cache(cache, "prune", "--area", "b4check", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove  b4check/1111111111111111" in dry.stdout
+    assert "unused for 9.0 days (limit 7); b4check.json says 'done'" in dry.stdout
+    assert "b4check/2222222222222222/run.lock is held" in dry.stdout
+    assert idle.is_dir()
+    res = zstest_cache(cache, "prune", "--area", "b4check", "--json")
+    out = json.loads(res.stdout)
+    assert not idle.exists() and fresh.is_dir()
+    assert (running / "b4check.json").is_file() and (running / "build" / "bzImage").is_file()
+    assert out["kept"] == {"b4check": 1}
+
+
+def make_watch(cache: Path) -> dict:
+    """A watcher's directory with a real state file: series in every state, each dir with its
+    thread, reply draft, build and results."""
+    from zstest.watch.bot import STATE_FILE
+    from zstest.watch.state import WatchState
+    base = cache / "watch"
+    state = WatchState(base / STATE_FILE)
+    now = time.time()
+    rows = {"done-old": ("done", 30), "done-mid": ("done", 20), "done-new": ("done", 2),
+            "superseded-old": ("superseded", 25), "queued": ("queued", 40),
+            "running": ("running", 40), "dispatched": ("dispatched", 40)}
+    with state.transaction() as db:
+        for i, (key, (status, days)) in enumerate(rows.items()):
+            state.add_series(db, hash=f"h{i}", root=f"<{key}@x>", key=key, title=key,
+                             author="A <a@x>", revision=1, total=1, present=1, revkey=key,
+                             status=status, queued=now - days * DAY,
+                             finished=now - days * DAY if status == "done" else None)
+            d = base / "series" / key
+            write(d / "thread.mbox", 4096)
+            (d / "reply.txt").write_text("Tested-by: zstest\n")
+            write(d / "build" / "bzImage", 64 * 1024)
+            make_results(cache, "z", 0).rename(d / "results")
+            set_age(d, days)
+    state.close()
+    (base / "watch.lock").write_text("")
+    return {key: base / "series" / key for key in rows}
+
+
+def test_watch_keeps_queue_state_and_lock_finished_series_lose_only_their_bulk(cache):
+    dirs = make_watch(cache)
+    state_file = cache / "watch" / "watch.sqlite"
+    before = state_file.read_bytes()
+    zstest_cache(cache, "prune", "--keep", "0")
+    assert (dirs["done-old"] / "build").is_dir()        # not a default area
+    dry = zstest_cache(cache, "prune", "--area", "watch", "--keep", "1", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove  watch/series/done-old" in dry.stdout
+    assert "skipped       watch/series/queued" in dry.stdout and "never pruned" in dry.stdout
+    assert (dirs["done-old"] / "build").is_dir()
+    res = zstest_cache(cache, "prune", "--area", "watch", "--keep", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert {i["name"] for i in out["removed"]} == {
+        "series/done-old", "series/done-mid", "series/superseded-old"}
+    for key in ("done-old", "done-mid", "superseded-old"):
+        d = dirs[key]
+        assert not (d / "build").exists() and not (d / "results").exists()
+        assert (d / "thread.mbox").is_file() and (d / "reply.txt").is_file()
+    for key in ("done-new", "queued", "running", "dispatched"):
+        assert (dirs[key] / "build" / "bzImage").is_file(), key
+        assert (dirs[key] / "results" / "results.json").is_file(), key
+    assert {s["name"] for s in out["skipped"]} == {
+        "series/queued", "series/running", "series/dispatched"}
+    assert state_file.read_bytes() == before and (cache / "watch" / "watch.lock").is_file()
+    from zstest.watch.state import WatchState
+    statuses = {r.key: r.status for r in WatchState(state_file).all_series()}
+    assert statuses["queued"] == "queued" and statuses["done-old"] == "done"
+
+
+def test_watch_untouched_while_a_watcher_holds_its_lock(cache, held_lock):
+    dirs = make_watch(cache)
+    held_lock(cache / "watch" / "watch.lock")
+    res = zstest_cache(cache, "prune", "--area", "watch", "--keep", "0", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["removed"] == [] and (dirs["done-old"] / "build" / "bzImage").is_file()
+    assert any("watch.lock is held by a running zstest watch" in n for n in out["notes"])
+
+
+def make_map(cache: Path, commit: str, days: float, base: str = None, profiles=("base",)) -> Path:
+    """A coverage map as --coverage keeps it: the recorded one with another source."""
+    from zstest.affected import map_key
+    from zstest.manifests import save_coverage_map
+    doc = json.loads((REPO / "tests" / "data" / "coverage-map-default-6.1.json").read_text())
+    doc["source"].update(commit=commit, base=base or commit,
+                         series={"source": "x.mbox", "revision": 1, "sha256": []} if base else None)
+    doc["config"]["profiles"] = list(profiles)
+    doc["key"] = map_key(doc["source"], doc["config"])
+    path = save_coverage_map(_mkparent(cache / "coverage-maps" / f"{doc['key']}.json"), doc)
+    set_age(path, days)
+    return path
+
+
+def test_coverage_maps_newest_per_tree_and_config_and_the_base_of_a_kept_one(cache, held_lock):
+    base = "b" * 40
+    base_map = make_map(cache, base, days=30)
+    series = [make_map(cache, f"{i}" * 40, days=10 - i, base=base) for i in range(1, 5)]
+    other_config = make_map(cache, "c" * 40, days=40, profiles=("base", "debug"))
+    held = make_map(cache, "e" * 40, days=50, base="f" * 40)
+    held_lock(cache / "locks" / f"coverage-map-{held.stem}.lock")
+    (cache / "coverage-maps" / "broken.json").write_text("{")
+    dry = zstest_cache(cache, "prune", "--area", "coverage-maps", "--keep", "2", "--dry-run",
+                       "--json")
+    planned = {i["path"] for i in json.loads(dry.stdout)["removed"]}
+    assert planned == {str(series[0]), str(series[1])}        # held: skipped in a dry run too
+    res = zstest_cache(cache, "prune", "--area", "coverage-maps", "--keep", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert not series[0].exists() and not series[1].exists()
+    assert series[2].is_file() and series[3].is_file() and other_config.is_file()
+    assert base_map.is_file() and held.is_file()
+    reasons = {Path(s["path"]).name: s["reason"] for s in out["skipped"]}
+    assert "--affected falls back to it" in reasons[base_map.name]
+    assert f"coverage-map-{held.stem}.lock is held" in reasons[held.name]
+    assert "left alone" in reasons["broken.json"]
+
+
+def test_git_isolation_is_never_pruned(cache):
+    reader = cache / "git-isolation" / "reader.git" / "objects"
+    reader.mkdir(parents=True)
+    set_age(cache / "git-isolation", 90)
+    res = zstest_cache(cache, "prune", "--area", "git-isolation")
+    assert res.returncode == 2 and "never pruned" in res.stderr and "Traceback" not in res.stderr
+    zstest_cache(cache, "prune", "--keep", "0", "--older-than", "0", "--area",
+                 ",".join(a for a in ("builds", "results", "bisect", "perf", "images", "objs",
+                                      "worktrees", "repos", "b4check", "watch", "coverage-maps")))
+    assert reader.is_dir()

@@ -19,14 +19,24 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 from .. import proc
 from ..errors import BadInput
 from ..gitsafe import cache_git_dir, run_git
-from ..manifests import BUILD_JSON, RESULTS_JSON, load_build, load_results
+from ..manifests import (B4CHECK_JSON, BUILD_JSON, PERF_JSON, RESULTS_JSON, load_b4check,
+                         load_build, load_coverage_map, load_results)
 from .usage import (DEFAULT_IDLE_DAYS, DEFAULT_KEEP, DEFAULT_PRUNE_AREAS, IMAGES_KEPT, _LOADERS,
-                    PRUNABLE_AREAS, STAMPED_AREAS, UNFINISHED_GRACE_S, CacheEntry, DiskUsage,
-                    _age_key, _is_within, _load_quietly, _real_dirs, area_entries, last_link,
-                    resolved_root, safe_resolve)
+                    NEVER_PRUNED, PRUNABLE_AREAS, STAMPED_AREAS, UNFINISHED_GRACE_S, CacheEntry,
+                    DiskUsage, _age_key, _is_within, _load_quietly, _real_dirs, area_entries,
+                    last_link, resolved_root, safe_resolve)
 
 # The ref build.py keeps per build (its _slug of the build dir's name and a digest).
 BUILD_REF = re.compile(r"refs/zstest/builds/[\w.-]+")
+
+# Where results dirs sit in each area (their results.json keeps their image).
+RESULTS_PATTERNS = (("results", f"*/{RESULTS_JSON}"), ("bisect", f"*/*/results/{RESULTS_JSON}"),
+                    ("perf", f"*/[ab]/*/{RESULTS_JSON}"), ("perf", f"*/warmup/*/*/{RESULTS_JSON}"),
+                    ("b4check", f"*/results/{RESULTS_JSON}"),
+                    ("watch", f"series/*/results*/{RESULTS_JSON}"))
+# A watched series in these states is the watcher's queue or its run: never touched.
+WATCH_LIVE_STATES = ("queued", "running", "dispatched")
+WATCH_DONE_STATES = ("done", "superseded")
 
 # ---------------------------------------------------------------- locks and use
 
@@ -163,10 +173,8 @@ def parse_areas(values: Sequence[str]) -> List[str]:
         for name in (v.strip().rstrip("/") for v in value.split(",")):
             if not name:
                 continue
-            if name == "src":
-                raise BadInput("src/ holds Debian's unpacked kernel sources, which zstest treats "
-                               "as the user's tree: it is never pruned (delete it by hand if you "
-                               "must).")
+            if name in NEVER_PRUNED:
+                raise BadInput(NEVER_PRUNED[name])
             if name not in PRUNABLE_AREAS:
                 raise BadInput(f"unknown cache area {name!r} for --area; prunable areas: "
                                f"{', '.join(PRUNABLE_AREAS)}.")
@@ -249,7 +257,7 @@ class _Pruner:
         entries = self._entries(area)
         if not entries:
             return
-        last = last_link(self.root, area) if area != "bisect" else None
+        last = last_link(self.root, area) if area in ("builds", "results") else None
         last_target = last.resolved if last is not None else None
         dirs = sorted((e for e in entries if e.path.is_dir()), key=_age_key, reverse=True)
         for rank, entry in enumerate(dirs):
@@ -272,7 +280,9 @@ class _Pruner:
                     self._drop_refs(refs)
 
     def _unfinished_and_live(self, area: str, entry: CacheEntry) -> bool:
-        data = _load_quietly(_LOADERS[area], entry.path)
+        if area == "perf" and (entry.path / PERF_JSON).is_file():
+            return False
+        data = _load_quietly(_LOADERS[area], entry.path) if area in _LOADERS else None
         if area == "builds" and data and data.status != "running":
             return False
         if area == "results" and data is not None:
@@ -292,9 +302,11 @@ class _Pruner:
         return False
 
     def _build_refs(self, entry: CacheEntry) -> List[Tuple[Path, str]]:
-        """The refs build.py made to keep a build's patch commits (a bisect has one per step)."""
+        """The refs build.py made to keep a build's patch commits (a bisect has one per step;
+        b4check and watch keep theirs in build/)."""
         refs = []
-        for build_dir in [entry.path, *(p.parent for p in entry.path.glob(f"*/build/{BUILD_JSON}"))]:
+        found = [p.parent for p in entry.path.glob(f"*/build/{BUILD_JSON}")]
+        for build_dir in [entry.path, entry.path / "build", *found]:
             manifest = _load_quietly(load_build, build_dir)
             if manifest is None:
                 continue
@@ -345,16 +357,16 @@ class _Pruner:
                 self._remove_locked(entry, self.locks / f"image-{digest}.lock", why)
 
     def kept_results_files(self) -> List[Path]:
-        """results.json of every results dir that stays (results/, bisect steps, last links)."""
+        """results.json of every results dir that stays (results/, bisect steps, perf runs,
+        b4check and watch series, last links)."""
         files = []
-        # bisect/<stamp>/<step>/results/ holds each step's run.
-        for area, pattern in (("results", f"*/{RESULTS_JSON}"),
-                              ("bisect", f"*/*/results/{RESULTS_JSON}")):
+        # bisect/<stamp>/<step>/results/ holds each step's run; perf/<stamp>/{a,b}/run-NN/ and
+        # warmup/{a,b}/run-NN/ compare --perf's.
+        for area, pattern in RESULTS_PATTERNS:
             base = self.root / area
             if base.is_dir() and not base.is_symlink():
                 for f in base.glob(pattern):
-                    top = base / f.relative_to(base).parts[0]
-                    if top not in self.removed_paths:
+                    if not any(_is_within(f, gone) for gone in self.removed_paths):
                         files.append(f)
         link = last_link(self.root, "results")
         if link.resolved is not None:
@@ -447,6 +459,118 @@ class _Pruner:
                 if self._remove(entry, self._idle_reason(entry) + "; with its worktrees"):
                     self.removed_paths.update(entry.paths)
 
+    # -- this round's state: b4check verdicts, a watcher's series, coverage maps
+
+    def prune_b4check(self) -> None:
+        """A key's verdict is what b4 reads back on its next check of the series: kept until
+        unused for --older-than days; a key whose run.lock is held is running."""
+        for entry in self._entries("b4check") or []:
+            if not entry.path.is_dir() or not self._idle_enough(entry):
+                continue
+            refs = self._build_refs(entry)
+            state = _load_quietly(load_b4check, entry.path) or {}
+            why = (self._idle_reason(entry)
+                   + f"; {B4CHECK_JSON} says {state.get('status', 'nothing')!r}")
+            lock = entry.path / "run.lock"
+            # no run.lock: no run ever started there (and a dry run must not make one)
+            if self._remove_locked(entry, lock, why) if lock.exists() else self._remove(entry, why):
+                self._drop_refs(refs)
+
+    def prune_watch(self) -> None:
+        """A finished series (done, superseded) beyond the newest --keep loses its build and
+        results dirs (the bulk); its thread, report, reply draft and kcidb.json stay, and the
+        state keeps its verdict, so it is never run again. The state file, the lock and a
+        queued, running or dispatched series are never touched; nothing is while a watcher
+        holds watch.lock (its page reads the results)."""
+        base = self.root / "watch"
+        if base.is_symlink():
+            self.result.notes.append(f"watch/ is a symlink to {os.readlink(base)}: not followed, "
+                                     f"not pruned")
+            return
+        from ..watch.bot import STATE_FILE
+        if not (base / STATE_FILE).is_file():
+            return
+        with try_lock(base / "watch.lock") as got:
+            if not got:
+                self.result.notes.append("watch/ not pruned: watch/watch.lock is held by a "
+                                         "running zstest watch (stop it to prune its finished "
+                                         "series)")
+                return
+            rows = self._watch_rows(base / STATE_FILE)
+            if rows is not None:
+                self._prune_watch_series(base, rows)
+
+    def _watch_rows(self, state_file: Path) -> Optional[List[Tuple[str, str, float]]]:
+        """(key, status, when) of every series in the watcher's state, read-only."""
+        import sqlite3
+        try:
+            db = sqlite3.connect(f"{state_file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+            try:
+                return [(str(k), str(st), float(fin or q or 0)) for k, st, fin, q in db.execute(
+                    "SELECT key, status, finished, queued FROM series")]
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            self.result.errors.append(f"watch/ not pruned: {state_file} cannot be read ({exc})")
+            return None
+
+    def _prune_watch_series(self, base: Path, rows: List[Tuple[str, str, float]]) -> None:
+        status = {key: st for key, st, _ in rows}
+        finished = sorted(((when, key) for key, st, when in rows if st in WATCH_DONE_STATES),
+                          reverse=True)
+        for rank, (when, key) in enumerate(finished):
+            series_dir = base / "series" / key
+            bulk = [p for p in [series_dir / "build", *sorted(series_dir.glob("results*"))]
+                    if p.is_dir() and not p.is_symlink()]
+            if not bulk or series_dir.is_symlink():
+                continue
+            entry = CacheEntry("watch", f"series/{key}", bulk, last_used=when)
+            for p in bulk:
+                entry.size_bytes += self.du.usage(p).size_bytes
+            if rank < self.req.keep or (self.req.older_than_days is not None
+                                        and self._age_days(entry) < self.req.older_than_days):
+                self._keep("watch")
+            elif not self._process_user(entry):
+                refs = self._build_refs(CacheEntry("watch", key, [series_dir]))
+                if self._remove(entry, f"{status[key]} {self._age_days(entry):.1f} days ago, "
+                                       f"beyond the newest {self.req.keep}: its build and results "
+                                       f"go; report, reply draft and verdict stay"):
+                    self._drop_refs(refs)
+        for entry in area_entries("series", base / "series", self.du):
+            if status.get(entry.name) in WATCH_LIVE_STATES:
+                self._skip(CacheEntry("watch", f"series/{entry.name}", entry.paths,
+                                      entry.size_bytes),
+                           f"{status[entry.name]}: the watcher's queue or run, never pruned")
+
+    def prune_coverage_maps(self) -> None:
+        """Per tree and config, the newest --keep maps stay, and the map of a kept map's base:
+        --affected on a series falls back to its base's map."""
+        groups: Dict[str, List[Tuple[CacheEntry, dict]]] = {}
+        for entry in self._entries("coverage-maps") or []:
+            if not entry.name.endswith(".json") or not entry.path.is_file():
+                continue
+            cmap = _load_quietly(load_coverage_map, entry.path)
+            if cmap is None:
+                self._skip(entry, "not a coverage map this zstest reads: left alone")
+                continue
+            group = repr((cmap.source.get("tree"), sorted(cmap.config.items())))
+            groups.setdefault(group, []).append((entry, cmap.source))
+        for members in groups.values():
+            members.sort(key=lambda m: _age_key(m[0]), reverse=True)
+            kept = members[:self.req.keep]
+            bases = {src.get("base") for _, src in kept if src.get("series")}
+            for entry, src in members[self.req.keep:]:
+                if not src.get("series") and src.get("commit") in bases:
+                    self._skip(entry, "the base of a kept map (--affected falls back to it)")
+                elif (self.req.older_than_days is not None
+                      and self._age_days(entry) < self.req.older_than_days):
+                    self._keep("coverage-maps")
+                else:
+                    self._remove_locked(entry, self.locks / f"coverage-map-{entry.path.stem}.lock",
+                                        f"beyond the newest {self.req.keep} of its tree and config")
+            for _ in kept:
+                self._keep("coverage-maps")
+
     # -- ccache
 
     def prune_ccache(self) -> None:
@@ -476,6 +600,12 @@ class _Pruner:
         for area in STAMPED_AREAS:
             if area in areas:
                 self.prune_stamped(area)
+        if "b4check" in areas:
+            self.prune_b4check()
+        if "watch" in areas:
+            self.prune_watch()
+        if "coverage-maps" in areas:
+            self.prune_coverage_maps()
         if "images" in areas:
             self.prune_images(self.kept_results_files())
         if "repos" in areas:

@@ -19,15 +19,24 @@ from ..manifests import load_bisect, load_build, load_results
 # Every area zstest writes, in the order `cache show` lists them.
 AREAS = ("src", "repos", "worktrees", "objs", "ccache", "builds", "results", "bisect", "images",
          "guest-tools", "sysroots", "lore", "perf", "b4check", "watch", "coverage-maps",
-         "test-builds", "git-isolation", "accel", "locks")
-PRUNABLE_AREAS = ("builds", "results", "bisect", "images", "objs", "worktrees", "ccache", "repos",
-                  "test-builds")
-DEFAULT_PRUNE_AREAS = ("builds", "results", "bisect", "images")
-# Output areas: the newest N are kept; the others go (unless last / in use).
-STAMPED_AREAS = ("builds", "results", "bisect")
-# Reusable state (objs, worktrees, repos, test-builds): removed only when unused for
-# --older-than days (this default when not given).
+         "mutate", "shell", "test-builds", "git-isolation", "accel", "locks")
+PRUNABLE_AREAS = ("builds", "results", "bisect", "perf", "images", "objs", "worktrees", "ccache",
+                  "repos", "test-builds", "b4check", "watch", "coverage-maps")
+DEFAULT_PRUNE_AREAS = ("builds", "results", "bisect", "perf", "images")
+# Output areas: the newest N are kept; the others go (unless last / in use). perf/ holds
+# `compare --perf` out dirs, finished when perf.json is written.
+STAMPED_AREAS = ("builds", "results", "bisect", "perf")
+# Reusable state (objs, worktrees, repos, test-builds, b4check's verdicts): removed only when
+# unused for --older-than days (this default when not given).
 DEFAULT_IDLE_DAYS = 7.0
+# Areas that are never pruned, and why (--area NAME is refused with this sentence).
+NEVER_PRUNED = {
+    "src": "src/ holds Debian's unpacked kernel sources, which zstest treats as the user's tree: "
+           "it is never pruned (delete it by hand if you must).",
+    "git-isolation": "git-isolation/ holds the empty hooks dir, the templates and reader.git that "
+                     "every git zstest runs goes through (a few KiB, in use by any running "
+                     "zstest): it is never pruned.",
+}
 DEFAULT_KEEP = 5
 IMAGES_KEPT = 3
 # An unfinished build/results/bisect dir written to this recently may belong to a live run.

@@ -32,17 +32,18 @@ def cache_show(as_json: bool) -> int:
 
 @cache_group.command("prune")
 @click.option("--keep", type=int, default=5, show_default=True,
-              help="Newest builds/, results/ and bisect/ dirs to keep.")
+              help="Newest builds/, results/, bisect/ and perf/ dirs to keep (also: watched "
+                   "series' builds and results, coverage maps per tree and config).")
 @click.option("--older-than", "older_than", type=float, default=None, metavar="DAYS",
-              help="Remove only what is older than DAYS; for objs, worktrees, repos and "
-                   "test-builds: unused for DAYS (default 7).")
+              help="Remove only what is older than DAYS; for objs, worktrees, repos, "
+                   "test-builds and b4check: unused for DAYS (default 7).")
 @click.option("--area", "areas", multiple=True, metavar="A,B",
-              help="Areas to prune (default builds,results,bisect,images); also objs, worktrees, "
-                   "ccache, repos, test-builds.")
+              help="Areas to prune (default builds,results,bisect,perf,images); also objs, "
+                   "worktrees, ccache, repos, test-builds, b4check, watch, coverage-maps.")
 @click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def cache_prune(keep: int, older_than, areas, dry_run: bool, as_json: bool) -> int:
-    """Remove old builds, results, bisect runs, images (or other areas).
+    """Remove old builds, results, bisect runs, perf comparisons, images (or other areas).
 
     Never removes what builds/last or results/last point to, nor what a running zstest holds
     locked or a running process names (QEMU's -kernel, make's O=). Exit 1 when something
