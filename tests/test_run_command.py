@@ -12,7 +12,8 @@ import pytest
 
 from conftest import REPO, run_zstest
 from fixtures_vm import qemu_pids_for
-from zstest.runner import BootRunRequest, equivalent_argv
+from zstest.options import command_line
+from zstest.runner import BootRunRequest
 
 DATA = REPO / "tests" / "data" / "decode"
 
@@ -67,7 +68,7 @@ def test_a_run_no_user_typed_records_the_equivalent_boot_and_run_line(tmp_path):
     req = BootRunRequest(build_dir=tmp_path / "b", out=tmp_path / "r", suite="quick",
                          keyword="lz4 and not zstd", timeout=30.0, memory_mb=640,
                          stop_on_oops=True)
-    assert equivalent_argv(req) == [
+    assert command_line("boot-and-run", boot=req) == [
         "zstest", "boot-and-run", "--build", str(tmp_path / "b"), "--out", str(tmp_path / "r"),
         "--suite", "quick", "-k", "lz4 and not zstd", "--timeout", "30", "--memory", "640",
         "--stop-on-oops"]
@@ -85,7 +86,9 @@ def test_boot_and_run_records_its_command_line(vm_build, tmp_path):
     r = run_zstest(*typed, cwd=tmp_path, env={"XDG_CONFIG_HOME": str(xdg)}, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads((out / "results.json").read_text())
-    assert data["command"] == ["zstest", *typed, "--memory", "640"]
+    # every value explicit (the config file's memory too), in zstest.options' order
+    assert data["command"] == ["zstest", "boot-and-run", "--build", str(vm_build), "--out",
+                               str(out), "--suite", "boot", "-k", typed[5], "--memory", "640"]
     assert sorted(t["name"].split("::")[-1] for t in data["tests"]) == [
         "test_kernel_is_the_one_built", "test_zram_control_exists"]
     assert qemu_pids_for(out) == []

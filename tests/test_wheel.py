@@ -118,8 +118,8 @@ def test_installed_wheel_checks_the_host_builds_an_image_and_boots_the_build(ins
     data = json.loads((out / "results.json").read_text())
     assert data["status"] == "passed", proc.stdout + proc.stderr
     assert data["tests"] and all(t["status"] == "passed" for t in data["tests"])
-    assert data["command"] == ["zstest", "boot-and-run", "--build", str(vm_build), "--suite",
-                               "boot", "--out", str(out)]
+    assert data["command"] == ["zstest", "boot-and-run", "--build", str(vm_build), "--out",
+                               str(out), "--suite", "boot"]
     # the guest booted an image this installation built into its own cache
     assert Path(data["image"]["path"]).is_relative_to(cache)
     assert qemu_pids_for(out) == []

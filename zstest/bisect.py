@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
@@ -22,25 +22,26 @@ from .manifests import load_results, save_bisect
 LINEAR_MAX = 6
 
 
+def _build_template():
+    from .build import BuildRequest
+    return BuildRequest()
+
+
+def _boot_template():
+    from .runner import BootRunRequest
+    return BootRunRequest(build_dir=None, out=None)
+
+
 @dataclass
 class BisectRequest:
     series: str
     out: Path
-    kernel: Optional[Path] = None
-    base: Optional[str] = None
-    configs: List[str] = field(default_factory=lambda: ["base"])
-    suite: str = "default"
-    keyword: str = ""
+    # how every prefix is built (series, prefix and out set per prefix) and booted (build_dir
+    # and out set per prefix): zstest.options' requests of the command's options
+    build: Any = field(default_factory=_build_template)
+    boot: Any = field(default_factory=_boot_template)
     strategy: str = "auto"            # auto / linear / binary
     test_base: bool = False           # also run the base tree (else it is assumed good)
-    accel: str = "auto"
-    timeout: float = 300.0
-    run_timeout: float = 3600.0
-    boot_timeout: float = 120.0
-    memory_mb: Optional[int] = None
-    jobs: Optional[int] = None
-    arch: str = "x86_64"              # the arch record every prefix is built for
-    page_size: Optional[str] = None
     on_progress: Callable[[str], None] = print
     # --perf METRIC: a prefix is bad when METRIC moved beyond the thresholds against the base,
     # measured by booting base and prefix alternately (perf/run.py), perf_runs each
@@ -49,6 +50,18 @@ class BisectRequest:
     perf_warmup: int = 1
     perf_thresholds: Any = None       # perf.verdict.Thresholds; None: its defaults
     host_cpus: Optional[set] = None
+
+    @property
+    def kernel(self) -> Optional[Path]:
+        return self.build.kernel
+
+    @property
+    def suite(self) -> str:
+        return self.boot.suite
+
+    @property
+    def keyword(self) -> str:
+        return self.boot.keyword
 
 
 NO_BOOT = "did not boot: "      # a Step.reason that starts so: the prefix's kernel never came up
@@ -128,7 +141,7 @@ class _Bisector:
         """Build prefix k, boot it and run the tests; the verdict good / bad / skip."""
         if k in self.steps:
             return self.steps[k]
-        from .pipeline import BootRunRequest, PipelineRequest, run_pipeline
+        from .pipeline import PipelineRequest, run_pipeline
         req = self.req
         started = time.monotonic()
         step, breq = self._prefix_build(k)
@@ -146,10 +159,7 @@ class _Bisector:
 
         outcome = run_pipeline(PipelineRequest(
             build=breq, echo=lambda line: None, around_run=around,
-            run=BootRunRequest(build_dir=None, out=results_dir, suite=req.suite,
-                               keyword=req.keyword, timeout=req.timeout,
-                               run_timeout=req.run_timeout, accel=req.accel,
-                               memory_mb=req.memory_mb, boot_timeout=req.boot_timeout)))
+            run=replace(req.boot, out=results_dir)))
         if outcome.results_dir is None:
             step.reason = outcome.build_error.message
             step.duration_s = round(time.monotonic() - started, 1)
@@ -190,17 +200,14 @@ class _Bisector:
 
     def _prefix_build(self, k: int):
         """(the Step of prefix k, not yet judged; the BuildRequest of the first k patches)."""
-        from .pipeline import BuildRequest, reproducer_argv
+        from .options import with_reproducer
         req = self.req
         subject = self.series.patches[k - 1].subject if k else "base"
         out = self.out / f"prefix-{k:02d}" / "build"
         step = Step(prefix=k, subject=subject, verdict="skip", build_dir=str(out))
         self.say(f"prefix {k}/{self.n} ({subject}): building")
-        breq = BuildRequest(kernel=req.kernel, series=req.series if k else None, base=req.base,
-                            configs=list(req.configs), out=out,
-                            series_limit=k if k else None, jobs=req.jobs, arch=req.arch,
-                            page_size=req.page_size)
-        breq.argv = reproducer_argv(breq)
+        breq = with_reproducer(replace(req.build, series=req.series if k else None, out=out,
+                                       series_limit=k if k else None))
         return step, breq
 
     def _machine_boots(self, k: int) -> bool:
@@ -344,9 +351,7 @@ class _PerfBisector(_Bisector):
         self.say(f"prefix {step.prefix}: measuring {req.perf_metric} against the base "
                  f"({req.perf_runs} run{'s' * (req.perf_runs != 1)} each, alternately)")
         preq = PerfRequest(a="base", b=f"prefix {step.prefix}", out=out, runs=req.perf_runs,
-                           warmup=req.perf_warmup, suite=req.suite, keyword=req.keyword,
-                           accel=req.accel, memory_mb=req.memory_mb, timeout=req.timeout,
-                           run_timeout=req.run_timeout, boot_timeout=req.boot_timeout,
+                           warmup=req.perf_warmup, build=req.build, boot=req.boot,
                            host_cpus=req.host_cpus,
                            thresholds=req.perf_thresholds or Thresholds(),
                            echo=lambda line: None)

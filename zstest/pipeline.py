@@ -23,12 +23,12 @@ from typing import Callable, ContextManager, Optional
 from .build import BuildRequest, BuildResult, last_build_dir, run_build  # noqa: F401
 from .errors import EXIT_OK, ApplyFailed, BadInput, BootFailed, BuildFailed, ZstestError
 from .manifests import load_build
+from .options import with_command
 from .results import RunResults
 from .runner import BootRunRequest, boot_and_run, default_results_dir  # noqa: F401
 
 __all__ = ["BootRunRequest", "BuildRequest", "PipelineOutcome", "PipelineRequest", "boot_and_run",
-           "default_results_dir", "is_bootable", "last_build_dir", "reproducer_argv", "run_build",
-           "run_pipeline"]
+           "default_results_dir", "is_bootable", "last_build_dir", "run_build", "run_pipeline"]
 
 
 @dataclass
@@ -81,29 +81,6 @@ def is_bootable(build_dir: Path) -> bool:
     return manifest.bootable and (Path(build_dir) / "bzImage").is_file()
 
 
-def reproducer_argv(req: BuildRequest) -> list[str]:
-    """The `zstest build` arguments that make req's build, for build.json's reproducer, when
-    no command line typed by a user is at hand (compare's series mode, bisect's prefixes;
-    `zstest run` hands its own: commands.reproducer_argv)."""
-    argv = ["--kernel", str(req.kernel)] if req.kernel else []
-    argv += ["--base", req.base] if req.base else []
-    for config in req.configs:
-        argv += ["--config", str(config)]
-    if req.series:
-        argv += ["--series", str(req.series)]
-        if req.series_limit is not None:
-            argv += ["--prefix", str(req.series_limit)]
-        if req.each:
-            argv.append("--each")
-    for arg in req.make_args:
-        argv += ["--make-arg", arg]
-    if req.arch != "x86_64":
-        argv += ["--arch", req.arch]
-    if req.page_size:
-        argv += ["--page-size", req.page_size]
-    return argv
-
-
 def run_pipeline(req: PipelineRequest) -> PipelineOutcome:
     """Build, boot what can be booted, run the suite; never raises ApplyFailed/BuildFailed/
     BootFailed (they are in the outcome); Ctrl-C and bad input propagate."""
@@ -119,6 +96,7 @@ def run_pipeline(req: PipelineRequest) -> PipelineOutcome:
         outcome.bootable = True
     run_req = replace(req.run, build_dir=Path(outcome.build_dir),
                       out=Path(req.run.out) if req.run.out else default_results_dir())
+    run_req = with_command(run_req, req.build)
     outcome.results_dir = run_req.out
     if req.affected:
         from .affected import narrow

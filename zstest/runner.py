@@ -52,7 +52,7 @@ class BootRunRequest:
     # a guest whose tests failed (or whose kernel crashed) stays up, reachable over ssh, until
     # Ctrl-C or until QEMU exits; the run stops at that guest
     keep_vm_on_failure: bool = False
-    # the zstest command line for results.json (empty: the equivalent `zstest boot-and-run`)
+    # the zstest command line for results.json (zstest.options.command_line: every caller sets it)
     command: List[str] = field(default_factory=list)
     say: Any = None                # callable(str): lines a person must see, also with --quiet
     # exactly these node ids, in this order (None: the suite's selection): --affected, mutate
@@ -135,26 +135,6 @@ def _hold(req: BootRunRequest, state: "_RunState", out: Path) -> None:
         kept.remove_key()
 
 
-def equivalent_argv(req: BootRunRequest) -> List[str]:
-    """The `zstest boot-and-run` line that makes req's run, for a run no user typed (bisect's
-    prefixes, compare's series mode, mutate's mutants)."""
-    argv = ["zstest", "boot-and-run", "--build", str(req.build_dir), "--out", str(req.out),
-            "--suite", req.suite]
-    defaults = BootRunRequest(build_dir=Path("."), out=Path("."))
-    for name, option in (("keyword", "-k"), ("repeat", "--repeat"), ("timeout", "--timeout"),
-                         ("run_timeout", "--run-timeout"), ("accel", "--accel"),
-                         ("memory_mb", "--memory"), ("boot_timeout", "--boot-timeout"),
-                         ("cmdline_extra", "--append"), ("vmcore", "--vmcore")):
-        value = getattr(req, name)
-        if value != getattr(defaults, name) and value is not None:
-            argv += [option, f"{value:g}" if isinstance(value, float) else str(value)]
-    for name, flag in (("stop_on_oops", "--stop-on-oops"),
-                       ("keep_vm_on_failure", "--keep-vm-on-failure")):
-        if getattr(req, name):
-            argv.append(flag)
-    return argv
-
-
 def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
     from .arch import arch_spec
     from .guest_tools import build_guest_tools
@@ -171,7 +151,7 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
     info = load_build(req.build_dir)
     build_dir = Path(req.build_dir).resolve()
     run = RunResults(suite=suite.name, started=now_iso(), repeat=req.repeat,
-                     console_log=CONSOLE_LOG, command=list(req.command) or equivalent_argv(req),
+                     console_log=CONSOLE_LOG, command=list(req.command),
                      kernel={"build_dir": str(build_dir), "version": info.kernel.version,
                              "arch": info.arch, "page_size": info.page_size},
                      selection=dict(req.selection))

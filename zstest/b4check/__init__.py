@@ -24,9 +24,9 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, BadInput, ZstestError
@@ -45,24 +45,21 @@ def _stderr(line: str) -> None:
     print(f"zstest b4-check: {line}", file=sys.stderr, flush=True)
 
 
+def _template(kind: str):
+    from ..build import BuildRequest
+    from ..runner import BootRunRequest
+    return BuildRequest() if kind == "build" else BootRunRequest(build_dir=None, out=None)
+
+
 @dataclass
 class CheckRequest:
     message: bytes                          # what b4 passed on stdin
     topdir: Path                            # where b4 ran us: its repository's top directory
     kernel: Path                            # the resolved kernel tree
-    base: Optional[str] = None
-    configs: List[str] = field(default_factory=lambda: ["base"])
-    suite: str = "default"
-    keyword: str = ""
-    coverage: bool = False
-    arch: str = "x86_64"
-    page_size: Optional[str] = None
-    jobs: Optional[int] = None
-    timeout: float = 300.0
-    run_timeout: float = 3600.0
-    boot_timeout: float = 120.0
-    accel: str = "auto"
-    memory_mb: Optional[int] = None
+    # how the series is built and booted: zstest.options' requests of the command's options
+    # (series, out and build_dir are set by the check)
+    build: Any = field(default_factory=lambda: _template("build"))
+    boot: Any = field(default_factory=lambda: _template("boot"))
     background: bool = False
     rerun: bool = False
     lore_url: str = "https://lore.kernel.org/all"
@@ -71,6 +68,22 @@ class CheckRequest:
     url_base: Optional[str] = None          # where state_root is published
     wait_s: float = 3 * 3600.0              # a foreground call waiting for a running check
     log: Callable[[str], None] = _stderr
+
+    @property
+    def base(self) -> Optional[str]:
+        return self.build.base
+
+    @property
+    def coverage(self) -> bool:
+        return self.build.coverage
+
+    @property
+    def suite(self) -> str:
+        return self.boot.suite
+
+    @property
+    def keyword(self) -> str:
+        return self.boot.keyword
 
 
 @dataclass
@@ -101,10 +114,10 @@ def _key(req: CheckRequest, found: FoundSeries) -> _Key:
     patchset = series_patchset_hash(found.series.patches)
     # b4's base is a commit of its own repository: meaningful when that is the tree built
     base = req.base or (found.base if req.kernel.resolve() == req.topdir.resolve() else None)
+    from ..options import boot_argv, build_argv
     settings = {"patchset": patchset, "kernel": str(req.kernel), "head": _tree_head(req.kernel),
-                "base": base, "configs": list(req.configs), "suite": req.suite,
-                "keyword": req.keyword, "coverage": req.coverage, "arch": req.arch,
-                "page_size": req.page_size, "zstest": __version__}
+                "base": base, "build": build_argv(replace(req.build, kernel=None, base=None)),
+                "boot": boot_argv(req.boot), "zstest": __version__}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     if req.state_root is not None:
         root = Path(req.state_root)
@@ -152,19 +165,19 @@ def _wait_lock(path: Path, wait_s: float, log):
 # ---------------------------------------------------------------- running
 
 def _build_request(req: CheckRequest, k: _Key, series_file: Path):
-    from ..pipeline import BuildRequest, reproducer_argv
-    breq = BuildRequest(kernel=req.kernel, series=str(series_file), base=k.base,
-                        configs=list(req.configs) or ["base"], out=k.state_dir / "build",
-                        jobs=req.jobs, coverage=req.coverage, arch=req.arch,
-                        page_size=req.page_size, command="run", progress=False)
-    breq.argv = reproducer_argv(breq) + ["--suite", req.suite] + (
-        ["-k", req.keyword] if req.keyword else [])
-    return breq
+    from ..options import with_reproducer
+    return with_reproducer(replace(req.build, kernel=req.kernel, series=str(series_file),
+                                   base=k.base, out=k.state_dir / "build", progress=False),
+                           _boot_request(req, k))
+
+
+def _boot_request(req: CheckRequest, k: _Key):
+    return replace(req.boot, out=k.state_dir / "results", on_progress=req.log, say=req.log)
 
 
 def _run_locked(req: CheckRequest, found: FoundSeries, k: _Key) -> dict:
     """One pipeline run for the key (the caller holds its lock); b4check.json at every step."""
-    from ..pipeline import BootRunRequest, PipelineRequest, run_pipeline
+    from ..pipeline import PipelineRequest, run_pipeline
     for stale in ("build", "results"):
         shutil.rmtree(k.state_dir / stale, ignore_errors=True)
     series_file = k.state_dir / "series.mbox"
@@ -179,12 +192,7 @@ def _run_locked(req: CheckRequest, found: FoundSeries, k: _Key) -> dict:
     req.log(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: testing {found.how} (v{found.series.revision}, "
             f"{len(found.series.patches)} patches, patchset {k.patchset[:12]}), pid {os.getpid()}")
     breq = _build_request(req, k, series_file)
-    rreq = BootRunRequest(build_dir=None, out=k.state_dir / "results", suite=req.suite,
-                          keyword=req.keyword, timeout=req.timeout,
-                          run_timeout=req.run_timeout, boot_timeout=req.boot_timeout,
-                          accel=req.accel, memory_mb=req.memory_mb,
-                          command=["zstest", "run"] + breq.argv,
-                          on_progress=req.log, say=req.log)
+    rreq = replace(_boot_request(req, k), command=["zstest", "run"] + breq.argv)
     try:
         outcome = run_pipeline(PipelineRequest(build=breq, run=rreq, echo=req.log))
         error = outcome.error

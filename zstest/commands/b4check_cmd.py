@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
+from .. import options
 from ..errors import EXIT_INTERRUPTED, ZstestError
-from . import arch_options, lore_url_option
+from . import lore_url_option
 
 
 @contextlib.contextmanager
@@ -51,18 +52,11 @@ class _JsonOnUsageError(click.Command):
 
 
 @click.command("b4-check", cls=_JsonOnUsageError)
-@click.option("--kernel", "kernel", type=click.Path(path_type=Path),
-              help="Kernel tree (default: the current directory when it is one, as b4 runs "
-                   "checks in its repository; else the configured tree, else Debian's 6.1).")
-@click.option("--base", "base", help="Commit to apply the series on (default: the series' "
-                                     "base-commit, or b4's, when the tree has it).")
-@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT|.config",
-              help="Config profile or fragment, repeatable (default: base).")
-@click.option("--suite", default="default", show_default=True, help="Guest suite to run.")
-@click.option("-k", "keyword", default="", help="Select tests by pytest -k expression.")
-@click.option("--coverage", is_flag=True,
-              help="Measure which of the series' changed lines the tests execute (gcov) and "
-                   "report it as a second check.")
+@options.click_options(options.BUILD, options.BOOT, overrides={
+    "kernel": {"help": "Kernel tree (default: the current directory when it is one, as b4 runs "
+                       "checks in its repository; else the configured tree, else Debian's 6.1)."},
+    "base": {"help": "Commit to apply the series on (default: the series' base-commit, or "
+                     "b4's, when the tree has it)."}})
 @click.option("--background", is_flag=True,
               help="Return at once with `warn: running, see URL` while the run goes on in a "
                    "detached process; a later call (b4's rerun) picks up the verdict.")
@@ -74,19 +68,8 @@ class _JsonOnUsageError(click.Command):
 @click.option("--url-base", "url_base", metavar="URL",
               help="Where --state-dir is published (a static web server): the checks link "
                    "URL/<key>/ instead of a file:// URL.")
-@click.option("--jobs", "-j", "jobs", type=click.IntRange(min=1), help="make -j.")
-@click.option("--timeout", type=float, default=300.0, show_default=True,
-              help="Seconds a single guest command may take.")
-@click.option("--run-timeout", type=float, default=3600.0, show_default=True,
-              help="Seconds the whole run may take, boot included.")
-@click.option("--boot-timeout", type=float, default=120.0, show_default=True,
-              help="Seconds from QEMU start to an SSH login.")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
-              show_default=True, help="QEMU accelerator.")
-@click.option("--memory", "memory_mb", type=int, default=None, help="Guest RAM in MiB.")
-@arch_options
 @lore_url_option
-def b4_check(kernel, configs, state_root, **opts) -> int:
+def b4_check(state_root, background, rerun, url_base, **opts) -> int:
     """Check the series of the message on stdin for b4's review view; print b4's JSON array.
 
     b4 runs it in its repository with the cover letter (series check) or one patch (per-patch
@@ -103,10 +86,12 @@ def b4_check(kernel, configs, state_root, **opts) -> int:
             message = sys.stdin.buffer.read() if sys.stdin is not None else b""
             tracking = os.environ.get("B4_TRACKING_FILE")
             req = CheckRequest(message=message, topdir=Path.cwd(),
-                               kernel=Path(resolve_kernel(kernel)),
-                               configs=list(configs) or ["base"], state_root=state_root,
+                               kernel=Path(resolve_kernel(opts["kernel"])),
+                               build=options.build_request(opts),
+                               boot=options.boot_request(opts), background=background,
+                               rerun=rerun, state_root=state_root, url_base=url_base,
                                lore_url=default_lore_url(),
-                               tracking_file=Path(tracking) if tracking else None, **opts)
+                               tracking_file=Path(tracking) if tracking else None)
             entries, code = check(req)
         except ZstestError as exc:
             entries, code = error_check(exc.message), exc.exit_code

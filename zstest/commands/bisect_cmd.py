@@ -7,20 +7,14 @@ from pathlib import Path
 
 import click
 
+from .. import options
 from ..suites import available_suites
-from . import arch_options, lore_url_option
+from . import lore_url_option
 
 
 @click.command("bisect")
 @click.option("--series", required=True, help="The series: mbox, b4's .mbx, patch dir, quilt dir, git range, msgid, lore URL, - for stdin.")
 @lore_url_option
-@click.option("--kernel", type=click.Path(path_type=Path),
-              help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
-@click.option("--base", help="Commit to apply on (git trees).")
-@click.option("--config", "configs", multiple=True, help="Config profile or fragment (repeatable).")
-@click.option("--suite", default="default", show_default=True,
-              help=f"Guest suite: {', '.join(available_suites())}.")
-@click.option("-k", "keyword", default="", help="Select tests by pytest -k expression.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="The bisect directory (default: ~/.cache/zstest/bisect/<stamp>).")
 @click.option("--strategy", type=click.Choice(["auto", "linear", "binary"]), default="auto",
@@ -28,14 +22,7 @@ from . import arch_options, lore_url_option
                                       "auto: linear up to 6 patches.")
 @click.option("--test-base/--assume-base-good", default=False, show_default=True,
               help="Also build and test the base tree (else it is assumed to pass).")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
-@click.option("--timeout", type=float, default=300.0, show_default=True,
-              help="Seconds a single guest command may take.")
-@click.option("--run-timeout", type=float, default=3600.0, show_default=True,
-              help="Seconds one prefix's run may take, boot included.")
-@click.option("--boot-timeout", type=float, default=120.0, show_default=True)
-@click.option("--memory", "memory_mb", type=int, default=None, help="Guest RAM in MiB.")
-@click.option("-j", "--jobs", type=int, default=None, help="make -j (default: all cores).")
+@options.click_options(options.BUILD, options.BOOT)
 @click.option("--perf", "perf_metric", metavar="METRIC",
               help="Find the first patch that moves this perf metric beyond the thresholds "
                    "against the base (each prefix booted alternately with the base; the suite "
@@ -51,18 +38,15 @@ from . import arch_options, lore_url_option
 @click.option("--exact-change", type=float, default=1.0, show_default=True,
               help="--perf: the smallest change of an exact (memory) metric, in %.")
 @click.option("--host-cpus", metavar="LIST", help="--perf: host CPUs QEMU is pinned to, e.g. 0-1.")
-@arch_options
-def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy, test_base,
-                   accel, timeout, run_timeout, boot_timeout, memory_mb, jobs, arch,
-                   page_size, perf_metric, perf_runs, perf_warmup, p_threshold, min_change,
-                   exact_change, host_cpus) -> int:
+def bisect_command(series, out, strategy, test_base, perf_metric, perf_runs, perf_warmup,
+                   p_threshold, min_change, exact_change, host_cpus, **opts) -> int:
     """Find the first patch whose kernel fails the tests; build-broken prefixes are skipped.
     With --perf METRIC: the first patch whose kernel moves METRIC against the base."""
     from ..bisect import BisectRequest, bisect, render_text
     from ..cache import cache_dir
     from ..errors import BadInput
 
-    perf = {}
+    perf, suite = {}, opts["suite"]
     if perf_metric:
         from click.core import ParameterSource
 
@@ -77,14 +61,12 @@ def bisect_command(series, kernel, base, configs, suite, keyword, out, strategy,
     if suite not in available_suites():
         raise BadInput(f"unknown suite {suite!r}; known: {', '.join(available_suites())}.")
     from ..settings import resolve_kernel
-    kernel = resolve_kernel(kernel)
+    opts["kernel"] = resolve_kernel(opts["kernel"])
     out = out or cache_dir("bisect") / time.strftime("%Y%m%d-%H%M%S")
     result = bisect(BisectRequest(
-        series=series, out=out, kernel=kernel, base=base, configs=list(configs) or ["base"],
-        suite=suite, keyword=keyword, strategy=strategy, test_base=test_base, accel=accel,
-        timeout=timeout, run_timeout=run_timeout, boot_timeout=boot_timeout,
-        memory_mb=memory_mb, jobs=jobs, arch=arch, page_size=page_size, on_progress=click.echo,
-        **perf))
+        series=series, out=out, build=options.build_request(opts),
+        boot=options.boot_request(opts, suite=suite), strategy=strategy, test_base=test_base,
+        on_progress=click.echo, **perf))
     click.echo("")
     click.echo(render_text(result))
     click.echo(f"\nzstest: bisect log in {Path(out) / 'bisect.txt'}")

@@ -6,12 +6,14 @@ import contextlib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from .. import options
 from ..errors import BadInput
-from . import arch_options, lore_url_option
+from . import lore_url_option
 
 
 def perf_options(f):
@@ -39,8 +41,6 @@ def perf_options(f):
         click.option("--host-cpus", metavar="LIST",
                      help="--perf: the host CPUs zstest and QEMU are pinned to for every run, "
                           "e.g. 0-1 (default: those zstest may use now)."),
-        click.option("--memory", "memory_mb", type=int, default=None,
-                     help="--perf: guest RAM in MiB for every run (default: the suite's)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -63,23 +63,16 @@ def _write_json(data: dict, dest: str) -> None:
               help="Merge many results dirs (or trees of them, e.g. CI artifacts) into one table.")
 @click.option("--json", "json_out", metavar="FILE|-",
               help="Also write the comparison as JSON to FILE (- for stdout, instead of the table).")
-@click.option("--kernel", type=click.Path(path_type=Path),
-              help="Series mode: the kernel tree to build on (default: the current kernel tree, "
-                   "$ZSTEST_KERNEL, zstest.toml, else Debian's linux-source-6.1).")
-@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",
-              help="Series mode: config profile or fragment; repeatable.")
-@click.option("--suite", default="default", show_default=True, help="Series mode: the guest suite.")
-@click.option("-k", "keyword", default="", help="Series mode: select tests by pytest -k expression.")
 @click.option("--each/--no-each", default=True, show_default=True,
               help="Series mode: apply and build patch by patch.")
+@options.click_options(options.BUILD, options.BOOT)
 @lore_url_option
 @click.option("--allow-arch-mismatch", is_flag=True,
               help="Compare two sides built for different architectures or page sizes "
                    "(refused by default: the differences would be the arches').")
-@arch_options
 @perf_options
-def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword, each,
-                    allow_arch_mismatch, arch, page_size, perf, **perf_opts) -> int:
+def compare_command(sides, merge_mode, json_out, each, allow_arch_mismatch, perf, runs, warmup,
+                    perf_out, p_threshold, min_change, exact_change, host_cpus, **opts) -> int:
     """Compare A (old) with B (new): results dirs, build dirs, their JSON files, or two series
     sources to build and run first. Exit 1 when anything regressed.
 
@@ -88,8 +81,10 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
     from .. import compare as cmp
 
     if perf:
-        return _compare_perf(sides, json_out, kernel, configs, suite, keyword, each,
-                             allow_arch_mismatch, arch, page_size, **perf_opts)
+        return _compare_perf(sides, json_out, each, allow_arch_mismatch, opts, runs=runs,
+                             warmup=warmup, perf_out=perf_out, p_threshold=p_threshold,
+                             min_change=min_change, exact_change=exact_change,
+                             host_cpus=host_cpus)
     if merge_mode:
         if not sides:
             raise BadInput("--merge needs at least one results directory.")
@@ -108,13 +103,13 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
     for src in sides:
         if cmp.looks_like_series(src):
             progress(f"zstest: {src} is a series: building and running it")
-            if kernel is None:
+            if opts.get("kernel") is None:
                 from ..settings import resolve_kernel
-                kernel = resolve_kernel(None, echo=progress)
+                opts["kernel"] = resolve_kernel(None, echo=progress)
             # Stdout carries only the comparison (or its JSON): the run's chatter goes to stderr.
             with contextlib.redirect_stdout(sys.stderr):
-                where = _run_revision(src, kernel, list(configs) or ["base"], suite, keyword,
-                                      each, echo=progress, arch=arch, page_size=page_size)
+                where = _run_revision(src, options.build_request(opts, series=src, each=each),
+                                      options.boot_request(opts), echo=progress)
             progress(f"zstest: {src}: {where}")
             loaded.append(cmp.load_side(where))
         else:
@@ -129,16 +124,15 @@ def compare_command(sides, merge_mode, json_out, kernel, configs, suite, keyword
     return comparison.exit_code
 
 
-def _run_revision(series, kernel, configs, suite, keyword, each, echo, arch="x86_64",
-                  page_size=None) -> Path:
+def _run_revision(breq, rreq, echo) -> Path:
     """Build and run one revision as `zstest run` does; the side to compare is its results dir,
     or its build dir when nothing could be booted."""
-    from ..pipeline import (BootRunRequest, BuildRequest, PipelineRequest, reproducer_argv,
-                            run_pipeline)
+    from ..pipeline import PipelineRequest, run_pipeline
 
-    breq = BuildRequest(kernel=kernel, series=series, configs=configs, each=each, arch=arch,
-                        page_size=page_size)
-    breq.argv = reproducer_argv(breq)
+    series = breq.series
+    breq = options.with_reproducer(breq, rreq)
+    rreq = replace(rreq, command=["zstest", "run"] + breq.argv,
+                   on_progress=lambda msg: echo(f"zstest: {msg}"))
 
     @contextlib.contextmanager
     def around(req, outcome):
@@ -148,10 +142,7 @@ def _run_revision(series, kernel, configs, suite, keyword, each, echo, arch="x86
         echo(f"zstest: {series}: results in {req.out}")
         yield
 
-    outcome = run_pipeline(PipelineRequest(
-        build=breq, echo=echo, around_run=around,
-        run=BootRunRequest(build_dir=None, out=None, suite=suite, keyword=keyword,
-                           on_progress=lambda msg: echo(f"zstest: {msg}"))))
+    outcome = run_pipeline(PipelineRequest(build=breq, echo=echo, around_run=around, run=rreq))
     if outcome.build_dir is None:
         raise outcome.build_error
     if outcome.results_dir is None:
@@ -166,9 +157,8 @@ def _run_revision(series, kernel, configs, suite, keyword, each, echo, arch="x86
 
 # ------------------------------------------------------------------ --perf
 
-def _compare_perf(sides, json_out, kernel, configs, suite, keyword, each, allow_arch_mismatch,
-                  arch, page_size, runs, warmup, perf_out, p_threshold, min_change,
-                  exact_change, host_cpus, memory_mb) -> int:
+def _compare_perf(sides, json_out, each, allow_arch_mismatch, opts, runs, warmup, perf_out,
+                  p_threshold, min_change, exact_change, host_cpus) -> int:
     """`compare --perf A B`: the runs (interleaved) or the results dirs, judged and written."""
     from click.core import ParameterSource
 
@@ -186,15 +176,14 @@ def _compare_perf(sides, json_out, kernel, configs, suite, keyword, each, allow_
         return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
     progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
     kinds = {side_kind(src) for src in sides}
-    if kernel is None and "series" in kinds and "results" not in kinds:
+    if opts.get("kernel") is None and "series" in kinds and "results" not in kinds:
         from ..settings import resolve_kernel
-        kernel = resolve_kernel(None, echo=progress)
+        opts["kernel"] = resolve_kernel(None, echo=progress)
     out = perf_out or claim_unique_dir(cache_dir("perf"), time.strftime("%Y%m%d-%H%M%S"))
     req = PerfRequest(
         a=sides[0], b=sides[1], out=Path(out).expanduser().resolve(), runs=runs, warmup=warmup,
-        suite=suite if typed("suite") else DEFAULT_SUITE, keyword=keyword, kernel=kernel,
-        configs=list(configs) or ["base"], each=each if typed("each") else False, arch=arch,
-        page_size=page_size, memory_mb=memory_mb,
+        build=options.build_request(opts, each=each if typed("each") else False),
+        boot=options.boot_request(opts, suite=opts["suite"] if typed("suite") else DEFAULT_SUITE),
         host_cpus=parse_cpus(host_cpus) if host_cpus else None,
         thresholds=Thresholds(p=p_threshold, min_change_pct=min_change,
                               exact_change_pct=exact_change).check(),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .. import options
 from ..suites import available_suites
 from . import lore_url_option
 
@@ -14,17 +15,12 @@ from . import lore_url_option
 @click.command("mutate")
 @click.option("--series", help="The series whose added C lines are mutated: mbox, patch dir, quilt dir, git range, msgid, lore URL.")
 @lore_url_option
-@click.option("--kernel", type=click.Path(path_type=Path),
-              help="Kernel tree (git or plain). Default: the current directory if it is a kernel tree, then $ZSTEST_KERNEL, then zstest.toml's kernel, then Debian's linux-source-6.1.")
 @click.option("--file", "file", help="A C file of the tree (e.g. mm/zsmalloc.c): mutate its existing code (with --series: only this file's lines).")
 @click.option("--function", "functions", multiple=True,
               help="Function(s) to mutate, comma-separated or repeated (default: every function of --file).")
 @click.option("--operators", default=None,
               help="Comma-separated operators: delete, negate, relational, off_by_one, "
                    "skip_check, return_early, swap_args (default: all).")
-@click.option("--suite", default="default", show_default=True,
-              help=f"Guest suite: {', '.join(available_suites())}.")
-@click.option("-k", "keyword", default="", help="Select tests by pytest -k expression.")
 @click.option("--budget", "budget", type=click.FloatRange(min=0), default=None,
               help="Wall minutes: no new mutant is started once they are spent.")
 @click.option("--max", "max_mutants", type=click.IntRange(min=0), default=None,
@@ -32,11 +28,11 @@ from . import lore_url_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="The mutate directory (mutate.json, summary.txt, one dir per mutant); "
                    "an existing one is resumed. Default: ~/.cache/zstest/mutate/<stamp>.")
-@click.option("--config", "configs", multiple=True, help="Config profile or fragment (repeatable).")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
-@click.option("--run-timeout", type=float, default=None,
-              help="Seconds one mutant's run may take, boot included (default: 3x the clean run).")
-@click.option("-j", "--jobs", type=int, default=None, help="make -j (default: all cores).")
+# --base: the mutants' lines are planned on the tree's HEAD, so the build must start there too
+@options.click_options(options.BUILD, options.BOOT, exclude=("base",), overrides={
+    "run_timeout": {"default": None, "show_default": False,
+                    "help": "Seconds one mutant's run may take, boot included (default: 3x "
+                            "the clean run)."}})
 @click.option("--list", "list_only", is_flag=True, help="Print the mutants and stop (no build).")
 @click.option("--guided/--no-guided", default=True, show_default=True,
               help="Coverage-guided: the baseline runs with --coverage; a mutant on a line no "
@@ -44,8 +40,8 @@ from . import lore_url_option
                    "tests that executed their line, likeliest killer first, up to the first "
                    "kill, and a survivor is confirmed by the whole selection. --no-guided: "
                    "every mutant runs the whole selection.")
-def mutate_command(series, kernel, file, functions, operators, suite, keyword, budget,
-                   max_mutants, out, configs, accel, run_timeout, jobs, list_only, guided) -> int:
+def mutate_command(series, file, functions, operators, budget, max_mutants, out, list_only,
+                   guided, **opts) -> int:
     """Mutation testing: build and run each one-line mutant; killed / survived / timeout."""
     from ..errors import BadInput
     from ..mutate.generate import OPERATORS
@@ -62,13 +58,15 @@ def mutate_command(series, kernel, file, functions, operators, suite, keyword, b
         raise BadInput("give a series (--series SRC) or a file of the tree (--file PATH).")
     if names and not file and not series:
         raise BadInput("--function needs --file (or --series).")
+    suite = opts["suite"]
     if suite not in available_suites():
         raise BadInput(f"unknown suite {suite!r}; known: {', '.join(available_suites())}.")
-    req = MutateRequest(series=series, kernel=kernel, file=file, functions=names, suite=suite,
-                        keyword=keyword, operators=ops, budget_min=budget,
-                        max_mutants=max_mutants, out=out, configs=list(configs) or ["base"],
-                        jobs=jobs, accel=accel, run_timeout=run_timeout, on_progress=click.echo,
-                        guided=guided)
+    build = options.build_request(opts)
+    req = MutateRequest(series=series, kernel=build.kernel, file=file, functions=names,
+                        suite=suite, keyword=opts["keyword"], operators=ops, budget_min=budget,
+                        max_mutants=max_mutants, out=out, configs=build.configs,
+                        run_timeout=opts["run_timeout"], on_progress=click.echo, guided=guided,
+                        build=build, boot=options.boot_request(opts))
     if list_only:
         click.echo(format_plan(plan_mutants(req)))
         return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .. import options
 from ..errors import BadInput
 from . import lore_url_option
 
@@ -22,23 +23,12 @@ from . import lore_url_option
 @click.option("--query", default=None, metavar="QUERY",
               help="The public-inbox search query of --feed search (default: dfn: of every "
                    "zsmalloc/zram path).")
-@click.option("--kernel", "kernel", type=click.Path(path_type=Path),
-              help="The tree to test on (default: as `zstest build`); a series' base-commit is "
-                   "used when this tree's git history has it.")
-@click.option("--config", "configs", multiple=True, metavar="PROFILE|FRAGMENT",
-              help="Config profile(s) (default: base).")
 @click.option("--suite", "suites", multiple=True,
               help="Guest suite(s) to run per series (repeatable; default: default).")
-@click.option("-k", "keyword", default="", help="Select tests by pytest -k expression.")
 @click.option("--each", is_flag=True, help="Apply and build patch by patch.")
-@click.option("--timeout", type=float, default=300.0, show_default=True,
-              help="Seconds a single guest command may take.")
-@click.option("--run-timeout", type=float, default=3600.0, show_default=True,
-              help="Seconds one suite run may take, boot included.")
-@click.option("--boot-timeout", type=float, default=120.0, show_default=True,
-              help="Seconds from QEMU start to an SSH login.")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
-              show_default=True, help="QEMU accelerator.")
+@options.click_options(options.BUILD, options.BOOT, exclude=("suite",), overrides={
+    "kernel": {"help": "The tree to test on (default: as `zstest build`); a series' base-commit "
+                       "is used when this tree's git history has it."}})
 @click.option("--complete-timeout", type=click.FloatRange(min=0), default=7200.0,
               show_default=True,
               help="Seconds to wait for a series' missing patches after its first message; "
@@ -60,9 +50,8 @@ from . import lore_url_option
                    "download), report them and exit.")
 @click.option("--html", "page_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the results page here (default: --dir).")
-def watch_command(directory, feed, query, kernel, configs, suites, keyword, each, timeout,
-                  run_timeout, boot_timeout, accel, complete_timeout, interval, once, backfill,
-                  matrix_dir, tree_label, collect_dir, page_dir) -> int:
+def watch_command(directory, feed, query, suites, each, complete_timeout, interval, once,
+                  backfill, matrix_dir, tree_label, collect_dir, page_dir, **opts) -> int:
     """Poll a public-inbox server for new zsmalloc/zram series (decided by their diffs), run
     each one once (by patchset hash) and write results, report, KCIDB JSON, a reply draft and
     a static results page."""
@@ -76,10 +65,9 @@ def watch_command(directory, feed, query, kernel, configs, suites, keyword, each
     check_lore_url(lore_url)
     if collect_dir is not None and not collect_dir.is_dir():
         raise BadInput(f"--collect {collect_dir} is not a directory.")
-    run = RunConfig(kernel=kernel, configs=list(configs) or ["base"],
-                    suites=list(suites) or ["default"], keyword=keyword, each=each,
-                    timeout=timeout, run_timeout=run_timeout, boot_timeout=boot_timeout,
-                    accel=accel, complete_timeout_s=complete_timeout)
+    kernel = opts["kernel"]
+    run = RunConfig(build=options.build_request(opts, each=each), boot=options.boot_request(opts),
+                    suites=list(suites) or ["default"], complete_timeout_s=complete_timeout)
     cfg = WatchConfig(directory=(directory or cache_dir("watch")).expanduser().resolve(),
                       lore_url=lore_url, feed=feed, query=query or SEARCH_QUERY, run=run,
                       backfill=backfill, matrix_dir=matrix_dir, page_dir=page_dir,

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -29,7 +29,9 @@ from .generate import OPERATORS, Mutant, function_lines, generate_mutants
 from .guided import Guidance, guide
 
 if TYPE_CHECKING:
+    from ..build import BuildRequest
     from ..pipeline import PipelineOutcome
+    from ..runner import BootRunRequest
 
 MUTATE_SCHEMA = 1
 # The functions page migration runs through: mutated first when named with --function.
@@ -39,6 +41,12 @@ MIGRATION_FUNCTIONS = ("zs_page_migrate", "zs_page_isolate", "zs_page_putback",
 JUDGED = ("killed", "survived", "timeout", "build_failed", "not_covered")
 # Artifacts a judged mutant's build dir no longer needs (build.json and build.log stay).
 BULKY_ARTIFACTS = ("bzImage", "vmlinux", "System.map", "modules", "kmod-build", "selftests")
+
+
+def _template(kind: str):
+    from ..build import BuildRequest
+    from ..runner import BootRunRequest
+    return BuildRequest() if kind == "build" else BootRunRequest(build_dir=None, out=None)
 
 
 @dataclass
@@ -54,11 +62,11 @@ class MutateRequest:
     max_mutants: int | None = None      # judge at most this many (new) mutants in this run
     out: Path | None = None
     configs: list[str] = field(default_factory=lambda: ["base"])
-    jobs: int | None = None
-    accel: str = "auto"
-    timeout: float = 300.0              # one guest command
-    boot_timeout: float = 120.0
     run_timeout: float | None = None    # one mutant's run; None: from the baseline's run
+    # how every mutant is built and booted (zstest.options' requests of the command's options);
+    # the fields above (kernel, configs, suite, keyword, run_timeout) are set into them per trial
+    build: "BuildRequest" = field(default_factory=lambda: _template("build"))
+    boot: "BootRunRequest" = field(default_factory=lambda: _template("boot"))
     on_progress: Callable[[str], None] = print
     # coverage-guided (guided.py): a --coverage baseline, then per mutant only the tests that ran
     # its line, stopping at the first kill (`zstest mutate`'s default; --no-guided: every test)
@@ -344,7 +352,8 @@ class _Mutator:
                        first_kill: bool = False, coverage: bool = False) -> Trial:
         """The series (+ the mutant) built in the shared objdir, booted, the suite run, through
         the one pipeline; the suite's own pytest output goes to suite-output.log."""
-        from ..pipeline import BootRunRequest, BuildRequest, PipelineRequest, run_pipeline
+        from ..options import with_reproducer
+        from ..pipeline import PipelineRequest, run_pipeline
         req = self.req
         where = self.out / name
         series = _series_dir(where / "series", self.plan.patches, self.plan.revision, mutant)
@@ -362,17 +371,14 @@ class _Mutator:
                 yield
 
         trial.outcome = run_pipeline(PipelineRequest(
-            build=BuildRequest(
-                kernel=self.plan.kernel, series=str(series) if series else None,
-                configs=list(req.configs), out=trial.build_dir, jobs=req.jobs,
-                coverage=coverage,
-                argv=["--kernel", str(self.plan.kernel)] + (["--series", str(series)] if series else []),
-                command="build", progress=False),
+            build=with_reproducer(replace(
+                req.build, kernel=self.plan.kernel, series=str(series) if series else None,
+                configs=list(req.configs), out=trial.build_dir,
+                coverage=coverage or req.build.coverage, progress=False)),
             echo=lambda line: None, around_run=around,
-            run=BootRunRequest(
-                build_dir=None, out=trial.results_dir, suite=req.suite, keyword=req.keyword,
-                timeout=req.timeout, run_timeout=run_timeout, accel=req.accel,
-                boot_timeout=req.boot_timeout, tests=tests,
+            run=replace(
+                req.boot, out=trial.results_dir, suite=req.suite, keyword=req.keyword,
+                run_timeout=run_timeout, tests=tests,
                 # the first failure (or crash) kills the mutant: the rest need not run
                 pytest_args=["-x"] if first_kill else [], stop_on_oops=first_kill)))
         if trial.build_s is None:       # the build failed: nothing was booted

@@ -15,16 +15,30 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, List, Optional, Set
 
 from ..errors import EXIT_INTERRUPTED, BadInput
 from ..manifests import find_results, has_build, has_results, load_build
 from .samples import load_side_runs
 from .verdict import PerfComparison, Thresholds, compare_runs
 
+if TYPE_CHECKING:
+    from ..build import BuildRequest
+    from ..runner import BootRunRequest
+
 DEFAULT_SUITE = "perf"
+
+
+def _perf_boot():
+    from ..runner import BootRunRequest
+    return BootRunRequest(build_dir=None, out=None, suite=DEFAULT_SUITE)
+
+
+def _build_template():
+    from ..build import BuildRequest
+    return BuildRequest()
 
 
 @dataclass
@@ -34,22 +48,22 @@ class PerfRequest:
     out: Path
     runs: int = 5
     warmup: int = 1                    # discarded runs per side before the measured ones
-    suite: str = DEFAULT_SUITE
-    keyword: str = ""
-    kernel: Optional[Path] = None      # series sides: the tree to build on
-    configs: List[str] = field(default_factory=lambda: ["base"])
-    each: bool = False
-    arch: str = "x86_64"
-    page_size: Optional[str] = None
-    accel: str = "auto"
-    memory_mb: Optional[int] = None
-    timeout: float = 300.0
-    run_timeout: float = 3600.0
-    boot_timeout: float = 120.0
+    # how series sides are built (series and out are set per side) and how every run boots
+    # (build_dir and out set per run): zstest.options' requests of the command's options
+    build: "BuildRequest" = field(default_factory=_build_template)
+    boot: "BootRunRequest" = field(default_factory=_perf_boot)
     host_cpus: Optional[Set[int]] = None   # None: the CPUs zstest may run on now
     thresholds: Thresholds = Thresholds()
     allow_arch_mismatch: bool = False
     echo: Callable[[str], None] = print
+
+    @property
+    def suite(self) -> str:
+        return self.boot.suite
+
+    @property
+    def memory_mb(self) -> Optional[int]:
+        return self.boot.memory_mb
 
 
 def side_kind(src: str) -> str:
@@ -108,11 +122,9 @@ def pinned(cpus: Set[int]):
 
 
 def _build_series(req: PerfRequest, src: str, tag: str) -> Path:
-    from ..pipeline import BuildRequest, reproducer_argv, run_build
-    breq = BuildRequest(kernel=req.kernel, series=src, configs=list(req.configs), each=req.each,
-                        out=Path(req.out) / "builds" / tag, arch=req.arch,
-                        page_size=req.page_size)
-    breq.argv = reproducer_argv(breq)
+    from ..options import with_reproducer
+    from ..pipeline import run_build
+    breq = with_reproducer(replace(req.build, series=src, out=Path(req.out) / "builds" / tag))
     req.echo(f"zstest: {tag.upper()}: building {src}")
     # ApplyFailed / BuildFailed propagate (exit 3 / 4): a side that does not build has no numbers
     return Path(run_build(breq, echo=lambda line: None).build_dir)
@@ -128,13 +140,11 @@ def _check_builds(req: PerfRequest, a: Path, b: Path) -> None:
 
 
 def _one_run(req: PerfRequest, build: Path, out: Path, sink) -> None:
-    from ..pipeline import BootRunRequest, boot_and_run
+    from ..options import with_command
+    from ..pipeline import boot_and_run
     started = time.monotonic()
     with contextlib.redirect_stdout(sink):
-        run = boot_and_run(BootRunRequest(
-            build_dir=build, out=out, suite=req.suite, keyword=req.keyword, accel=req.accel,
-            memory_mb=req.memory_mb, timeout=req.timeout, run_timeout=req.run_timeout,
-            boot_timeout=req.boot_timeout))
+        run = boot_and_run(with_command(replace(req.boot, build_dir=build, out=out)))
     if run.exit_code == EXIT_INTERRUPTED:
         raise KeyboardInterrupt
     req.echo(f"zstest: {out.relative_to(req.out)}: {run.status} "

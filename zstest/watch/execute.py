@@ -10,9 +10,9 @@ else uses the tree as it is, and build.json says which.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 from ..errors import (EXIT_APPLY, EXIT_BOOT, EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, BadInput,
                       BootFailed, ZstestError)
@@ -24,19 +24,28 @@ VERDICTS = {EXIT_OK: "passed", EXIT_TEST_FAILED: "failed", EXIT_APPLY: "does not
             EXIT_BUILD: "does not build", EXIT_BOOT: "did not boot"}
 
 
+def _template(kind: str):
+    from ..build import BuildRequest
+    from ..runner import BootRunRequest
+    return BuildRequest() if kind == "build" else BootRunRequest(build_dir=None, out=None)
+
+
 @dataclass
 class RunConfig:
-    """What every series is run with (the watch command's options)."""
-    kernel: Optional[Path] = None
-    configs: List[str] = field(default_factory=lambda: ["base"])
+    """What every series is run with (the watch command's options): how it is built and booted
+    (zstest.options' requests; series, out and suite are set per series and suite)."""
+    build: Any = field(default_factory=lambda: _template("build"))
+    boot: Any = field(default_factory=lambda: _template("boot"))
     suites: List[str] = field(default_factory=lambda: ["default"])
-    keyword: str = ""
-    each: bool = False
-    timeout: float = 300.0
-    run_timeout: float = 3600.0
-    boot_timeout: float = 120.0
-    accel: str = "auto"
     complete_timeout_s: float = 7200.0
+
+    @property
+    def kernel(self) -> Optional[Path]:
+        return self.build.kernel
+
+    @property
+    def configs(self) -> List[str]:
+        return self.build.configs
 
 
 @dataclass
@@ -57,12 +66,9 @@ def results_dir_for(series_dir: Path, suite: str, first: bool) -> Path:
 
 
 def _boot_request(build_dir, out: Path, suite: str, cfg: RunConfig, echo):
-    from ..pipeline import BootRunRequest
-    return BootRunRequest(build_dir=build_dir, out=out, suite=suite, keyword=cfg.keyword,
-                          timeout=cfg.timeout, run_timeout=cfg.run_timeout,
-                          boot_timeout=cfg.boot_timeout, accel=cfg.accel,
-                          on_progress=lambda msg: echo(f"zstest: {msg}"),
-                          say=lambda msg: echo(f"zstest: {msg}"))
+    return replace(cfg.boot, build_dir=build_dir, out=out, suite=suite,
+                   on_progress=lambda msg: echo(f"zstest: {msg}"),
+                   say=lambda msg: echo(f"zstest: {msg}"))
 
 
 def _fresh(path: Path) -> Path:
@@ -76,20 +82,21 @@ def run_series(series_dir: Path, row: SeriesRow, cfg: RunConfig,
                echo: Callable[[str], None] = print) -> SeriesRun:
     """Build and run the series in series_dir/thread.mbox; never raises for what the kernel or
     the series did (it is the verdict); Ctrl-C and SIGTERM propagate."""
-    from ..pipeline import BuildRequest, PipelineRequest, boot_and_run, run_pipeline
+    from ..options import with_command, with_reproducer
+    from ..pipeline import PipelineRequest, boot_and_run, run_pipeline
     build_dir = _fresh(series_dir / "build")
     results = [_fresh(results_dir_for(series_dir, s, i == 0)) for i, s in enumerate(cfg.suites)]
     mbox = series_dir / "thread.mbox"
-    breq = BuildRequest(kernel=cfg.kernel, series=str(mbox), configs=list(cfg.configs),
-                        each=cfg.each, out=build_dir, command="build", quiet=True, progress=False,
-                        argv=_build_argv(cfg, mbox))
+    breq = with_reproducer(replace(cfg.build, series=str(mbox), out=build_dir, quiet=True,
+                                   progress=False))
     outcome = run_pipeline(PipelineRequest(
         build=breq, run=_boot_request(None, results[0], cfg.suites[0], cfg, echo), echo=echo))
     code, error = outcome.exit_code, outcome.error
     if outcome.run is not None:
         for suite, out in zip(cfg.suites[1:], results[1:]):
             try:
-                extra = boot_and_run(_boot_request(outcome.build_dir, out, suite, cfg, echo))
+                extra = boot_and_run(with_command(
+                    _boot_request(outcome.build_dir, out, suite, cfg, echo)))
                 code = code or extra.exit_code
             except BootFailed as exc:
                 code, error = code or exc.exit_code, error or exc
@@ -98,13 +105,6 @@ def run_series(series_dir: Path, row: SeriesRow, cfg: RunConfig,
     if error is not None and error.detail:
         run.message += "\n" + error.detail
     return run
-
-
-def _build_argv(cfg: RunConfig, mbox: Path) -> List[str]:
-    argv = ["--kernel", str(cfg.kernel)] if cfg.kernel else []
-    for config in cfg.configs:
-        argv += ["--config", config]
-    return argv + ["--series", str(mbox)] + (["--each"] if cfg.each else [])
 
 
 def _base(build_dir: Path) -> str:
