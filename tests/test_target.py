@@ -13,6 +13,7 @@ from zstest.errors import EXIT_USAGE, BadInput
 from zstest.manifests import load_build
 from zstest.matrix import AXIS_DEFAULTS, check_arch_value
 from zstest.target import Target
+from zstest.toolchain import resolve as resolve_toolchain
 
 RECORDED_BUILD = REPO / "tests" / "data" / "compare" / "builds" / "demo-v2-each"
 
@@ -86,9 +87,9 @@ def test_from_a_recorded_build_json(tmp_path):
 def test_objdir_names_default_and_other_targets(monkeypatch, tmp_path):
     monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path))
     frags = kconfig.expand_configs(["base"])
-    default = objdir_for("tree", frags, Target.default())
+    default = objdir_for("tree", frags, Target.default(), resolve_toolchain())
     # the default target's object dir keeps its pre-arch name: the profile alone
     assert default.name.startswith("tree-base-")
-    arm = objdir_for("tree", frags, Target.parse("arm64:64k"))
+    arm = objdir_for("tree", frags, Target.parse("arm64:64k"), resolve_toolchain())
     assert arm.name.startswith("tree-arm64-64k_base-") and arm != default
-    assert objdir_for("tree", frags, Target.parse("arm64")) not in (arm, default)
+    assert objdir_for("tree", frags, Target.parse("arm64"), resolve_toolchain()) not in (arm, default)

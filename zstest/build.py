@@ -33,6 +33,7 @@ from .decode.symbols import object_map_text
 from .manifests import has_build, save_build
 from .patchset import patch_sha256
 from .target import Target
+from .toolchain import DEFAULT_TOOLCHAIN, Toolchain, cc_version_text, resolve as resolve_toolchain
 
 log = logging.getLogger("zstest.build")
 
@@ -72,6 +73,7 @@ class BuildRequest:
     require_built: bool = False                  # a touched C file not compiled is exit 4
     arch: str = DEFAULT_ARCH                     # an arch record's name (zstest/arches/)
     page_size: Optional[str] = None              # --page-size, e.g. "64k"; None: the arch's
+    toolchain: str = DEFAULT_TOOLCHAIN           # a toolchain record's name (toolchains.toml)
 
     @property
     def target(self) -> Target:
@@ -108,32 +110,17 @@ def default_kmod_dir() -> Path:
 
 # ---------------------------------------------------------------- helpers
 
-def _first_line(argv: List[str]) -> Optional[str]:
-    try:
-        res = proc.run(argv, timeout=30, check=False)
-    except proc.CommandError:
-        return None
-    text = (res.stdout or res.stderr).strip().splitlines()
-    return text[0] if text else None
-
-
-def toolchain_versions(arch: ArchSpec) -> dict:
-    gcc = arch.compiler
-    return {"gcc": _first_line([gcc, "--version"]), "make": _first_line(["make", "--version"]),
-            "ld": _first_line(["ld", "--version"]), "ccache": _first_line(["ccache", "--version"])}
-
-
 _MAKE_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # zstest's own: where the objects go, the architecture, the tree.
 _RESERVED_MAKE_VARS = {"O", "ARCH", "M", "KBUILD_OUTPUT", "INSTALL_MOD_PATH"}
 
 
-def make_variables(make_args: List[str], arch: ArchSpec) -> tuple:
+def make_variables(make_args: List[str], target: Target, toolchain: Toolchain) -> tuple:
     """--make-arg VAR=VALUE list -> (compiler args, other variables) for every make call.
 
-    ccache stays in front of the compiler: CC=clang becomes CC="ccache clang", and LLVM=1
-    (or LLVM=-15, LLVM=/opt/llvm/bin/) gets CC="ccache clang..." as kbuild would pick;
-    otherwise the arch's gcc (aarch64-linux-gnu-gcc for arm64).
+    The toolchain record's CC and variables (LLVM=-16) first. ccache stays in front of the
+    compiler: with the default toolchain CC=clang becomes CC="ccache clang", and LLVM=1
+    (or LLVM=-15, LLVM=/opt/llvm/bin/) gets CC="ccache clang..." as kbuild would pick.
     """
     cc, llvm, rest = None, None, []
     for arg in make_args or []:
@@ -142,6 +129,9 @@ def make_variables(make_args: List[str], arch: ArchSpec) -> tuple:
         name, value = arg.split("=", 1)
         if name in _RESERVED_MAKE_VARS:
             raise BadInput(f"--make-arg {arg}: zstest sets {name}= itself.")
+        if name in ("CC", "LLVM") and not toolchain.is_default:
+            raise BadInput(f"--make-arg {arg} and --toolchain {toolchain.name} both choose the "
+                           f"compiler; give one of them.")
         if name == "CC":
             cc = value
             continue
@@ -151,7 +141,9 @@ def make_variables(make_args: List[str], arch: ArchSpec) -> tuple:
     if cc is None and llvm:
         cc = (f"{llvm}clang" if llvm.endswith("/") else
               f"clang{llvm}" if llvm.startswith("-") else "clang")
-    cc = cc or arch.compiler
+    if cc is None:
+        cc_arg, *own = toolchain.make_args(target)
+        return [cc_arg], own + rest
     return [f"CC=ccache {cc}" if not cc.startswith("ccache ") else f"CC={cc}"], rest
 
 
@@ -202,15 +194,19 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:60]
 
 
-def objdir_for(tree_key: str, fragments: List[kconfig.Fragment], target: Target) -> Path:
-    """One persistent O= dir per (tree, configs, arch and page size): incremental across
-    series and revisions. The default target's dirs keep the names they had before arches."""
+def objdir_for(tree_key: str, fragments: List[kconfig.Fragment], target: Target,
+               toolchain: Toolchain) -> Path:
+    """One persistent O= dir per (tree, configs, arch and page size, toolchain): incremental
+    across series and revisions. The default target and toolchain keep their pre-arch names."""
     names = [f.profile or f.path.stem for f in fragments]
     # Profiles by name (any checkout or install of zstest shares the objects), fragments by path.
     ids = [f"profile:{f.profile}" if f.profile else str(f.path.resolve()) for f in fragments]
     if target.cache_suffix:
         names.insert(0, target.cache_suffix)
         ids.append(f"arch:{target.cache_suffix}")
+    if toolchain.cache_suffix:
+        names.insert(0, toolchain.cache_suffix)
+        ids.append(f"toolchain:{toolchain.cache_suffix}")
     digest = hashlib.sha1("\0".join(ids).encode()).hexdigest()[:8]
     return cache_dir("objs", f"{tree_key}-{_slug('+'.join(names))}-{digest}")
 
@@ -235,10 +231,18 @@ class _Builder:
         self.progress = Progress(live=req.progress, quiet=req.quiet)
         self.target = req.target                   # BadInput for a bad --arch or --page-size
         self.arch = self.target.arch
-        self.cc_args, self.make_vars = make_variables(req.make_args, self.arch)
+        self.toolchain = resolve_toolchain(req.toolchain)      # BadInput for an unknown name
+        self.toolchain.apt_packages(self.target)                # BadInput for an arch it lacks
+        self.cc_args, self.make_vars = make_variables(req.make_args, self.target, self.toolchain)
         self.warn_state: Dict[str, List[dict]] = {}
 
     # -- bookkeeping
+
+    def _toolchain_record(self, config: Optional[dict]) -> dict:
+        record = self.toolchain.record(self.target, config)
+        # the compiler make really runs: --make-arg CC=/LLVM= may choose another one
+        record["cc"] = self.cc_args[0].split("=", 1)[1].removeprefix("ccache ")
+        return record
 
     def step(self, name: str, fn, *args, **kwargs):
         self.progress.set_stage(name)
@@ -284,6 +288,7 @@ class _Builder:
         req = self.req
         from .settings import resolve_kernel
         tree = check_kernel_tree(resolve_kernel(req.kernel), self.arch)
+        self.toolchain.check_installed(self.target)            # PrereqMissing: the apt line
         # Profiles, fragments (on top of base) or a full .config (+ zstest's required options).
         fragments = kconfig.expand_configs(list(req.configs or ["base"]))
         gcov = kconfig.merge_fragments(fragments).get("GCOV_KERNEL")
@@ -332,7 +337,7 @@ class _Builder:
                        "fragments": [str(f.path) for f in fragments if not f.profile],
                        "start": None, "missing_options": [], "ignored_optional": []},
             "artifacts": {}, "warnings": [], "errors": [],
-            "ccache": None, "toolchain": toolchain_versions(self.arch),
+            "ccache": None, "toolchain": self._toolchain_record(None),
             "arch": self.target.to_json(),
             "make_args": list(req.make_args),
             "reproducer": shlex.join(["zstest", req.command] + list(req.argv)),
@@ -393,7 +398,7 @@ class _Builder:
                                base_from=wt.base_from, msgid=series.msgid)
             if wt.base_note:
                 self.echo(f"zstest build: {wt.base_note}")
-        self.objdir = objdir_for(kt.key, fragments, self.target)
+        self.objdir = objdir_for(kt.key, fragments, self.target, self.toolchain)
         m["objdir"] = str(self.objdir)
         env = dict(REPRODUCIBLE_ENV)
         env.update(ccache_env(wt.path))
@@ -533,7 +538,8 @@ class _Builder:
         fragments = list(fragments) + [kconfig.arch_fragment(self.arch, self.req.page_size, full)]
         res = self.step("config", kconfig.configure, srcdir, scratch, fragments,
                         env=self.env, log_file=self.log, arch=self.arch,
-                        make_args=(self.cc_args + self.make_vars) if self.req.make_args else [])
+                        make_args=(self.cc_args + self.make_vars)
+                        if self.req.make_args or not self.toolchain.is_default else [])
         if series_fragment is not None:
             # the series' own wishes never fail the build: the coverage says what they cost
             ours = [x for x in res.missing if str(series_fragment) in x.source]
@@ -552,6 +558,8 @@ class _Builder:
             self.echo(f"zstest build: config drift allowed:\n{lines}")
         kconfig.install_config(res, self.objdir)
         self.final_config = kconfig.read_config(self.objdir / ".config")
+        # the compiler that really builds it, as Kconfig found it
+        m["toolchain"]["version"] = cc_version_text(self.final_config)
 
     def _compile(self, stage: str, patch_entry: Optional[dict]) -> bool:
         targets = [self.arch.image_target]

@@ -224,8 +224,7 @@ def _build(build: BuildManifest, checkout_id: str, origin: str, urls: _Urls) -> 
         out["duration"] = float(build.duration_s)
     if build.status in BUILD_STATUS:
         out["status"] = BUILD_STATUS[build.status]
-    toolchain = data.get("toolchain") if isinstance(data.get("toolchain"), dict) else {}
-    compiler = toolchain.get("gcc")
+    compiler = build.toolchain.version      # the compiler that built it (clang too)
     if isinstance(compiler, str) and compiler:
         out["compiler"] = compiler
     if build.reproducer:

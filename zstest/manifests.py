@@ -245,6 +245,15 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class BuildToolchain:
+    """Which compiler built it: the record's name, its command and CONFIG_CC_VERSION_TEXT of the
+    built .config (None in a build.json from before toolchains: the host's gcc line then)."""
+    name: Optional[str] = None
+    cc: Optional[str] = None
+    version: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Artifacts:
     """File names relative to the build dir (None: not produced)."""
     bzimage: Optional[str] = None
@@ -275,6 +284,7 @@ class BuildManifest:
     artifacts: Artifacts = Artifacts()
     arch: str = "x86_64"             # an arch record's name (checked: a known one)
     page_size: int = 4096            # bytes
+    toolchain: BuildToolchain = BuildToolchain()
 
     @property
     def build_dir(self) -> Path:
@@ -343,7 +353,13 @@ def _build_from(path: Path, d: dict, schema: int) -> BuildManifest:
     page_size = _take(ar, "page_size", (int,), "arch.", 4096)
     if page_size <= 0 or page_size & (page_size - 1):
         raise _WrongShape("arch.page_size", page_size, "a power of two")
+    t = _obj(d, "toolchain")
+    toolchain = BuildToolchain(name=_take(t, "name", (str,), "toolchain."),
+                               cc=_take(t, "cc", (str,), "toolchain."),
+                               version=_take(t, "version", (str,), "toolchain.",
+                                             _take(t, "gcc", (str,), "toolchain.")))
     return BuildManifest(path=path, data=d, schema=schema, arch=arch, page_size=page_size,
+                         toolchain=toolchain,
                          status=_take(d, "status", (str,)),
                          bootable=_take(d, "bootable", (bool,), default=False),
                          duration_s=_take(d, "duration_s", (float,)),
