@@ -159,6 +159,21 @@ def test_bad_cells(cell, words):
     assert words in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_cell_json_goes_where_the_command_says_it_wrote(tmp_path):
+    """Without --out, cell.json lands in the results dir boot-and-run claimed and named (its
+    error carries results_dir), not in whatever cache/results/last points at."""
+    cache = tmp_path / "cache"
+    stale = cache / "results" / "older"
+    stale.mkdir(parents=True)
+    (cache / "results" / "last").symlink_to(stale)
+    proc = run_zstest("boot-and-run", "--cell", '{"name": "c1", "suite": "nosuch-a"}',
+                      "--build", tmp_path, env={"ZSTEST_CACHE": str(cache)})
+    assert proc.returncode == 2 and "'nosuch-a'" in proc.stderr
+    written = sorted(p.parent.name for p in (cache / "results").rglob("cell.json"))
+    assert len(written) == 1 and written[0] != "older", written
+    assert json.loads(next((cache / "results").rglob("cell.json")).read_text())["name"] == "c1"
+
+
 def test_cell_sets_options_and_explicit_options_win(tmp_path):
     # The first error each command hits names the option value in use: cheap proof of the mapping.
     out = tmp_path / "res"

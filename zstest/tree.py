@@ -564,10 +564,8 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
             raise _apply_failed(series, failed, result)
         if series.missing and not allow_gaps:
             missing = ", ".join(f"{i}/{series.total}" for i in series.missing)
-            err = BadInput(f"the series has a gap: {missing} missing; an incomplete series is "
-                           f"not a valid result (pass --allow-gaps to accept it).")
-            err.result = result
-            raise err
+            raise BadInput(f"the series has a gap: {missing} missing; an incomplete series is "
+                           f"not a valid result (pass --allow-gaps to accept it).", result=result)
         return result
     except BaseException:
         wt.release()
@@ -595,9 +593,7 @@ def _apply_failed(series: Series, failed: PatchApply, result: ApplyResult) -> Ap
                        if failed.failed_hunks else [])
     detail = (detail + "\ngit says:\n" if detail else "git says:\n") + \
         "\n".join(f"  {l}" for l in failed.message.splitlines())
-    err = ApplyFailed(sentence + ".", detail=detail)
-    err.result = result
-    return err
+    return ApplyFailed(sentence + ".", detail=detail, result=result)
 
 
 def write_apply_status(out: Path, status: str, tree, series: Optional[Series],

@@ -8,6 +8,7 @@ import click
 
 from .. import options
 from ..build import run_build
+from ..errors import Finished
 from . import lore_url_option
 from .cell import cell_option
 
@@ -32,7 +33,7 @@ def build_command(out, quiet, **opts):
             for w in p.get("new_warnings") or []:
                 click.echo(f"       new warning: {w}")
     click.echo(f"kernel {m['kernel']['version']}: {result.build_dir}")
-    return 0
+    return Finished(0, build_dir=result.build_dir)
 
 
 def _checked_request(opts: dict, **fixed):

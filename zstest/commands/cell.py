@@ -5,13 +5,12 @@ the data: axes, loading, expansion, one cell's shape)."""
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 from typing import List, Optional
 
 import click
 
-from ..errors import ZstestError
+from ..errors import Finished, ZstestError
 from ..matrix import AXIS_DEFAULTS, load_cell, resolve_tree, split_config, write_cell
 
 
@@ -38,26 +37,17 @@ def apply_cell(cell: dict, kwargs: dict, ctx: click.Context) -> None:
         kwargs[param] = convert(cell.get(axis, AXIS_DEFAULTS[axis]))
 
 
-def _fresh_last(link: Path, since: float) -> Optional[Path]:
-    """cache/<kind>/last when this very command pointed it there (not an older run)."""
-    try:
-        target = link.resolve(strict=True)
-        return target if target.stat().st_mtime >= since - 1 else None
-    except (OSError, RuntimeError):     # RuntimeError: a symlink loop (Python 3.11)
-        return None
-
-
-def _output_dirs(kind: str, kwargs: dict, error: Optional[BaseException], since: float) -> List[Path]:
-    from ..cache import cache_root
+def _output_dirs(kind: str, kwargs: dict, ended: object) -> List[Path]:
+    """The dirs the command wrote, as it said: its Finished return value or its error's
+    build_dir/results_dir; else the --out/--build-out given (a Ctrl-C says nothing)."""
+    build_given = kwargs.get("out") if kind == "build" else kwargs.get("build_out")
+    results_given = kwargs.get("out") if kind in ("boot", "run") else None
+    said = ended if isinstance(ended, (Finished, ZstestError)) else None
     dirs: List[Optional[Path]] = []
     if kind in ("build", "run"):
-        given = kwargs.get("out") if kind == "build" else kwargs.get("build_out")
-        failed_dir = getattr(error, "build_dir", None)
-        dirs.append(Path(given) if given else failed_dir or
-                    _fresh_last(cache_root() / "builds" / "last", since))
+        dirs.append(Path(build_given) if build_given else said and said.build_dir)
     if kind in ("boot", "run"):
-        given = kwargs.get("out")
-        dirs.append(Path(given) if given else _fresh_last(cache_root() / "results" / "last", since))
+        dirs.append(Path(results_given) if results_given else said and said.results_dir)
     return [d for d in dirs if d is not None]
 
 
@@ -65,7 +55,9 @@ def cell_option(kind: str):
     """Decorator: a --cell option for build ('build'), boot-and-run ('boot') and run ('run').
 
     Put it right above the function (below the click decorators). cell.json is written into
-    the build dir and/or results dir, also when the command fails.
+    the build dir and/or results dir, also when the command fails: the ones given with
+    --out/--build-out, else the ones the command names (it returns errors.Finished, or its
+    ZstestError carries build_dir/results_dir).
     """
     if kind not in ("build", "boot", "run"):
         raise ValueError(kind)
@@ -77,15 +69,15 @@ def cell_option(kind: str):
                 return f(*args, **kwargs)
             entry = load_cell(cell)
             apply_cell(entry, kwargs, click.get_current_context())
-            since = time.time()
-            error = None
+            ended: object = None
             try:
-                return f(*args, **kwargs)
+                ended = f(*args, **kwargs)
+                return ended
             except (ZstestError, KeyboardInterrupt) as exc:
-                error = exc
+                ended = exc
                 raise
             finally:
-                for directory in _output_dirs(kind, kwargs, error, since):
+                for directory in _output_dirs(kind, kwargs, ended):
                     write_cell(directory, entry)
 
         return click.option(

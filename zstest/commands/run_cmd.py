@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import BadInput
+from ..errors import BadInput, Finished, ZstestError
 from ..manifests import RESULTS_JSON
 from .. import options
 from . import lore_url_option
@@ -98,9 +98,13 @@ def boot_and_run_cmd(build_dir, out, quiet=False, junit=None, json_out=None, aff
     if affected:
         from ..affected import narrow
         req = narrow(req)
-    with _presented(junit, json_out, quiet)(req):
-        run = boot_and_run(req)
-    return run.exit_code
+    try:
+        with _presented(junit, json_out, quiet)(req):
+            run = boot_and_run(req)
+    except ZstestError as exc:
+        exc.results_dir = exc.results_dir or req.out   # written before the error: cell.json too
+        raise
+    return Finished(run.exit_code, results_dir=req.out)
 
 
 @click.command("run")
@@ -139,8 +143,11 @@ def run_command(out, build_out, quiet=False, junit=None, json_out=None, affected
     outcome = run_pipeline(PipelineRequest(build=breq, run=rreq, echo=click.echo,
                                            around_run=around, affected=affected))
     if outcome.error is not None:
-        raise outcome.error
-    return outcome.exit_code
+        error = outcome.error       # the dirs the run wrote (cell.json goes there)
+        error.build_dir = error.build_dir or outcome.build_dir
+        error.results_dir = error.results_dir or outcome.results_dir
+        raise error
+    return Finished(outcome.exit_code, outcome.build_dir, outcome.results_dir)
 
 
 COMMANDS = [boot_and_run_cmd, run_command]

@@ -187,9 +187,9 @@ def _download(url: str, dest: Path, lore_url: str, msgid: str, body=None) -> Non
         if exc.code == 404 and body is None:
             raise BadInput(f"{lore_url} has no thread for message-id <{msgid}> "
                            f"(HTTP 404 for {url}).") from None
-        err = BadInput(f"{lore_url} answered HTTP {exc.code} for {url}.")
-        err.http_status = exc.code      # public-inbox answers a search with no match with 404
-        raise err from None
+        # http_status: public-inbox answers a search with no match with 404
+        raise BadInput(f"{lore_url} answered HTTP {exc.code} for {url}.",
+                       http_status=exc.code) from None
     except zlib.error:
         raise BadInput(f"{url} did not return a gzipped mbox.") from None
     except Exception as exc:

@@ -549,11 +549,9 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) ->
             hang = _where_is_pid1(guest, spec.boot_timeout)
             if hang is not None and hang.in_initcall:
                 splat = _boot_hang_splat(guest, hang, spec.boot_timeout)
-                exc = BootFailed(f"the guest did not boot: the kernel hung in its own init: "
+                raise BootFailed(f"the guest did not boot: the kernel hung in its own init: "
                                  f"{splat.title}; console log: {console.log_path}",
-                                 detail=hang.text)
-                exc.splat = splat.to_dict()
-                raise exc
+                                 detail=hang.text, splat=splat.to_dict())
             if hang is not None:
                 why += f"; PID 1 ({hang.comm}, state {hang.state}) was in {hang.culprit}"
         raise BootFailed(f"the guest did not boot: {why}; console log: {console.log_path}",

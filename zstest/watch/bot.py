@@ -107,7 +107,7 @@ class Watcher:
         try:
             fetch_url(url, feed_file, self.cfg.lore_url, f"its {self.cfg.feed} feed")
         except BadInput as exc:
-            if self.cfg.feed != "search" or getattr(exc, "http_status", None) != 404:
+            if self.cfg.feed != "search" or exc.http_status != 404:
                 raise
             # public-inbox answers a search that matches nothing with 404: the inbox is
             # there when its new.atom answers
