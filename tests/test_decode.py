@@ -377,6 +377,20 @@ def test_annotate_results_writes_decoded_and_summary(tmp_path):
     assert (tmp_path / "r" / "summary.txt").read_text().count("Decoded splats") == 1
 
 
+def test_annotate_results_gives_the_run_in_memory_the_same_decoding(tmp_path):
+    """The runner hands its RunResults along: bisect and mutate use it as the pipeline returns
+    it, with the decoding results.json got, and never read the file back."""
+    from zstest.results import load_results
+    shutil.copytree(DATA / "failure-probe", tmp_path / "r")
+    run = load_results(tmp_path / "r")
+    assert not any("decoded" in s for t in run.tests for s in t.splats)
+    assert annotate_results(tmp_path / "r", run) == 1
+    on_disk = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert run.tests[2].splats[0]["decoded"] == on_disk["tests"][2]["splats"][0]["decoded"]
+    assert Decoded.from_dict(run.tests[2].splats[0]["decoded"]).frames[0].location == \
+        "mm/zsmalloc.c:1"
+
+
 def test_annotate_results_never_raises(tmp_path):
     assert annotate_results(tmp_path / "missing") == 0
     (tmp_path / "results.json").write_text("{not json")

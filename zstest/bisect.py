@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 from .errors import EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, BadInput
-from .manifests import load_results, save_bisect
+from .manifests import save_bisect
 
 # Up to this many patches every prefix is built and tested in order.
 LINEAR_MAX = 6
@@ -178,10 +178,7 @@ class _Bisector:
             self.say(f"prefix {k}: bad ({step.reason})")
             return self._keep(step)
         run = outcome.run
-        try:
-            results = load_results(results_dir).data
-        except BadInput:
-            results = {}
+        results = run.to_dict()     # as results.json holds it, splats decoded by the runner
         code = run.exit_code
         if code == 130:
             raise KeyboardInterrupt

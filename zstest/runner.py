@@ -447,7 +447,7 @@ def _annotate(out: Path, run: RunResults) -> None:
         return
     from .decode import annotate_results
     try:
-        annotate_results(out)
+        annotate_results(out, run)
     except Exception as exc:   # evidence is already on disk; decoding is a bonus
         log.warning("could not decode the splats: %s", exc)
 

@@ -70,6 +70,17 @@ def results_splats(data: Dict[str, Any], results_dir: Optional[Path] = None
     return out
 
 
+def _mirror_decoded(found: List[Tuple[str, Dict[str, Any]]], run: Any) -> None:
+    """The decodings of results.json's splats onto run's own splat dicts (same test, same
+    console line and title); one the file does not hold stays as it was."""
+    decoded = {(test, s.get("line_no"), s.get("title")): s["decoded"] for test, s in found}
+    pairs = [(t.name, s) for t in run.tests for s in t.splats] + [("", s) for s in run.splats]
+    for test, splat in pairs:
+        key = (test, splat.get("line_no"), splat.get("title"))
+        if key in decoded:
+            splat["decoded"] = decoded[key]
+
+
 def format_decoded(decoded: Decoded, width: int = 72, max_frames: int = 16) -> List[str]:
     """Plain-text lines of one decoded splat: its frames with locations, then its patches."""
     lines: List[str] = []
@@ -107,8 +118,10 @@ def _replace_section(summary: str, section: str) -> str:
     return head + "\n" + section
 
 
-def annotate_results(results_dir: Path) -> int:
-    """Decode every splat of results.json in place and add "Decoded splats" to summary.txt.
+def annotate_results(results_dir: Path, run: Any = None) -> int:
+    """Decode every splat of results.json in place and add "Decoded splats" to summary.txt;
+    with run (the results.RunResults the file was written from), its splats gain the same
+    `decoded`, so a caller of the pipeline never reads results.json back for it.
 
     Returns how many splats were decoded. Never raises on bad data: logs and returns 0.
     """
@@ -133,6 +146,8 @@ def annotate_results(results_dir: Path) -> int:
             section += format_decoded(decoded, width=100)
             section += [f"  note: {n}" for n in decoded.notes]
         save_results(results_dir, data)
+        if run is not None:
+            _mirror_decoded(found, run)
         summary = results_dir / "summary.txt"
         old = summary.read_text() if summary.is_file() else ""
         write_text_atomic(summary, _replace_section(old, "\n".join(section) + "\n"))

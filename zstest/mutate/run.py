@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .. import proc
 from ..errors import (EXIT_APPLY, EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREREQ,
                       EXIT_TEST_FAILED, ApplyFailed, BadInput, ZstestError)
 from ..gitsafe import run_git
-from ..manifests import CoverageMap, load_coverage_map, load_results
+from ..manifests import (MUTATE_JSON, MUTATE_SCHEMA, CoverageMap, load_coverage_map, load_mutate,
+                         save_mutate)
 from .changed import series_changed_lines
 from .generate import OPERATORS, Mutant, function_lines, generate_mutants
 from .guided import Guidance, guide
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from ..pipeline import PipelineOutcome
     from ..runner import BootRunRequest
 
-MUTATE_SCHEMA = 1
 # The functions page migration runs through: mutated first when named with --function.
 MIGRATION_FUNCTIONS = ("zs_page_migrate", "zs_page_isolate", "zs_page_putback",
                        "migrate_zspage", "replace_sub_page", "dec_zspage_isolation",
@@ -234,13 +233,6 @@ def _clip(text: str, width: int) -> str:
 
 # ---------------------------------------------------------------- the run
 
-def _atomic_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def _record(p: PlannedMutant) -> dict:
     rec = p.mutant.to_dict()
     rec.update({"patch": p.patch, "patch_subject": p.patch_subject, "verdict": None,
@@ -299,13 +291,24 @@ class Trial:
     outcome: PipelineOutcome | None = None
     build_s: float | None = None        # until the kernel was ready to boot (or the build failed)
     run_s: float = 0.0
-    results: dict = field(default_factory=dict)   # results.json as read, {} when unreadable
+
+    @property
+    def results(self) -> dict:
+        """The run the pipeline returned, as results.json holds it (never read back from disk);
+        a guest that did not boot: its error's code and sentence; {} when nothing was booted."""
+        outcome = self.outcome
+        if outcome is not None and outcome.run is not None:
+            return outcome.run.to_dict()
+        if outcome is not None and outcome.boot_error is not None:
+            return {"exit_code": outcome.boot_error.exit_code,
+                    "message": outcome.boot_error.message, "tests": []}
+        return {}
 
 
 class _Mutator:
     def __init__(self, req: MutateRequest, plan: MutationPlan, out: Path):
         self.req, self.plan, self.out = req, plan, out
-        self.path = out / "mutate.json"
+        self.path = out / MUTATE_JSON
         self.started = time.monotonic()
         self.state = self._load()
         self.earlier_s = float(self.state.get("duration_s") or 0.0)
@@ -316,14 +319,8 @@ class _Mutator:
 
     def _load(self) -> dict:
         state = {"schema": MUTATE_SCHEMA, "status": "running", "mutants": [], "baseline": None}
-        if self.path.is_file():
-            try:
-                old = json.loads(self.path.read_text())
-            except ValueError:
-                raise BadInput(f"{self.path} is not valid JSON; remove it or pick another --out.") from None
-            if not isinstance(old, dict) or old.get("schema") != MUTATE_SCHEMA:
-                raise BadInput(f"{self.path} is not a zstest mutate.json (schema {MUTATE_SCHEMA}).")
-            state = old
+        if self.path.is_file():     # resumed: the manifest's shape is checked (exit 2)
+            state = dict(load_mutate(self.path).data)
         known = {r["id"]: r for r in state.get("mutants", [])}
         records = [known.pop(p.mutant.id, None) or _record(p) for p in self.plan.mutants]
         # mutants of an earlier selection stay in the file, after this plan's
@@ -340,7 +337,7 @@ class _Mutator:
         self.state["summary"] = summarize(self.state["mutants"], bool(self.plan.patches))
         # wall time over every run of this out dir (a resumed run adds to it)
         self.state["duration_s"] = round(self.earlier_s + time.monotonic() - self.started, 1)
-        _atomic_json(self.path, self.state)
+        save_mutate(self.out, self.state)
 
     def baseline_key(self) -> str:
         req = self.req
@@ -385,10 +382,6 @@ class _Mutator:
             trial.build_s = time.monotonic() - started
             return trial
         trial.run_s = time.monotonic() - started - trial.build_s
-        try:
-            trial.results = load_results(trial.results_dir).data
-        except BadInput:
-            trial.results = {}
         return trial
 
     def run_baseline(self) -> None:
