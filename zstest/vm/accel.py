@@ -8,7 +8,6 @@ The verdict is cached per host boot (boot_id), so the probe costs once.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import platform
@@ -25,6 +24,7 @@ from ..arch import ArchSpec, arch_spec
 from ..cache import cache_dir, file_lock
 from ..proc import which
 from ..target import Target
+from .child import die_with_parent
 
 KERNEL_MARKER = re.compile(rb"Freeing unused kernel|Kernel panic - not syncing|Run /")
 BIOS_MARKER = re.compile(rb"No bootable device|Booting from")
@@ -89,14 +89,6 @@ def _load(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _die_with_parent() -> None:
-    """In the forked probe QEMU, before exec: PR_SET_PDEATHSIG(SIGKILL), as the guest's QEMU."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:
-        pass
-
-
 def _probe_kvm(kernel: Optional[Path], timeout: float, arch: ArchSpec) -> AccelChoice:
     qemu = which(arch.qemu_binary)
     if qemu is None:
@@ -117,7 +109,7 @@ def _probe_kvm(kernel: Optional[Path], timeout: float, arch: ArchSpec) -> AccelC
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=die_with_parent)
         try:
             while time.monotonic() - start < timeout:
                 seen = out.read_bytes() if out.exists() else b""

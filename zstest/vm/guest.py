@@ -11,7 +11,6 @@ then SIGKILL. QEMU also gets PDEATHSIG so it dies with the launching thread.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import re
@@ -30,6 +29,7 @@ from ..image import Image
 from ..proc import which
 from ..splats import Splat, kind_words, split_timestamp
 from .accel import AccelChoice, probe_accel
+from .child import die_with_parent
 from .console import ConsoleMonitor
 from .qemu import find_firmware, free_port, kernel_cmdline, qemu_argv
 from .qmp import QMPClient, QMPError
@@ -422,15 +422,6 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "'\\''") + "'"
 
 
-def _qemu_child_setup() -> None:
-    """In the forked child, before exec: die with the launching thread."""
-    # PR_SET_PDEATHSIG(SIGKILL): QEMU dies even if zstest itself is SIGKILLed
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:
-        pass
-
-
 def _check_inputs(spec: GuestSpec) -> str:
     kernel = Path(spec.kernel)
     if not kernel.is_file():
@@ -513,7 +504,7 @@ def _boot(guest: Guest, qemu: str, client_key: ClientKey, log_start: int = 0) ->
         mark = console.mark()
         start = time.monotonic()
         guest.child = pexpect.spawn(argv[0], argv[1:], cwd=str(guest.workdir), echo=False,
-                                    preexec_fn=_qemu_child_setup, dimensions=(50, 200))
+                                    preexec_fn=die_with_parent, dimensions=(50, 200))
         console.start(guest.child)
         deadline = start + spec.boot_timeout
         marker = re.compile(re.escape(spec.image.ready_marker) + r"( sshd up|-FAILED: .*)")
