@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional
 
 from .cache import cache_dir
 from .errors import EXIT_PREREQ, BadInput, BootFailed, ZstestError
+from .kconfig import read_config
 from .manifests import BuildManifest, has_build
 from .manifests import load_build as load_manifest
 from .results import CONSOLE_LOG, RunResults, TestResult, now_iso, write_results
@@ -77,15 +78,12 @@ def load_build(build_dir: Path) -> BuildManifest:
 
 
 def read_kernel_config(path: Path) -> Dict[str, str]:
-    """CONFIG_X -> value from a .config; '# CONFIG_X is not set' lines are left out."""
-    config: Dict[str, str] = {}
+    """CONFIG_X -> value (unquoted) from a .config, read by kconfig.read_config; options not
+    set are left out."""
     if not path.is_file():
-        return config
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("CONFIG_") and "=" in line:
-            key, _, value = line.partition("=")
-            config[key] = value.strip('"')
-    return config
+        return {}
+    return {f"CONFIG_{name}": value.strip('"') for name, value in read_config(path).items()
+            if value != "n"}
 
 
 def default_results_dir() -> Path:
