@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Tuple
 from . import resources
 from .cache import cache_dir, file_lock
 from .errors import BadInput, PrereqMissing
+from .kconfig import read_config
 from .manifests import BuildManifest, has_build, load_build
 from .proc import CommandError, run, which
 from .target import Target
@@ -318,23 +319,25 @@ def _add_modules(tree: _Tree, build_dir: Path, manifest: BuildManifest) -> str:
     return version
 
 
-def _kernel_config(build_dir: Optional[Path], manifest: Optional[BuildManifest]) -> str:
+def _kernel_config(build_dir: Optional[Path], manifest: Optional[BuildManifest]) -> Dict[str, str]:
+    """The build's .config through kconfig.read_config ({} when there is none)."""
     if build_dir is None or manifest is None:
-        return ""
+        return {}
     for candidate in (manifest.artifact(manifest.artifacts.config), Path(build_dir) / ".config"):
         if candidate is not None and candidate.is_file():
-            return candidate.read_text(errors="replace")
-    return ""
+            return read_config(candidate)
+    return {}
 
 
-def choose_compression(requested: str, kernel_config: str) -> str:
-    """auto: lz4 if the kernel can unpack it (fast to decompress), else none."""
+def choose_compression(requested: str, kernel_config: Dict[str, str]) -> str:
+    """auto: lz4 if the kernel can unpack it (fast to decompress), else none; kernel_config as
+    kconfig.read_config gives it ({}: not known)."""
     if requested != "auto":
-        if requested == "lz4" and kernel_config and "CONFIG_RD_LZ4=y" not in kernel_config:
+        if requested == "lz4" and kernel_config and kernel_config.get("RD_LZ4") != "y":
             raise BadInput("the image asks for lz4 compression but the kernel's .config "
                            "lacks CONFIG_RD_LZ4=y; use compression = none or gzip.")
         return requested
-    if "CONFIG_RD_LZ4=y" in kernel_config and which("lz4"):
+    if kernel_config.get("RD_LZ4") == "y" and which("lz4"):
         return "lz4"
     return "none"
 
