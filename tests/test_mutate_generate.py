@@ -12,7 +12,8 @@ import pytest
 
 from conftest import REPO
 from zstest import proc
-from zstest.mutate.changed import map_through, parse_file_diffs, series_changed_lines
+from zstest.series.changed import map_through, series_changed_lines
+from zstest.series.diff import parse_file_diffs
 from zstest.mutate.generate import (OPERATORS, find_functions, function_lines, generate_mutants,
                                     mask_source, mutant_id)
 from zstest.series import load_series

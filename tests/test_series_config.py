@@ -57,6 +57,43 @@ def test_a_new_option_and_the_file_behind_it(tree):
     assert "CONFIG_ZSMALLOC_BOOT_REPORT=y  # optional: added by patch 1 (mm/Kconfig)" in text
 
 
+def test_renames_deletions_and_a_changed_entry_read_by_the_one_diff_parser(tmp_path):
+    """git's own format-patch of a rename, a deletion, a new empty file and a changed Kconfig
+    entry: touched_files and kconfig_changes read it through series/diff.py."""
+    import subprocess
+    from types import SimpleNamespace
+    from zstest.series.diff import parse_file_diffs
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+    (tmp_path / "mm").mkdir()
+    (tmp_path / "mm" / "Kconfig").write_text("config ZSMALLOC\n\tbool \"zs\"\n\tdefault y\n")
+    (tmp_path / "mm" / "old.c").write_text("int a;\n" * 20)
+    (tmp_path / "mm" / "gone.c").write_text("int b;\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "base")
+    git("mv", "mm/old.c", "mm/new.c")
+    git("rm", "-q", "mm/gone.c")
+    (tmp_path / "mm" / "empty.c").write_text("")
+    (tmp_path / "mm" / "Kconfig").write_text("config ZSMALLOC\n\tbool \"zs\"\n\tdefault n\n")
+    git("add", ".")
+    git("commit", "-qm", "zsmalloc: change things")
+    git("format-patch", "-q", "-M", "-1", "-o", "out")
+    raw = next((tmp_path / "out").glob("*.patch")).read_bytes()
+    diffs = {d.path: d for d in parse_file_diffs(raw.decode())}
+    assert diffs["mm/new.c"].renamed and diffs["mm/new.c"].old_path == "mm/old.c"
+    assert diffs["mm/gone.c"].deleted_file and diffs["mm/gone.c"].new_path is None
+    assert diffs["mm/empty.c"].new_file and not diffs["mm/empty.c"].hunks
+    patch = SimpleNamespace(index=1, raw=raw)
+    touched = {t.path: t for t in touched_files([patch])}
+    assert touched["mm/old.c"].deleted and touched["mm/gone.c"].deleted
+    assert touched["mm/empty.c"].added and not touched["mm/new.c"].added
+    assert [(k.name, k.why) for k in kconfig_changes([patch])] == [
+        ("ZSMALLOC", "changed by patch 1 (mm/Kconfig)")]
+
+
 def build_json(out: Path) -> dict:
     return json.loads((out / "build.json").read_text())
 

@@ -175,7 +175,7 @@ def nearest_map(build: dict, maps: Iterable[CoverageMap]) -> tuple[Optional[Cove
 def changed_old_lines(diff_text: str) -> tuple[dict[str, set[int]], list[str]]:
     """The lines of the old side a diff touches: removed lines, and both neighbours of a pure
     insertion; plus the files it adds, deletes or renames (judged whole)."""
-    from .mutate.changed import parse_file_diffs
+    from .series.diff import parse_file_diffs
     lines: dict[str, set[int]] = {}
     whole: list[str] = []
     for diff in parse_file_diffs(diff_text):

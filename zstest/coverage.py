@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 from . import proc
+from .series.changed import series_changed_lines
 
 log = logging.getLogger("zstest.coverage")
 
@@ -162,7 +163,6 @@ def read_gcov_json_gz(path: Path) -> list[dict[str, Any]]:
 
 def changed_lines(patches: Iterable) -> dict[str, list[list[int]]]:
     """C file -> [[line after the whole series, patch index]] of every line the series adds."""
-    from .mutate.changed import series_changed_lines
     texts = []
     for patch in patches:
         raw = getattr(patch, "raw", b"") or b""

@@ -25,13 +25,12 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from .kconfig import kconfig_symbols, unmet_symbols
-from .series.diff import DIFF_GIT, unquote_path
+from .series.diff import parse_file_diffs
 
 CODE_SUFFIXES = (".c", ".S")
 HEADER_SUFFIXES = (".h",)
 _CONFIG_LINE = re.compile(r"^\s*(?:menu)?config\s+([A-Za-z0-9_]+)\s*$")
 _TYPE_LINE = re.compile(r"^\s*(bool|tristate|def_bool|def_tristate|int|hex|string)\b")
-_HUNK = re.compile(r"^@@ [^@]* @@ ?(.*)$")
 # "obj-$(CONFIG_ZRAM) += zram.o", "zram-y := zcomp.o", "zram-$(CONFIG_X) += backend_x.o"
 _MAKE_ASSIGN = re.compile(r"^\s*([A-Za-z0-9_.-]+(?:\$\(CONFIG_[A-Za-z0-9_]+\))?[A-Za-z0-9_-]*)"
                           r"\s*[:+?]?=\s*(.*)$")
@@ -76,24 +75,14 @@ def touched_files(patches: Iterable) -> list[TouchedFile]:
     """Every file the series changes, in first-touched order, with the patches touching it."""
     found: dict[str, TouchedFile] = {}
     for patch in patches:
-        path, old = None, None
-        for line in _patch_text(patch).splitlines():
-            m = DIFF_GIT.match(line)
-            if m:
-                old = unquote_path(m.group(1))[2:]
-                path = unquote_path(m.group(2))[2:]
-                entry = found.setdefault(path, TouchedFile(path))
-                if patch.index not in entry.patches:
-                    entry.patches.append(patch.index)
-                continue
-            if path is None:
-                continue
-            if line.startswith("new file mode"):
-                found[path].added = True
-            elif line.startswith("deleted file mode"):
-                found[path].deleted = True
-            elif line.startswith("rename from ") and old:
-                found.setdefault(old, TouchedFile(old, [patch.index])).deleted = True
+        for diff in parse_file_diffs(_patch_text(patch)):
+            entry = found.setdefault(diff.path, TouchedFile(diff.path))
+            if patch.index not in entry.patches:
+                entry.patches.append(patch.index)
+            entry.added = entry.added or diff.new_file or diff.old_path is None
+            entry.deleted = entry.deleted or diff.deleted_file or diff.new_path is None
+            if diff.renamed and diff.old_path:
+                found.setdefault(diff.old_path, TouchedFile(diff.old_path, [patch.index])).deleted = True
     return list(found.values())
 
 
@@ -101,36 +90,26 @@ def kconfig_changes(patches: Iterable) -> list[SeriesSymbol]:
     """Kconfig symbols a series adds, or whose entry it changes (hunks in Kconfig files)."""
     out: dict[str, SeriesSymbol] = {}
     for patch in patches:
-        path, current, in_kconfig = None, None, False
-        for line in _patch_text(patch).splitlines():
-            m = DIFF_GIT.match(line)
-            if m:
-                path = unquote_path(m.group(2))[2:]
-                in_kconfig = PurePosixPath(path).name.startswith("Kconfig")
-                current = None
+        for diff in parse_file_diffs(_patch_text(patch)):
+            if not PurePosixPath(diff.path).name.startswith("Kconfig"):
                 continue
-            if not in_kconfig:
-                continue
-            hunk = _HUNK.match(line)
-            if hunk:
+            for hunk in diff.hunks:
                 # git names the enclosing entry after the @@ (its funcname is the last line
                 # starting with a letter: "config FOO" inside a Kconfig file)
-                ctx = _CONFIG_LINE.match(hunk.group(1))
+                ctx = _CONFIG_LINE.match(hunk.context)
                 current = ctx.group(1) if ctx else None
-                continue
-            if line.startswith(("---", "+++")) or not line[:1] in ("+", "-", " "):
-                continue
-            body = line[1:]
-            cfg = _CONFIG_LINE.match(body)
-            if cfg:
-                current = cfg.group(1)
-                if line.startswith("+") and current not in out:
-                    out[current] = SeriesSymbol(current, f"added by patch {patch.index} "
-                                                         f"({path})", patch.index)
-                continue
-            if line[:1] in ("+", "-") and body.strip() and current and current not in out:
-                out[current] = SeriesSymbol(current, f"changed by patch {patch.index} "
-                                                     f"({path})", patch.index)
+                for line in hunk.body:
+                    body = line[1:]
+                    cfg = _CONFIG_LINE.match(body)
+                    if cfg:
+                        current = cfg.group(1)
+                        if line.startswith("+") and current not in out:
+                            out[current] = SeriesSymbol(current, f"added by patch {patch.index} "
+                                                                 f"({diff.path})", patch.index)
+                        continue
+                    if line[:1] in ("+", "-") and body.strip() and current and current not in out:
+                        out[current] = SeriesSymbol(current, f"changed by patch {patch.index} "
+                                                             f"({diff.path})", patch.index)
     return list(out.values())
 
 

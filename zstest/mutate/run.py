@@ -24,7 +24,7 @@ from ..errors import (EXIT_APPLY, EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_PR
 from ..gitsafe import run_git
 from ..manifests import (MUTATE_JSON, MUTATE_SCHEMA, CoverageMap, load_coverage_map, load_mutate,
                          save_mutate)
-from .changed import series_changed_lines
+from ..series.changed import series_changed_lines
 from .generate import OPERATORS, Mutant, function_lines, generate_mutants
 from .guided import Guidance, guide
 

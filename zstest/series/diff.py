@@ -1,4 +1,8 @@
-"""Pure reading of the diff in a patch: files touched, +/- lines, hunks, unsafe paths."""
+"""Pure reading of the diff in a patch: files touched, +/- lines, hunks, unsafe paths, and each
+file's hunks with their lines (`DiffInfo.diffs`). The one diff parser: series intake, git am's
+failure report, the series' config symbols and touched files (series_config.py), the lines a
+series adds (series/changed.py: coverage, mutate) and git's diff of a change (affected.py)
+all read diffs here."""
 
 from __future__ import annotations
 
@@ -23,6 +27,35 @@ class Hunk:
 
 
 @dataclass
+class FileHunk:
+    old_start: int       # the first old line it covers ("-5,0", an insertion after 5: 6)
+    new_start: int
+    header: str = ""     # the @@ line, with git's function context after it
+    body: list[str] = field(default_factory=list)   # its ' ', '-', '+' lines, in order
+
+    @property
+    def context(self) -> str:
+        """What git names after the @@: the enclosing function, or a Kconfig `config FOO`."""
+        parts = self.header.split("@@", 2)
+        return parts[2].strip() if len(parts) == 3 else ""
+
+
+@dataclass
+class FileDiff:
+    old_path: Optional[str]    # None: a new file
+    new_path: Optional[str]    # None: a deleted file
+    hunks: list[FileHunk] = field(default_factory=list)
+    new_file: bool = False     # git's `new file mode` (also an empty file, no hunks)
+    deleted_file: bool = False
+    renamed: bool = False      # git's `rename from` / `rename to`
+
+    @property
+    def path(self) -> str:
+        """The file's name in the tree after the patch (before it, for a deletion)."""
+        return self.new_path or self.old_path or ""
+
+
+@dataclass
 class DiffInfo:
     files: list[str] = field(default_factory=list)
     added: int = 0
@@ -32,6 +65,7 @@ class DiffInfo:
     suspect: list[str] = field(default_factory=list)  # unquoted git headers that may climb out
     error: Optional[str] = None                      # malformed or truncated hunk
     truncated: bool = False
+    diffs: list[FileDiff] = field(default_factory=list)   # per file, its hunks (to an error)
 
     @property
     def has_diff(self) -> bool:
@@ -108,6 +142,10 @@ def _suspect_header(rest: str) -> bool:
     return any(t == ".." or t.lower() == ".git" for t in tokens) or "//" in rest or " /" in rest
 
 
+def _side(stripped: str) -> Optional[str]:
+    return None if stripped == "/dev/null" else stripped
+
+
 def _header_path(rest: str) -> str:
     # a ---/+++ name: quoted (may hold tabs and spaces) or plain up to an optional tab and date
     rest = rest.strip()
@@ -125,6 +163,7 @@ def analyze_diff(text: str) -> DiffInfo:
     n = len(lines)
 
     listed: set[str] = set()       # info.files as a set: a list lookup was quadratic
+    diff: Optional[FileDiff] = None
 
     def add_file(path: str) -> None:
         nonlocal current, hunk_no
@@ -134,6 +173,12 @@ def analyze_diff(text: str) -> DiffInfo:
             listed.add(path)
             info.files.append(path)
 
+    def start_diff(old: Optional[str], new: Optional[str]) -> FileDiff:
+        nonlocal diff
+        diff = FileDiff(old, new)
+        info.diffs.append(diff)
+        return diff
+
     while i < n:
         line = lines[i]
         m = DIFF_GIT.match(line)
@@ -142,6 +187,7 @@ def analyze_diff(text: str) -> DiffInfo:
             old, new = m.group(1), m.group(2)
             info.paths += [_strip_prefix(old), _strip_prefix(new)]
             add_file(_strip_prefix(new))
+            start_diff(_side(_strip_prefix(old)), _side(_strip_prefix(new)))
         elif line.startswith("diff --git "):
             # unquoted names with spaces: git applies it all the same (a new empty file, a mode
             # change, a binary patch need no ---/+++ lines naming it)
@@ -153,8 +199,14 @@ def analyze_diff(text: str) -> DiffInfo:
             if _suspect_header(rest):
                 info.suspect.append(rest)
             add_file(name if name is not None else _strip_prefix(rest.split(" ", 1)[0]))
+            start_diff(current, current)
         elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
             info.paths.append(unquote_path(line.split(" ", 2)[2].strip()))
+            if diff is not None and line.startswith("rename "):
+                diff.renamed = True
+        elif line.startswith(("new file mode ", "deleted file mode ")) and diff is not None:
+            diff.new_file = diff.new_file or line.startswith("new ")
+            diff.deleted_file = diff.deleted_file or line.startswith("deleted ")
         elif line.startswith("--- ") and i + 1 < n and lines[i + 1].startswith("+++ "):
             old = _header_path(line[4:])
             new = _header_path(lines[i + 1][4:])
@@ -165,6 +217,10 @@ def analyze_diff(text: str) -> DiffInfo:
                 add_file(target)
             elif current != target and target != "/dev/null":
                 add_file(target)
+            if diff is None or diff.hunks:     # a plain diff's next file, or a second ---/+++
+                start_diff(_side(old_s), _side(new_s))
+            else:
+                diff.old_path, diff.new_path = _side(old_s), _side(new_s)
             i += 1
         elif line.startswith("@@"):
             hm = HUNK_HEADER.match(line)
@@ -175,6 +231,10 @@ def analyze_diff(text: str) -> DiffInfo:
             info.hunks.append(Hunk(current, hunk_no, line))
             old_left = int(hm.group(2)) if hm.group(2) is not None else 1
             new_left = int(hm.group(4)) if hm.group(4) is not None else 1
+            # "-5,0": the hunk inserts after line 5, its first old line would be 6
+            hunk = FileHunk(int(hm.group(1)) + (old_left == 0), int(hm.group(3)) + (new_left == 0),
+                            line)
+            (diff if diff is not None else start_diff(current, current)).hunks.append(hunk)
             while old_left > 0 or new_left > 0:
                 i += 1
                 if i >= n:
@@ -200,9 +260,16 @@ def analyze_diff(text: str) -> DiffInfo:
                                   f"is not context, '+' or '-' while the header "
                                   f"{line.split('@@')[1].strip()} promises more lines")
                     return info
+                hunk.body.append(body or " ")
                 if old_left < 0 or new_left < 0:
                     info.error = (f"malformed hunk {hunk_no} of {current}: more lines than "
                                   f"its header {line.split('@@')[1].strip()} says")
                     return info
         i += 1
     return info
+
+
+def parse_file_diffs(text: str) -> list[FileDiff]:
+    """Every file's hunks in one patch (a mail or a plain diff), as far as the diff is well
+    formed (analyze_diff's error says where it stops)."""
+    return analyze_diff(text).diffs
