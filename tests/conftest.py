@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,16 +24,47 @@ def pytest_addoption(parser):
                           "build of its own); ZSTEST_RUN_TOO_SLOW=1 does the same")
 
 
-# The files that hold the longest work (the demo series' per-patch builds, the mutation runs, a
-# cross build with --run-too-slow), first: ci/test hands whole files to two workers in collection
-# order (--dist loadfile --no-loadscope-reorder), and a long file started last runs alone at the
-# end while the other worker has nothing left (seen: the i386 build, and the builds waiting on its
-# worktree lock, in the last 20 minutes of a cold run).
-# Only the order changes; a file not named here keeps its place after these.
-LONGEST_FIRST = ("test_arches.py", "test_demo_series.py", "test_mutate_demo.py",
-                 "test_boot_and_run.py", "test_suites_guest.py", "test_build_cli.py",
-                 "test_kconfig_profiles.py", "test_faults.py", "test_crash_verdict.py",
-                 "test_vm_guest.py")
+# The files that hold the longest work first: ci/test hands whole files to two workers in
+# collection order (--dist loadfile --no-loadscope-reorder), and a long file started last runs
+# alone at the end while the other worker has nothing left (seen: the i386 build in the last 20
+# minutes of a cold run; test_watch.py, alphabetically late, in the last 3-4 minutes of both the
+# cold and the warm run of 2026-12-07). xdist gives a worker its next file as soon as its current
+# ones have two tests or fewer left, so a file is often queued behind the last long tests of
+# another: long files must not come late. Only the order changes; a file not named here keeps
+# its place after these. The figures: the slowest tests of the warm CI run of 2026-12-07 on this
+# 2-core host (ci/test now also prints each file's total: "slowest 15 test files"; reorder by it).
+#   test_arches.py: first, for --run-too-slow (two cold cross builds, ~9 min each).
+#   test_demo_series.py: on an empty cache its fixture is the first to need the shared build
+#     and starts it (~7 min) at once.
+#   test_watch.py: its 14 fast tests (public-inbox, mostly waiting) run on the other worker
+#     while that cold build runs; its 2 slow tests (3 series runs) come after.
+LONGEST_FIRST = (
+    "test_arches.py",
+    "test_demo_series.py",          # setup 200 s (the fixture's runs and bisect)
+    "test_watch.py",                # 63 s + the 2016 test + ~110 s of fast tests
+    "test_perf_compare.py",         # 182 s + 40 s + the comment test
+    "test_faults.py",               # 55 s + 12 more boots or builds
+    "test_build_cli.py",            # 47 s + 41 s + 3 series builds, 3 rebuilds
+    "test_suites_guest.py",         # 158 s
+    "test_mutate_demo.py",          # 153 s, one test
+    "test_crash_verdict.py",        # 54 s + 5 more boots
+    "test_b4_check.py",             # setup 61 s + 5 more slow tests
+    "test_vm_guest.py",
+    "test_kconfig_profiles.py",     # 11 olddefconfigs; cold: 6.12 unpacked first
+    "test_boot_and_run.py",
+    "test_affected.py",             # 75 s
+    "test_coverage.py",             # 69 s
+    "test_series_config.py",        # 66 s
+    "test_mutate_cli.py",           # 65 s
+    "test_ci_templates.py",         # 43 s (cold run)
+    "test_perf_stats.py",           # 56 s (measured alone; no kernel)
+    "test_perf_suite.py",
+    "test_moved_build.py",
+    "test_kmod_build.py",           # cold: 2 x modules_prepare
+    "test_kmod_torture.py",
+    "test_hardening_artifacts.py",  # 36 s (measured alone)
+    "test_hardening.py",            # 35 s (measured alone)
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,6 +81,64 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(
                 reason=f"too slow for CI (a cold build of its own): run with --run-too-slow; "
                        f"{where} measures it"))
+
+
+# ---------------------------------------------------------------- per-file times
+
+@dataclass
+class FileTime:
+    """One test file's share of a run: what LONGEST_FIRST orders by."""
+    seconds: float = 0.0        # setup + call + teardown of its tests
+    tests: int = 0
+    workers: set = field(default_factory=set)
+    start: float = float("inf")
+    stop: float = 0.0
+
+
+_FILE_TIMES: dict = {}
+_SESSION_START = [time.time()]
+
+
+def pytest_sessionstart(session):
+    _SESSION_START[0] = time.time()
+
+
+def pytest_runtest_logreport(report):
+    """Each file's time (on xdist's controller: the reports of every worker)."""
+    entry = _FILE_TIMES.setdefault(report.nodeid.split("::", 1)[0], FileTime())
+    entry.seconds += report.duration
+    entry.tests += report.when == "setup"
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    entry.workers.add(getattr(gateway, "id", "main"))
+    entry.start = min(entry.start, getattr(report, "start", entry.start))
+    entry.stop = max(entry.stop, getattr(report, "stop", entry.stop))
+
+
+def _clock(t: float) -> str:
+    minutes, seconds = divmod(max(0, int(t - _SESSION_START[0])), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """With --durations (ci/test): the slowest files, which worker ran each and when, and when
+    each worker finished: the numbers LONGEST_FIRST is ordered by, and the idle tail."""
+    if config.getoption("durations", None) is None or not _FILE_TIMES:
+        return
+    tr = terminalreporter
+    tr.write_sep("=", "slowest 15 test files (setup + call + teardown; worker; from-to since "
+                      "the session's start)")
+    files = sorted(_FILE_TIMES.items(), key=lambda kv: -kv[1].seconds)
+    for path, f in files[:15]:
+        tr.write_line(f"{f.seconds:8.1f}s {','.join(sorted(f.workers)):>5} "
+                      f"{_clock(f.start):>6}-{_clock(f.stop):<6} {path} ({f.tests} tests)")
+    workers = {}
+    for f in _FILE_TIMES.values():
+        for w in f.workers:
+            busy, stop = workers.get(w, (0.0, 0.0))
+            workers[w] = (busy + f.seconds / len(f.workers), max(stop, f.stop))
+    tr.write_line("workers: " + "; ".join(
+        f"{w} busy {busy:.0f} s, last test done at {_clock(stop)}"
+        for w, (busy, stop) in sorted(workers.items())))
 
 
 @pytest.fixture(autouse=True)
