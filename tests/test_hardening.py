@@ -665,10 +665,12 @@ def test_guest_output_is_a_bounded_tail_and_streams_whole(ssh_guest, monkeypatch
     assert len(result.stdout.encode("utf-8", "surrogateescape")) < 3 << 20   # the tail only
     assert result.dropped_bytes == ssh_guest.FLOOD - (1 << 20)
     # the suite plugin's guest streams it all into the test's log
+    from zstest.manifests import BuildManifest
     from zstest.suites.plugin import GuestSuitePlugin
     results = ssh_guest.guest.workdir / "results"
-    plugin = GuestSuitePlugin(ssh_guest.guest, results_dir=results, build_info={},
-                              kernel_config={})
+    plugin = GuestSuitePlugin(ssh_guest.guest, results_dir=results, kernel_config={},
+                              build=BuildManifest(path=results / "build.json", data={}),
+                              build_dir=results)
     plugin._current = {"log_path": results / "t.log"}
     plugin.logged_guest.run("flood", timeout=60)
     logged = (results / "t.log").read_bytes()

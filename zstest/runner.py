@@ -267,8 +267,6 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
     merged: Dict[str, TestResult] = {}
     order: List[str] = []
     keyword = " and ".join(f"({k})" for k in (suite.keyword, req.keyword) if k)
-    # Where the build dir is now (build.json's build_dir is where it was built).
-    info = dict(info.data, local_build_dir=str(build_dir))
     for attempt in range(1, req.repeat + 1):
         if req.repeat > 1:
             progress(f"suite: run {attempt} of {req.repeat}")
@@ -311,8 +309,8 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
                 progress(f"boot: {uname} up in {guest.boot_to_ssh_s:.2f} s ({guest.accel.name}); "
                          f"running the {suite.name} suite")
                 try:
-                    plugin = _run_pytest(req, suite, guest, info, kernel_config, out, keyword,
-                                         pending, run)
+                    plugin = _run_pytest(req, suite, guest, info, build_dir, kernel_config, out,
+                                         keyword, pending, run)
                     if req.keep_vm_on_failure and _failed_in(plugin) and guest.qemu_alive \
                             and not guest.console.panicked:   # a panicked kernel never answers
                         state.kept, state.kept_guest = stack.pop_all(), guest
@@ -396,13 +394,14 @@ def _lost_summary(lost: BaseException) -> str:
     return text.splitlines()[0] if text else type(lost).__name__
 
 
-def _run_pytest(req, suite, guest, info, kernel_config, out, keyword, pending, run):
+def _run_pytest(req, suite, guest, info, build_dir, kernel_config, out, keyword, pending, run):
     """One pytest session in one guest; returns the plugin (results, loss, what is left)."""
     import pytest
 
     from .suites import plugin as plugin_fixtures
 
-    plugin = GuestSuitePlugin(guest, results_dir=out, build_info=info,
+    # build_dir: where the build is now (build.json's build_dir is where it was built)
+    plugin = GuestSuitePlugin(guest, results_dir=out, build=info, build_dir=build_dir,
                               kernel_config=kernel_config, default_timeout=req.timeout)
     if pending is None:
         args = [str(p) for p in suite.paths]

@@ -1,7 +1,8 @@
 """The pytest plugin that connects guest suites to a booted guest.
 
-It gives tests the fixtures `guest`, `console`, `build_info`, `kernel_config`,
-`page_size` and `record`; marks each test's start and end in the kernel log (so the
+It gives tests the fixtures `guest`, `console`, `build_manifest` (the build's
+manifests.BuildManifest), `build_dir` (where the build is now), `build_info` (build.json as
+read), `kernel_config`, `page_size` and `record`; marks each test's start and end in the kernel log (so the
 console log shows which test was running when a splat appeared); fails a test
 during which the kernel logged a splat; and turns pytest's reports into
 zstest TestResults.
@@ -22,6 +23,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from ..errors import BootFailed
+from ..manifests import BuildManifest
 from ..results import TestResult
 from ..splats import kind_words
 from ..vm.ssh import KernelCrashed
@@ -142,13 +144,14 @@ class Recorder:
 
 
 class GuestSuitePlugin:
-    def __init__(self, guest, *, results_dir: Path, build_info: Dict[str, Any],
+    def __init__(self, guest, *, results_dir: Path, build: BuildManifest, build_dir: Path,
                  kernel_config: Dict[str, str], default_timeout: float = 300.0,
                  tests_dir_name: str = "tests"):
         self._raw_guest = guest
         self.results_dir = Path(results_dir)
         # underscored: an instance attribute named like a fixture hides the fixture from pytest
-        self._build_info = build_info
+        self._build = build
+        self._build_dir = Path(build_dir)    # where it is now; build.json's is where it was built
         self._kernel_config = kernel_config
         self.default_timeout = default_timeout
         self.tests_dir = self.results_dir / tests_dir_name
@@ -180,8 +183,12 @@ class GuestSuitePlugin:
         return self._raw_guest
 
     @property
-    def build_manifest(self) -> Dict[str, Any]:
-        return self._build_info
+    def manifest(self) -> BuildManifest:
+        return self._build
+
+    @property
+    def local_build_dir(self) -> Path:
+        return self._build_dir
 
     @property
     def config_options(self) -> Dict[str, str]:
@@ -220,7 +227,7 @@ class GuestSuitePlugin:
     @property
     def _coverage(self) -> bool:
         """--coverage builds: reset gcov's counters before each test, copy them after it."""
-        return bool((self._build_info.get("coverage") or {}).get("enabled")) and \
+        return bool((self._build.data.get("coverage") or {}).get("enabled")) and \
             self._kernel_config.get("CONFIG_GCOV_KERNEL") == "y"
 
     def _coverage_reset(self) -> None:
@@ -229,7 +236,7 @@ class GuestSuitePlugin:
             if not self._boot_coverage_kept:   # affected.py: a line booting runs affects every test
                 self._boot_coverage_kept = True
                 n = len(list((self.results_dir / COVERAGE_DIR).glob(BOOT_PREFIX + "*"))) + 1
-                collect_gcda(self._raw_guest, str(self._build_info.get("objdir") or ""),
+                collect_gcda(self._raw_guest, self._build.objdir or "",
                              self.results_dir / COVERAGE_DIR / f"{BOOT_PREFIX}{n}")
             reset_counters(self._raw_guest)
         except Exception as exc:   # coverage is evidence, not the verdict: say so, go on
@@ -239,7 +246,7 @@ class GuestSuitePlugin:
         from ..coverage import COVERAGE_DIR, collect_gcda
         rel = f"{COVERAGE_DIR}/{cur['log_path'].stem}"
         try:
-            files = collect_gcda(self._raw_guest, str(self._build_info.get("objdir") or ""),
+            files = collect_gcda(self._raw_guest, self._build.objdir or "",
                                  self.results_dir / rel)
         except Exception as exc:   # a crashed guest, a full disk: the test's verdict stands
             self.log(f"# coverage: could not copy the gcov data: {exc}")
@@ -441,9 +448,24 @@ def console(request):
 
 
 @pytest.fixture(scope="session")
+def build_manifest(request) -> BuildManifest:
+    """The build under test (manifests.BuildManifest: typed fields, artifacts, arch)."""
+    return _plugin(request).manifest
+
+
+@pytest.fixture(scope="session")
+def build_dir(request) -> Path:
+    """The build dir as this run found it (build.json's build_dir is where it was built: a
+    build dir moved or copied to a CI runner is here, not there)."""
+    return _plugin(request).local_build_dir
+
+
+@pytest.fixture(scope="session")
 def build_info(request):
-    """build.json of the build under test."""
-    return _plugin(request).build_manifest
+    """build.json of the build under test, as read (every key); `local_build_dir`: the
+    build_dir fixture's path, for suites that read it from here."""
+    plugin = _plugin(request)
+    return dict(plugin.manifest.data, local_build_dir=str(plugin.local_build_dir))
 
 
 @pytest.fixture(scope="session")
@@ -455,9 +477,7 @@ def kernel_config(request):
 @pytest.fixture(scope="session")
 def page_size(request) -> int:
     """The kernel's page size in bytes (build.json's arch; 4096 for builds from before)."""
-    arch = _plugin(request).build_manifest.get("arch")
-    size = arch.get("page_size") if isinstance(arch, dict) else None
-    return size if isinstance(size, int) and size > 0 else 4096
+    return _plugin(request).manifest.page_size
 
 
 @pytest.fixture
