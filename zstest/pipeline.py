@@ -90,7 +90,7 @@ def run_pipeline(req: PipelineRequest) -> PipelineOutcome:
         outcome.build_dir = outcome.build.build_dir
     except (ApplyFailed, BuildFailed) as exc:
         outcome.build_error = exc
-        outcome.build_dir = getattr(exc, "build_dir", None)
+        outcome.build_dir = exc.build_dir
         if outcome.build_dir is None or not is_bootable(outcome.build_dir):
             return outcome
         outcome.bootable = True

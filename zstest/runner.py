@@ -183,7 +183,7 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
         _end(out, run, state, started)
         raise
     except BootFailed as exc:
-        if getattr(exc, "splat", None):   # the kernel hung in its own init: its evidence
+        if exc.splat:   # the kernel hung in its own init: its evidence
             run.splats.append(exc.splat)
         if not run.tests:      # the first guest never came up
             run.status = "error"
@@ -290,7 +290,7 @@ def _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
                 boot["ended"] = "did not boot"
                 if n == 1:
                     raise
-                if getattr(exc, "splat", None):
+                if exc.splat:
                     run.splats.append(exc.splat)
                 # a fresh guest that does not come up: the tests so far stand, the rest did not run
                 run.not_run = pending or []

@@ -89,9 +89,8 @@ def apply(src: str, kernel: Path, base, out, allow_gaps: bool, purpose: str, as_
     try:
         result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps, purpose=purpose)
     except ZstestError as exc:
-        partial = getattr(exc, "result", None)
-        if partial is not None:
-            _print_result(partial, as_json)
+        if exc.result is not None:     # the patches done before it stopped
+            _print_result(exc.result, as_json)
         raise
     try:
         _print_result(result, as_json)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List
 
-from ..errors import BootFailed
+from ..errors import BootFailed, ZstestError
 
 # How long the guest may take to accept the new key before it counts as unreachable.
 AUTHORIZE_TIMEOUT_S = 15.0
@@ -121,7 +121,8 @@ def _run_raw(guest, command: str, timeout: float) -> None:
         raise GuestUnreachable(f"the guest did not answer over SSH within {timeout:g} s")
     result = done[0]
     if isinstance(result, Exception):
-        why = getattr(result, "message", None) or f"{type(result).__name__}: {result}"
+        why = result.message if isinstance(result, ZstestError) else \
+            f"{type(result).__name__}: {result}"
         raise GuestUnreachable(f"the guest cannot be reached over SSH ({why})")
     if result != 0:
         raise GuestUnreachable(f"the guest could not authorize a key (exit status {result})")
