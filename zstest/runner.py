@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .cache import cache_dir
 from .errors import EXIT_PREREQ, BadInput, BootFailed, ZstestError
@@ -29,6 +29,9 @@ from .suites import SUITES_DIR, load_suite
 from .splats import kind_words
 from .suites.plugin import GuestSuitePlugin
 from .vm.ssh import KernelCrashed
+
+if TYPE_CHECKING:
+    from .vm.guest import GuestSpec
 
 log = logging.getLogger("zstest.runner")
 
@@ -75,6 +78,47 @@ def load_build(build_dir: Path) -> BuildManifest:
     if not info.artifact(info.artifacts.bzimage, "bzImage").is_file():
         raise BadInput(f"{build_dir} has no bzImage; rebuild it with `zstest build`.")
     return info
+
+
+@dataclass
+class GuestPlan:
+    """What a guest of a build is booted with (boot-and-run's suite, or the shell's options)."""
+    build_dir: Path                   # where the build is now: the directory the user named
+    info: BuildManifest               # its build.json
+    out: Path                         # console.log and the VM's work dir go here
+    recipe: Optional[Path] = None     # the image recipe (None: qemu-images/initramfs.ini)
+    memory_mb: int = 1024
+    cpus: int = 2
+    dimm_mb: Optional[int] = None     # hot-pluggable memory, where the arch has it
+    accel: str = "auto"
+    cmdline_extra: str = ""
+    boot_timeout: float = 120.0
+    qemu_extra: List[str] = field(default_factory=list)
+    vmcore: Optional[Path] = None
+
+
+def prepare_guest(plan: GuestPlan) -> "GuestSpec":
+    """The guest of a build, for boot-and-run and shell alike: the build's target, its image
+    (modules and kmod from the build dir as it is now; a cache hit when nothing changed), the
+    guest tools of its arch and the GuestSpec that boots its kernel."""
+    from .guest_tools import build_guest_tools
+    from .image import ImageRequest, build_image
+    from .target import Target
+    from .vm.guest import GuestSpec
+
+    info, target = plan.info, Target.from_manifest(plan.info)
+    image = build_image(ImageRequest(build_dir=plan.build_dir, recipe=plan.recipe,
+                                     arch=target.name, extra_files=build_guest_tools(target)))
+    # QEMU runs with its work dir as cwd: the kernel's path must be absolute
+    kernel = info.artifact(info.artifacts.bzimage, "bzImage").resolve()
+    return GuestSpec(kernel=kernel, image=image,
+                     memory_mb=plan.memory_mb, cpus=plan.cpus,
+                     # no hot-pluggable memory on the arch: its hot-unplug tests skip
+                     dimm_mb=plan.dimm_mb if target.arch.memory_hotplug else None,
+                     accel=plan.accel, arch=target.name, page_size=target.page_size,
+                     cmdline_extra=plan.cmdline_extra, console_log=plan.out / CONSOLE_LOG,
+                     workdir=plan.out / ".vm", boot_timeout=plan.boot_timeout,
+                     qemu_extra=list(plan.qemu_extra), vmcore=plan.vmcore)
 
 
 def read_kernel_config(path: Path) -> Dict[str, str]:
@@ -134,11 +178,6 @@ def _hold(req: BootRunRequest, state: "_RunState", out: Path) -> None:
 
 
 def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
-    from .arch import arch_spec
-    from .guest_tools import build_guest_tools
-    from .image import ImageRequest, build_image
-    from .vm.guest import GuestSpec
-
     started = time.monotonic()
     # QEMU runs with its work dir as cwd: every path handed to it must be absolute.
     out = Path(req.out).expanduser().resolve()
@@ -146,8 +185,9 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
     _link_last(out)
     progress = req.on_progress or (lambda msg: None)
     suite = load_suite(req.suite)
-    info = load_build(req.build_dir)
-    build_dir = Path(req.build_dir).resolve()
+    # where the build is now (build.json's own build_dir is where it was built: provenance)
+    build_dir = Path(req.build_dir).expanduser().resolve()
+    info = load_build(build_dir)
     run = RunResults(suite=suite.name, started=now_iso(), repeat=req.repeat,
                      console_log=CONSOLE_LOG, command=list(req.command),
                      kernel={"build_dir": str(build_dir), "version": info.kernel.version,
@@ -158,18 +198,15 @@ def _boot_and_run(req: BootRunRequest, state: "_RunState") -> RunResults:
 
     try:
         progress("image: preparing the guest initramfs")
-        arch = arch_spec(info.arch)
-        image = build_image(ImageRequest(build_dir=build_dir, recipe=suite.recipe, arch=arch.name,
-                                         extra_files=build_guest_tools(arch)))
+        spec = prepare_guest(GuestPlan(build_dir=build_dir, info=info, out=out,
+                                       recipe=suite.recipe,
+                                       memory_mb=req.memory_mb or suite.memory_mb,
+                                       cpus=suite.cpus, dimm_mb=suite.dimm_mb, accel=req.accel,
+                                       cmdline_extra=req.cmdline_extra,
+                                       boot_timeout=req.boot_timeout))
+        image = spec.image
         run.image = {"path": str(image.path), "size_bytes": image.size_bytes,
                      "digest": image.digest, "built": image.built}
-        spec = GuestSpec(kernel=build_dir / (info.artifacts.bzimage or "bzImage"),
-                         image=image, memory_mb=req.memory_mb or suite.memory_mb,
-                         # no hot-pluggable memory on the arch: its hot-unplug tests skip
-                         cpus=suite.cpus, dimm_mb=suite.dimm_mb if arch.memory_hotplug else None,
-                         accel=req.accel, arch=arch.name, page_size=info.page_size,
-                         cmdline_extra=req.cmdline_extra, console_log=out / CONSOLE_LOG,
-                         workdir=out / ".vm", boot_timeout=req.boot_timeout)
         with _Watchdog(req.run_timeout - (time.monotonic() - started), state) as dog:
             _run_in_guests(req, suite, spec, info, build_dir, out, run, state, progress)
         if dog.fired:

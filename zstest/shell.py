@@ -36,35 +36,28 @@ class ShellRequest:
 
 def open_shell(req: ShellRequest) -> int:
     """Boot, run the session, tear the guest down; the guest's exit status (1 after a panic)."""
-    from .arch import arch_spec
-    from .guest_tools import build_guest_tools
-    from .image import ImageRequest, build_image
-    from .runner import load_build
-    from .vm.guest import GuestSpec, launch_guest
+    from .runner import GuestPlan, load_build, prepare_guest
+    from .vm.guest import launch_guest
     from .vm.qemu import free_port
 
-    info = load_build(req.build_dir)
-    build_dir = Path(req.build_dir).resolve()
+    # where the build is now (build.json's own build_dir is where it was built: provenance)
+    build_dir = Path(req.build_dir).expanduser().resolve()
+    info = load_build(build_dir)
     out = Path(req.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
-    # the image boot-and-run uses (same inputs: a cache hit), so the shell sees the same guest
-    arch = arch_spec(info.arch)
-    image = build_image(ImageRequest(build_dir=build_dir, arch=arch.name,
-                                     extra_files=build_guest_tools(arch)))
     qemu_extra, cmdline = [], req.cmdline_extra
     if req.gdb:
         port = free_port()
         qemu_extra = ["-gdb", f"tcp:127.0.0.1:{port}"]
         cmdline = (cmdline + " nokaslr").strip()    # symbols of vmlinux at their link addresses
-        vmlinux = build_dir / (info.artifacts.vmlinux or "vmlinux")
+        vmlinux = info.artifact(info.artifacts.vmlinux, "vmlinux")
         req.say(f"gdb: gdb {vmlinux} -ex 'target remote 127.0.0.1:{port}'")
     vmcore = Path(req.vmcore).expanduser().resolve() if req.vmcore else None
-    spec = GuestSpec(kernel=build_dir / (info.artifacts.bzimage or "bzImage"), image=image,
-                     memory_mb=req.memory_mb, cpus=req.cpus, accel=req.accel,
-                     cmdline_extra=cmdline, console_log=out / "console.log",
-                     workdir=out / ".vm", boot_timeout=req.boot_timeout,
-                     qemu_extra=qemu_extra, vmcore=vmcore, arch=arch.name,
-                     page_size=info.page_size)
+    # the image boot-and-run uses (same inputs: a cache hit), so the shell sees the same guest
+    spec = prepare_guest(GuestPlan(build_dir=build_dir, info=info, out=out,
+                                   memory_mb=req.memory_mb, cpus=req.cpus, accel=req.accel,
+                                   cmdline_extra=cmdline, boot_timeout=req.boot_timeout,
+                                   qemu_extra=qemu_extra, vmcore=vmcore))
     req.say(f"booting {info.kernel.version or build_dir.name} (console: {out / 'console.log'})")
     guest = None
     try:

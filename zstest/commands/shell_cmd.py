@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .. import options
+
 
 @click.command("shell")
 @click.option("--build", "build_dir", type=click.Path(path_type=Path),
@@ -20,13 +22,10 @@ import click
               help="When the kernel panics, save guest memory here (ELF, readable by crash).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where console.log goes (default: a new dir under ~/.cache/zstest/shell).")
-@click.option("--memory", "memory_mb", type=click.IntRange(min=128), default=1024,
-              show_default=True, help="Guest RAM in MiB.")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto",
-              show_default=True, help="QEMU accelerator; auto probes KVM and falls back to TCG.")
-@click.option("--boot-timeout", type=float, default=120.0, show_default=True,
-              help="Seconds from QEMU start to an SSH login.")
-@click.option("--append", "cmdline_extra", default="", help="Extra kernel command line.")
+@options.click_options(options.BOOT, only=("accel", "memory_mb", "boot_timeout", "cmdline_extra"),
+                       overrides={"memory_mb": {"type": click.IntRange(min=128), "default": 1024,
+                                                "show_default": True,
+                                                "help": "Guest RAM in MiB."}})
 def shell_command(build_dir, command, gdb, vmcore, out, memory_mb, accel, boot_timeout,
                   cmdline_extra) -> int:
     """Boot a build and open a shell in the guest (a TTY over SSH; a script when stdin is not a

@@ -45,8 +45,9 @@ def torture_ko(guest, build_info, record):
     if found:
         record.detail("module", found)
         return found
-    host_ko = Path(build_info.get("build_dir") or "") / f"{MODULE}.ko"
-    if build_info.get("build_dir") and host_ko.is_file():
+    # the build dir as it is now (build.json's build_dir is where it was built, maybe moved)
+    host_ko = Path(build_info.get("local_build_dir") or "") / f"{MODULE}.ko"
+    if build_info.get("local_build_dir") and host_ko.is_file():
         guest.put(host_ko, GUEST_COPY)
         record.detail("module", f"{GUEST_COPY} (copied from {host_ko}: not in the image)")
         return GUEST_COPY
