@@ -172,3 +172,17 @@ def test_options_own_no_path_of_their_own():
     """Paths stay as given (relative stays relative): a reproducer says what was typed."""
     build, _ = _requests(["zstest", "build", "--kernel", "linux", "--config", "base"])
     assert build.kernel == Path("linux")
+
+
+def test_arch_and_page_size_are_resolved_once_into_the_target():
+    """--page-size the arch's own is the default (said by no word); a page size the arch does
+    not offer is exit 2 naming the choices, before anything is built."""
+    from zstest.errors import BadInput
+    build, _ = _requests(["zstest", "build", "--arch", "x86_64", "--page-size", "4k"])
+    assert (build.arch, build.page_size) == ("x86_64", None)
+    assert options.build_argv(build) == ["--config", "base"]
+    build, _ = _requests(["zstest", "build", "--arch", "arm64", "--page-size", "65536"])
+    assert options.build_argv(build) == ["--arch", "arm64", "--page-size", "64k", "--config",
+                                         "base"]
+    with pytest.raises(BadInput, match="16k"):
+        _requests(["zstest", "build", "--arch", "arm64", "--page-size", "3k"])

@@ -40,7 +40,9 @@ class Option:
     group: str
     help: Any                      # the text, or a function returning it (built lazily)
     field: str = ""                # the request's attribute; "" : the same as name
-    kind: str = "value"            # value / flag / multiple / off (a flag that makes field False)
+    # value / flag / multiple / off (a flag that makes field False) / target (--arch and
+    # --page-size: resolved together into one Target, rendered by Target.argv)
+    kind: str = "value"
     type: Any = None               # a Python type, or a factory of a click type (built lazily)
     default: Any = None
     show_default: bool = False
@@ -115,11 +117,11 @@ OPTIONS: Tuple[Option, ...] = (
     Option("coverage", ("--coverage",), BUILD, kind="flag",
            help="Build with gcov for zsmalloc, zram and the series' C files (the `coverage` "
                 "profile); the run then reports which of the series' lines each test ran."),
-    Option("arch", ("--arch",), BUILD, type=_arch_choice, default=DEFAULT_ARCH,
+    Option("arch", ("--arch",), BUILD, kind="target", type=_arch_choice, default=DEFAULT_ARCH,
            show_default=True,
            help="Build for this architecture (cross-built; booted under TCG where the host's "
                 "KVM cannot run it)."),
-    Option("page_size", ("--page-size",), BUILD, metavar="SIZE",
+    Option("page_size", ("--page-size",), BUILD, kind="target", metavar="SIZE",
            help="The kernel's page size where the arch offers a choice (arm64: 4k, 16k, 64k). "
                 "Default: the arch's."),
     Option("configs", ("--config",), BUILD, kind="multiple", metavar="PROFILE|FRAGMENT|.config",
@@ -199,9 +201,20 @@ def _request_values(params: Mapping[str, Any], groups: Sequence[str]) -> Dict[st
         values[option.attr] = value
     if "configs" in values and not values["configs"]:
         values["configs"] = ["base"]
+    if "arch" in values or "page_size" in values:
+        values.update(_target_fields(values.get("arch"), values.get("page_size")))
     if values.get("vmcore"):
         values["vmcore"] = Path(values["vmcore"]).expanduser().resolve()
     return values
+
+
+def _target_fields(arch: Optional[str], page_size: Optional[str]) -> Dict[str, Any]:
+    """--arch and --page-size resolved once (BadInput, exit 2, naming the choices); the page
+    size kept only when it is not the arch's own."""
+    from .target import Target
+    target = Target.from_options(arch, page_size)
+    return {"arch": target.name,
+            "page_size": None if target.default_page_size else target.page_size_name}
 
 
 def build_request(params: Mapping[str, Any], **fixed) -> BuildRequest:
@@ -244,6 +257,9 @@ def _render(req: Any, default: Any, groups: Sequence[str]) -> List[str]:
         if option.group not in groups or not hasattr(req, option.attr):
             continue
         value, flag = getattr(req, option.attr), option.flags[0]
+        if option.kind == "target":
+            argv += _target_argv(req) if option.name == "arch" else []
+            continue
         if value == getattr(default, option.attr) and not option.always:
             continue
         if option.kind == "off":
@@ -256,6 +272,11 @@ def _render(req: Any, default: Any, groups: Sequence[str]) -> List[str]:
         elif value is not None:
             argv += [flag, _word(value)]
     return argv
+
+
+def _target_argv(req: BuildRequest) -> List[str]:
+    from .target import Target
+    return Target.from_options(req.arch, req.page_size).argv()
 
 
 def build_argv(req: BuildRequest) -> List[str]:
