@@ -18,7 +18,8 @@ REAL = {"build.json": sorted(DATA.rglob("build.json"))[:6],
         "results.json": sorted(DATA.rglob("results.json"))[:6]}
 LOADERS = {"build.json": manifests.load_build, "results.json": manifests.load_results,
            "bisect.json": manifests.load_bisect, "cell.json": manifests.load_cell,
-           "apply.json": manifests.load_apply, "mutate.json": manifests.load_mutate}
+           "apply.json": manifests.load_apply, "mutate.json": manifests.load_mutate,
+           "b4check.json": lambda path: manifests.load_b4check(Path(path).parent)}
 
 SCALAR = st.one_of(st.none(), st.booleans(), st.integers(-2 ** 70, 2 ** 70),
                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
@@ -58,7 +59,8 @@ def replaced(doc, path, new):
 @given(name=st.sampled_from(sorted(LOADERS)), doc=st.one_of(JSON, st.dictionaries(
     st.sampled_from(["schema", "status", "tests", "splats", "kernel", "series", "patches",
                      "console_log", "artifacts", "config", "name", "steps", "verdict", "mutants",
-                     "baseline", "worktree", "problems"]), JSON,
+                     "baseline", "worktree", "problems", "results_dir", "exit_code",
+                     "notes"]), JSON,
     max_size=6)))
 def test_any_json_loads_or_is_one_sentence(tmp_path, name, doc):
     path = tmp_path / name

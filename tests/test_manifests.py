@@ -106,3 +106,16 @@ def test_results_kernel_arch_is_typed(tmp_path):
     manifests.save_results(tmp_path, {"tests": [], "kernel": {"arch": "arm64", "page_size": 65536}})
     m = manifests.load_results(tmp_path)
     assert (m.kernel.arch, m.kernel.page_size) == ("arm64", 65536)
+
+
+def test_b4check_state_shape(tmp_path):
+    assert manifests.load_b4check(tmp_path) is None
+    manifests.save_b4check(tmp_path, {"status": "done", "exit_code": 0, "started": 1.5,
+                                      "results_dir": "/r", "notes": ["b4 am"]})
+    assert manifests.load_b4check(tmp_path)["results_dir"] == "/r"
+    for content, words in (('{"results_dir": 5}', "results_dir is a number, not a string"),
+                           ('{"exit_code": "0"}', "exit_code is a string, not a number"),
+                           ('{"notes": [{}]}', "notes[0] is an object, not a string")):
+        (tmp_path / "b4check.json").write_text(content)
+        with pytest.raises(BadInput, match=re.escape(words)):
+            manifests.load_b4check(tmp_path)

@@ -761,7 +761,20 @@ def load_b4check(state_dir: "str | Path") -> Optional[dict]:
     path = Path(state_dir) / B4CHECK_JSON
     if not path.is_file():
         return None
-    return _read(path, B4CHECK_JSON)
+    return _parse(path, B4CHECK_JSON, _b4check_from)
+
+
+def _b4check_from(path: Path, d: dict, schema: int) -> dict:
+    """The state as read, its fields' shapes checked (b4check's readers take it as a dict)."""
+    for key in ("status", "key", "patchset_hash", "source", "results_dir", "build_dir", "error"):
+        _take(d, key, (str,))
+    for key in ("exit_code", "pid"):
+        _take(d, key, (int,))
+    for key in ("started", "finished"):
+        _take(d, key, (float,))
+    _words(d, "notes")
+    _obj(d, "series")
+    return d
 
 
 def save_b4check(state_dir: "str | Path", data: dict) -> Path:
