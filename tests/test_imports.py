@@ -125,3 +125,11 @@ def test_no_import_circle_among_zstest_modules():
     assert len(graph) > 50, "the package was not found"
     found = circles(graph)
     assert not found, "import circles: " + " | ".join(_describe(c, graph) for c in found)
+
+
+def test_stages_never_import_the_cli():
+    """The click side (zstest/cli.py, zstest/commands/) calls the stages, never the reverse."""
+    graph = import_graph()
+    cli = {m for m in graph if m == "zstest.cli" or m.startswith("zstest.commands")}
+    upward = {m: sorted(graph[m] & cli) for m in graph if m not in cli and graph[m] & cli}
+    assert not upward, f"stage modules importing the CLI: {upward}"
