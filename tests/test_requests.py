@@ -70,6 +70,8 @@ LINES = [
      "64k", "--config", "base"],
     ["zstest", "build", "--kmod-dir", "/src/kmod", "--allow-config-drift", "--config",
      "/home/me/full.config"],
+    ["zstest", "build", "--series", "kernel-patches/demo-migrated/v2", "--toolchain",
+     "clang-16", "--config", "base"],
     ["zstest", "run", "--build-out", "/srv/b", "--series", "20160520.msgid@x", "--config",
      "base", "--out", "/srv/r", "--suite", "migration", "-k", "compact and not hotplug",
      "--repeat", "3", "--timeout", "60", "--run-timeout", "900", "--accel", "tcg",
@@ -124,6 +126,8 @@ def test_defaults_are_left_out_but_configs_and_suite_are_always_said():
     (["zstest", "bisect", "--series", "s", "--make-arg", "W=1"], "make_args", ["W=1"]),
     (["zstest", "b4-check", "--append", "quiet"], "cmdline_extra", "quiet"),
     (["zstest", "watch", "--require-built"], "require_built", True),
+    (["zstest", "compare", "a", "b", "--toolchain", "gcc-11"], "toolchain", "gcc-11"),
+    (["zstest", "b4-check", "--toolchain", "clang-16"], "toolchain", "clang-16"),
 ])
 def test_the_options_a_command_lacked_reach_its_requests(argv, field, value):
     params = _parse(argv)
@@ -136,13 +140,16 @@ BuildRequestFields = {f for f in options.BuildRequest.__dataclass_fields__}
 
 
 def test_a_config_file_sets_a_build_option_of_every_command(tmp_path, monkeypatch):
-    """zstest.toml's make_args (a top-level key) and [mutate] arch reach those commands."""
+    """zstest.toml's make_args and toolchain (top-level keys) and [mutate] arch reach those
+    commands."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("ZSTEST_KERNEL", raising=False)
-    (tmp_path / "zstest.toml").write_text('make_args = ["LLVM=1"]\n[mutate]\narch = "arm64"\n')
+    (tmp_path / "zstest.toml").write_text('make_args = ["LLVM=1"]\ntoolchain = "clang-16"\n'
+                                          '[mutate]\narch = "arm64"\n')
     dmap = default_map(cli, load_settings(cli, [], cwd=tmp_path))
     for command in BUILDING:
         assert dmap[command]["make_args"] == ["LLVM=1"], command
+        assert dmap[command]["toolchain"] == "clang-16", command
     assert dmap["mutate"]["arch"] == "arm64"
 
 
@@ -186,3 +193,25 @@ def test_arch_and_page_size_are_resolved_once_into_the_target():
                                          "base"]
     with pytest.raises(BadInput, match="16k"):
         _requests(["zstest", "build", "--arch", "arm64", "--page-size", "3k"])
+
+
+def test_toolchain_reaches_build_json_and_its_reproducer(tmp_path):
+    """--toolchain through the one table: the build records it and says it in the reproducer
+    (the stand-in tree's make fails at once: exit 4, build.json written all the same)."""
+    import json
+
+    from conftest import run_zstest
+    from test_settings import make_tree
+    tree = make_tree(tmp_path / "linux", git=True)
+    (tmp_path / "xdg").mkdir()
+    env = {"ZSTEST_CACHE": str(tmp_path / "cache"), "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+           "ZSTEST_KERNEL": "", "NO_COLOR": "1"}
+    r = run_zstest("build", "--toolchain", "clang-16", "--out", tmp_path / "b", cwd=tree,
+                   env=env, timeout=300)
+    assert r.returncode in (4, 6), r.stderr
+    data = json.loads((tmp_path / "b" / "build.json").read_text())
+    assert data["reproducer"] == f"zstest build --out {tmp_path / 'b'} --toolchain clang-16 " \
+                                 f"--config base"
+    assert data["toolchain"]["name"] == "clang-16"
+    bad = run_zstest("build", "--toolchain", "icc", cwd=tree, env=env, timeout=120)
+    assert bad.returncode == 2 and "'icc' is not one of" in bad.stderr

@@ -28,6 +28,7 @@ import click
 
 from .arch import DEFAULT_ARCH
 from .build import BuildRequest
+from .toolchain import DEFAULT_TOOLCHAIN
 from .runner import BootRunRequest
 
 BUILD, SERIES, BOOT, RUN = "build", "series", "boot", "run"
@@ -74,6 +75,11 @@ class Option:
 def _arch_choice():
     from .arch import known_arches
     return click.Choice(known_arches())
+
+
+def _toolchain_choice():
+    from .toolchain import known_toolchains
+    return click.Choice(known_toolchains())
 
 
 def _suites() -> List[str]:
@@ -124,6 +130,10 @@ OPTIONS: Tuple[Option, ...] = (
     Option("page_size", ("--page-size",), BUILD, kind="target", metavar="SIZE",
            help="The kernel's page size where the arch offers a choice (arm64: 4k, 16k, 64k). "
                 "Default: the arch's."),
+    Option("toolchain", ("--toolchain",), BUILD, type=_toolchain_choice,
+           default=DEFAULT_TOOLCHAIN, show_default=True,
+           help="The compiler that builds the kernel (a record of zstest/toolchains.toml); "
+                "build.json records its name and version. --make-arg stays for extras."),
     Option("configs", ("--config",), BUILD, kind="multiple", metavar="PROFILE|FRAGMENT|.config",
            always=True,
            help="Config profile (base, debug), fragment file, or your own full .config (the "

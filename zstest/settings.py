@@ -60,6 +60,7 @@ KEYS: Dict[str, Key] = {
     "boot_timeout": Key((int, float), (("*", "boot_timeout"),), "seconds to an SSH login"),
     "make_args": Key((list,), (("*", "make_args"),), "extra make variables (VAR=VALUE)",
                      listof=str),
+    "toolchain": Key((str,), (("*", "toolchain"),), "compiler toolchain (zstest/toolchains.toml)"),
     "quiet": Key((bool,), (("*", "quiet"),), "only verdict lines and errors"),
     "tested_by": Key((str,), (), "'Name <email>' of zstest report's Tested-by: line "
                                  "(default: git config user.name / user.email)"),

@@ -36,7 +36,7 @@ HOLD_FRACTION = 0.4
 
 
 @pytest.fixture
-def torture_ko(guest, build_info, record):
+def torture_ko(guest, build_info, build_dir, record):
     """The path of zstorture.ko in the guest: from the image, else copied from the build dir."""
     kmod = (build_info.get("artifacts") or {}).get("kmod")
     if not kmod:
@@ -46,8 +46,8 @@ def torture_ko(guest, build_info, record):
         record.detail("module", found)
         return found
     # the build dir as it is now (build.json's build_dir is where it was built, maybe moved)
-    host_ko = Path(build_info.get("local_build_dir") or "") / f"{MODULE}.ko"
-    if build_info.get("local_build_dir") and host_ko.is_file():
+    host_ko = Path(build_dir) / f"{MODULE}.ko"
+    if host_ko.is_file():
         guest.put(host_ko, GUEST_COPY)
         record.detail("module", f"{GUEST_COPY} (copied from {host_ko}: not in the image)")
         return GUEST_COPY
