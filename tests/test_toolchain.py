@@ -70,6 +70,9 @@ def test_make_variables_come_from_the_record():
 def test_build_json_record_reads_the_built_config():
     gcc = kconfig.read_config(DATA / "gcc-12.config")
     assert cc_version_text(gcc) == "gcc (Debian 12.2.0-14+deb12u1) 12.2.0"
+    clang = kconfig.read_config(DATA / "clang-16.config")
+    assert cc_version_text(clang) == "Debian clang version 16.0.6 (15~deb12u1)"
+    assert clang["CC_IS_CLANG"] == "y" and clang["CLANG_VERSION"] == "160006"
     assert cc_version_text({}) is None       # kernels before 5.8 do not record it
     record = resolve().record(DEFAULT, gcc)
     assert (record["name"], record["cc"], record["version"]) == \
@@ -140,3 +143,44 @@ def test_demo_series_builds_with_clang_16(tmp_path):
     assert m["toolchain"]["version"].startswith("Debian clang version 16.")
     assert "clang-16" in Path(m["objdir"]).name
     assert kconfig.read_config(out / ".config")["CC_IS_CLANG"] == "y"
+
+
+def _with_toolchain(src: Path, dest: Path, record: dict) -> Path:
+    """A copy of a recorded build.json whose toolchain is `record`."""
+    dest.mkdir(parents=True)
+    data = json.loads((src / "build.json").read_text())
+    data["toolchain"] = record
+    (dest / "build.json").write_text(json.dumps(data))
+    return dest / "build.json"
+
+
+def test_compare_and_report_show_the_toolchain(tmp_path):
+    from test_report import DATA as REPORT_DATA, results_copy
+    from zstest import compare as cmp
+    from zstest.report import render_report
+    # B: what the real clang-16 build of the demo series wrote; A: gcc-12 on a real .config
+    clang = json.loads((DATA / "clang-16.toolchain.json").read_text())
+    gcc = resolve().record(DEFAULT, kconfig.read_config(DATA / "gcc-12.config"))
+    build = REPO / "tests" / "data" / "compare" / "builds" / "good-3-run"
+    a = cmp.load_side(_with_toolchain(build, tmp_path / "a", gcc))
+    b = cmp.load_side(_with_toolchain(build, tmp_path / "b", clang))
+    c = cmp.compare(a, b)
+    assert c.top["toolchain"] == ("gcc-12", "clang-16")
+    assert c.top["compiler"] == ("gcc (Debian 12.2.0-14+deb12u1) 12.2.0", clang["version"])
+    assert "note: A and B differ in toolchain (gcc-12 -> clang-16)" in cmp.render_text(c)
+    assert "differ in toolchain" not in cmp.render_text(cmp.compare(a, a))
+    results = results_copy(tmp_path / "r", "failure-probe",
+                           _with_toolchain(REPORT_DATA / "failure-probe", tmp_path / "fp", clang))
+    assert f"\nCompiler: clang-16: {clang['version']}\n" in render_report(results)
+
+
+def test_doctor_checks_a_toolchain_with_its_apt_line():
+    from zstest.doctor import toolchain_checks
+    checks = toolchain_checks("gcc-11", ARM64)
+    assert [(c.name, c.package) for c in checks] == [
+        ("aarch64-linux-gnu-gcc-11", "gcc-11-aarch64-linux-gnu"),
+        ("aarch64-linux-gnu-ld", "gcc-11-aarch64-linux-gnu")]
+    checks = toolchain_checks("clang-16", DEFAULT)
+    assert [c.name for c in checks] == ["clang-16", "ld.lld-16"]
+    assert {c.package for c in checks} == {"clang-16 lld-16 llvm-16"}
+    assert all(c.found == bool(shutil.which(c.name)) for c in checks)

@@ -445,6 +445,8 @@ def top_fields(side: Side) -> Dict[str, Any]:
         "series": series.source,
         "series revision": f"v{revision}" if revision is not None else None,
         "config profiles": ",".join(b.config.profiles) if b and b.config.profiles else None,
+        "toolchain": b.toolchain.name if b else None,     # None: a build.json before toolchains
+        "compiler": (b.toolchain.version or b.toolchain.cc) if b else None,
         "suite": r.suite if r else None,
         "accel": r.accel.name if r else None,
         "boot_to_ssh_s": r.boot_to_ssh_s if r else None,
@@ -596,6 +598,10 @@ def _side_line(tag: str, side: Side) -> str:
 def render_text(cmp: Comparison) -> str:
     lines = [f"zstest compare: {summary_line(cmp)}",
              _side_line("A", cmp.a), _side_line("B", cmp.b), ""]
+    toolchains = cmp.top.get("toolchain", (None, None))
+    if None not in toolchains and toolchains[0] != toolchains[1]:
+        lines.append(f"note: A and B differ in toolchain ({toolchains[0]} -> {toolchains[1]}): "
+                     f"a difference may be the compiler's")
     for tag, side in (("A", cmp.a), ("B", cmp.b)):
         if side.results is not None and side.results.status == "interrupted":
             lines.append(f"note: {tag} was interrupted; its results are partial")

@@ -117,11 +117,24 @@ def arch_checks(name: str) -> List[Check]:
     return checks
 
 
-def run_doctor(probe_accel: bool = True, arch: Optional[str] = None) -> DoctorReport:
+def toolchain_checks(name: str, target: Target) -> List[Check]:
+    """What --toolchain NAME needs to build for target: its compiler and linker, one package
+    line (the apt line names every package of the toolchain)."""
+    from .toolchain import resolve
+    toolchain = resolve(name)
+    packages = " ".join(toolchain.apt_packages(target))
+    return [_tool(toolchain.compiler(target), packages, f"build (--toolchain {name})"),
+            _tool(toolchain.linker(target), packages, f"build (--toolchain {name})")]
+
+
+def run_doctor(probe_accel: bool = True, arch: Optional[str] = None,
+               toolchain: Optional[str] = None) -> DoctorReport:
     report = DoctorReport(checks=[check() for check in HOST_CHECKS])
     target = Target.from_options(arch)
     if target.arch != Target.default().arch:
         report.checks += arch_checks(target.name)
+    if toolchain is not None:
+        report.checks += toolchain_checks(toolchain, target)
     spec = target.arch
     if probe_accel and which(spec.qemu_binary):
         from .vm.accel import probe_accel as probe

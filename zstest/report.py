@@ -127,6 +127,14 @@ def _config_lines(build: Optional[BuildManifest]) -> List[str]:
     return _field("Config", "; ".join(parts))
 
 
+def _compiler_lines(build: Optional[BuildManifest]) -> List[str]:
+    """The compiler that built the kernel (its .config's version text) and the toolchain."""
+    t = build.toolchain if build else None
+    if t is None or not (t.version or t.cc):
+        return []
+    return _field("Compiler", (f"{t.name}: " if t.name else "") + (t.version or t.cc))
+
+
 def _build_lines(build: Optional[BuildManifest], build_dir: Optional[str]) -> List[str]:
     if build is None:
         return _field("Build", f"no build.json in {build_dir or '(no build named)'}")
@@ -442,6 +450,7 @@ def _render(results_dir: Path, results: ResultsManifest) -> str:
     lines += _series_lines(build)
     lines += _base_lines(build, results)
     lines += _config_lines(build)
+    lines += _compiler_lines(build)
     lines += _build_lines(build, build_dir)
     lines.append("")
     lines += _test_lines(results)
