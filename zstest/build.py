@@ -30,8 +30,8 @@ from .cache import cache_dir, cache_root, file_lock
 from .objdir import clean_after_killed_make, run_make_marked
 from .errors import ApplyFailed, BadInput, BuildFailed, ZstestError
 from .decode.symbols import object_map_text
-from .manifests import has_build, save_build
-from .patchset import patch_sha256
+from .buildrecord import BuildRecord
+from .manifests import has_build
 from .target import Target
 from .toolchain import DEFAULT_TOOLCHAIN, Toolchain, cc_version_text, resolve as resolve_toolchain
 
@@ -218,14 +218,15 @@ def _is_enospc(exc: BaseException) -> bool:
 # ---------------------------------------------------------------- the stage
 
 class _Builder:
-    """One `zstest build` run: owns the build dir, the log and the manifest."""
+    """One `zstest build` run: owns the build dir, the log and the record (build.json).
+    _WholeSeries and _PatchByPatch say how the series' patches are applied and built."""
+
+    PATCH_BY_PATCH = False
 
     def __init__(self, req: BuildRequest, echo: Callable[[str], None]):
         self.req = req
         self.echo = echo
-        self.t0 = time.monotonic()
-        self.durations: Dict[str, float] = {}
-        self.manifest: dict = {"status": "running", "format": BUILD_FORMAT_VERSION}
+        self.record = BuildRecord(BUILD_FORMAT_VERSION)
         self.build_dir: Optional[Path] = None
         self.log: Optional[TextIO] = None
         self.progress = Progress(live=req.progress, quiet=req.quiet)
@@ -235,11 +236,22 @@ class _Builder:
         self.toolchain.apt_packages(self.target)                # BadInput for an arch it lacks
         self.cc_args, self.make_vars = make_variables(req.make_args, self.target, self.toolchain)
         self.warn_state: Dict[str, List[dict]] = {}
+        # set once the worktree and the object dir are known (_build_in)
+        self.srcdir: Optional[Path] = None
+        self.objdir: Optional[Path] = None
+        self.env: Dict[str, str] = {}
+        self.make_base: List[str] = []
+        self.final_config: Dict[str, str] = {}
+        self.last_parsed: Optional[buildlog.BuildLog] = None
+
+    @property
+    def manifest(self) -> dict:
+        return self.record.data
 
     # -- bookkeeping
 
-    def _toolchain_record(self, config: Optional[dict]) -> dict:
-        record = self.toolchain.record(self.target, config)
+    def _toolchain_record(self) -> dict:
+        record = self.toolchain.record(self.target)
         # the compiler make really runs: --make-arg CC=/LLVM= may choose another one
         record["cc"] = self.cc_args[0].split("=", 1)[1].removeprefix("ccache ")
         return record
@@ -250,14 +262,10 @@ class _Builder:
         try:
             return fn(*args, **kwargs)
         finally:
-            self.durations[name] = round(self.durations.get(name, 0.0) + time.monotonic() - start, 2)
+            self.record.step_took(name, time.monotonic() - start)
 
     def write_manifest(self) -> None:
-        if self.build_dir is None:
-            return
-        self.manifest["duration_s"] = round(time.monotonic() - self.t0, 2)
-        self.manifest["durations"] = dict(self.durations)
-        save_build(self.build_dir, self.manifest)
+        self.record.save(self.build_dir)
 
     def make(self, args: List[str], env: Dict[str, str], stage: str) -> buildlog.BuildLog:
         """Run make with output streamed to build.log and parsed as it comes."""
@@ -289,60 +297,25 @@ class _Builder:
         from .settings import resolve_kernel
         tree = check_kernel_tree(resolve_kernel(req.kernel), self.arch)
         self.toolchain.check_installed(self.target)            # PrereqMissing: the apt line
-        # Profiles, fragments (on top of base) or a full .config (+ zstest's required options).
-        fragments = kconfig.expand_configs(list(req.configs or ["base"]))
-        gcov = kconfig.merge_fragments(fragments).get("GCOV_KERNEL")
-        if req.coverage and (gcov is None or gcov.value != "y"):
-            # the base profile has gcov's kernel side (nothing profiled): --coverage then only
-            # adds make variables, and the object dir stays the one of the same build without it
-            fragments = kconfig.expand_configs(list(req.configs or ["base"]) + ["coverage"])
-        series = None
-        if req.series:
-            from .series import load_series
-            series = load_series(req.series, git_tree=tree)
-            if not series.patches:
-                raise BadInput(f"{req.series} holds no patches.")
-            total = len(series.patches)
-            if req.series_limit is not None:
-                if not 0 <= req.series_limit <= total:
-                    raise BadInput(f"{req.series} has {total} patches; cannot apply the first "
-                                   f"{req.series_limit}.")
-                series.patches = series.patches[:req.series_limit]
+        fragments = self._fragments()
+        series, total = self._load_series(tree)
         if req.coverage:
             from .coverage import changed_lines, gcov_make_vars, instrumented_files
             patches = series.patches if series is not None else []
             files = instrumented_files(patches)
             self.make_vars = self.make_vars + gcov_make_vars(files)
-            # the lines each patch adds, numbered after the whole series: what the run maps
-            self.manifest["coverage"] = {"enabled": True, "files": files,
-                                         "changed_lines": changed_lines(patches)}
+            self.record.coverage(files, changed_lines(patches))
         kmod_src = Path(req.kmod_dir) if req.kmod_dir else default_kmod_dir()
         if req.kmod_dir and not kmod_src.is_dir():
             raise BadInput(f"--kmod-dir {kmod_src} is not a directory.")
 
         self.build_dir = self._make_build_dir(tree, fragments, series)
         self.log = open(self.build_dir / "build.log", "w")
-        m = self.manifest
-        m.update({
-            "kernel": {"tree": str(tree), "base": None, "version": None},
-            "series": None if series is None else {
-                "source": series.source, "revision": series.revision, "kind": series.kind,
-                "cover_subject": series.cover_subject,
-                "total": total, "applied_prefix": len(series.patches),
-                "patches": [{"index": p.index, "subject": p.subject, "apply": None,
-                             "build": None, "new_warnings": [], "msgid": p.msgid or None,
-                             # KCIDB's patchset hash and b4-check's cache key (patchset.py)
-                             "sha256": patch_sha256(p.raw)} for p in series.patches]},
-            "config": {"profiles": [f.profile for f in fragments if f.profile],
-                       "fragments": [str(f.path) for f in fragments if not f.profile],
-                       "start": None, "missing_options": [], "ignored_optional": []},
-            "artifacts": {}, "warnings": [], "errors": [],
-            "ccache": None, "toolchain": self._toolchain_record(None),
-            "arch": self.target.to_json(),
-            "make_args": list(req.make_args),
-            "reproducer": shlex.join(["zstest", req.command] + list(req.argv)),
-            "build_dir": str(self.build_dir), "each": req.each,
-        })
+        self.record.begin(tree=tree, series=series, total=total, fragments=fragments,
+                          toolchain=self._toolchain_record(), target=self.target.to_json(),
+                          make_args=req.make_args,
+                          reproducer=shlex.join(["zstest", req.command] + list(req.argv)),
+                          build_dir=self.build_dir, each=req.each)
         self.write_manifest()
 
         from .tree import KernelTree, prepare_worktree
@@ -359,12 +332,36 @@ class _Builder:
         finally:
             wt.release()
 
+    def _fragments(self) -> List[kconfig.Fragment]:
+        """Profiles, fragments (on top of base) or a full .config (+ zstest's required options)."""
+        configs = list(self.req.configs or ["base"])
+        fragments = kconfig.expand_configs(configs)
+        gcov = kconfig.merge_fragments(fragments).get("GCOV_KERNEL")
+        if self.req.coverage and (gcov is None or gcov.value != "y"):
+            # the base profile has gcov's kernel side (nothing profiled): --coverage then only
+            # adds make variables, and the object dir stays the one of the same build without it
+            fragments = kconfig.expand_configs(configs + ["coverage"])
+        return fragments
+
+    def _load_series(self, tree: Path) -> tuple:
+        """(the series cut to --series-limit, its whole length), (None, None) without one."""
+        req = self.req
+        if not req.series:
+            return None, None
+        from .series import load_series
+        series = load_series(req.series, git_tree=tree)
+        if not series.patches:
+            raise BadInput(f"{req.series} holds no patches.")
+        total = len(series.patches)
+        if req.series_limit is not None:
+            if not 0 <= req.series_limit <= total:
+                raise BadInput(f"{req.series} has {total} patches; cannot apply the first "
+                               f"{req.series_limit}.")
+            series.patches = series.patches[:req.series_limit]
+        return series, total
+
     def _end_before_build(self, exc: BaseException) -> None:
-        m = self.manifest
-        m["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        m["bootable"] = False
-        m["error"] = exc.message if isinstance(exc, ZstestError) else \
-            f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, KeyboardInterrupt) else "interrupted"
+        self.record.ended_before_build(exc)
         if isinstance(exc, ZstestError):
             exc.build_dir = self.build_dir
         self.write_manifest()
@@ -384,111 +381,71 @@ class _Builder:
         return claim_unique_dir(cache_dir("builds"), name)
 
     def _build_in(self, wt, kt, fragments, series, kmod_src: Path) -> BuildResult:
-        from .tree import apply_patch
-        req = self.req
-        m = self.manifest
+        record = self.record
         self.srcdir = wt.path
-        m["kernel"]["base"] = wt.base_commit
-        m["kernel"]["worktree"] = str(wt.path)
-        # The cached repo keeps every applied patch's commit: decode maps trace lines to patches.
-        m["kernel"]["git_dir"] = str(wt.git_dir)
-        m["kernel"]["notes"] = list(wt.notes)
-        if m["series"] is not None:
-            m["series"].update(base_commit=wt.series_base, base_used=wt.base_commit,
-                               base_from=wt.base_from, msgid=series.msgid)
-            if wt.base_note:
-                self.echo(f"zstest build: {wt.base_note}")
+        record.worktree(wt, series)
+        if series is not None and wt.base_note:
+            self.echo(f"zstest build: {wt.base_note}")
         self.objdir = objdir_for(kt.key, fragments, self.target, self.toolchain)
-        m["objdir"] = str(self.objdir)
-        env = dict(REPRODUCIBLE_ENV)
-        env.update(ccache_env(wt.path))
-        self.env = env
-        jobs = req.jobs or os.cpu_count() or 1
+        record.objdir(self.objdir)
+        self.env = dict(REPRODUCIBLE_ENV, **ccache_env(wt.path))
+        jobs = self.req.jobs or os.cpu_count() or 1
         self.make_base = (kconfig.kbuild_make_args(wt.path, self.objdir, self.arch) + [f"-j{jobs}"]
                           + self.cc_args + self.make_vars)
         with file_lock(cache_dir("locks") / f"objs-{self.objdir.name}.lock"):
             clean_after_killed_make(self.objdir)
             self._load_warn_state()
-            stats_before = ccache_stats(env)
+            stats_before = ccache_stats(self.env)
             try:
                 self._configure(wt.path, fragments)
-                failures = []
-                if series is not None and req.each:
-                    # Baseline: the base tree's warnings, so patch 1 is judged against it.
-                    self._compile("build base", patch_entry=None)
-                    for patch, entry in zip(series.patches, m["series"]["patches"]):
-                        pa = self.step(f"apply {patch.index}", apply_patch, wt, patch)
-                        entry["apply"] = pa.status
-                        entry["commit"] = pa.commit
-                        entry["apply_message"] = pa.message if pa.status == "failed" else ""
-                        if pa.status == "failed":
-                            raise self._apply_error(series, patch, pa)
-                        self._series_configure(wt.path, fragments,
-                                               series.patches[:patch.index])
-                        ok = self._compile(f"build {patch.index}/{len(series.patches)}",
-                                           patch_entry=entry)
-                        if not ok:
-                            failures.append((patch, entry))
-                            self._compile_fallback_note(entry)
-                        self.write_manifest()
-                else:
-                    if series is not None:
-                        for patch, entry in zip(series.patches, m["series"]["patches"]):
-                            pa = self.step(f"apply {patch.index}", apply_patch, wt, patch)
-                            entry["apply"] = pa.status
-                            entry["commit"] = pa.commit
-                            if pa.status == "failed":
-                                raise self._apply_error(series, patch, pa)
-                        self._series_configure(wt.path, fragments, series.patches)
-                    ok = self._compile("build", patch_entry=None)
-                    if series is not None:
-                        for entry in m["series"]["patches"]:
-                            entry["build"] = None
-                        m["series"]["patches"][-1]["build"] = "ok" if ok else "failed"
-                    if not ok:
-                        raise self._build_error(None)
-                if failures:
-                    patch, entry = failures[0]
-                    error = self._build_error((patch, entry, len(series.patches)))
-                    if m["series"]["patches"][-1]["build"] == "ok":
-                        # Only a middle patch broke (bisectability): the whole series still
-                        # gives a kernel, so keep it bootable and let `run` test it.
-                        self._finish(kmod_src)
-                        m["bootable"] = True
-                    raise error
+                self._build_series(wt, fragments, series, kmod_src)
                 self._finish(kmod_src)
                 if series is not None:
                     self._build_coverage(wt.path, series.patches)
-                m["status"] = "ok"
-                m["bootable"] = True
+                record.finished("ok", True)
             except (KeyboardInterrupt, ZstestError, OSError, proc.CommandError) as exc:
-                m["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                m.setdefault("bootable", False)
-                if isinstance(exc, proc.CommandError):
-                    # a tool of the build stage failed or hung (make kernelrelease, git): exit 4
-                    exc = BuildFailed(f"the build step {exc.summary()}.", detail=exc.tail)
-                    m["error"] = exc.message
-                    exc.build_dir = self.build_dir
-                    raise exc from None
-                if isinstance(exc, ZstestError):
-                    m["error"] = exc.message
-                    exc.build_dir = self.build_dir
-                if _is_enospc(exc):
-                    m["error"] = "no space left on device"
-                    raise BuildFailed(f"no space left on device while building in {self.objdir} "
-                                      f"or {self.build_dir}; free some space and run again.") from None
-                raise
+                self._end_in_build(exc)
             finally:
                 if series is not None:
                     self._keep_commits(wt)
-                m["ccache"] = ccache_summary(stats_before, ccache_stats(env))
+                record.ccache(ccache_summary(stats_before, ccache_stats(self.env)))
                 self._save_warn_state()
-                if m["status"] == "ok":
+                if record.status == "ok":
                     self._point_last()
                 self.write_manifest()
                 if self.log:
                     self.log.close()
-        return BuildResult(m["status"], self.build_dir, m["duration_s"], m)
+        return BuildResult(record.status, self.build_dir, record.duration_s, record.data)
+
+    def _build_series(self, wt, fragments, series, kmod_src: Path) -> None:
+        """Apply and build the series (or the plain tree): the path's own way."""
+        raise NotImplementedError
+
+    def _end_in_build(self, exc: BaseException) -> None:
+        """Record how the build ended and raise what the user is told (always raises)."""
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        if isinstance(exc, proc.CommandError):
+            # a tool of the build stage failed or hung (make kernelrelease, git): exit 4
+            error = BuildFailed(f"the build step {exc.summary()}.", detail=exc.tail)
+            self.record.finished(status, error=error.message)
+            error.build_dir = self.build_dir
+            raise error from None
+        if _is_enospc(exc):
+            self.record.finished(status, error="no space left on device")
+            raise BuildFailed(f"no space left on device while building in {self.objdir} "
+                              f"or {self.build_dir}; free some space and run again.") from None
+        if isinstance(exc, ZstestError):
+            exc.build_dir = self.build_dir
+        self.record.finished(status, error=exc.message if isinstance(exc, ZstestError) else None)
+        raise exc
+
+    def _apply(self, wt, series, patch) -> None:
+        """Apply one patch as a commit: ApplyFailed naming it when it does not apply."""
+        from .tree import apply_patch
+        pa = self.step(f"apply {patch.index}", apply_patch, wt, patch)
+        self.record.applied(patch.index, pa, each=self.PATCH_BY_PATCH)
+        if pa.status == "failed":
+            raise self._apply_error(series, patch, pa)
 
     # -- steps
 
@@ -496,31 +453,26 @@ class _Builder:
         """Configure again with what the series (as applied so far) needs to be compiled."""
         from . import series_config
         if not self.req.series_config:
-            self.manifest["series"]["config"] = {"enabled": False, "symbols": []}
+            self.record.series_config(None, {})
             return
         symbols = series_config.series_symbols(list(patches), srcdir)
         current = kconfig.read_config(self.objdir / ".config")
         wanted = [s for s in symbols if current.get(s.name) not in ("y", "m")]
-        self.manifest["series"]["config"] = {
-            "enabled": True,
-            "symbols": [{"name": s.name, "why": s.why, "patch": s.patch,
-                         "was": current.get(s.name, "n")} for s in symbols]}
+        self.record.series_config(symbols, current)
         if not wanted:
             return     # the profile already has them: the config (and the objdir) stay as they are
         frag_path = self.build_dir / "series.config"
         frag_path.write_text(series_config.fragment_text(wanted))
         frag = kconfig.parse_fragment(frag_path)
         self._configure(srcdir, list(fragments) + [frag], series_fragment=frag_path)
-        final = kconfig.read_config(self.objdir / ".config")
-        for entry in self.manifest["series"]["config"]["symbols"]:
-            entry["now"] = final.get(entry["name"], "n")
+        self.record.series_config_now(kconfig.read_config(self.objdir / ".config"))
 
     def _build_coverage(self, srcdir: Path, patches) -> None:
         """Which files of the series were compiled; --require-built makes a miss exit 4."""
         from . import series_config
         final = kconfig.read_config(self.objdir / ".config")
         coverage = series_config.build_coverage(list(patches), srcdir, self.objdir, final)
-        self.manifest["series"]["build_coverage"] = [c.to_json() for c in coverage]
+        self.record.build_coverage(coverage)
         missed = [c for c in coverage if c.kind == "code" and c.built is False]
         if not self.req.quiet:
             for line in series_config.coverage_summary(coverage):
@@ -531,7 +483,6 @@ class _Builder:
                               detail="\n".join(f"  {c.file}: {c.why}" for c in missed))
 
     def _configure(self, srcdir: Path, fragments, series_fragment: Optional[Path] = None) -> None:
-        m = self.manifest
         scratch = Path(str(self.objdir) + ".kconfig")
         # the arch's own fragment and --page-size go last: what the platform needs and cannot have
         full = any(f.start_config is not None for f in fragments)
@@ -540,15 +491,12 @@ class _Builder:
                         env=self.env, log_file=self.log, arch=self.arch,
                         make_args=(self.cc_args + self.make_vars)
                         if self.req.make_args or not self.toolchain.is_default else [])
+        dropped = None
         if series_fragment is not None:
             # the series' own wishes never fail the build: the coverage says what they cost
-            ours = [x for x in res.missing if str(series_fragment) in x.source]
-            res.missing = [x for x in res.missing if x not in ours]
-            m["series"].setdefault("config", {})["dropped"] = [x.to_json() for x in ours]
-        m["config"]["start"] = res.start
-        m["config"]["missing_options"] = [x.to_json() for x in res.missing]
-        m["config"]["ignored_optional"] = res.ignored_optional
-        m["config"]["requested"] = len(res.requested)
+            dropped = [x for x in res.missing if str(series_fragment) in x.source]
+            res.missing = [x for x in res.missing if x not in dropped]
+        self.record.configured(res, dropped)
         if res.missing:
             lines = "\n".join("  " + x.sentence() for x in res.missing)
             if not self.req.allow_config_drift:
@@ -558,10 +506,10 @@ class _Builder:
             self.echo(f"zstest build: config drift allowed:\n{lines}")
         kconfig.install_config(res, self.objdir)
         self.final_config = kconfig.read_config(self.objdir / ".config")
-        # the compiler that really builds it, as Kconfig found it
-        m["toolchain"]["version"] = cc_version_text(self.final_config)
+        self.record.compiler_version(cc_version_text(self.final_config))
 
-    def _compile(self, stage: str, patch_entry: Optional[dict]) -> bool:
+    def _compile(self, stage: str, patch_index: Optional[int] = None) -> bool:
+        """One make pass of the image (and modules); patch_index: the patch it judges."""
         targets = [self.arch.image_target]
         if self.final_config.get("MODULES") == "y":
             targets.append("modules")
@@ -578,16 +526,10 @@ class _Builder:
         if not ok and not parsed.errors:
             last = parsed.tail.strip().splitlines()[-1:] or ["make failed"]
             parsed.errors.append(buildlog.Diagnostic("make", 0, None, "error", last[0]))
-        m = self.manifest
-        m["warnings"] = [d.to_json() for d in self._all_warnings()]
-        m["errors"] = [d.to_json() for d in buildlog.dedupe(parsed.errors)]
-        m.setdefault("compiled", {})[stage] = len(parsed.compiled)
-        if patch_entry is not None:
-            patch_entry["build"] = "ok" if ok else "failed"
-            patch_entry["new_warnings"] = [str(d) for d in new]
-            patch_entry["errors"] = [str(d) for d in buildlog.dedupe(parsed.errors)]
-            patch_entry["compiled"] = len(parsed.compiled)
-            patch_entry["duration_s"] = self.durations.get(stage)
+        self.record.compiled(stage, parsed, self._all_warnings())
+        if patch_index is not None:
+            self.record.patch_built(patch_index, ok, parsed, new,
+                                    self.record.durations.get(stage))
         return ok
 
     def _keep_commits(self, wt) -> None:
@@ -601,24 +543,20 @@ class _Builder:
             # runs in a finally: must not hide how the build ended; decode then has no commits
             self.echo(f"zstest build: the patch commits are not kept: {exc.summary()}")
             return
-        self.manifest["kernel"]["keep_ref"] = ref
-
-    def _compile_fallback_note(self, entry: dict) -> None:
-        if not entry.get("errors"):
-            entry["errors"] = [str(d) for d in self.last_parsed.errors]
+        self.record.keep_ref(ref)
 
     def _finish(self, kmod_src: Path) -> None:
-        m = self.manifest
         make = kconfig.kbuild_make_args(self.srcdir, self.objdir, self.arch) + self.make_vars
         rel = proc.run(make + ["-s", "kernelrelease"], env=self.env, timeout=120, check=False)
-        m["kernel"]["version"] = rel.stdout.strip().splitlines()[-1] if rel.stdout.strip() else None
+        self.record.kernel_version(rel.stdout.strip().splitlines()[-1] if rel.stdout.strip()
+                                   else None)
         self.step("copy", self._copy_artifacts)
         modules_wanted = any(v == "m" for v in self.final_config.values())
         if self.final_config.get("MODULES") == "y" and modules_wanted:
             self.step("modules_install", self._modules_install)
         else:
-            m["artifacts"]["modules"] = None
-        m["artifacts"]["kmod"] = self.step("kmod", self._build_kmod, kmod_src)
+            self.record.artifact("modules", None)
+        self.record.artifact("kmod", self.step("kmod", self._build_kmod, kmod_src))
         if self.req.coverage:
             self.step("gcno", self._keep_gcno)
 
@@ -633,11 +571,9 @@ class _Builder:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(gcno, dest)
                 kept.append(rel)
-        self.manifest["coverage"]["gcno_dir"] = "gcno"
-        self.manifest["coverage"]["instrumented"] = kept
+        self.record.gcno("gcno", kept)
 
     def _copy_artifacts(self) -> None:
-        arts = self.manifest["artifacts"]
         # build.json's key stays "bzImage" whatever the arch; the file keeps the image's name
         pairs = {"bzImage": self.objdir / self.arch.image_path,
                  "vmlinux": self.objdir / "vmlinux",
@@ -647,10 +583,10 @@ class _Builder:
             name = ".config" if key == "config" else src.name
             if src.is_file():
                 shutil.copy2(src, self.build_dir / name)
-                arts[key] = name
+                self.record.artifact(key, name)
             else:
-                arts[key] = None
-        if arts.get("bzImage") is None:
+                self.record.artifact(key, None)
+        if self.manifest["artifacts"].get("bzImage") is None:
             raise BuildFailed(f"make succeeded but {pairs['bzImage']} is missing.")
         # The zram selftests as the series left them: the build dir carries them to the guest.
         selftests = self.srcdir / "tools" / "testing" / "selftests" / "zram"
@@ -658,8 +594,8 @@ class _Builder:
             dest = self.build_dir / "selftests" / "zram"
             shutil.rmtree(dest, ignore_errors=True)
             shutil.copytree(selftests, dest, symlinks=False)
-            arts["selftests"] = "selftests/zram"
-        arts["objects"] = self._keep_object_map()
+            self.record.artifact("selftests", "selftests/zram")
+        self.record.artifact("objects", self._keep_object_map())
 
     def _keep_object_map(self) -> Optional[str]:
         """Which object defines each vmlinux function, as built, for decode: the objdir is
@@ -687,7 +623,7 @@ class _Builder:
         if parsed.returncode != 0:
             raise BuildFailed("make modules_install failed; see build.log.",
                               detail=parsed.tail)
-        self.manifest["artifacts"]["modules"] = "modules"
+        self.record.artifact("modules", "modules")
 
     def _build_kmod(self, kmod_src: Path) -> Optional[dict]:
         if not kmod_src.is_dir() or not any((kmod_src / n).is_file() for n in ("Kbuild", "Makefile")):
@@ -819,12 +755,56 @@ class _Builder:
             pass
 
 
+class _WholeSeries(_Builder):
+    """The plain tree, or every patch applied and then one build (`zstest build` without --each)."""
+
+    def _build_series(self, wt, fragments, series, kmod_src: Path) -> None:
+        if series is not None:
+            for patch in series.patches:
+                self._apply(wt, series, patch)
+            self._series_configure(wt.path, fragments, series.patches)
+        ok = self._compile("build")
+        if series is not None:
+            self.record.series_built(ok)
+        if not ok:
+            raise self._build_error(None)
+
+
+class _PatchByPatch(_Builder):
+    """--each: the base tree built first (its warnings are the baseline), then each patch
+    applied and built on top, judged against the build before it."""
+
+    PATCH_BY_PATCH = True
+
+    def _build_series(self, wt, fragments, series, kmod_src: Path) -> None:
+        total = len(series.patches)
+        self._compile("build base")
+        failures = []
+        for patch in series.patches:
+            self._apply(wt, series, patch)
+            self._series_configure(wt.path, fragments, series.patches[:patch.index])
+            if not self._compile(f"build {patch.index}/{total}", patch.index):
+                failures.append(patch)
+                self.record.patch_errors_default(patch.index,
+                                                 [str(d) for d in self.last_parsed.errors])
+            self.write_manifest()
+        if failures:
+            first = failures[0]
+            error = self._build_error((first, self.record.patch(first.index), total))
+            if self.record.last_patch_built():
+                # Only a middle patch broke (bisectability): the whole series still gives a
+                # kernel, so keep it bootable and let `run` test it.
+                self._finish(kmod_src)
+                self.record.bootable(True)
+            raise error
+
+
 def run_build(req: BuildRequest, echo: Callable[[str], None] = print) -> BuildResult:
     """Build a kernel (optionally with a series, patch by patch); raises ZstestError on failure.
 
     build.json is written in every case, including failure and Ctrl-C.
     """
-    builder = _Builder(req, echo)
+    builder = (_PatchByPatch if req.each and req.series else _WholeSeries)(req, echo)
     try:
         result = builder.run()
     except OSError as exc:
