@@ -58,6 +58,12 @@ def test_refusals(guest, guest_tools, record, page_size):
                                                          "EBUSY")
             refused["writeback without backing"] = _refused(guest, f"{s}/writeback", "huge",
                                                             "ENODEV")
+            # a mode misspelt, an index that is no number: EINVAL before the backing device
+            # is looked at (a parser that let them through says ENODEV here)
+            refused["writeback unknown mode"] = _refused(guest, f"{s}/writeback", "pageXindex=1",
+                                                         "EINVAL")
+            refused["writeback index not a number"] = _refused(guest, f"{s}/writeback",
+                                                               "page_index=x", "EINVAL")
         refused["hot_remove of no device"] = _refused(guest, f"{CONTROL}/hot_remove", 100000,
                                                       "ENODEV")
         assert int(dev.attr("initstate")) == 1 and int(dev.attr("disksize")) == 16 << 20

@@ -122,6 +122,11 @@ def test_writeback_huge_page_idle(guest, pair, record):
         written += 1
         assert front.bd_stat()["bd_writes"] == written * unit, "page_index= wrote back no page"
         record.detail("page_index_written_back", index)
+        past = DISKSIZE // pair.page_size     # the first index past the device's end
+        res = pair.writeback(f"page_index={past}")
+        assert res.exit_status != 0 and "invalid argument" in res.stderr.lower(), \
+            f"writeback page_index={past} past the last slot: exit {res.exit_status}, {res.stderr!r}"
+        assert front.bd_stat()["bd_writes"] == written * unit
 
     front.set("idle", "all")
     res = pair.writeback("idle")
