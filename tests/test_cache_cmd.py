@@ -587,3 +587,40 @@ def test_git_isolation_is_never_pruned(cache):
                  ",".join(a for a in ("builds", "results", "bisect", "perf", "images", "objs",
                                       "worktrees", "repos", "b4check", "watch", "coverage-maps")))
     assert reader.is_dir()
+
+
+# ---------------------------------------------------------------- unpacking Debian's sources
+
+def _tarball(path: Path, members) -> Path:
+    import io
+    import tarfile
+    with tarfile.open(path, "w:xz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("with_tar", [True, False])
+def test_unpack_never_writes_outside_dest(tmp_path, monkeypatch, with_tar):
+    from zstest import cache
+    from zstest.errors import PrereqMissing
+    good = _tarball(tmp_path / "good.tar.xz", [("linux-source-9.9/Makefile", b"all:\n"),
+                                               ("linux-source-9.9/mm/zsmalloc.c", b"/* */\n")])
+    bad = _tarball(tmp_path / "bad.tar.xz", [("linux-source-9.9/Makefile", b"all:\n"),
+                                             ("../evil", b"x"), (str(tmp_path / "abs"), b"y"),
+                                             ("linux-source-9.9/a/../../evil2", b"z")])
+    if not with_tar:
+        monkeypatch.setattr(cache, "which", lambda name: None)     # a host without GNU tar
+    (tmp_path / "d1").mkdir()
+    cache.unpack_tarball(good, tmp_path / "d1")
+    assert (tmp_path / "d1" / "linux-source-9.9" / "mm" / "zsmalloc.c").read_bytes() == b"/* */\n"
+    (tmp_path / "d2").mkdir()
+    try:
+        cache.unpack_tarball(bad, tmp_path / "d2")
+    except PrereqMissing as exc:            # GNU tar refuses the '..' names: one sentence
+        assert with_tar and "could not be unpacked" in exc.message and "'..'" in exc.message
+    assert (tmp_path / "d2" / "linux-source-9.9" / "Makefile").is_file()
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "abs").exists()
+    assert not list(tmp_path.rglob("evil2"))
