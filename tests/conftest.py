@@ -62,6 +62,7 @@ LONGEST_FIRST = (
     "test_moved_build.py",
     "test_kmod_build.py",           # cold: 2 x modules_prepare
     "test_kmod_torture.py",
+    "test_wheel.py",                # pip builds and installs the wheel; an image from cold
     "test_hardening_artifacts.py",  # 36 s (measured alone)
     "test_hardening.py",            # 35 s (measured alone)
 )
