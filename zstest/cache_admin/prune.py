@@ -473,7 +473,9 @@ class _Pruner:
                    + f"; {B4CHECK_JSON} says {state.get('status', 'nothing')!r}")
             lock = entry.path / "run.lock"
             # no run.lock: no run ever started there (and a dry run must not make one)
-            if self._remove_locked(entry, lock, why) if lock.exists() else self._remove(entry, why):
+            removed = (self._remove_locked(entry, lock, why) if lock.exists()
+                       else self._remove(entry, why))
+            if removed:
                 self._drop_refs(refs)
 
     def prune_watch(self) -> None:
@@ -481,7 +483,8 @@ class _Pruner:
         results dirs (the bulk); its thread, report, reply draft and kcidb.json stay, and the
         state keeps its verdict, so it is never run again. The state file, the lock and a
         queued, running or dispatched series are never touched; nothing is while a watcher
-        holds watch.lock (its page reads the results)."""
+        holds watch.lock (its page reads the results), and prune holds it meanwhile (seconds:
+        a watcher started then says another one polls there)."""
         base = self.root / "watch"
         if base.is_symlink():
             self.result.notes.append(f"watch/ is a symlink to {os.readlink(base)}: not followed, "
