@@ -127,8 +127,8 @@ def test_broken_records_name_the_field(text, words):
 
 
 @pytest.mark.slow
-@pytest.mark.too_slow_for_ci(bench="tests/test_toolchain.py: a cold clang-16 build of the demo "
-                                   "series (docs/PERFORMANCE.md, 'Toolchains')")
+@pytest.mark.too_slow_for_ci(bench="docs/PERFORMANCE.md's 'Toolchains' section (the same build, "
+                                   "by hand)")
 def test_demo_series_builds_with_clang_16(tmp_path):
     """The demo series with --toolchain clang-16: its own object dir, and build.json says
     clang-16 built it (the .config's CC_VERSION_TEXT), not the host's gcc."""
