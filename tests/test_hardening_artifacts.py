@@ -444,14 +444,16 @@ def generated_series(path: Path, count: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.0])
+@pytest.mark.parametrize("delay", [0.0, 0.3, 0.6, 1.0, 1.5])
 def test_sigterm_early_in_series_apply_leaves_an_interrupted_apply_json(tmp_path, delay):
     """Finding 8: SIGTERM 0.3 s into `series apply` exited 130 with no apply.json (reading and
     checking the series, before the worktree).
 
-    The clock starts when zstest's SIGTERM handler is in place (/proc's SigCgt): before that,
-    Python's default action kills the process and there is no zstest to answer (and on a
-    loaded host interpreter start-up alone takes seconds).
+    The clock starts when zstest's SIGTERM handler is in place (/proc's SigCgt) and the command
+    has made its --out directory (its first act): before that, Python's default action kills
+    the process, or click is still parsing, and there is no command to answer (on a loaded host
+    interpreter start-up alone takes seconds). From then on, at any delay (reading the series,
+    checking it, between reading and applying), apply.json must say interrupted.
     """
     kernel = tiny_kernel(tmp_path / "linux")
     mbox = generated_series(tmp_path / "long.mbox", 1500)
@@ -461,7 +463,7 @@ def test_sigterm_early_in_series_apply_leaves_an_interrupted_apply_json(tmp_path
                              env=cli_env(tmp_path), cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not handles_sigterm(child.pid) and time.monotonic() < deadline:
+    while not (handles_sigterm(child.pid) and out.is_dir()) and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(delay)
     child.send_signal(signal.SIGTERM)

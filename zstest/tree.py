@@ -521,8 +521,9 @@ def apply_series(series: Series, tree: Union[str, Path, KernelTree], base: Optio
     start = time.monotonic()
     if out is not None:
         out = output_dir(out, "apply.json to")
-        write_apply_status(out, "running", tree, series, 0.0)
     try:
+        if out is not None:     # inside the try: a SIGTERM while it is written still says so
+            write_apply_status(out, "running", tree, series, 0.0)
         for patch in series.patches:
             _check_safe(patch)
         wt = prepare_worktree(tree, base, purpose, series_base=series.base_commit)

@@ -72,22 +72,24 @@ def apply(src: str, kernel: Path, base, out, allow_gaps: bool, purpose: str, as_
     from ..fsutil import output_dir
 
     start = time.monotonic()
-    if out is not None:
-        out = output_dir(out, "apply.json to")     # a bad --out fails before any work
+    s = None
     try:
+        if out is not None:
+            out = output_dir(out, "apply.json to")     # a bad --out fails before any work
         from ..tree import KernelTree, apply_series
         from ..settings import resolve_kernel
         kt = KernelTree.open(resolve_kernel(kernel))
         s = load_series(src, git_tree=git_tree)
+        result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps, purpose=purpose)
     except KeyboardInterrupt:
-        if out is not None:     # stopped before apply_series wrote one: say so in apply.json
+        # stopped before apply_series wrote its own verdict (reading the series, or between
+        # the two): apply.json says interrupted, never "running" or nothing
+        if out is not None and _apply_state(out) in (None, "running"):
             from ..tree import write_apply_status
             with contextlib.suppress(ZstestError):
-                write_apply_status(out, "interrupted", kernel or "", None,
+                write_apply_status(out, "interrupted", kernel or "", s,
                                    time.monotonic() - start)
         raise
-    try:
-        result = apply_series(s, kt, base=base, out=out, allow_gaps=allow_gaps, purpose=purpose)
     except ZstestError as exc:
         if exc.result is not None:     # the patches done before it stopped
             _print_result(exc.result, as_json)
@@ -210,3 +212,13 @@ def list_manifests(as_json: bool) -> int:
 
 
 COMMANDS = [series]
+
+
+def _apply_state(out: Path):
+    """apply.json's status in out (None: none readable yet)."""
+    from ..errors import ZstestError
+    from ..manifests import load_apply
+    try:
+        return load_apply(out).status
+    except (ZstestError, OSError):
+        return None
