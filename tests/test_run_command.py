@@ -88,7 +88,7 @@ def test_boot_and_run_records_its_command_line(vm_build, tmp_path):
     data = json.loads((out / "results.json").read_text())
     # every value explicit (the config file's memory too), in zstest.options' order
     assert data["command"] == ["zstest", "boot-and-run", "--build", str(vm_build), "--out",
-                               str(out), "--suite", "boot", "-k", typed[5], "--memory", "640"]
+                               str(out), "--suite", "boot", "-k", typed[6], "--memory", "640"]
     assert sorted(t["name"].split("::")[-1] for t in data["tests"]) == [
         "test_kernel_is_the_one_built", "test_zram_control_exists"]
     assert qemu_pids_for(out) == []

@@ -20,7 +20,7 @@ build and run), "boot" (how a guest is booted and the suite run: every booting c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -241,18 +241,6 @@ def boot_request(params: Mapping[str, Any], **fixed) -> BootRunRequest:
     if values["out"] is not None:
         values["out"] = Path(values["out"])
     return BootRunRequest(**values)
-
-
-def params_of(req: Any) -> Dict[str, Any]:
-    """The option values a request holds, by parameter name (the inverse of *_request)."""
-    out: Dict[str, Any] = {}
-    have = {f.name for f in fields(req)}
-    for option in OPTIONS:
-        if option.attr not in have:
-            continue
-        value = getattr(req, option.attr)
-        out[option.name] = (not value) if option.kind == "off" else value
-    return out
 
 
 # ---------------------------------------------------------------- requests -> command lines
