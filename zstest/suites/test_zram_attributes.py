@@ -62,6 +62,8 @@ def test_refusals(guest, guest_tools, record, page_size):
             # is looked at (a parser that let them through says ENODEV here)
             refused["writeback unknown mode"] = _refused(guest, f"{s}/writeback", "pageXindex=1",
                                                          "EINVAL")
+            refused["writeback index without '='"] = _refused(guest, f"{s}/writeback",
+                                                              "page_index:1", "EINVAL")
             refused["writeback index not a number"] = _refused(guest, f"{s}/writeback",
                                                                "page_index=x", "EINVAL")
         refused["hot_remove of no device"] = _refused(guest, f"{CONTROL}/hot_remove", 100000,

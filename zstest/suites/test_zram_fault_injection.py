@@ -18,6 +18,7 @@ from zstest.suites.lib.memory_blocks import list_memory_blocks
 from zstest.suites.lib.metrics import take_snapshot
 from zstest.suites.lib.tools import parse_tool_output, zsfill_command
 from zstest.suites.lib.zram import ZramDevice, ensure_zram_control
+from zstest.suites.lib.zram_state import units_per_page
 
 DISKSIZE = 16 << 20
 MAX_TRIES = 4000
@@ -132,6 +133,45 @@ def test_write_allocation_failures(guest, guest_tools, zram, record):
         zsfill_command("write", zram.path, BLOCKS, seed=92))), "write after", BLOCKS)
     check_data_intact(parse_tool_output(guest.run(zsfill_command(
         "verify", zram.path, BLOCKS, seed=92)).stdout), "read after", BLOCKS)
+
+
+def test_writeback_allocation_failure(guest, guest_tools, record, page_size):
+    """writeback's one page allocation fails: ENOMEM to the writer, nothing written back,
+    and the next writeback works (a writeback that ignored the failure used a NULL page)."""
+    ensure_zram_control(guest)
+    with ZramDevice.add(guest) as backing, ZramDevice.add(guest) as front, \
+            FaultKnobs(guest) as knobs:
+        if not front.has("backing_dev"):
+            pytest.skip("this kernel's zram has no backing_dev attribute (CONFIG_ZRAM_WRITEBACK off)")
+        knobs.require("fail_page_alloc")
+        backing.setup(DISKSIZE)
+        front.set("backing_dev", backing.path)
+        front.setup(DISKSIZE)
+        incompressible = (0, 1, 0)
+        check_data_intact(parse_tool_output(guest.check(zsfill_command(
+            "write", front.path, BLOCKS, seed=94, mix=incompressible))), "write", BLOCKS)
+        huge = front.mm_stat()["huge_pages"]
+        assert huge > 0, "precondition: huge pages to write back"
+        knobs.let_fail("fail_page_alloc")
+        knobs.set("fail_page_alloc", task_filter="Y", interval=1, space=0, times=1,
+                  probability=100)
+        # the sysfs file is opened first: the store's own allocation is the first one to fail
+        res = guest.run(f"exec 3> {front.sysfs}/writeback; echo 1 > /proc/self/make-it-fail; "
+                        f"echo huge >&3")
+        left = int(guest.check("cat /sys/kernel/debug/fail_page_alloc/times").strip())
+        knobs.restore()
+        record.detail("writeback_stderr", res.stderr.strip())
+        assert left == 0, "precondition: the armed allocation failure was not reached"
+        why = res.stderr.lower()
+        assert res.exit_status != 0 and ("out of memory" in why or "cannot allocate" in why), \
+            f"writeback whose allocation failed: exit {res.exit_status}, {res.stderr.strip()!r}"
+        assert front.bd_stat()["bd_writes"] == 0, "pages were written back after ENOMEM"
+        assert front.try_set("writeback", "huge").exit_status == 0
+        assert front.bd_stat()["bd_writes"] == huge * units_per_page(page_size), \
+            "writeback after the failure did not write back every huge page"
+        check_data_intact(parse_tool_output(guest.run(zsfill_command(
+            "verify", front.path, BLOCKS, seed=94, mix=incompressible)).stdout),
+            "read back after the failed and the good writeback", BLOCKS)
 
 
 def _offline_armed(guest, block: str):

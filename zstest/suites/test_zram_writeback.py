@@ -127,6 +127,12 @@ def test_writeback_huge_page_idle(guest, pair, record):
         assert res.exit_status != 0 and "invalid argument" in res.stderr.lower(), \
             f"writeback page_index={past} past the last slot: exit {res.exit_status}, {res.stderr!r}"
         assert front.bd_stat()["bd_writes"] == written * unit
+        # a slot never written: nothing to write back (no zero page lands on the backing device)
+        empty = past - 1
+        assert empty not in slots, f"precondition: slot {empty} was never written"
+        assert pair.writeback(f"page_index={empty}").exit_status == 0
+        assert front.bd_stat()["bd_writes"] == written * unit, \
+            f"writeback page_index={empty} of a slot never written wrote a page back"
 
     front.set("idle", "all")
     res = pair.writeback("idle")
