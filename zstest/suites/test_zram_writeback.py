@@ -163,6 +163,14 @@ def test_writeback_huge_page_idle(guest, pair, record):
     pair.verify("half still on the backing device", blocks=BLOCKS - half, start=half)
     pair.verify("incompressible blocks on the backing device", blocks=HUGE_BLOCKS, start=BLOCKS,
                 mix=INCOMPRESSIBLE)
+    # the rewritten slots are ordinary again: marked idle and written back like the first time
+    front.set("idle", "all")
+    res = pair.writeback("idle")
+    assert res.exit_status == 0, f"second writeback idle failed: {res.stderr}"
+    mm5 = front.mm_stat()
+    assert mm5["compr_data_size"] == 0, \
+        f"slots rewritten after their writeback were not written back again: {mm5}"
+    pair.verify("overwritten half, written back", blocks=half, seed=SEED + 1)
 
 
 def test_writeback_huge_idle(guest, pair, record):
