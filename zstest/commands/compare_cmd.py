@@ -108,7 +108,7 @@ def compare_command(sides, merge_mode, json_out, each, allow_arch_mismatch, perf
                 opts["kernel"] = resolve_kernel(None, echo=progress)
             # Stdout carries only the comparison (or its JSON): the run's chatter goes to stderr.
             with contextlib.redirect_stdout(sys.stderr):
-                where = _run_revision(src, options.build_request(opts, series=src, each=each),
+                where = _run_revision(options.build_request(opts, series=src, each=each),
                                       options.boot_request(opts), echo=progress)
             progress(f"zstest: {src}: {where}")
             loaded.append(cmp.load_side(where))
