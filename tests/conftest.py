@@ -142,6 +142,13 @@ def pytest_terminal_summary(terminalreporter, config):
         for w, (busy, stop) in sorted(workers.items())))
 
 
+# A run started where SIGINT is ignored (a non-interactive shell's background job, `ci/test &`;
+# xdist workers inherit it) has no KeyboardInterrupt: interrupt_main() does nothing and the
+# Ctrl-C tests' child processes inherit SIG_IGN. Handle it as a terminal would, as cli.main does.
+if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def _sigint_handler_left_as_found():
     """A test that leaves SIGINT ignored or replaced breaks every later Ctrl-C test of the process
