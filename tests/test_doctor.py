@@ -41,3 +41,15 @@ def test_doctor_arch_checks_the_cross_toolchain_qemu_and_foreign_packages():
     assert "gcc-i686-linux-gnu" in report["apt"]
     proc = run_zstest("doctor", "--arch", "sparc64")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_doctor_toolchain_option_checks_that_toolchain_and_names_its_packages():
+    # /usr/bin hidden: clang-16 and ld.lld-16 are missing whatever this host has installed
+    proc = run_zstest("doctor", "--json", "--no-accel-probe", "--toolchain", "clang-16",
+                      env={"PATH": "/usr/sbin:/sbin"})
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 6
+    assert {"clang-16", "ld.lld-16"} <= set(report["missing"])
+    assert "clang-16 lld-16 llvm-16" in report["apt"]
+    proc = run_zstest("doctor", "--no-accel-probe", "--toolchain", "gcc-9")
+    assert proc.returncode == 2 and "'gcc-9' is not one of" in proc.stderr

@@ -223,3 +223,19 @@ def test_a_cell_arch_reaches_the_build(tmp_path):
     proc = run_zstest("build", "--cell", '{"arch": "i386"}', "--arch", "arm64", "--page-size",
                       "8k", "--out", tmp_path / "b3")
     assert proc.returncode == 2 and "arm64 offers" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("arch, expect", [("x86_64", ("x86_64", None)), ("arm64", ("arm64", None)),
+                                          ("arm64:64k", ("arm64", "64k")),
+                                          (" arm64:64K ", ("arm64", "64k"))])
+def test_a_cell_arch_is_read_by_target(arch, expect):
+    """The cell's arch value is Target's cell name: one reader for "arm64:64k" everywhere."""
+    from zstest.commands.cell import _CELL_PARAMS
+    got = tuple(_CELL_PARAMS[p][1](arch) for p in ("arch", "page_size"))
+    assert got == expect
+
+
+def test_a_cell_with_an_unknown_arch_is_one_sentence(tmp_path):
+    proc = run_zstest("build", "--cell", '{"arch": "sparc:8k"}', "--out", tmp_path / "b")
+    assert proc.returncode == 2 and "arch 'sparc:8k' is not one of arm64, i386, x86_64" in proc.stderr
+    assert "Traceback" not in proc.stderr

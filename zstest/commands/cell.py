@@ -12,6 +12,17 @@ import click
 
 from ..errors import Finished, ZstestError
 from ..matrix import AXIS_DEFAULTS, load_cell, resolve_tree, split_config, write_cell
+from ..target import Target
+
+
+def _cell_target(value: str) -> Target:
+    return Target.parse(value, "the cell's arch")
+
+
+def _cell_page_size(value: str) -> Optional[str]:
+    """None for the arch's own page size: the command line then says nothing of it."""
+    target = _cell_target(value)
+    return None if target.default_page_size else target.page_size_name
 
 
 # Command parameter <- (cell axis, converter). Only the parameters a command has are set.
@@ -20,8 +31,8 @@ _CELL_PARAMS = {
     "configs": ("config", lambda v: tuple(split_config(v))),
     "kernel": ("tree", resolve_tree),
     "suite": ("suite", lambda v: v),
-    "arch": ("arch", lambda v: v.partition(":")[0]),
-    "page_size": ("arch", lambda v: v.partition(":")[2] or None),
+    "arch": ("arch", lambda v: _cell_target(v).name),
+    "page_size": ("arch", _cell_page_size),
 }
 _EXPLICIT = {"COMMANDLINE", "ENVIRONMENT", "PROMPT"}
 

@@ -7,6 +7,7 @@ import click
 from ..arch import known_arches
 from ..doctor import run_doctor
 from ..errors import EXIT_OK, EXIT_PREREQ
+from ..toolchain import known_toolchains
 
 
 @click.command()
@@ -15,9 +16,12 @@ from ..errors import EXIT_OK, EXIT_PREREQ
 @click.option("--arch", "arch", type=click.Choice(known_arches()), default=None,
               help="Also check what building and booting this architecture needs (its cross "
                    "compiler, QEMU, static libc and Debian's packages of its userland).")
-def doctor(as_json: bool, no_accel_probe: bool, arch) -> int:
+@click.option("--toolchain", type=click.Choice(known_toolchains()), default=None,
+              help="Also check what `--toolchain NAME` builds with (its compiler and linker for "
+                   "the arch, and the apt line that installs them).")
+def doctor(as_json: bool, no_accel_probe: bool, arch, toolchain) -> int:
     """Check host prerequisites and probe the accelerator; exit 6 when something is missing."""
-    report = run_doctor(probe_accel=not no_accel_probe, arch=arch)
+    report = run_doctor(probe_accel=not no_accel_probe, arch=arch, toolchain=toolchain)
     if as_json:
         click.echo(json.dumps({
             "checks": [c.__dict__ for c in report.checks],
