@@ -1,12 +1,14 @@
 """zram's bd_stat and block_state parsers and the fail-nth sweep's summary (issue 28), on
 output recorded from the base-profile 6.1 guest (tests/data/guest/): block_state after
-`idle all`, half the blocks read and `writeback huge_idle`; the disksize store's sweep."""
+`idle all`, half the blocks read and `writeback huge_idle`; the disksize store's sweep; the
+page counters around 2000 writeback stores (test_writeback_store_frees_its_page)."""
 
 from pathlib import Path
 
+from zstest import proc
 from zstest.suites.lib.fault_inject import parse_fail_nth_log
-from zstest.suites.lib.zram_state import (parse_bd_stat, parse_block_state, units_per_page,
-                                          with_flags)
+from zstest.suites.lib.zram_state import (page_counter_loop, pages_kept, parse_bd_stat,
+                                          parse_block_state, units_per_page, with_flags)
 
 DATA = Path(__file__).parent / "data" / "guest"
 
@@ -63,3 +65,25 @@ def test_fail_nth_sweep_finds_a_dirty_failure():
     text = read("fail_nth_sweep.txt").replace("try=7 ok=0 fired=1 init=0 size=0",
                                               "try=7 ok=0 fired=1 init=1 size=16777216")
     assert parse_fail_nth_log(text)["dirty"] == [7]
+
+
+def test_pages_kept_over_a_store_loop():
+    # 2000 `page_index=` stores of an empty slot on clean 6.1.192: a page allocated and
+    # freed by each, 8 more pages allocated than freed meanwhile
+    pages = pages_kept(read("writeback_store_loop.txt"))
+    assert pages == {"allocated": 2094 + 30, "freed": 2116, "kept": 8}
+
+
+def test_pages_kept_sees_a_leak():
+    leaked = read("writeback_store_loop.txt").replace("pgfree 187586", "pgfree 185586")
+    assert pages_kept(leaked)["kept"] == 2008
+
+
+def test_page_counter_loop_runs_in_a_shell(tmp_path):
+    # the guest's command run by this host's sh against a plain file: it stores the value,
+    # and its output is the two readings pages_kept understands
+    target = tmp_path / "writeback"
+    out = proc.run(["sh", "-c", page_counter_loop(str(target), "page_index=7", 50)]).stdout
+    assert target.read_text() == "page_index=7\n"
+    pages = pages_kept(out)
+    assert set(pages) == {"allocated", "freed", "kept"} and pages["allocated"] >= 0

@@ -6,13 +6,17 @@ proves the path ran with bd_stat (4 KiB units) and mm_stat, and reads every bloc
 back byte for byte, written-back pages through the backing device (bd_reads rises).
 """
 
+from contextlib import contextmanager
+
 import pytest
 
 from zstest.suites.lib.checks import check_data_intact
+from zstest.suites.lib.fault_inject import DEBUGFS, FaultKnobs
 from zstest.suites.lib.fixtures import guest_tools  # noqa: F401  (fixture)
 from zstest.suites.lib.tools import parse_tool_output, zsfill_command
 from zstest.suites.lib.zram import ZramDevice, ensure_zram_control
-from zstest.suites.lib.zram_state import units_per_page, with_flags
+from zstest.suites.lib.zram_state import (page_counter_loop, pages_kept, units_per_page,
+                                          with_flags)
 
 BLOCKS = 1024          # 4 MiB of the default mix: compressible, incompressible (huge), same
 # then this many incompressible blocks: huge pages on any page size (a 64K page of the mix
@@ -354,3 +358,107 @@ def test_writeback_to_a_full_backing_device(guest, guest_tools, record, page_siz
         assert front.mm_stat()["huge_pages"] == huge - (backing_pages - 1)
         pair.verify("read back, part from a full backing device", blocks=HUGE_BLOCKS,
                     mix=INCOMPRESSIBLE)
+
+
+FAIL_BUDGET = 1000000    # fail_make_request's `times`: how far it fell is how many bios failed
+
+
+def _require_failing_bios(guest, dev: ZramDevice) -> None:
+    FaultKnobs(guest).require("fail_make_request")
+    if not dev.has("make-it-fail"):
+        pytest.skip(f"no {dev.sysfs}/make-it-fail: the kernel lacks CONFIG_FAIL_MAKE_REQUEST")
+
+
+@contextmanager
+def _failing_bios(guest, dev: ZramDevice):
+    """Every bio submitted to dev ends in EIO for the span of the `with` (fail_make_request
+    through dev's make-it-fail: no other device or task is touched); yields a function that
+    counts the failures so far."""
+    with FaultKnobs(guest) as knobs:
+        knobs.set("fail_make_request", verbose=0, space=0, interval=1, times=FAIL_BUDGET,
+                  probability=100)
+        try:
+            dev.set("make-it-fail", 1)
+            yield lambda: FAIL_BUDGET - int(guest.check(f"cat {DEBUGFS}/fail_make_request/times"))
+        finally:
+            guest.run(f"echo 0 > {dev.sysfs}/make-it-fail")
+
+
+def test_writeback_io_failure(guest, pair, record):
+    """The backing device fails every bio: writeback says EIO, writes nothing back, loses no
+    slot and leaves none marked (idle or under writeback: the next writeback takes them
+    all); a written-back page read while the backing device fails is EIO to the reader, and
+    reads back whole once it works again."""
+    front, unit = pair.front, pair.unit
+    _require_failing_bios(guest, pair.backing)
+    pair.write(blocks=HUGE_BLOCKS, mix=INCOMPRESSIBLE)
+    mm0 = front.mm_stat()
+    huge = mm0["huge_pages"]
+    assert huge > 0, f"no huge page after writing incompressible blocks: {mm0}"
+
+    with _failing_bios(guest, pair.backing) as failed:
+        res = pair.writeback("huge")
+        fired = failed()
+    record.detail("failed_writeback_bios", fired)
+    assert fired == huge, f"{fired} bios failed, one per huge page ({huge}) was due"
+    assert res.exit_status != 0 and "input/output error" in res.stderr.lower(), \
+        f"writeback whose every bio failed: exit {res.exit_status}, {res.stderr.strip()!r}"
+    assert front.bd_stat() == {"bd_count": 0, "bd_reads": 0, "bd_writes": 0}, \
+        f"failed writes counted as written back (or a backing block kept): {front.bd_stat()}"
+    assert pair.backing.mm_stat()["orig_data_size"] == 0, "a failed bio reached the backing device"
+    mm1 = front.mm_stat()
+    assert (mm1["huge_pages"], mm1["compr_data_size"], mm1["orig_data_size"]) == \
+        (huge, mm0["compr_data_size"], mm0["orig_data_size"]), \
+        f"a failed writeback changed what zram holds: {mm0} -> {mm1}"
+    pair.verify("read back after the failed writeback", blocks=HUGE_BLOCKS, mix=INCOMPRESSIBLE)
+    if guest.exists(front.block_state_path):
+        slots = front.block_state()
+        assert not with_flags(slots, have="i") and not with_flags(slots, have="w"), \
+            "a failed writeback left slots marked idle or written back"
+    # writeback marks its slot idle while the bio is in flight: a failure must take it back
+    assert pair.writeback("idle").exit_status == 0
+    assert front.bd_stat()["bd_writes"] == 0, \
+        "slots the failed writeback huge had marked idle were written back by writeback idle"
+    res = pair.writeback("huge")
+    assert res.exit_status == 0, f"writeback huge after the failure: {res.stderr}"
+    assert front.bd_stat()["bd_writes"] == front.bd_stat()["bd_count"] == huge * unit, \
+        f"after the failure writeback huge wrote {front.bd_stat()} back, not the {huge} huge pages"
+
+    # a written-back page read while its backing device fails
+    page_blocks = pair.page_size // 4096
+    reads0 = front.bd_stat()["bd_reads"]
+    read_page = zsfill_command("verify", front.path, page_blocks, seed=SEED, mix=INCOMPRESSIBLE,
+                               direct=True)
+    with _failing_bios(guest, pair.backing) as failed:
+        res = guest.run(read_page)
+        fired = failed()
+    record.detail("failed_read_bios", fired)
+    assert fired >= 1, "the read of a written-back page sent no bio to the backing device"
+    assert res.exit_status != 0 and "input/output error" in res.stderr.lower(), \
+        f"reading a written-back page from a failing backing device: exit " \
+        f"{res.exit_status}, {res.stderr.strip()!r}, {res.stdout.strip()!r}"
+    assert front.bd_stat()["bd_reads"] > reads0
+    check_data_intact(parse_tool_output(guest.run(read_page).stdout),
+                      "the page that failed to read, read again", page_blocks)
+    pair.verify("read back from the backing device", blocks=HUGE_BLOCKS, mix=INCOMPRESSIBLE)
+
+
+LEAK_STORES = 2000
+
+
+def test_writeback_store_frees_its_page(guest, pair, record):
+    """Every writeback store allocates a page for its I/O and must free it: LEAK_STORES
+    stores of a slot never written (no I/O, one slot scanned) keep far fewer pages than
+    the LEAK_STORES one leaked page each would (pgalloc_* - pgfree: exact, per-cpu lists
+    included; a clean kernel's drift over the loop is measured in docs/PERFORMANCE.md)."""
+    front = pair.front
+    empty = DISKSIZE // pair.page_size - 1
+    pages = pages_kept(guest.check(page_counter_loop(
+        f"{front.sysfs}/writeback", f"page_index={empty}", LEAK_STORES), timeout=600))
+    kept = pages["kept"]
+    record.detail("stores", LEAK_STORES)
+    record.detail("pages", pages)
+    assert front.bd_stat() == {"bd_count": 0, "bd_reads": 0, "bd_writes": 0}, \
+        f"{LEAK_STORES} writebacks of an empty slot left {front.bd_stat()}"
+    assert kept < LEAK_STORES // 2, \
+        f"{LEAK_STORES} writeback stores kept {kept} pages (one each would be {LEAK_STORES})"

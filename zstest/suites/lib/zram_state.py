@@ -4,6 +4,7 @@ bd_stat: "bd_count bd_reads bd_writes", each in 4 KiB units whatever the page si
 block_state (debugfs, CONFIG_ZRAM_MEMORY_TRACKING): one line per allocated slot,
 "index seconds.micros flags", the flags a fixed row of letters or '.':
 s same-filled, w written back, h huge, i idle (6.1); r recompressed, n incompressible (6.2+).
+The page allocator's counters over a loop of stores: what the loop kept (a leak per store).
 Pure functions over the text, tested on recorded real output (tests/data/guest/).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, Iterable, List
 
-from .metrics import parse_fields
+from .metrics import parse_fields, parse_vmstat
 
 BD_STAT_FIELDS = ("bd_count", "bd_reads", "bd_writes")
 UNIT = 4096   # bd_stat's and writeback_limit's unit
@@ -54,3 +55,30 @@ def with_flags(slots: Dict[int, Slot], have: Iterable[str] = (), lack: Iterable[
 def units_per_page(page_size: int) -> int:
     """bd_stat counts one written-back page as this many 4 KiB units."""
     return max(1, page_size // UNIT)
+
+
+
+# /proc/vmstat's page allocator counters: pgalloc_<zone> counts every page handed out (per-cpu
+# lists included), pgfree every page given back, both in base pages whatever the order
+PAGE_COUNTERS = r"^(pgalloc_|pgfree )"
+LOOP_MARK = "=="
+
+
+def page_counter_loop(path: str, value: str, times: int) -> str:
+    """Guest shell: the page counters, `times` stores of value to path, the counters again,
+    in one shell (builtins only between the readings: only the stores move them)."""
+    counters = f"grep -E '{PAGE_COUNTERS}' /proc/vmstat"
+    return (f"{counters}; echo {LOOP_MARK}; i=0; while [ $i -lt {times} ]; do "
+            f"echo {value} > {path} || exit 1; i=$((i + 1)); done; echo {LOOP_MARK}; {counters}")
+
+
+def pages_kept(loop_output: str) -> Dict[str, int]:
+    """page_counter_loop's output as pages allocated, freed, and kept (allocated - freed)
+    over the loop."""
+    before, _, after = (parse_vmstat(part, keep_all=True) for part in loop_output.split(LOOP_MARK))
+
+    def allocated(stats: Dict[str, int]) -> int:
+        return sum(n for name, n in stats.items() if name.startswith("pgalloc_"))
+    alloc = allocated(after) - allocated(before)
+    freed = after["pgfree"] - before["pgfree"]
+    return {"allocated": alloc, "freed": freed, "kept": alloc - freed}
