@@ -33,7 +33,8 @@ PLOT_SUFFIXES = (".png", ".svg")
 VERDICT_CLASS = {"passed": "pass", "failed": "fail", "does not apply": "fail",
                  "does not build": "fail", "did not boot": "fail", "error": "error",
                  "waiting": "wait", "queued": "wait", "running": "wait",
-                 "superseded": "other", "dispatched": "wait", "interrupted": "error"}
+                 "superseded": "other", "dispatched": "wait", "interrupted": "error",
+                 "perf regressed": "fail", "perf run failed": "fail"}
 
 
 @dataclass
@@ -157,8 +158,9 @@ def results_row(results_dir: Path, **given: Any) -> PageRow:
                   revision=f"v{series.revision}" if series and series.revision else "",
                   when=str(results.data.get("started") or ""), tests=_counts(results),
                   coverage=_coverage(results), splats=_splats(results), anchor=results_dir.name)
-    perf_dir = next((d for d in (results_dir, results_dir.parent) if (d / PERF_JSON).is_file()),
-                    None)
+    # next to the results, or in a perf/ beside them (zstest watch --perf: series/<key>/perf/)
+    perf_dir = next((d for d in (results_dir, results_dir.parent, results_dir.parent / "perf")
+                     if (d / PERF_JSON).is_file()), None)
     if perf_dir is not None:
         row.perf, row.plots = _perf(perf_dir)
     row.files = _result_files(results_dir, results.console_log)

@@ -11,6 +11,34 @@ from ..errors import BadInput
 from . import lore_url_option
 
 
+# compare --perf's defaults (perf.run.DEFAULT_SUITE, its --runs and --warmup): literals here,
+# so that the CLI does not import scipy to show --help (tests/test_watch_perf.py checks them)
+PERF_DEFAULTS = {"suite": "perf", "runs": 5, "warmup": 1}
+
+
+def perf_options(f):
+    """--perf and compare --perf's --suite, -k, --runs, --warmup for it, prefixed --perf-."""
+    for option in reversed([
+        click.option("--perf", is_flag=True,
+                     help="After a series passed, compare its kernel with its base (the tree it "
+                          "was applied on, built the same way) as `zstest compare --perf` does, "
+                          "into series/<key>/perf/; a regression makes the verdict 'perf "
+                          "regressed' and the reply offers no Tested-by."),
+        click.option("--perf-suite", default=PERF_DEFAULTS["suite"], show_default=True,
+                     help="--perf: the guest suite measured (compare --perf's --suite)."),
+        click.option("--perf-k", "perf_keyword", default="", metavar="EXPR",
+                     help="--perf: select the perf suite's tests by pytest -k expression "
+                          "(compare --perf's -k; watch's own -k selects the functional tests)."),
+        click.option("--perf-runs", type=click.IntRange(min=1), default=PERF_DEFAULTS["runs"],
+                     show_default=True, help="--perf: measured runs per side (compare's --runs)."),
+        click.option("--perf-warmup", type=click.IntRange(min=0), default=PERF_DEFAULTS["warmup"],
+                     show_default=True,
+                     help="--perf: discarded runs per side first (compare's --warmup)."),
+    ]):
+        f = option(f)
+    return f
+
+
 @click.command("watch")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="The bot's directory: watch.sqlite (its state), series/<key>/ (thread, build, "
@@ -50,8 +78,10 @@ from . import lore_url_option
                    "download), report them and exit.")
 @click.option("--html", "page_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write the results page here (default: --dir).")
+@perf_options
 def watch_command(directory, feed, query, suites, each, complete_timeout, interval, once,
-                  backfill, matrix_dir, tree_label, collect_dir, page_dir, **opts) -> int:
+                  backfill, matrix_dir, tree_label, collect_dir, page_dir, perf, perf_suite,
+                  perf_keyword, perf_runs, perf_warmup, **opts) -> int:
     """Poll a public-inbox server for new zsmalloc/zram series (decided by their diffs), run
     each one once (by patchset hash) and write results, report, KCIDB JSON, a reply draft and
     a static results page."""
@@ -59,6 +89,7 @@ def watch_command(directory, feed, query, suites, each, complete_timeout, interv
     from ..series.lore import check_lore_url, default_lore_url
     from ..watch import RunConfig, WatchConfig, Watcher
     from ..watch.cells import collect
+    from ..watch.perfstep import PerfConfig
     from ..watch.threads import SEARCH_QUERY
 
     lore_url = default_lore_url()
@@ -66,8 +97,15 @@ def watch_command(directory, feed, query, suites, each, complete_timeout, interv
     if collect_dir is not None and not collect_dir.is_dir():
         raise BadInput(f"--collect {collect_dir} is not a directory.")
     kernel = opts["kernel"]
+    perf_cfg = PerfConfig(suite=perf_suite, runs=perf_runs, warmup=perf_warmup,
+                          keyword=perf_keyword).check() if perf else None
+    if perf_cfg is not None and matrix_dir is not None:
+        click.echo("zstest: watch: --perf is local only: the --matrix cells run no perf "
+                   "comparison (run the bot without --matrix to measure series)")
+        perf_cfg = None
     run = RunConfig(build=options.build_request(opts, each=each), boot=options.boot_request(opts),
-                    suites=list(suites) or ["default"], complete_timeout_s=complete_timeout)
+                    suites=list(suites) or ["default"], complete_timeout_s=complete_timeout,
+                    perf=perf_cfg)
     cfg = WatchConfig(directory=(directory or cache_dir("watch")).expanduser().resolve(),
                       lore_url=lore_url, feed=feed, query=query or SEARCH_QUERY, run=run,
                       backfill=backfill, matrix_dir=matrix_dir, page_dir=page_dir,

@@ -5,6 +5,8 @@ threads.py   is a thread a zsmalloc/zram series (by its diffs), complete, its pa
 state.py     the SQLite state file (one transaction per change)
 bot.py       poll -> decide -> queue -> run one series at a time; the loop and --once
 execute.py   one series through the pipeline; report.txt, reply.txt, kcidb.json
+perfstep.py  --perf: a passed series against its base, as compare --perf measures it
+perfrun.py   the perf step in the bot's run: skipped, recorded, resumed after a stop
 reply.py     the reply draft (Tested-by or the failure, in `zstest report`'s layout)
 cells.py     --matrix (cells for the CI templates) and --collect (their results back)
 page.py      the state as rows of the results page (zstest/htmlpage.py)

@@ -31,9 +31,10 @@ from ..fsutil import write_text_atomic
 from ..series.lore import DEFAULT_LORE_URL, fetch_thread_now, fetch_url
 from ..series.parse import Mail, build_series, read_mails
 from . import page as watch_page
+from . import perfrun
 from .execute import RunConfig, SeriesRun, run_series, write_outputs
 from .feed import feed_url, parse_feed
-from .state import SeriesRow, WatchState
+from .state import PERF_PENDING, SeriesRow, WatchState, stopped_message
 from .threads import (SEARCH_QUERY, ThreadInfo, classify, only_comments_changed, patchset_hash,
                       revision_key, series_title)
 
@@ -235,28 +236,35 @@ class Watcher:
             return False
         row = queued[0]
         series_dir = self.series_dir(row.key)
+        recorded = perfrun.recorded_run(self, row)
         with self.state.transaction() as db:
             self.state.update_series(db, row.id, status="running", started=time.time(),
                                      runs=row.runs + 1, message="")
         self.write_page()
-        self.say(f"running {row.key} (suites: {', '.join(self.cfg.run.suites)})")
         try:
-            run = run_series(series_dir, row, self.cfg.run, self.echo)
+            run = recorded or self._run_functional(row, series_dir)
+            run = perfrun.after_functional(self, row, run)
         except KeyboardInterrupt:
+            now = self.state.series_by_key(row.key) or row
             with self.state.transaction() as db:
                 self.state.update_series(db, row.id, status="queued", started=None,
-                                         message="stopped during its run; runs again at the "
-                                                 "next start")
+                                         message=stopped_message(now, "stopped") +
+                                         " at the next start")
             self.write_page()
             raise
-        except ZstestError as exc:
-            run = SeriesRun("error", exc.exit_code, exc.message)
-        except Exception as exc:     # a bug of ours on one series must not stop the bot
-            write_text_atomic(series_dir / "bot-error.txt", traceback.format_exc())
-            run = SeriesRun("error", 2, f"zstest failed on this series ({type(exc).__name__}: "
-                                        f"{exc}); see bot-error.txt")
         self.finish(row, run)
         return True
+
+    def _run_functional(self, row: SeriesRow, series_dir: Path) -> SeriesRun:
+        self.say(f"running {row.key} (suites: {', '.join(self.cfg.run.suites)})")
+        try:
+            return run_series(series_dir, row, self.cfg.run, self.echo)
+        except ZstestError as exc:
+            return SeriesRun("error", exc.exit_code, exc.message)
+        except Exception as exc:     # a bug of ours on one series must not stop the bot
+            write_text_atomic(series_dir / "bot-error.txt", traceback.format_exc())
+            return SeriesRun("error", 2, f"zstest failed on this series ({type(exc).__name__}: "
+                                         f"{exc}); see bot-error.txt")
 
     def finish(self, row: SeriesRow, run: SeriesRun) -> None:
         series_dir = self.series_dir(row.key)
@@ -265,11 +273,13 @@ class Watcher:
         except (ZstestError, OSError) as exc:
             self.say(f"{row.key}: the report could not be written: {exc}")
         with self.state.transaction() as db:
-            self.state.update_series(db, row.id, status="done", verdict=run.verdict,
+            self.state.update_series(db, row.id, status="done", verdict=run.final_verdict,
                                      exit_code=run.exit_code, message=run.message,
-                                     base=run.base, finished=time.time())
+                                     base=run.base, finished=time.time(),
+                                     perf=run.perf.text if run.perf is not None else "")
         self.write_page()
-        self.say(f"{row.key}: {run.verdict} (exit {run.exit_code}); reply draft in "
+        perf = f"; {run.perf.text}" if run.perf is not None else ""
+        self.say(f"{row.key}: {run.final_verdict} (exit {run.exit_code}{perf}); reply draft in "
                  f"{series_dir / 'reply.txt'}")
 
     # ------------------------------------------------------------ the loop
@@ -302,7 +312,8 @@ class Watcher:
         self._lock_file.flush()
         # only the holder may say a `running` series was left by a bot that is gone
         for row in self.state.requeue_interrupted():
-            self.say(f"{row.key} was stopped during its run; queued again")
+            what = "perf step (only that runs again)" if row.perf == PERF_PENDING else "run"
+            self.say(f"{row.key} was stopped during its {what}; queued again")
 
     def once(self) -> int:
         self.hold_directory()

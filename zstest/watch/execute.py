@@ -1,8 +1,8 @@
 """One series, run: the pipeline as `zstest run` drives it, then its report, reply and KCIDB.
 
 Per series dir (WATCH_DIR/series/<key>/): thread.mbox (the thread when it was ready), build/,
-results/ (the first suite; results-<suite>/ for the others), report.txt, reply.txt and
-kcidb.json. The tree is the configured one (`--kernel`, else zstest's default); the build
+results/ (the first suite; results-<suite>/ for the others), perf/ (--perf: perfstep.py),
+report.txt, reply.txt and kcidb.json. The tree is the configured one (`--kernel`, else zstest's default); the build
 checks the series' base-commit out when that tree's git history has it (tree.choose_base),
 else uses the tree as it is, and build.json says which.
 """
@@ -17,7 +17,8 @@ from typing import Any, Callable, List, Optional
 from ..errors import (EXIT_APPLY, EXIT_BOOT, EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, BadInput,
                       BootFailed, ZstestError)
 from ..manifests import has_build, has_results, load_build
-from . import reply
+from . import perfstep, reply
+from .perfstep import PerfConfig, PerfOutcome
 from .state import SeriesRow
 
 VERDICTS = {EXIT_OK: "passed", EXIT_TEST_FAILED: "failed", EXIT_APPLY: "does not apply",
@@ -38,6 +39,7 @@ class RunConfig:
     boot: Any = field(default_factory=lambda: _template("boot"))
     suites: List[str] = field(default_factory=lambda: ["default"])
     complete_timeout_s: float = 7200.0
+    perf: Optional[PerfConfig] = None       # --perf: a passed series measured against its base
 
     @property
     def kernel(self) -> Optional[Path]:
@@ -55,6 +57,13 @@ class SeriesRun:
     message: str = ""
     base: str = ""
     results_dirs: List[Path] = field(default_factory=list)
+    perf: Optional[PerfOutcome] = None      # --perf: the perf step's outcome
+
+    @property
+    def final_verdict(self) -> str:
+        """The verdict the state and page show: a perf regression says so over "passed"."""
+        perf_word = self.perf.verdict if self.perf is not None else None
+        return perf_word if perf_word and self.verdict == "passed" else self.verdict
 
 
 def verdict_word(exit_code: int) -> str:
@@ -85,6 +94,7 @@ def run_series(series_dir: Path, row: SeriesRow, cfg: RunConfig,
     from ..options import with_command, with_reproducer
     from ..pipeline import PipelineRequest, boot_and_run, run_pipeline
     build_dir = _fresh(series_dir / "build")
+    _fresh(series_dir / perfstep.PERF_DIR)      # an older run's comparison is not this run's
     results = [_fresh(results_dir_for(series_dir, s, i == 0)) for i, s in enumerate(cfg.suites)]
     mbox = series_dir / "thread.mbox"
     breq = with_reproducer(replace(cfg.build, series=str(mbox), out=build_dir, quiet=True,
@@ -126,16 +136,34 @@ def write_outputs(series_dir: Path, row: SeriesRow, run: SeriesRun, cfg: RunConf
     """report.txt, reply.txt and kcidb.json of a finished run."""
     from ..report import render_report
     note = reply.missing_note(row.missing, row.total, cfg.complete_timeout_s)
+    if run.perf is not None:
+        note += reply.perf_note(run.perf.words, run.perf.withholds_tested_by)
     if run.results_dirs:
         body = render_report(run.results_dirs[0])
+        table = perfstep.table_lines(series_dir) if run.perf is not None else []
+        if table and cfg.perf is not None:
+            body = reply.with_perf_section(body, _perf_heading(cfg.perf), table)
         reply.write_draft(series_dir / "report.txt", body)
     else:
         error, _, detail = run.message.partition("\n")
         body = reply.failure_text(run.verdict, row.title, row.revision, row.total,
                                   error or run.verdict, detail, run.base)
         reply.write_draft(series_dir / "report.txt", body)
-    reply.write_draft(series_dir / "reply.txt", reply.draft(row.subject, row.root, body, note))
-    write_kcidb_for(series_dir, run.results_dirs, echo)
+    keep = not row.missing and not (run.perf is not None and run.perf.withholds_tested_by)
+    reply.write_draft(series_dir / "reply.txt",
+                      reply.draft(row.subject, row.root, body, note, keep_tested_by=keep))
+    write_kcidb_for(series_dir, run.results_dirs + _perf_runs(series_dir), echo)
+
+
+def _perf_heading(perf: PerfConfig) -> str:
+    return f"against the base (zstest compare --perf BASE SERIES), {perf.describe()}"
+
+
+def _perf_runs(series_dir: Path) -> List[Path]:
+    """The measured runs of the series' kernel (compare's side B): their perf metrics are
+    KCIDB numeric outputs of the series' build; the base's runs (side A) are not its."""
+    side_b = series_dir / perfstep.PERF_DIR / "b"
+    return [side_b] if side_b.is_dir() else []
 
 
 def write_kcidb_for(series_dir: Path, results_dirs: List[Path],

@@ -9,12 +9,14 @@ from typing import List, Optional
 from ..errors import BadInput
 from ..htmlpage import PageRow, results_row, write_page
 from ..manifests import has_results
-from .state import SeriesRow
+from .perfstep import without_perf_word
+from .state import PERF_PENDING, SeriesRow
 from .threads import lore_thread_link
 from .view import WatcherView
 
 SERIES_FILES = ("thread.mbox", "report.txt", "reply.txt", "kcidb.json", "bot-error.txt",
-                "build/build.log", "build/build.json", "build/apply.json")
+                "build/build.log", "build/build.json", "build/apply.json",
+                "perf/summary.txt", "perf/perf.json", "perf/junit.xml")
 
 
 def _when(ts: Optional[float]) -> str:
@@ -53,6 +55,8 @@ def series_row(watcher: "WatcherView", row: SeriesRow) -> PageRow:
             page_row = None
     if page_row is None:
         page_row = PageRow(**given)
+    if not page_row.perf and row.perf and row.perf != PERF_PENDING:
+        page_row.perf = without_perf_word(row.perf)      # why it was not measured
     page_row.files = [(name, series_dir / name) for name in SERIES_FILES
                       if (series_dir / name).is_file()] + page_row.files
     for extra in results[1:]:

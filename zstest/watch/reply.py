@@ -5,6 +5,10 @@ passed). A run that never booted a kernel (a patch that does not apply, a build 
 no results.json: the draft says the same things in the same 72-column layout (series, base,
 the error sentence and git's or the compiler's lines). An incomplete series (patches that never
 arrived) says which were missing, and never offers a Tested-by: not the whole series was tested.
+With --perf, the comparison's table (what `zstest compare --perf` prints) comes before the
+Tested-by; a perf regression (or a failed perf run of the series' kernel) is said in a note
+under the headline, and the draft then offers no Tested-by either: the maintainer should see
+the numbers first.
 """
 
 from __future__ import annotations
@@ -44,6 +48,28 @@ def missing_note(missing: str, total: int, waited_s: float) -> List[str]:
                           f"the patches that did were tested as they are.") + [""]
 
 
+def perf_note(words: str, withholds_tested_by: bool) -> List[str]:
+    """The perf step's outcome under the headline (perfstep.PerfOutcome.words)."""
+    tail = "; no Tested-by until that is explained." if withholds_tested_by else "."
+    return _field("Perf", words + tail) + [""]
+
+
+def with_perf_section(body: str, heading: str, table: List[str]) -> str:
+    """body (a report) with the perf comparison's table before its Tested-by (or before
+    "How to reproduce:", else at the end)."""
+    lines = body.rstrip("\n").splitlines()
+    while table and not table[-1].strip():
+        table = table[:-1]
+    section = _field("Perf", heading) + table
+    at = next((i for i, l in enumerate(lines) if l.startswith("Tested-by:")), None)
+    if at is None:
+        at = next((i for i, l in enumerate(lines) if l.startswith("How to reproduce:")),
+                  len(lines))
+    while at > 0 and not lines[at - 1].strip():
+        at -= 1
+    return "\n".join(lines[:at] + [""] + section + lines[at:]).rstrip("\n") + "\n"
+
+
 def _span(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:g} h"
@@ -63,11 +89,25 @@ def failure_text(verdict: str, title: str, revision: int, total: int, error: str
     return "\n".join(lines) + "\n"
 
 
-def draft(subject: str, msgid: str, body: str, note: Optional[List[str]] = None) -> str:
-    """The whole draft; with a note (incomplete series), no Tested-by line survives."""
+def _without_tested_by(lines: List[str]) -> List[str]:
+    """lines without the Tested-by trailer, and its continuation lines (a long one wraps)."""
+    out: List[str] = []
+    inside = False
+    for line in lines:
+        inside = line.startswith("Tested-by:") or (inside and line.startswith(" "))
+        if not inside:
+            out.append(line)
+    return out
+
+
+def draft(subject: str, msgid: str, body: str, note: Optional[List[str]] = None,
+          keep_tested_by: bool = False) -> str:
+    """The whole draft; with a note (incomplete series, perf), no Tested-by survives unless
+    keep_tested_by."""
     lines = body.rstrip("\n").splitlines()
     if note:
-        lines = [l for l in lines if not l.startswith("Tested-by:")]
+        if not keep_tested_by:
+            lines = _without_tested_by(lines)
         lines = lines[:2] + note + lines[2:]
     text = "\n".join(headers(subject, msgid) + lines) + "\n"
     # console and mail text is untrusted: keep the draft plain text

@@ -14,7 +14,10 @@ Tables:
                                     nopatch (no patch in it), bad (could not be fetched or read)
   series(id, hash, ...)             one per patchset hash: queued, running, done, superseded
                                     (a newer revision was queued before it ran), dispatched
-                                    (--matrix: cells written for CI)
+                                    (--matrix: cells written for CI); its `perf` column: ''
+                                    (not asked), `pending` (the functional run passed and is
+                                    recorded, the perf step is to come: a restart runs only
+                                    that), else the perf step's outcome in words
 """
 
 from __future__ import annotations
@@ -42,8 +45,12 @@ CREATE TABLE IF NOT EXISTS series (
     revkey TEXT NOT NULL, status TEXT NOT NULL, verdict TEXT NOT NULL DEFAULT '',
     exit_code INTEGER, message TEXT NOT NULL DEFAULT '', base TEXT NOT NULL DEFAULT '',
     queued REAL NOT NULL, started REAL, finished REAL, runs INTEGER NOT NULL DEFAULT 0,
-    subject TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '');
+    subject TEXT NOT NULL DEFAULT '', note TEXT NOT NULL DEFAULT '',
+    perf TEXT NOT NULL DEFAULT '');
 """
+# Columns added after the first state files were written: (name, its declaration).
+ADDED_COLUMNS = (("perf", "TEXT NOT NULL DEFAULT ''"),)
+PERF_PENDING = "pending"
 THREAD_STATES = ("waiting", "series", "duplicate", "foreign", "nopatch", "bad")
 SERIES_STATES = ("queued", "running", "done", "superseded", "dispatched")
 
@@ -73,6 +80,7 @@ class SeriesRow:
     runs: int
     subject: str            # the root message's subject as posted (the reply's Re:)
     note: str               # what the page says besides the verdict (comment-only, superseded by)
+    perf: str = ""          # '' not asked, PERF_PENDING, else the perf step's outcome in words
 
     @property
     def incomplete(self) -> bool:
@@ -102,8 +110,16 @@ class WatchState:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
+                self._add_columns()
         except sqlite3.DatabaseError as exc:
             raise BadInput(f"{self.path} is not a zstest watch state file ({exc}).") from None
+
+    def _add_columns(self) -> None:
+        """A state file of an older zstest gets the columns added since (their defaults)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(series)")}
+        for name, declaration in ADDED_COLUMNS:
+            if name not in have:
+                self.db.execute(f"ALTER TABLE series ADD COLUMN {name} {declaration}")
 
     def close(self) -> None:
         self.db.close()
@@ -173,7 +189,7 @@ class WatchState:
 
     _SERIES_COLUMNS = ("id, hash, root, key, title, author, revision, total, present, missing, "
                        "files, revkey, status, verdict, exit_code, message, base, queued, started, "
-                       "finished, runs, subject, note")
+                       "finished, runs, subject, note, perf")
 
     def series_by_hash(self, digest: str) -> Optional[SeriesRow]:
         row = self.db.execute(f"SELECT {self._SERIES_COLUMNS} FROM series WHERE hash = ?",
@@ -212,5 +228,13 @@ class WatchState:
             with self.transaction() as db:
                 for row in stopped:
                     self.update_series(db, row.id, status="queued", started=None,
-                                       message="the bot stopped during its run; run again")
+                                       message=stopped_message(row, "the bot stopped"))
         return stopped
+
+
+def stopped_message(row: SeriesRow, who: str) -> str:
+    """What a series put back in the queue says: all of it runs again, or only its perf step."""
+    if row.perf == PERF_PENDING:
+        return f"{who} during its perf step; the functional results are kept, the perf step " \
+               f"runs again"
+    return f"{who} during its run; run again"

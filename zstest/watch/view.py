@@ -4,7 +4,7 @@ the bot calls them, so importing bot back would close an import circle."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .execute import SeriesRun
 from .state import SeriesRow, WatchState
@@ -13,6 +13,7 @@ from .state import SeriesRow, WatchState
 class WatcherView(Protocol):
     cfg: Any                 # bot.WatchConfig
     state: WatchState
+    echo: Callable[[str], None]
 
     def say(self, text: str) -> None: ...
 
