@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ZSTEST = [sys.executable, "-m", "zstest"]
+# the console script beside this interpreter (the venv's), as a user runs it
+ZSTEST = [str(Path(sys.executable).with_name("zstest"))]
 
 
 def load() -> str:
@@ -36,6 +37,9 @@ def one_run(build: Path, suite: str, out: Path) -> dict:
     proc = subprocess.run(ZSTEST + ["boot-and-run", "--build", str(build), "--suite", suite,
                                     "--out", str(out)], cwd=REPO, capture_output=True, text=True)
     wall = time.monotonic() - start
+    if not (out / "results.json").is_file():
+        raise SystemExit(f"bench_suite: boot-and-run exited {proc.returncode} with no results.json:\n"
+                         f"{proc.stderr[-2000:]}")
     results = json.loads((out / "results.json").read_text())
     tests = {t["name"]: t.get("duration_s") or 0.0 for t in results.get("tests", [])}
     outcomes: dict = {}
