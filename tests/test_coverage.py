@@ -4,7 +4,7 @@ The fast tests compile a small C file with gcc --coverage, run it (the .gcda is 
 read it back through zstest.coverage with gcc's own gcov; the series parsing uses the
 project's demo series. The slow test runs `zstest run --coverage` on the demo series v2 and
 shows patch 3's line in zs_page_migrate() executed by the hot-unplug test, and not executed
-when that test is deselected.
+when `boot-and-run` boots that coverage build again with that test deselected.
 """
 
 from __future__ import annotations
@@ -122,17 +122,22 @@ def test_instrumented_files_and_make_vars_for_the_demo_series():
 @pytest.mark.slow
 def test_demo_series_coverage_follows_the_hotunplug_test(tmp_path):
     """Patch 3/3 adds one check to zs_page_migrate(): the hot-unplug test reaches it every
-    time, a zram test that migrates no page never. (Not the compaction test: whether
-    compaction moves a zspage depends on where its scanners meet, and CI saw both.)"""
+    time, a zram test that migrates no page never, on the same kernel booted again. (Not the
+    compaction test: whether compaction moves a zspage depends on where its scanners meet, and
+    CI saw both.)"""
+    build = tmp_path / "build"
     runs = {}
-    for name, suite, keyword in (("with", "migration", "hotunplug"),
-                                 ("without", "quick", "lifecycle and lz4")):
+    # one --coverage build for both runs (the second boots it again): the same kernel, so
+    # only the tests selected differ
+    for name, command, suite, keyword in (
+            ("with", ("run", "--coverage", "--series", DEMO_V2, "--build-out", build),
+             "migration", "hotunplug"),
+            ("without", ("boot-and-run", "--build", build), "quick", "lifecycle and lz4")):
         out = tmp_path / name
-        proc = run_zstest("run", "--coverage", "--series", DEMO_V2, "--suite", suite,
-                          "-k", keyword, "--out", out, "--build-out", tmp_path / f"b-{name}",
-                          timeout=3600)
+        proc = run_zstest(*command, "--suite", suite, "-k", keyword, "--out", out, timeout=3600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         runs[name] = json.loads((out / "results.json").read_text())
+        assert Path(runs[name]["kernel"]["build_dir"]).resolve() == build.resolve()
     with_hot = {p["index"]: p for p in runs["with"]["coverage"]["patches"]}
     without = {p["index"]: p for p in runs["without"]["coverage"]["patches"]}
     assert with_hot[3]["executable"] >= 1 and with_hot[3]["executed"] == with_hot[3]["executable"]
