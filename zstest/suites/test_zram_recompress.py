@@ -1,13 +1,17 @@
 """zram recompression with a secondary algorithm (issue 28, part 3; Linux 6.2+ with
 CONFIG_ZRAM_MULTI_COMP), and the per-algorithm parameters (6.12+).
 
-`recompress type=huge` visits the huge slots (random data: the secondary cannot shrink them
-either, block_state marks them 'n'); `recompress type=idle threshold=N algo=...` recompresses
-only slots still idle (the ones read since `idle all` stay as they were) and keeps a result
-only below N; `max_pages=M` stops after M attempts; `threshold=N` alone takes the rest.
-Each pass moves objects to smaller size classes (compr_data_size falls, block_state marks
-them 'r') and every block reads back. Then reset after recompression setup, twice (a 2024
-leak). `algorithm_params` refuses what it must and its zstd level changes what is stored.
+`recompress priority=2` (no algorithm there) recompresses nothing. After `idle all` and
+reading half: `type=huge_idle` visits exactly the huge slots still idle and `type=huge` the
+other huge ones (random data: the secondary cannot shrink them either, block_state marks them
+'n'); `max_pages=M priority=0` stops after M attempts with the first secondary; `type=idle
+threshold=N algo=...` recompresses only slots still idle and only objects from N up, keeping a
+result only below N; `type=idle` without a threshold then takes the idle ones under N that pass
+left alone; `threshold=N` alone takes the rest. Each pass moves objects to smaller size classes
+(compr_data_size falls, block_state marks them 'r') and every block reads back. Then reset
+after recompression setup, twice (a 2024 leak). `recompress` refuses an uninitialised device
+and each argument it cannot use (EINVAL), and still works after. `algorithm_params` refuses
+what it must and its zstd level changes what is stored.
 """
 
 import pytest
@@ -34,6 +38,17 @@ def _pair(offered):
         if primary in offered and secondary in offered:
             return primary, secondary
     return None
+
+
+def _pair_or_skip(dev):
+    """(primary, secondary), or skip with the reason the kernel gives none."""
+    if not dev.has("recomp_algorithm"):
+        pytest.skip("no recomp_algorithm attribute: recompression needs Linux 6.2+ "
+                    "with CONFIG_ZRAM_MULTI_COMP")
+    pair = _pair(dev.algorithms())
+    if pair is None:
+        pytest.skip(f"no primary/secondary pair among the offered algorithms {dev.algorithms()}")
+    return pair
 
 
 def _configure(dev, primary, secondary):
@@ -76,32 +91,65 @@ def _smaller(mm0, mm1, args):
     assert mm1["orig_data_size"] == mm0["orig_data_size"]
 
 
-def _passes(guest, dev, secondary, threshold, record):
-    """type=huge, max_pages, type=idle with a threshold, then threshold alone."""
-    huge = set(with_flags(dev.block_state(), have="h"))
-    _, _, recompressed = _recompress(dev, "type=huge")
-    # a huge slot recompressed is no longer huge ('r'); one no algorithm shrinks is 'n'
-    visited = set(with_flags(dev.block_state(), have="n")) | recompressed
-    record.detail("huge_slots_visited", len(visited))
-    assert visited, "recompress type=huge visited no huge slot"
-    assert visited <= huge, f"recompress type=huge visited {len(visited - huge)} slots not huge"
-    _verify(guest, dev, "after type=huge")
+def _visited(dev, args, before_n):
+    """One type=huge* pass: the slots it recompressed or newly marked incompressible."""
+    _, _, recompressed = _recompress(dev, args)
+    return (set(with_flags(dev.block_state(), have="n")) - before_n) | recompressed
 
-    mm0, mm1, now = _recompress(dev, f"max_pages={MAX_PAGES}")
-    record.detail("max_pages_recompressed", len(now))
-    assert 0 < len(now) <= MAX_PAGES, f"max_pages={MAX_PAGES} recompressed {len(now)} slots"
+
+def _huge_passes(dev, idle, record):
+    """type=huge_idle visits exactly the huge slots still idle, type=huge the other huge ones:
+    each is recompressed ('r') or marked incompressible ('n': random data shrinks for no one).
+    Nothing is read back here: a read clears the idle marks the type=idle passes need."""
+    state = dev.block_state()
+    huge, n0 = set(with_flags(state, have="h", lack="n")), set(with_flags(state, have="n"))
+    assert huge & idle and huge - idle, \
+        f"precondition: huge slots both idle ({len(huge & idle)}) and read ({len(huge - idle)})"
+    visited = _visited(dev, "type=huge_idle", n0)
+    record.detail("huge_idle_slots_visited", len(visited))
+    assert visited == huge & idle, (
+        f"recompress type=huge_idle visited {len(visited)} slots, {len(visited - huge)} not huge, "
+        f"{len(visited - idle)} not idle, {len((huge & idle) - visited)} huge idle ones missed")
+    visited = _visited(dev, "type=huge", n0 | visited)
+    record.detail("huge_slots_visited", len(visited))
+    assert visited == huge - idle, (
+        f"recompress type=huge visited {len(visited)} slots, {len(visited - huge)} not huge, "
+        f"{len((huge - idle) - visited)} huge ones missed")
+
+
+def _passes(guest, dev, secondary, threshold, record):
+    """A priority with no algorithm, type=huge_idle and type=huge after `idle all` and reading
+    half, max_pages, type=idle with a threshold then without, then threshold alone."""
+    # only priority 1 has an algorithm: priority 2 tries none (but it touches every slot, so
+    # before `idle all`), priority 0 means the first secondary
+    mm0, mm1, now = _recompress(dev, "priority=2")
+    assert not now and mm1["compr_data_size"] == mm0["compr_data_size"], \
+        f"priority=2 (no algorithm) recompressed {len(now)} slots"
 
     dev.set("idle", "all")
     check_data_intact(parse_tool_output(guest.run(zsfill_command(
         "verify", dev.path, BLOCKS // 2, seed=101, mix=MIX)).stdout), "read half", BLOCKS // 2)
     idle = set(with_flags(dev.block_state(), have="i"))
     assert idle, "precondition: slots still idle after `idle all` and reading half"
+    record.detail("idle_slots", len(idle))
+    _huge_passes(dev, idle, record)
+
+    mm0, mm1, now = _recompress(dev, f"max_pages={MAX_PAGES} priority=0")
+    record.detail("max_pages_recompressed", len(now))
+    assert 0 < len(now) <= MAX_PAGES, f"max_pages={MAX_PAGES} recompressed {len(now)} slots"
+
     args = f"type=idle threshold={threshold} algo={secondary}"
     mm0, mm1, now = _recompress(dev, args)
-    record.detail("idle_slots", len(idle))
     record.detail("idle_slots_recompressed", len(now))
     assert now, f"recompress {args} recompressed none of the {len(idle)} idle slots"
     assert now <= idle, f"recompress {args} recompressed {len(now - idle)} slots that were not idle"
+    _smaller(mm0, mm1, args)
+    # the slots under the threshold were left alone, idle: without one they are taken now
+    args = f"type=idle algo={secondary}"
+    mm0, mm1, below = _recompress(dev, args)
+    record.detail("idle_below_threshold_recompressed", len(below))
+    assert below, f"recompress {args} after threshold={threshold} recompressed no idle slot"
+    assert below <= idle, f"recompress {args} recompressed {len(below - idle)} slots not idle"
     _smaller(mm0, mm1, args)
     _verify(guest, dev, "after type=idle")
 
@@ -116,14 +164,7 @@ def _passes(guest, dev, secondary, threshold, record):
 def test_recompress_huge_and_threshold(guest, guest_tools, record, page_size):
     ensure_zram_control(guest)
     with ZramDevice.add(guest) as dev:
-        if not dev.has("recomp_algorithm"):
-            pytest.skip("no recomp_algorithm attribute: recompression needs Linux 6.2+ "
-                        "with CONFIG_ZRAM_MULTI_COMP")
-        offered = dev.algorithms()
-        pair = _pair(offered)
-        if pair is None:
-            pytest.skip(f"no primary/secondary pair among the offered algorithms {offered}")
-        primary, secondary = pair
+        primary, secondary = _pair_or_skip(dev)
         record.detail("algorithms", {"primary": primary, "secondary": secondary})
         _configure(dev, primary, secondary)
         assert secondary in dev.attr("recomp_algorithm")
@@ -148,6 +189,25 @@ def _refused(dev, name, value):
     res = dev.try_set(name, f"'{value}'")
     assert res.exit_status != 0 and "invalid argument" in res.stderr.lower(), \
         f"`{value}` > {name}: exit {res.exit_status}, {res.stderr.strip()!r}, not EINVAL"
+
+
+def test_recompress_refusals(guest, guest_tools, record, page_size):
+    """recompress refuses an uninitialised device and every argument it cannot use (EINVAL),
+    then works: a refusal leaves no post-processing marked in progress."""
+    ensure_zram_control(guest)
+    with ZramDevice.add(guest) as dev:
+        pair = _pair_or_skip(dev)
+        _refused(dev, "recompress", "type=huge")
+        _configure(dev, *pair)
+        # a name without a value, a value that is no number, a secondary not configured, a
+        # threshold no object is below (any threshold from huge_class_size up is refused)
+        bad = ("type", "type=", "max_pages=x", "threshold=x", f"threshold={page_size}",
+               "priority=x", "algo=nosuchalgo")
+        for value in bad:
+            _refused(dev, "recompress", value)
+        record.detail("refused", list(bad))
+        res = dev.try_set("recompress", "type=huge")
+        assert res.exit_status == 0, f"recompress type=huge after the refusals: {res.stderr}"
 
 
 def test_algorithm_params_level(guest, guest_tools, record, page_size):
