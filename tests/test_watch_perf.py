@@ -8,7 +8,9 @@ table; no Tested-by after a regression), the results page (the perf column and i
 kcidb.json (every metric of the series' runs a numeric test output, validated by kcidb-io); a
 bot stopped during the perf step keeps the functional results and runs only that step again.
 Slow test: kernel-patches/fixtures/perf-waste posted to a real public-inbox, run by the bot
-with `--perf` on the shared 6.1 build: flagged on memory (exact metrics, one run a side).
+with `--perf` on the shared 6.1 build; SIGTERM once the perf step began (exit 130, queued, the
+functional results kept); the restart measures again without re-running the functional suite:
+flagged on memory (exact metrics, one run a side).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -232,8 +235,12 @@ def test_a_state_file_without_the_perf_column_gets_it(tmp_path):
 # ------------------------------------------------------------------ a real run (slow)
 
 @pytest.mark.slow
-def test_perf_waste_posted_is_flagged_on_memory(tmp_path, kernel_build):
+def test_perf_waste_posted_is_flagged_on_memory_and_a_stop_redoes_only_the_perf(tmp_path,
+                                                                                 kernel_build):
+    """perf-waste posted; the bot runs it (boot suite), SIGTERM while it measures; the restart
+    keeps the functional results and measures again: flagged on memory, exactly."""
     from public_inbox import PublicInbox, missing_tools, threaded
+    from test_watch import _spawn_watch, _wait_for
     if missing_tools():
         pytest.skip(f"public-inbox tools missing: {missing_tools()}")
     inbox = PublicInbox(tmp_path / "pi")
@@ -241,21 +248,31 @@ def test_perf_waste_posted_is_flagged_on_memory(tmp_path, kernel_build):
     patch = next((FIXTURES / "perf-waste").glob("*.patch")).read_bytes()
     inbox.deliver(threaded(patch, "perf-waste-1@zstest.invalid", None))
     inbox.start()
-    d = tmp_path / "watch"
+    d, log = tmp_path / "watch", tmp_path / "watch.log"
+    d.mkdir()
+    args = ("--once", "--feed", "new", "--backfill", "--suite", "boot", "--perf", "--perf-suite",
+            "perf-small", "--perf-k", "memory", "--perf-runs", "1", "--perf-warmup", "0")
     try:
-        res = run_zstest("watch", "--dir", d, "--lore-url", inbox.url, "--once", "--feed", "new",
-                         "--backfill", "--suite", "boot", "--perf", "--perf-suite", "perf-small",
-                         "--perf-k", "memory", "--perf-runs", "1", "--perf-warmup", "0",
-                         timeout=1800)
+        proc = _spawn_watch(d, inbox.url, *args)
+        try:
+            _wait_for(lambda: _rows(d) and _rows(d)[0]["perf"] == "pending", 900, proc, log)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)     # measuring: the base build or a boot
+            code = proc.wait(120)
+        assert code == 130, log.read_text()[-3000:]
+        [row] = _rows(d)
+        assert row["status"] == "queued" and "during its perf step" in row["message"], row
+        series_dir = d / "series" / row["key"]
+        kept = (series_dir / "results" / "results.json").stat().st_mtime
+        res = run_zstest("watch", "--dir", d, "--lore-url", inbox.url, *args, timeout=1800)
     finally:
         inbox.stop()
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    with sqlite3.connect(d / "watch.sqlite") as db:
-        db.row_factory = sqlite3.Row
-        [row] = [dict(r) for r in db.execute("SELECT * FROM series")]
-    assert (row["status"], row["verdict"], row["exit_code"]) == ("done", "perf regressed", 0), \
-        res.stdout[-3000:]
-    series_dir = d / "series" / row["key"]
+    assert "running " not in res.stdout and "measuring it against its base" in res.stdout
+    assert (series_dir / "results" / "results.json").stat().st_mtime == kept
+    [row] = _rows(d)
+    assert (row["status"], row["verdict"], row["exit_code"], row["runs"]) == \
+        ("done", "perf regressed", 0, 2), res.stdout[-3000:]
     perf = json.loads((series_dir / "perf" / "perf.json").read_text())
     regressed = {m["name"]: m for m in perf["metrics"] if m["verdict"] == "regressed"}
     assert "mem.written.mem_used_total" in regressed, res.stdout[-3000:]
@@ -275,3 +292,15 @@ def test_perf_waste_posted_is_flagged_on_memory(tmp_path, kernel_build):
     assert any(t.get("misc", {}).get("metric") == "mem.written.mem_used_total"
                and t["number"]["value"] == regressed["mem.written.mem_used_total"]["values_b"][0]
                for t in kcidb["tests"] if "number" in t)
+
+
+def _rows(d: Path) -> list:
+    """The state's series; [] before the bot made its state file."""
+    if not (d / "watch.sqlite").is_file():
+        return []
+    try:
+        with sqlite3.connect(d / "watch.sqlite") as db:
+            db.row_factory = sqlite3.Row
+            return [dict(r) for r in db.execute("SELECT * FROM series")]
+    except sqlite3.OperationalError:        # the bot is creating its tables
+        return []

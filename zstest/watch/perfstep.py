@@ -16,6 +16,7 @@ offers no Tested-by (execute.write_outputs).
 from __future__ import annotations
 
 import shlex
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -49,7 +50,7 @@ class PerfConfig:
     def describe(self) -> str:
         keyword = f" -k {shlex.quote(self.keyword)}" if self.keyword else ""
         return (f"suite {self.suite}{keyword}, {self.runs} run{'s' * (self.runs != 1)} a side "
-                f"after {self.warmup} warm-up")
+                f"after {self.warmup} warm-up{'s' * (self.warmup != 1)}")
 
 
 @dataclass
@@ -135,8 +136,6 @@ def build_base(series_dir: Path, cfg, dest: Path, echo: Callable[[str], None]) -
 def measure(series_dir: Path, cfg, echo: Callable[[str], None] = print) -> PerfOutcome:
     """Base (A) against the series (B) into series_dir/perf/, as compare --perf does; a
     ZstestError on the way is the outcome `error`; Ctrl-C and SIGTERM propagate."""
-    import shutil
-
     from ..errors import ZstestError
     from ..manifests import read_object
     from ..perf.render import write_outputs
