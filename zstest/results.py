@@ -86,6 +86,8 @@ class RunResults:
     verdict_after_splat_s: Optional[float] = None      # first fatal splat -> final results.json
     coverage: Dict[str, Any] = field(default_factory=dict)  # --coverage: per patch, file, test
     selection: Dict[str, Any] = field(default_factory=dict)  # --affected: run, skipped, why
+    # results.json could not be written (ENOSPC...): said once the run ended; not in the JSON
+    write_error: Optional[OSError] = field(default=None, repr=False, compare=False)
 
     def has_kernel_evidence(self) -> bool:
         """A splat of the kernel under test (not a panic over a missing init or root fs)."""
@@ -186,6 +188,7 @@ class RunResults:
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
+        data.pop("write_error")
         for t, d in zip(self.tests, data["tests"]):
             d["passes"] = t.passes
         data["counts"] = self.counts()
@@ -202,7 +205,8 @@ def test_from_dict(d: Dict[str, Any]) -> TestResult:
 def load_results(results_dir: Path) -> RunResults:
     data = _load_manifest(results_dir).data
     keys = RunResults.__dataclass_fields__.keys()
-    run = RunResults(**{k: v for k, v in data.items() if k in keys and k != "tests"})
+    run = RunResults(**{k: v for k, v in data.items()
+                        if k in keys and k not in ("tests", "write_error")})
     run.tests = [test_from_dict(t) for t in data.get("tests", [])]
     return run
 

@@ -476,7 +476,7 @@ _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 def _annotate(out: Path, run: RunResults) -> None:
     """Decode every splat (file:line, the patch that touched it) into results.json, last."""
-    if getattr(run, "write_error", None) is not None or not (
+    if run.write_error is not None or not (
             run.splats or any(t.splats for t in run.tests)):
         return
     from .decode import annotate_results
@@ -512,7 +512,7 @@ def _no_space(out: Path, run: RunResults, what: str) -> ZstestError:
 def _raise_if_not_saved(out: Path, run: RunResults, console_error) -> None:
     """Evidence that could not be written is a failed run, named in one sentence."""
     console = console_error()
-    saved = getattr(run, "write_error", None)
+    saved = run.write_error
     for exc, what in ((console, "console.log"), (saved, "results.json, junit.xml or summary.txt")):
         if exc is None:
             continue
