@@ -98,8 +98,8 @@ def test_tested_by_line_from_git_identity_or_config(tmp_path):
     assert "\nTested-by: Bo Reviewer <bo@example.org>\n" in text
     # unknown: omitted, with a note saying how to get it
     text = report(results, tmp_path)
-    assert "Tested-by: (omitted: set git config user.name and user.email" in text
-    assert "Tested-by: Ada" not in text
+    assert "(No Tested-by here: set git config user.name and user.email" in text
+    assert not any(line.startswith("Tested-by") for line in text.splitlines())
 
 
 def test_no_tested_by_when_something_failed(tmp_path):

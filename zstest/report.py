@@ -363,8 +363,9 @@ def _tested_by_lines(results: ResultsManifest, build: Optional[BuildManifest]) -
         return []
     who = _tester()
     if who is None:
-        return ["", "Tested-by: (omitted: set git config user.name and user.email, or",
-                "tested_by = \"Name <email>\" in ~/.config/zstest/config.toml)"]
+        # a note, never a line a mail tool could take for a (broken) trailer
+        return ["", "(No Tested-by here: set git config user.name and user.email, or",
+                " tested_by = \"Name <email>\" in ~/.config/zstest/config.toml.)"]
     return ["", f"Tested-by: {who}"]
 
 
