@@ -492,6 +492,11 @@ def make_watch(cache: Path) -> dict:
             (d / "reply.txt").write_text("Tested-by: zstest\n")
             write(d / "build" / "bzImage", 64 * 1024)
             make_results(cache, "z", 0).rename(d / "results")
+            write(d / "perf" / "builds" / "a" / "bzImage", 64 * 1024)     # watch --perf
+            for side in ("a", "b"):
+                make_results(cache, "z", 0).rename(_mkparent(d / "perf" / side / "run-00"))
+            write(d / "perf" / "perf.json", 100)
+            write(d / "perf" / "plots" / "fio.seqwrite.png", 100)
             set_age(d, days)
     state.close()
     (base / "watch.lock").write_text("")
@@ -517,10 +522,13 @@ def test_watch_keeps_queue_state_and_lock_finished_series_lose_only_their_bulk(c
     for key in ("done-old", "done-mid", "superseded-old"):
         d = dirs[key]
         assert not (d / "build").exists() and not (d / "results").exists()
+        assert not any((d / "perf" / name).exists() for name in ("builds", "a", "b"))
         assert (d / "thread.mbox").is_file() and (d / "reply.txt").is_file()
+        assert (d / "perf" / "perf.json").is_file() and (d / "perf" / "plots").is_dir()
     for key in ("done-new", "queued", "running", "dispatched"):
         assert (dirs[key] / "build" / "bzImage").is_file(), key
         assert (dirs[key] / "results" / "results.json").is_file(), key
+        assert (dirs[key] / "perf" / "b" / "run-00" / "results.json").is_file(), key
     assert {s["name"] for s in out["skipped"]} == {
         "series/queued", "series/running", "series/dispatched"}
     assert state_file.read_bytes() == before and (cache / "watch" / "watch.lock").is_file()

@@ -523,7 +523,10 @@ class _Pruner:
                           reverse=True)
         for rank, (when, key) in enumerate(finished):
             series_dir = base / "series" / key
-            bulk = [p for p in [series_dir / "build", *sorted(series_dir.glob("results*"))]
+            # watch --perf: the base's build and both sides' runs; perf.json, the table and
+            # the plots stay (the page and the reply read them)
+            perf = [series_dir / "perf" / name for name in ("builds", "a", "b")]
+            bulk = [p for p in [series_dir / "build", *sorted(series_dir.glob("results*")), *perf]
                     if p.is_dir() and not p.is_symlink()]
             if not bulk or series_dir.is_symlink():
                 continue
@@ -536,8 +539,9 @@ class _Pruner:
             elif not self._process_user(entry):
                 refs = self._build_refs(CacheEntry("watch", key, [series_dir]))
                 if self._remove(entry, f"{status[key]} {self._age_days(entry):.1f} days ago, "
-                                       f"beyond the newest {self.req.keep}: its build and results "
-                                       f"go; report, reply draft and verdict stay"):
+                                       f"beyond the newest {self.req.keep}: its build, results and "
+                                       f"perf runs go; report, reply draft, verdict and perf "
+                                       f"table stay"):
                     self._drop_refs(refs)
         for entry in area_entries("series", base / "series", self.du):
             if status.get(entry.name) in WATCH_LIVE_STATES:
