@@ -410,15 +410,16 @@ def test_writeback_io_failure(guest, pair, record):
     assert (mm1["huge_pages"], mm1["compr_data_size"], mm1["orig_data_size"]) == \
         (huge, mm0["compr_data_size"], mm0["orig_data_size"]), \
         f"a failed writeback changed what zram holds: {mm0} -> {mm1}"
-    pair.verify("read back after the failed writeback", blocks=HUGE_BLOCKS, mix=INCOMPRESSIBLE)
+    # writeback marks its slot idle while the bio is in flight: a failure must take it back
+    # (looked at before any read: reading a slot clears its idle mark)
     if guest.exists(front.block_state_path):
         slots = front.block_state()
         assert not with_flags(slots, have="i") and not with_flags(slots, have="w"), \
             "a failed writeback left slots marked idle or written back"
-    # writeback marks its slot idle while the bio is in flight: a failure must take it back
     assert pair.writeback("idle").exit_status == 0
     assert front.bd_stat()["bd_writes"] == 0, \
         "slots the failed writeback huge had marked idle were written back by writeback idle"
+    pair.verify("read back after the failed writeback", blocks=HUGE_BLOCKS, mix=INCOMPRESSIBLE)
     res = pair.writeback("huge")
     assert res.exit_status == 0, f"writeback huge after the failure: {res.stderr}"
     assert front.bd_stat()["bd_writes"] == front.bd_stat()["bd_count"] == huge * unit, \
