@@ -13,8 +13,10 @@ so that the three together boot 14 times, most of them for seconds:
   tests/data/perf/compare/same, before the suite kept the best of several fio regions per
   boot), and with n runs Welch's t is at most about
   (1 - B/A) * sqrt(n) / CV(A): 3 runs a side cannot pass p < 0.05 once A's spread passes
-  ~40 % whatever the delay; 5 can up to ~70 % for a delay that dominates B. Recorded at
-  load ~11 (tests/data/perf/compare/slow): -52.8 %, p 0.011.
+  ~40 % whatever the delay; 5 can up to ~70 % for a delay that dominates B. Modelled per boot
+  (docs/PERFORMANCE.md, the cold-CI levers), 3 a side fails 1 run in 5 at A's CV 30 % at any
+  pace and 5 a side none: hence 5, and the 1000 us pace. Recorded at load ~11 with the earlier
+  100 us pace (tests/data/perf/compare/slow): -52.8 %, p 0.011.
 - perf-comment: only the exact memory metrics, one run a side: a test that says "no timing
   changed" with p < 0.05 would fail 1 run in 20 by chance; equal memory to the byte cannot
   (that each side's runs agree among themselves is tests/test_perf_stats.py's, on recorded
