@@ -44,7 +44,7 @@ LONGEST_FIRST = (
     "test_watch.py",                # 63 s + the 2016 test + ~110 s of fast tests
     "test_perf_compare.py",         # 182 s + 40 s + the comment test
     "test_faults.py",               # 55 s + 12 more boots or builds
-    "test_build_cli.py",            # 47 s + 41 s + 3 series builds, 3 rebuilds
+    "test_build_cli.py",            # 47 s + 41 s + 3 series builds, 2 rebuilds
     "test_suites_guest.py",         # 158 s
     "test_mutate_demo.py",          # 153 s, one test
     "test_crash_verdict.py",        # 54 s + 5 more boots
@@ -53,7 +53,7 @@ LONGEST_FIRST = (
     "test_kconfig_profiles.py",     # 11 olddefconfigs; cold: 6.12 unpacked first
     "test_boot_and_run.py",
     "test_affected.py",             # 75 s
-    "test_coverage.py",             # 69 s
+    "test_coverage.py",             # ~56 s (the second run boots the first build again)
     "test_series_config.py",        # 66 s
     "test_mutate_cli.py",           # 65 s
     "test_ci_templates.py",         # 43 s (cold run)
