@@ -54,6 +54,7 @@ LONGEST_FIRST = (
     "test_boot_and_run.py",
     "test_affected.py",             # 75 s
     "test_coverage.py",             # ~56 s (the second run boots the first build again)
+    "test_watch_perf.py",           # 41 s at load ~1 (a series and its base built, 2 boots)
     "test_series_config.py",        # 66 s
     "test_mutate_cli.py",           # 65 s
     "test_ci_templates.py",         # 43 s (cold run)
