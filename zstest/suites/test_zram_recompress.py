@@ -14,10 +14,14 @@ and each argument it cannot use (EINVAL), and still works after. `algorithm_para
 what it must and its zstd level changes what is stored.
 """
 
+import re
+
 import pytest
 
 from zstest.suites.lib.checks import check_data_intact
+from zstest.suites.lib.fault_inject import FaultKnobs
 from zstest.suites.lib.fixtures import guest_tools  # noqa: F401  (fixture)
+from zstest.suites.lib.perf import classes_path
 from zstest.suites.lib.tools import parse_tool_output, zsfill_command
 from zstest.suites.lib.zram import ZramDevice, ensure_zram_control
 from zstest.suites.lib.zram_state import with_flags
@@ -208,6 +212,70 @@ def test_recompress_refusals(guest, guest_tools, record, page_size):
         record.detail("refused", list(bad))
         res = dev.try_set("recompress", "type=huge")
         assert res.exit_status == 0, f"recompress type=huge after the refusals: {res.stderr}"
+
+
+def huge_class_size(classes: str, page_size: int, handle_size: int) -> int:
+    """zsmalloc's huge_class_size from its debugfs classes file: the largest class whose zspage
+    is neither one page nor one object, less the handle's bytes but one (zs_create_pool)."""
+    rows = [line.split() for line in classes.splitlines() if line.strip()]
+    header = rows[0]
+    size, pages = header.index("size"), header.index("pages_per_zspage")
+    sizes = [int(r[size]) for r in rows[1:] if r[0].isdigit() and int(r[pages]) != 1
+             and int(r[pages]) * page_size // int(r[size]) != 1]
+    return max(sizes) - (handle_size - 1)
+
+
+def test_threshold_from_huge_class_size_refused(guest, guest_tools, record, page_size):
+    """recompress refuses a threshold from huge_class_size up (no object is stored below it
+    that a recompression could bring under it) and takes one byte less: the boundary read from
+    zsmalloc's classes. Named so that `-k test_recompress` leaves it out."""
+    ensure_zram_control(guest)
+    with ZramDevice.add(guest) as dev:
+        _configure(dev, *_pair_or_skip(dev))
+        classes = classes_path(f"zram{dev.id}")
+        if not guest.exists(classes):
+            pytest.skip(f"no {classes}: the kernel lacks CONFIG_ZSMALLOC_STAT")
+        # zsmalloc's handle is an unsigned long: 4 bytes on the 32-bit kernels zstest boots
+        handle = 4 if re.fullmatch(r"i[3-6]86|arm.*", guest.check("uname -m").strip()) else 8
+        huge = huge_class_size(guest.check(f"cat {classes}"), page_size, handle)
+        record.detail("huge_class_size", huge)
+        _refused(dev, "recompress", f"threshold={huge}")
+        res = dev.try_set("recompress", f"threshold={huge - 1}")
+        assert res.exit_status == 0, f"threshold={huge - 1} refused: {res.stderr.strip()}"
+
+
+def test_allocation_failure_in_recompress(guest, guest_tools, record):
+    """recompress's page allocation fails: ENOMEM to the writer, nothing recompressed, and the
+    next recompress works (one that ignored the failure would decompress into a NULL page).
+    Named so that `-k test_recompress` leaves it out: it needs fault injection."""
+    ensure_zram_control(guest)
+    with ZramDevice.add(guest) as dev, FaultKnobs(guest) as knobs:
+        primary, secondary = _pair_or_skip(dev)
+        knobs.require("fail_page_alloc")
+        _configure(dev, primary, secondary)
+        check_data_intact(parse_tool_output(guest.check(zsfill_command(
+            "write", dev.path, BLOCKS, seed=104, mix=MIX))), "write", BLOCKS)
+        mm0 = dev.mm_stat()
+        knobs.let_fail("fail_page_alloc")
+        knobs.set("fail_page_alloc", task_filter="Y", interval=1, space=0, times=1,
+                  probability=100)
+        # the sysfs file is opened first: the store's own allocation is the first one to fail
+        res = guest.run(f"exec 3> {dev.sysfs}/recompress; echo 1 > /proc/self/make-it-fail; "
+                        f"echo algo={secondary} >&3")
+        left = int(guest.check("cat /sys/kernel/debug/fail_page_alloc/times").strip())
+        knobs.restore()
+        record.detail("recompress_stderr", res.stderr.strip())
+        assert left == 0, "precondition: the armed allocation failure was not reached"
+        why = res.stderr.lower()
+        assert res.exit_status != 0 and ("out of memory" in why or "cannot allocate" in why), \
+            f"recompress whose allocation failed: exit {res.exit_status}, {res.stderr.strip()!r}"
+        assert dev.mm_stat()["compr_data_size"] == mm0["compr_data_size"], \
+            "objects were recompressed after ENOMEM"
+        res = dev.try_set("recompress", f"algo={secondary}")
+        assert res.exit_status == 0, f"recompress after the failure: {res.stderr.strip()}"
+        _smaller(mm0, dev.mm_stat(), f"algo={secondary} after the failure")
+        check_data_intact(parse_tool_output(guest.run(zsfill_command(
+            "verify", dev.path, BLOCKS, seed=104, mix=MIX)).stdout), "read back", BLOCKS)
 
 
 def test_algorithm_params_level(guest, guest_tools, record, page_size):
