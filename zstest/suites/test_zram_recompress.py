@@ -24,7 +24,7 @@ from zstest.suites.lib.fixtures import guest_tools  # noqa: F401  (fixture)
 from zstest.suites.lib.perf import classes_path
 from zstest.suites.lib.tools import parse_tool_output, zsfill_command
 from zstest.suites.lib.zram import ZramDevice, ensure_zram_control
-from zstest.suites.lib.zram_state import with_flags
+from zstest.suites.lib.zram_state import page_counter_loop, pages_kept, with_flags
 
 BLOCKS = 1024
 HUGE_BLOCKS = 256
@@ -35,6 +35,7 @@ MAX_PAGES = 8
 PAIRS = [("lzo-rle", "zstd"), ("lzo", "zstd"), ("lz4", "zstd"), ("lzo-rle", "deflate"),
          ("lzo", "deflate"), ("lz4", "lz4hc"), ("lzo", "842")]
 ZSTD_LEVELS = (1, 12)
+LEAK_STORES = 2000
 
 
 def _pair(offered):
@@ -276,6 +277,24 @@ def test_allocation_failure_in_recompress(guest, guest_tools, record):
         _smaller(mm0, dev.mm_stat(), f"algo={secondary} after the failure")
         check_data_intact(parse_tool_output(guest.run(zsfill_command(
             "verify", dev.path, BLOCKS, seed=104, mix=MIX)).stdout), "read back", BLOCKS)
+
+
+def test_recompress_store_frees_its_page(guest, guest_tools, record, page_size):
+    """Every recompress store allocates a page to decompress into and must free it:
+    LEAK_STORES stores on a small empty device keep far fewer pages than the LEAK_STORES one
+    leaked page each would (pgalloc_* - pgfree over the loop, as writeback's twin test)."""
+    ensure_zram_control(guest)
+    with ZramDevice.add(guest) as dev:
+        primary, secondary = _pair_or_skip(dev)
+        dev.set("comp_algorithm", primary)
+        dev.set("recomp_algorithm", f"'algo={secondary} priority=1'")
+        dev.set("disksize", 16 * page_size)     # few slots to scan: the loop is the stores
+        pages = pages_kept(guest.check(page_counter_loop(
+            f"{dev.sysfs}/recompress", "type=huge", LEAK_STORES), timeout=600))
+        record.detail("stores", LEAK_STORES)
+        record.detail("pages", pages)
+        assert pages["kept"] < LEAK_STORES // 2, \
+            f"{LEAK_STORES} recompress stores kept {pages['kept']} pages (one each: {LEAK_STORES})"
 
 
 def test_algorithm_params_level(guest, guest_tools, record, page_size):
