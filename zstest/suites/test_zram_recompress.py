@@ -10,8 +10,10 @@ result only below N; `type=idle` without a threshold then takes the idle ones un
 left alone; `threshold=N` alone takes the rest. Each pass moves objects to smaller size classes
 (compr_data_size falls, block_state marks them 'r') and every block reads back. Then reset
 after recompression setup, twice (a 2024 leak). `recompress` refuses an uninitialised device
-and each argument it cannot use (EINVAL), and still works after. `algorithm_params` refuses
-what it must and its zstd level changes what is stored.
+and each argument it cannot use (EINVAL), and still works after; it refuses a threshold from
+huge_class_size (read from zsmalloc's classes) up and takes one byte less; its page allocation
+failing gives ENOMEM and recompresses nothing; 2000 stores keep no page. `algorithm_params`
+refuses what it must and its zstd level changes what is stored.
 """
 
 import re
@@ -229,7 +231,7 @@ def huge_class_size(classes: str, page_size: int, handle_size: int) -> int:
 def test_threshold_from_huge_class_size_refused(guest, guest_tools, record, page_size):
     """recompress refuses a threshold from huge_class_size up (no object is stored below it
     that a recompression could bring under it) and takes one byte less: the boundary read from
-    zsmalloc's classes. Named so that `-k test_recompress` leaves it out."""
+    zsmalloc's classes."""
     ensure_zram_control(guest)
     with ZramDevice.add(guest) as dev:
         _configure(dev, *_pair_or_skip(dev))
@@ -247,8 +249,7 @@ def test_threshold_from_huge_class_size_refused(guest, guest_tools, record, page
 
 def test_allocation_failure_in_recompress(guest, guest_tools, record):
     """recompress's page allocation fails: ENOMEM to the writer, nothing recompressed, and the
-    next recompress works (one that ignored the failure would decompress into a NULL page).
-    Named so that `-k test_recompress` leaves it out: it needs fault injection."""
+    next recompress works (one that ignored the failure would decompress into a NULL page)."""
     ensure_zram_control(guest)
     with ZramDevice.add(guest) as dev, FaultKnobs(guest) as knobs:
         primary, secondary = _pair_or_skip(dev)
