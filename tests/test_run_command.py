@@ -24,6 +24,12 @@ def results_with_command(tmp_path: Path, command) -> Path:
     shutil.copytree(DATA / "failure-probe", results)
     data = json.loads((results / "results.json").read_text())
     data["command"] = command
+    # its build: the recorded build.json, never whatever build this host has at the recorded
+    # path (the shared test build, remade with another reproducer by today's zstest)
+    build = tmp_path / "build"
+    build.mkdir()
+    shutil.copy(DATA / "failure-probe" / "build.json", build / "build.json")
+    data["kernel"]["build_dir"] = str(build)
     (results / "results.json").write_text(json.dumps(data))
     return results
 
