@@ -12,7 +12,7 @@ import re
 import pytest
 
 from zstest.suites.lib.checks import check_data_intact, check_zspages_in_movable
-from zstest.suites.lib.fault_inject import FaultKnobs, parse_fail_nth_log
+from zstest.suites.lib.fault_inject import FaultKnobs, assert_enomem, parse_fail_nth_log
 from zstest.suites.lib.fixtures import guest_tools, require_config, zram  # noqa: F401
 from zstest.suites.lib.memory_blocks import list_memory_blocks
 from zstest.suites.lib.metrics import take_snapshot
@@ -152,19 +152,9 @@ def test_writeback_allocation_failure(guest, guest_tools, record, page_size):
             "write", front.path, BLOCKS, seed=94, mix=incompressible))), "write", BLOCKS)
         huge = front.mm_stat()["huge_pages"]
         assert huge > 0, "precondition: huge pages to write back"
-        knobs.let_fail("fail_page_alloc")
-        knobs.set("fail_page_alloc", task_filter="Y", interval=1, space=0, times=1,
-                  probability=100)
-        # the sysfs file is opened first: the store's own allocation is the first one to fail
-        res = guest.run(f"exec 3> {front.sysfs}/writeback; echo 1 > /proc/self/make-it-fail; "
-                        f"echo huge >&3")
-        left = int(guest.check("cat /sys/kernel/debug/fail_page_alloc/times").strip())
-        knobs.restore()
+        res = knobs.store_with_its_allocation_failing(f"{front.sysfs}/writeback", "huge")
         record.detail("writeback_stderr", res.stderr.strip())
-        assert left == 0, "precondition: the armed allocation failure was not reached"
-        why = res.stderr.lower()
-        assert res.exit_status != 0 and ("out of memory" in why or "cannot allocate" in why), \
-            f"writeback whose allocation failed: exit {res.exit_status}, {res.stderr.strip()!r}"
+        assert_enomem(res, "writeback")
         assert front.bd_stat()["bd_writes"] == 0, "pages were written back after ENOMEM"
         assert front.try_set("writeback", "huge").exit_status == 0
         assert front.bd_stat()["bd_writes"] == huge * units_per_page(page_size), \

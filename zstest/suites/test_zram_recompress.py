@@ -21,7 +21,7 @@ import re
 import pytest
 
 from zstest.suites.lib.checks import check_data_intact
-from zstest.suites.lib.fault_inject import FaultKnobs
+from zstest.suites.lib.fault_inject import FaultKnobs, assert_enomem
 from zstest.suites.lib.fixtures import guest_tools  # noqa: F401  (fixture)
 from zstest.suites.lib.perf import classes_path
 from zstest.suites.lib.tools import parse_tool_output, zsfill_command
@@ -258,19 +258,10 @@ def test_allocation_failure_in_recompress(guest, guest_tools, record):
         check_data_intact(parse_tool_output(guest.check(zsfill_command(
             "write", dev.path, BLOCKS, seed=104, mix=MIX))), "write", BLOCKS)
         mm0 = dev.mm_stat()
-        knobs.let_fail("fail_page_alloc")
-        knobs.set("fail_page_alloc", task_filter="Y", interval=1, space=0, times=1,
-                  probability=100)
-        # the sysfs file is opened first: the store's own allocation is the first one to fail
-        res = guest.run(f"exec 3> {dev.sysfs}/recompress; echo 1 > /proc/self/make-it-fail; "
-                        f"echo algo={secondary} >&3")
-        left = int(guest.check("cat /sys/kernel/debug/fail_page_alloc/times").strip())
-        knobs.restore()
+        res = knobs.store_with_its_allocation_failing(f"{dev.sysfs}/recompress",
+                                                      f"algo={secondary}")
         record.detail("recompress_stderr", res.stderr.strip())
-        assert left == 0, "precondition: the armed allocation failure was not reached"
-        why = res.stderr.lower()
-        assert res.exit_status != 0 and ("out of memory" in why or "cannot allocate" in why), \
-            f"recompress whose allocation failed: exit {res.exit_status}, {res.stderr.strip()!r}"
+        assert_enomem(res, "recompress")
         assert dev.mm_stat()["compr_data_size"] == mm0["compr_data_size"], \
             "objects were recompressed after ENOMEM"
         res = dev.try_set("recompress", f"algo={secondary}")

@@ -74,6 +74,21 @@ class FaultKnobs:
         for name in names:
             self.set(name, **{k.replace("-", "_"): v for k, v in LET_FAIL[name].items()})
 
+    def store_with_its_allocation_failing(self, path: str, value: str):
+        """echo value > path (a sysfs store) from a shell whose next page allocation after the
+        file is opened fails once (fail_page_alloc, this task only): the store's own one.
+        Returns the shell's result, once the knobs are back; the failure must have been reached."""
+        self.let_fail("fail_page_alloc")
+        self.set("fail_page_alloc", task_filter="Y", interval=1, space=0, times=1,
+                 probability=100)
+        # the sysfs file is opened first: the store's own allocation is the first one to fail
+        res = self.guest.run(f"exec 3> {path}; echo 1 > /proc/self/make-it-fail; "
+                             f"echo {value} >&3")
+        left = int(self.guest.check(f"cat {DEBUGFS}/fail_page_alloc/times").strip())
+        self.restore()
+        assert left == 0, "precondition: the armed allocation failure was not reached"
+        return res
+
     def restore(self) -> None:
         # probability first: nothing may fail while the other knobs go back
         for path in sorted(self.saved, key=lambda p: not p.endswith("/probability")):
@@ -85,3 +100,10 @@ class FaultKnobs:
 
     def __exit__(self, *exc) -> None:
         self.restore()
+
+
+def assert_enomem(res, what: str) -> None:
+    """The store failed, and said it was out of memory (the shell's ENOMEM message)."""
+    why = res.stderr.lower()
+    assert res.exit_status != 0 and ("out of memory" in why or "cannot allocate" in why), \
+        f"{what} whose allocation failed: exit {res.exit_status}, {res.stderr.strip()!r}"
