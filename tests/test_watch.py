@@ -435,9 +435,14 @@ def test_loop_sees_messages_arriving_and_sigterm_leaves_the_state_whole(inbox, t
 # ------------------------------------------------------------------ real runs (slow)
 
 @pytest.mark.slow
-def test_series_run_a_new_revision_waits_and_sigterm_resumes(inbox, tmp_path, kernel_build):
+def test_series_run_a_new_revision_waits_and_sigterm_resumes(inbox, tmp_path, kernel_build,
+                                                             monkeypatch):
     """Demo v1 runs (boot suite); v2 is posted during that run and runs after it; SIGTERM
     during v2's run puts it back in the queue; the restart runs v2 again and v1 not."""
+    # an identity to sign with, whatever this host's git has: the reply's Tested-by is checked
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("[user]\n\tname = Ada Tester\n\temail = a@example.org\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     d = tmp_path / "watch"
     d.mkdir()
     log = tmp_path / "watch.log"
@@ -474,7 +479,7 @@ def test_series_run_a_new_revision_waits_and_sigterm_resumes(inbox, tmp_path, ke
         reply = (sdir / "reply.txt").read_text()
         assert reply.startswith(f"Subject: Re: [PATCH v{row['revision']} 0/3] zsmalloc: report")
         assert f"In-Reply-To: <demo-v{row['revision']}-0@zstest.invalid>" in reply
-        assert report in reply and "Tested-by:" in reply
+        assert report in reply and "Tested-by: Ada Tester <a@example.org>" in reply
         if (REPO / "zstest" / "kcidb.py").is_file():
             assert json.loads((sdir / "kcidb.json").read_text())
     page = (d / "index.html").read_text()

@@ -121,7 +121,16 @@ def test_a_series_that_did_not_pass_is_not_measured_and_says_why(tmp_path):
     watcher.close()
 
 
-def test_a_perf_regression_reaches_verdict_reply_page_and_kcidb(tmp_path):
+@pytest.fixture
+def identity(tmp_path, monkeypatch):
+    """A git identity to sign with, whatever this host's: the Tested-by is then offered or
+    withheld by the verdict alone."""
+    config = tmp_path / "gitconfig"
+    config.write_text("[user]\n\tname = Ada Tester\n\temail = ada@example.org\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+
+
+def test_a_perf_regression_reaches_verdict_reply_page_and_kcidb(tmp_path, identity):
     from zstest.watch.perfstep import outcome_of
     watcher = _watcher(tmp_path)
     row = _add_series(watcher)
@@ -162,7 +171,7 @@ def test_a_perf_regression_reaches_verdict_reply_page_and_kcidb(tmp_path):
     watcher.close()
 
 
-def test_no_regression_keeps_passed_and_the_tested_by_with_the_table(tmp_path):
+def test_no_regression_keeps_passed_and_the_tested_by_with_the_table(tmp_path, identity):
     from zstest.watch.perfstep import outcome_of
     watcher = _watcher(tmp_path)
     row = _add_series(watcher)
@@ -177,7 +186,7 @@ def test_no_regression_keeps_passed_and_the_tested_by_with_the_table(tmp_path):
     lines = reply.splitlines()
     # the table comes before the Tested-by trailer, which stays
     at_table = lines.index("  " + (series_dir / "perf" / "perf.txt").read_text().splitlines()[0])
-    at_tested = next(i for i, l in enumerate(lines) if l.startswith("Tested-by:"))
+    at_tested = lines.index("Tested-by: Ada Tester <ada@example.org>")
     assert at_table < at_tested
     assert "Perf:     no regression" in reply
     watcher.close()
