@@ -175,3 +175,31 @@ def test_tcg_raises_the_rcu_stall_limit_kvm_does_not():
     # A debug kernel under TCG holds a CPU > 21 s during init: an emulator artefact, not a stall.
     assert "rcupdate.rcu_cpu_stall_timeout=120" in kernel_cmdline(KEY, "READY", accel="tcg")
     assert "rcu_cpu_stall_timeout" not in kernel_cmdline(KEY, "READY", accel="kvm")
+
+
+def test_console_pump_never_reaps_qemu_so_no_waitpid_race(tmp_path):
+    """CI once printed a traceback from the console thread: on EOF pexpect's
+    read_nonblocking waitpid()s the child, and the main thread had just reaped the same
+    QEMU ("Did someone else call waitpid() on our process?"). Provoked here for certain:
+    the child is reaped behind pexpect's back before the pump reads its last bytes and
+    its EOF. The pump must log every byte, end, and raise nothing."""
+    import os
+    import threading
+    import pexpect
+
+    child = pexpect.spawn("/bin/sh", ["-c", "printf 'one\\ntwo\\n'"])
+    os.waitpid(child.pid, 0)                     # someone else reaped it
+    raised = []
+    old_hook = threading.excepthook
+    threading.excepthook = lambda args: raised.append(args.exc_value)
+    try:
+        monitor = ConsoleMonitor(tmp_path / "console.log")
+        monitor.start(child)
+        assert monitor.closed.wait(10), "the pump never saw the pty's end"
+        monitor.join()
+    finally:
+        threading.excepthook = old_hook
+        child.ptyproc.terminated = True          # pexpect would ask waitpid() again
+        child.close(force=True)
+    assert raised == []
+    assert (tmp_path / "console.log").read_bytes() == b"one\ntwo\n"

@@ -15,7 +15,9 @@ byte, so they stay valid); console.log holds all of it.
 from __future__ import annotations
 
 import bisect
+import os
 import re
+import select
 import threading
 import time
 from pathlib import Path
@@ -68,23 +70,41 @@ class ConsoleMonitor:
 
     # ---- feeding
     def start(self, child) -> None:
-        """Read child (a pexpect spawn) in a daemon thread until EOF."""
+        """Read child's pty (a pexpect spawn) in a daemon thread until EOF.
+
+        The thread reads its own duplicate of the pty's fd with select/os.read and never
+        asks pexpect whether QEMU lives: pexpect's read_nonblocking answers EOF by
+        waitpid()ing the child, which races the main thread reaping the same QEMU
+        ("Did someone else call waitpid() on our process?"). The process is the main
+        thread's; the bytes are this thread's.
+        """
+        fd = os.dup(child.child_fd)
+
         def pump():
-            import pexpect
             held = b""
             try:
                 while True:
                     try:
-                        chunk = held + child.read_nonblocking(65536, timeout=0.2)
-                    except pexpect.TIMEOUT:
+                        ready, _, _ = select.select([fd], [], [], 0.2)
+                        if not ready:
+                            continue
+                        data = os.read(fd, 65536)
+                    except InterruptedError:
                         continue
-                    except (pexpect.EOF, OSError, ValueError):
+                    except (OSError, ValueError):
+                        break            # EIO: every end of the pty's slave side is closed
+                    if not data:
                         break
+                    chunk = held + data
                     # QEMU forces OPOST on its stdio tty, so the pty turned each \n into
                     # \r\n: undo it (exactly) so the log holds QEMU's own bytes.
                     held = b"\r" if chunk.endswith(b"\r") else b""
                     self.feed(chunk[:len(chunk) - len(held)].replace(b"\r\n", b"\n"))
             finally:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
                 if held:
                     self.feed(held)
                 self.finish()
