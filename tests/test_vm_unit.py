@@ -203,3 +203,35 @@ def test_console_pump_never_reaps_qemu_so_no_waitpid_race(tmp_path):
         child.close(force=True)
     assert raised == []
     assert (tmp_path / "console.log").read_bytes() == b"one\ntwo\n"
+
+
+def test_qemu_alive_asked_from_two_threads_after_someone_reaped_says_no(tmp_path):
+    """Guest.qemu_alive is asked from the main thread and from SSH/keep worker threads; each
+    isalive() may waitpid(). A child reaped behind pexpect's back (what the loser of two
+    concurrent isalive() calls sees) is "not alive", never an exception in some thread."""
+    import os
+    import threading
+    import pexpect
+    from zstest.image import Image
+    from zstest.vm.accel import AccelChoice
+    from zstest.vm.guest import Guest, GuestSpec
+
+    spec = GuestSpec(kernel=tmp_path / "k", image=Image(tmp_path / "i", "", "x", 1, False))
+    guest = Guest(spec, tmp_path, ConsoleMonitor(tmp_path / "console.log"),
+                  AccelChoice("tcg", "test"))
+    guest.child = pexpect.spawn("/bin/true")
+    os.waitpid(guest.child.pid, 0)
+    answers, raised = [], []
+
+    def ask():
+        try:
+            answers.append(guest.qemu_alive)
+        except Exception as exc:      # the bug: pexpect's ExceptionPexpect escaped
+            raised.append(exc)
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    guest._kill()                      # and the teardown copes as well
+    assert raised == [] and answers == [False] * 4

@@ -88,6 +88,9 @@ class Guest:
         self.timings: dict = {}           # seconds from QEMU start: first console byte, marker, SSH
         self.qemu_argv: List[str] = []
         self.child = None                  # the pexpect spawn of QEMU
+        # isalive() reaps with waitpid(): two threads asking at once make pexpect raise
+        # "Did someone else call waitpid()" in the loser, so every question goes through here
+        self._reap_lock = threading.Lock()
         self.ssh: Optional[SSHSession] = None
         self._qmp: Optional[QMPClient] = None
         self.qmp_socket: Optional[Path] = None
@@ -100,7 +103,14 @@ class Guest:
 
     @property
     def qemu_alive(self) -> bool:
-        return self.child is not None and self.child.isalive()
+        if self.child is None:
+            return False
+        import pexpect
+        with self._reap_lock:
+            try:
+                return self.child.isalive()
+            except pexpect.ExceptionPexpect:     # "no child process": reaped, so not alive
+                return False
 
     def _lost_reason(self) -> Optional[str]:
         if self.console.panicked:
@@ -350,19 +360,20 @@ class Guest:
     def _kill(self) -> None:
         if self.child is None:
             return
-        if self.child.isalive():
+        if self.qemu_alive:
             try:
                 os.kill(self.child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        try:
-            self.child.wait()
-        except Exception:
-            pass
-        try:
-            self.child.close(force=True)
-        except Exception:
-            pass
+        with self._reap_lock:
+            try:
+                self.child.wait()
+            except Exception:
+                pass
+            try:
+                self.child.close(force=True)
+            except Exception:
+                pass
 
 
 def _where_is_pid1(guest: Guest, boot_timeout: float):
