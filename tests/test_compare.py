@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO, run_zstest
 from zstest import compare as cmp
 from zstest.errors import BadInput
+from zstest.target import Target
 
 DATA = REPO / "tests" / "data" / "compare"
 
@@ -492,6 +493,24 @@ def test_demo_v1_to_v2_fixed_with_the_splat_named(tmp_path):
     assert "    why: warning: WARNING: CPU: 0 PID: 138 at mm/zsmalloc.c:1868" in cmp.render_text(back)
 
 
+def test_a_side_reads_its_target_from_results_then_build(tmp_path):
+    build = build_copy(tmp_path, "good-3-run")
+    data = json.loads((build / "build.json").read_text())
+    data["arch"] = {"name": "arm64", "page_size": 16384}
+    (build / "build.json").write_text(json.dumps(data))
+    assert cmp.load_side(build).target.label == "arm64 16K"
+    side = side_dir(tmp_path, "quick-passed")
+    results = json.loads((side / "results.json").read_text())
+    results["kernel"].update(arch="i386", page_size=4096)
+    (side / "results.json").write_text(json.dumps(results))
+    assert cmp.load_side(side).target == Target.from_options("i386")
+    results["kernel"].update(arch="riscv64")
+    (side / "results.json").write_text(json.dumps(results))
+    with pytest.raises(BadInput, match=r"results.json names a target this zstest cannot compare "
+                                       r"\(unknown architecture 'riscv64'; known: .*\)\.$"):
+        cmp.load_side(side).target
+
+
 def test_sides_of_different_arches_are_refused_unless_allowed(tmp_path):
     a = side_dir(tmp_path, "quick-passed")
     b = side_dir(tmp_path, "quick-passed", label="arm64-64k")
@@ -499,11 +518,13 @@ def test_sides_of_different_arches_are_refused_unless_allowed(tmp_path):
     data["kernel"].update(arch="arm64", page_size=65536)
     (b / "results.json").write_text(json.dumps(data))
     sa, sb = cmp.load_side(a), cmp.load_side(b)
-    assert (sa.arch, sb.arch) == ("x86_64", "arm64 (64K pages)")
-    with pytest.raises(BadInput, match=r"is x86_64 and B .* is arm64 \(64K pages\)"):
+    assert (sa.target, sb.target) == (Target.default(), Target.from_options("arm64", "64k"))
+    # one spelling of a target everywhere: Target's label
+    with pytest.raises(BadInput, match=r"is x86_64 and B .* is arm64 64K: that compares"):
         cmp.check_same_arch(sa, sb)
     proc = run_zstest("compare", a, b)
     assert proc.returncode == 2 and "--allow-arch-mismatch" in proc.stderr
+    assert "is arm64 64K" in proc.stderr
     assert "Traceback" not in proc.stderr
     proc = run_zstest("compare", a, b, "--allow-arch-mismatch")
     assert proc.returncode == 0, proc.stderr

@@ -62,7 +62,7 @@ def edit_runs(side_dir: Path, change) -> None:
 def test_recorded_runs_are_read_per_side():
     a, b = sides("same")
     assert len(a.runs) == len(b.runs) == 3
-    assert all(r.status == "passed" and r.accel == "tcg" and r.arch == "x86_64"
+    assert all(r.status == "passed" and r.accel == "tcg" and r.target.label == "x86_64"
                for r in a.runs + b.runs)
     assert {"fio.seqwrite", "swap.out_s", "mem.written.mem_used_total",
             "zs.written.pages_used"} <= set(a.names())
@@ -232,9 +232,9 @@ def test_another_arch_is_refused(tmp_path):
     case = copy_case(tmp_path, "same")
     edit_runs(case / "b", lambda d: d["kernel"].update(arch="arm64", page_size=65536))
     a, b = (load_side_runs(t, case / t.lower()) for t in "AB")
-    with pytest.raises(BadInput, match="arm64 \\(64K pages\\)"):
+    with pytest.raises(BadInput, match="ran arm64 64K: that compares"):
         compare_runs(a, b)
-    assert compare_runs(a, b, allow_arch_mismatch=True).arch == "arm64 (64K pages) / x86_64"
+    assert compare_runs(a, b, allow_arch_mismatch=True).arch == "arm64 64K / x86_64"
 
 
 # ------------------------------------------------------------------ render
@@ -325,6 +325,23 @@ def test_cli_refuses_another_arch(tmp_path):
     proc = run_zstest("compare", "--perf", case / "a", case / "b", "--out", tmp_path / "o",
                       timeout=300)
     assert proc.returncode == 2 and "compares the architectures" in proc.stderr
+
+
+def test_cli_refuses_builds_of_another_target_before_booting(tmp_path):
+    builds = []
+    for name, arch in (("a", None), ("b", {"name": "arm64", "page_size": 65536})):
+        build = tmp_path / name
+        build.mkdir()
+        data = json.loads((REPO / "tests" / "data" / "compare" / "builds" / "good-3-run" /
+                           "build.json").read_text())
+        if arch:
+            data["arch"] = arch
+        (build / "build.json").write_text(json.dumps(data))
+        builds.append(build)
+    proc = run_zstest("compare", "--perf", *builds, "--out", tmp_path / "o", timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "is built for x86_64 and B" in proc.stderr and "for arm64 64K: that" in proc.stderr
+    assert not (tmp_path / "o" / "a").exists()      # refused before any boot
 
 
 # ------------------------------------------------------------------ run order, CPUs

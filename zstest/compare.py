@@ -46,19 +46,21 @@ class Side:
     build: Optional[BuildManifest] = None
 
     @property
-    def arch(self) -> str:
-        """"arm64 (64K pages)": what the kernel was built for (results.json, else build.json;
-        files from before there were arches: x86_64)."""
-        default = Target.default()
-        name, page = default.name, default.page_size
-        if self.build is not None:
-            name, page = self.build.arch, self.build.page_size
-        if self.results is not None:
-            kernel = self.results.data.get("kernel")
-            if isinstance(kernel, dict) and isinstance(kernel.get("arch"), str):
-                name = kernel["arch"]
-                page = kernel.get("page_size") if isinstance(kernel.get("page_size"), int) else page
-        return name if page == 4096 else f"{name} ({page // 1024}K pages)"
+    def target(self) -> Target:
+        """What the kernel was built for: results.json's kernel, else build.json's arch (files
+        from before there were arches: the default target); BadInput for a target zstest lacks."""
+        kernel = self.results.kernel if self.results is not None else None
+        if kernel is not None and kernel.arch is not None:
+            where, name, page_size = self.results.path, kernel.arch, kernel.page_size
+        elif self.build is not None:
+            where, name, page_size = self.build.path, self.build.arch, self.build.page_size
+        else:
+            return Target.default()
+        try:
+            return Target.from_options(name, page_size)
+        except BadInput as exc:
+            raise BadInput(f"{where} names a target this zstest cannot compare "
+                           f"({exc.message.rstrip('.')}).") from None
 
     @property
     def results_path(self) -> Optional[Path]:  # the results.json read
@@ -497,8 +499,9 @@ def _by_name(results: Optional[ResultsManifest]) -> Dict[str, Dict[str, Any]]:
 def check_same_arch(a: Side, b: Side) -> None:
     """Two sides of different arches (or page sizes) compare the arches, not the revisions:
     BadInput, unless the caller allows it."""
-    if a.arch != b.arch:
-        raise BadInput(f"A ({a.path}) is {a.arch} and B ({b.path}) is {b.arch}: that compares "
+    ta, tb = a.target, b.target
+    if ta != tb:
+        raise BadInput(f"A ({a.path}) is {ta.label} and B ({b.path}) is {tb.label}: that compares "
                        f"the architectures, not the revisions; pass --allow-arch-mismatch to "
                        f"compare them anyway.")
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Set
 
 from ..errors import EXIT_INTERRUPTED, BadInput
 from ..manifests import find_results, has_build, has_results, load_build
+from ..target import Target
 from .samples import load_side_runs
 from .verdict import PerfComparison, Thresholds, compare_runs
 
@@ -131,12 +132,11 @@ def _build_series(req: PerfRequest, src: str, tag: str) -> Path:
 
 
 def _check_builds(req: PerfRequest, a: Path, b: Path) -> None:
-    ba, bb = load_build(a), load_build(b)
-    if (ba.arch, ba.page_size) != (bb.arch, bb.page_size) and not req.allow_arch_mismatch:
-        raise BadInput(f"A ({a}) is built for {ba.arch} with {ba.page_size // 1024}K pages and "
-                       f"B ({b}) for {bb.arch} with {bb.page_size // 1024}K pages: that compares "
-                       f"the architectures, not the revisions; pass --allow-arch-mismatch to "
-                       f"compare them anyway.")
+    ta, tb = Target.from_manifest(load_build(a)), Target.from_manifest(load_build(b))
+    if ta != tb and not req.allow_arch_mismatch:
+        raise BadInput(f"A ({a}) is built for {ta.label} and B ({b}) for {tb.label}: that "
+                       f"compares the architectures, not the revisions; pass "
+                       f"--allow-arch-mismatch to compare them anyway.")
 
 
 def _one_run(req: PerfRequest, build: Path, out: Path, sink) -> None:

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 from ..errors import BadInput
 from ..manifests import PERF_JSON, find_results, has_results
+from ..target import Target
 
 BETTER = ("higher", "lower")
 
@@ -36,7 +37,7 @@ class Run:
     status: str
     metrics: Dict[str, Measure]
     accel: str           # kvm / tcg / "" (unknown)
-    arch: str            # "x86_64", "arm64 (64K pages)": compare.Side.arch
+    target: Target       # what the kernel was built for: compare.Side.target
     message: str = ""
 
 
@@ -64,7 +65,8 @@ class SideRuns:
 
     @property
     def arches(self) -> List[str]:
-        return sorted({r.arch for r in self.runs})
+        """"x86_64", "arm64 64K": the labels of the targets the runs booted."""
+        return sorted({r.target.label for r in self.runs})
 
 
 def _measure(entry, where: str, test: str) -> Measure:
@@ -110,7 +112,7 @@ def load_run(results_dir: Path) -> Run:
     results = side.results
     return Run(results_dir=results.results_dir, status=results.status or "error",
                metrics=run_metrics(results.path, results.tests), accel=results.accel.name or "",
-               arch=side.arch, message=(results.message or "").splitlines()[0]
+               target=side.target, message=(results.message or "").splitlines()[0]
                if results.message else "")
 
 
