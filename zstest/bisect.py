@@ -16,30 +16,23 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 from .errors import EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, BadInput
+from .build import BuildRequest
 from .manifests import save_bisect
+from .options import BuildsAndBoots, boot_template, build_template
+from .runner import BootRunRequest
 
 # Up to this many patches every prefix is built and tested in order.
 LINEAR_MAX = 6
 
 
-def _build_template():
-    from .build import BuildRequest
-    return BuildRequest()
-
-
-def _boot_template():
-    from .runner import BootRunRequest
-    return BootRunRequest(build_dir=None, out=None)
-
-
 @dataclass
-class BisectRequest:
+class BisectRequest(BuildsAndBoots):
     series: str
     out: Path
     # how every prefix is built (series, prefix and out set per prefix) and booted (build_dir
     # and out set per prefix): zstest.options' requests of the command's options
-    build: Any = field(default_factory=_build_template)
-    boot: Any = field(default_factory=_boot_template)
+    build: BuildRequest = field(default_factory=build_template)
+    boot: BootRunRequest = field(default_factory=boot_template)
     strategy: str = "auto"            # auto / linear / binary
     test_base: bool = False           # also run the base tree (else it is assumed good)
     on_progress: Callable[[str], None] = print
@@ -50,18 +43,6 @@ class BisectRequest:
     perf_warmup: int = 1
     perf_thresholds: Any = None       # perf.verdict.Thresholds; None: its defaults
     host_cpus: Optional[set] = None
-
-    @property
-    def kernel(self) -> Optional[Path]:
-        return self.build.kernel
-
-    @property
-    def suite(self) -> str:
-        return self.boot.suite
-
-    @property
-    def keyword(self) -> str:
-        return self.boot.keyword
 
 
 NO_BOOT = "did not boot: "      # a Step.reason that starts so: the prefix's kernel never came up
@@ -129,7 +110,7 @@ class _Bisector:
 
     def load(self):
         from .series import load_series
-        kernel = Path(self.req.kernel).expanduser() if self.req.kernel else None
+        kernel = Path(self.req.build.kernel).expanduser() if self.req.build.kernel else None
         series = load_series(self.req.series, git_tree=kernel)
         if not series.patches:
             raise BadInput(f"{self.req.series} holds no patches.")

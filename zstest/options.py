@@ -10,6 +10,8 @@ request field it fills. From it:
   command_line(command, build=, boot=)
                                 ["zstest", command, ...] that makes that build (and run):
                                 build.json's reproducer and results.json's `command`
+  BuildsAndBoots                what a stage request (bisect, b4-check, compare --perf, mutate)
+                                reads of the build and boot requests it holds
 Adding a build option is one row here (and the request field it fills); settings (zstest.toml)
 give every option a default through click's default_map, by the row's parameter name.
 
@@ -321,3 +323,46 @@ def with_reproducer(build: BuildRequest, boot: Optional[BootRunRequest] = None,
     command = command or ("run" if boot is not None else "build")
     line = command_line(command, build=build, boot=boot)
     return replace(build, command=command, argv=line[2:])
+
+
+# ---------------------------------------------------------------- stage requests
+
+def build_template() -> BuildRequest:
+    """A stage's build request before a command's options fill it (series and out: per use)."""
+    return BuildRequest()
+
+
+def boot_template(**fixed) -> BootRunRequest:
+    """A stage's boot request likewise (build_dir and out: per boot); fixed: e.g. its suite."""
+    return BootRunRequest(build_dir=None, out=None, **fixed)
+
+
+class BuildsAndBoots:
+    """A stage request (bisect, b4-check, compare --perf, mutate) that builds and boots through
+    its `build` and `boot` requests: what it reads of them, one name each, never a copy."""
+    build: BuildRequest
+    boot: BootRunRequest
+
+    @property
+    def base(self) -> Optional[str]:
+        return self.build.base
+
+    @property
+    def configs(self) -> List[str]:
+        return self.build.configs
+
+    @property
+    def coverage(self) -> bool:
+        return self.build.coverage
+
+    @property
+    def suite(self) -> str:
+        return self.boot.suite
+
+    @property
+    def keyword(self) -> str:
+        return self.boot.keyword
+
+    @property
+    def memory_mb(self) -> Optional[int]:
+        return self.boot.memory_mb

@@ -26,13 +26,17 @@ import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from .. import __version__
+from ..build import BuildRequest
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, BadInput, ZstestError
 from ..manifests import (RESULTS_JSON, has_build, has_results, load_b4check, load_build,
                          load_results, read_object, save_b4check)
+from ..options import (BuildsAndBoots, boot_argv, boot_template, build_argv, build_template,
+                       with_reproducer)
 from ..patchset import series_patchset_hash
+from ..runner import BootRunRequest
 from .render import Outcome, checks, error_check
 from .series import FoundSeries, find_series
 
@@ -45,21 +49,15 @@ def _stderr(line: str) -> None:
     print(f"zstest b4-check: {line}", file=sys.stderr, flush=True)
 
 
-def _template(kind: str):
-    from ..build import BuildRequest
-    from ..runner import BootRunRequest
-    return BuildRequest() if kind == "build" else BootRunRequest(build_dir=None, out=None)
-
-
 @dataclass
-class CheckRequest:
+class CheckRequest(BuildsAndBoots):
     message: bytes                          # what b4 passed on stdin
     topdir: Path                            # where b4 ran us: its repository's top directory
     kernel: Path                            # the resolved kernel tree
     # how the series is built and booted: zstest.options' requests of the command's options
     # (series, out and build_dir are set by the check)
-    build: Any = field(default_factory=lambda: _template("build"))
-    boot: Any = field(default_factory=lambda: _template("boot"))
+    build: BuildRequest = field(default_factory=build_template)
+    boot: BootRunRequest = field(default_factory=boot_template)
     background: bool = False
     rerun: bool = False
     lore_url: str = "https://lore.kernel.org/all"
@@ -68,22 +66,6 @@ class CheckRequest:
     url_base: Optional[str] = None          # where state_root is published
     wait_s: float = 3 * 3600.0              # a foreground call waiting for a running check
     log: Callable[[str], None] = _stderr
-
-    @property
-    def base(self) -> Optional[str]:
-        return self.build.base
-
-    @property
-    def coverage(self) -> bool:
-        return self.build.coverage
-
-    @property
-    def suite(self) -> str:
-        return self.boot.suite
-
-    @property
-    def keyword(self) -> str:
-        return self.boot.keyword
 
 
 @dataclass
@@ -114,7 +96,6 @@ def _key(req: CheckRequest, found: FoundSeries) -> _Key:
     patchset = series_patchset_hash(found.series.patches)
     # b4's base is a commit of its own repository: meaningful when that is the tree built
     base = req.base or (found.base if req.kernel.resolve() == req.topdir.resolve() else None)
-    from ..options import boot_argv, build_argv
     settings = {"patchset": patchset, "kernel": str(req.kernel), "head": _tree_head(req.kernel),
                 "base": base, "build": build_argv(replace(req.build, kernel=None, base=None)),
                 "boot": boot_argv(req.boot), "zstest": __version__}
@@ -165,7 +146,6 @@ def _wait_lock(path: Path, wait_s: float, log):
 # ---------------------------------------------------------------- running
 
 def _build_request(req: CheckRequest, k: _Key, series_file: Path):
-    from ..options import with_reproducer
     return with_reproducer(replace(req.build, kernel=req.kernel, series=str(series_file),
                                    base=k.base, out=k.state_dir / "build", progress=False),
                            _boot_request(req, k))

@@ -61,12 +61,10 @@ def mutate_command(series, file, functions, operators, budget, max_mutants, out,
     suite = opts["suite"]
     if suite not in available_suites():
         raise BadInput(f"unknown suite {suite!r}; known: {', '.join(available_suites())}.")
-    build = options.build_request(opts)
-    req = MutateRequest(series=series, kernel=build.kernel, file=file, functions=names,
-                        suite=suite, keyword=opts["keyword"], operators=ops, budget_min=budget,
-                        max_mutants=max_mutants, out=out, configs=build.configs,
+    req = MutateRequest(series=series, file=file, functions=names, operators=ops,
+                        budget_min=budget, max_mutants=max_mutants, out=out,
                         run_timeout=opts["run_timeout"], on_progress=click.echo, guided=guided,
-                        build=build, boot=options.boot_request(opts))
+                        build=options.build_request(opts), boot=options.boot_request(opts))
     if list_only:
         click.echo(format_plan(plan_mutants(req)))
         return 0

@@ -19,19 +19,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..build import BuildRequest
 from ..errors import (EXIT_APPLY, EXIT_BUILD, EXIT_INTERRUPTED, EXIT_OK, EXIT_PREREQ,
                       EXIT_TEST_FAILED, ApplyFailed, BadInput, ZstestError)
 from ..gitsafe import run_git
 from ..manifests import (MUTATE_JSON, MUTATE_SCHEMA, CoverageMap, load_coverage_map, load_mutate,
                          save_mutate)
+from ..options import BuildsAndBoots, boot_template, build_template, with_reproducer
+from ..runner import BootRunRequest
 from ..series.changed import series_changed_lines
 from .generate import OPERATORS, Mutant, function_lines, generate_mutants
 from .guided import Guidance, guide
 
 if TYPE_CHECKING:
-    from ..build import BuildRequest
     from ..pipeline import PipelineOutcome
-    from ..runner import BootRunRequest
 
 # The functions page migration runs through: mutated first when named with --function.
 MIGRATION_FUNCTIONS = ("zs_page_migrate", "zs_page_isolate", "zs_page_putback",
@@ -42,30 +43,21 @@ JUDGED = ("killed", "survived", "timeout", "build_failed", "not_covered")
 BULKY_ARTIFACTS = ("bzImage", "vmlinux", "System.map", "modules", "kmod-build", "selftests")
 
 
-def _template(kind: str):
-    from ..build import BuildRequest
-    from ..runner import BootRunRequest
-    return BuildRequest() if kind == "build" else BootRunRequest(build_dir=None, out=None)
-
-
 @dataclass
-class MutateRequest:
+class MutateRequest(BuildsAndBoots):
     series: str | None = None           # series source; None: mutate the tree's own code
-    kernel: Path | None = None          # default: settings.resolve_kernel()
     file: str | None = None             # --file: a path inside the tree
     functions: list[str] = field(default_factory=list)
-    suite: str = "default"
-    keyword: str = ""
     operators: list[str] = field(default_factory=lambda: list(OPERATORS))
     budget_min: float | None = None     # stop starting new mutants after this many minutes
     max_mutants: int | None = None      # judge at most this many (new) mutants in this run
     out: Path | None = None
-    configs: list[str] = field(default_factory=lambda: ["base"])
     run_timeout: float | None = None    # one mutant's run; None: from the baseline's run
-    # how every mutant is built and booted (zstest.options' requests of the command's options);
-    # the fields above (kernel, configs, suite, keyword, run_timeout) are set into them per trial
-    build: "BuildRequest" = field(default_factory=lambda: _template("build"))
-    boot: "BootRunRequest" = field(default_factory=lambda: _template("boot"))
+    # how every mutant is built and booted (zstest.options' requests of the command's options:
+    # the tree is build.kernel, None: settings.resolve_kernel()); the plan's tree, the mutant's
+    # series and run_timeout are set into them per trial
+    build: BuildRequest = field(default_factory=build_template)
+    boot: BootRunRequest = field(default_factory=boot_template)
     on_progress: Callable[[str], None] = print
     # coverage-guided (guided.py): a --coverage baseline, then per mutant only the tests that ran
     # its line, stopping at the first kill (`zstest mutate`'s default; --no-guided: every test)
@@ -152,7 +144,7 @@ def plan_mutants(req: MutateRequest, kernel: Path | None = None) -> MutationPlan
     """Which mutants, in which order: the series' added C lines, or the named functions."""
     _check_operators(req.operators)
     from ..settings import resolve_kernel
-    tree = kernel or resolve_kernel(req.kernel)
+    tree = kernel or resolve_kernel(req.build.kernel)
     if not Path(tree).is_dir():
         raise BadInput(f"kernel tree {tree} does not exist.")
     planned: list[PlannedMutant] = []
@@ -349,7 +341,6 @@ class _Mutator:
                        first_kill: bool = False, coverage: bool = False) -> Trial:
         """The series (+ the mutant) built in the shared objdir, booted, the suite run, through
         the one pipeline; the suite's own pytest output goes to suite-output.log."""
-        from ..options import with_reproducer
         from ..pipeline import PipelineRequest, run_pipeline
         req = self.req
         where = self.out / name
@@ -370,12 +361,10 @@ class _Mutator:
         trial.outcome = run_pipeline(PipelineRequest(
             build=with_reproducer(replace(
                 req.build, kernel=self.plan.kernel, series=str(series) if series else None,
-                configs=list(req.configs), out=trial.build_dir,
-                coverage=coverage or req.build.coverage, progress=False)),
+                out=trial.build_dir, coverage=coverage or req.coverage, progress=False)),
             echo=lambda line: None, around_run=around,
             run=replace(
-                req.boot, out=trial.results_dir, suite=req.suite, keyword=req.keyword,
-                run_timeout=run_timeout, tests=tests,
+                req.boot, out=trial.results_dir, run_timeout=run_timeout, tests=tests,
                 # the first failure (or crash) kills the mutant: the rest need not run
                 pytest_args=["-x"] if first_kill else [], stop_on_oops=first_kill)))
         if trial.build_s is None:       # the build failed: nothing was booted

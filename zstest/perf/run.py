@@ -17,33 +17,22 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, List, Optional, Set
+from typing import Callable, List, Optional, Set
 
+from ..build import BuildRequest
 from ..errors import EXIT_INTERRUPTED, BadInput
 from ..manifests import find_results, has_build, has_results, load_build
+from ..options import BuildsAndBoots, boot_template, build_template, with_command, with_reproducer
+from ..runner import BootRunRequest
 from ..target import Target
 from .samples import load_side_runs
 from .verdict import PerfComparison, Thresholds, compare_runs
 
-if TYPE_CHECKING:
-    from ..build import BuildRequest
-    from ..runner import BootRunRequest
-
 DEFAULT_SUITE = "perf"
 
 
-def _perf_boot():
-    from ..runner import BootRunRequest
-    return BootRunRequest(build_dir=None, out=None, suite=DEFAULT_SUITE)
-
-
-def _build_template():
-    from ..build import BuildRequest
-    return BuildRequest()
-
-
 @dataclass
-class PerfRequest:
+class PerfRequest(BuildsAndBoots):
     a: str
     b: str
     out: Path
@@ -51,20 +40,12 @@ class PerfRequest:
     warmup: int = 1                    # discarded runs per side before the measured ones
     # how series sides are built (series and out are set per side) and how every run boots
     # (build_dir and out set per run): zstest.options' requests of the command's options
-    build: "BuildRequest" = field(default_factory=_build_template)
-    boot: "BootRunRequest" = field(default_factory=_perf_boot)
+    build: BuildRequest = field(default_factory=build_template)
+    boot: BootRunRequest = field(default_factory=lambda: boot_template(suite=DEFAULT_SUITE))
     host_cpus: Optional[Set[int]] = None   # None: the CPUs zstest may run on now
     thresholds: Thresholds = Thresholds()
     allow_arch_mismatch: bool = False
     echo: Callable[[str], None] = print
-
-    @property
-    def suite(self) -> str:
-        return self.boot.suite
-
-    @property
-    def memory_mb(self) -> Optional[int]:
-        return self.boot.memory_mb
 
 
 def side_kind(src: str) -> str:
@@ -123,7 +104,6 @@ def pinned(cpus: Set[int]):
 
 
 def _build_series(req: PerfRequest, src: str, tag: str) -> Path:
-    from ..options import with_reproducer
     from ..pipeline import run_build
     breq = with_reproducer(replace(req.build, series=src, out=Path(req.out) / "builds" / tag))
     req.echo(f"zstest: {tag.upper()}: building {src}")
@@ -140,7 +120,6 @@ def _check_builds(req: PerfRequest, a: Path, b: Path) -> None:
 
 
 def _one_run(req: PerfRequest, build: Path, out: Path, sink) -> None:
-    from ..options import with_command
     from ..pipeline import boot_and_run
     started = time.monotonic()
     with contextlib.redirect_stdout(sink):
