@@ -3,8 +3,9 @@
 Fast tests (no guest): the options and their zstest.toml keys; a series that did not pass is
 not measured and says why; a comparison placed where the step places it (series/<key>/perf/,
 made by zstest's own perf code from the recorded runs of tests/data/perf/compare: perf-waste
-and perf-comment against the 6.1 base) reaches the state's verdict, the reply draft (the
-table; no Tested-by after a regression), the results page (the perf column and its plots) and
+and perf-comment against the 6.1 base) reaches the state's verdict, report.txt and the reply
+draft (one text: the table; no Tested-by after a regression or a failed perf run, kept when
+the step could not measure), the results page (the perf column and its plots) and
 kcidb.json (every metric of the series' runs a numeric test output, validated by kcidb-io); a
 bot stopped during the perf step keeps the functional results and runs only that step again.
 Slow test: kernel-patches/fixtures/perf-waste posted to a real public-inbox, run by the bot
@@ -153,6 +154,7 @@ def test_a_perf_regression_reaches_verdict_reply_page_and_kcidb(tmp_path, identi
     table = (series_dir / "perf" / "perf.txt").read_text().splitlines()
     assert all(("  " + line).rstrip() in reply for line in table if line)
     assert "Tested-by" not in reply.replace("no Tested-by until", "")
+    assert_report_is_the_reply(series_dir)
     page = (watcher.cfg.directory / "index.html").read_text()
     assert ">perf regressed</span>" in page and f"{len(regressed)} regressed (" in page
     plot = Path(regressed[0]["plot"]).name
@@ -189,6 +191,48 @@ def test_no_regression_keeps_passed_and_the_tested_by_with_the_table(tmp_path, i
     at_tested = lines.index("Tested-by: Ada Tester <ada@example.org>")
     assert at_table < at_tested
     assert "Perf:     no regression" in reply
+    assert_report_is_the_reply(series_dir)
+    watcher.close()
+
+
+def assert_report_is_the_reply(series_dir: Path) -> None:
+    """report.txt and reply.txt say one thing (the reply is the report under mail headers):
+    neither offers a Tested-by the other withholds."""
+    report = (series_dir / "report.txt").read_text()
+    reply = (series_dir / "reply.txt").read_text()
+    head, _, body = reply.partition("\n\n")
+    assert head.startswith("Subject: Re: ") and body == report
+
+
+def test_a_failed_perf_run_withholds_the_tested_by_in_report_and_reply(tmp_path, identity):
+    from zstest.watch.perfstep import outcome_of
+    watcher = _watcher(tmp_path)
+    row = _add_series(watcher)
+    series_dir = watcher.series_dir(row.key)
+    perf = _place_comparison(series_dir, "comment")
+    outcome = outcome_of(dict(perf, failed_runs=["B run-02: the guest did not boot"]))
+    assert outcome.state == "failed"
+    watcher.finish(row, _passed_run(series_dir, outcome))
+    assert watcher.state.series_by_key(row.key).verdict == "perf run failed"
+    report = (series_dir / "report.txt").read_text()
+    assert report.startswith("zstest results: PASSED")
+    assert "Perf:     a run of the series' kernel did not pass (B run-02" in report
+    assert "Tested-by:" not in report and "no Tested-by until" in report
+    assert_report_is_the_reply(series_dir)
+    watcher.close()
+
+
+def test_a_perf_step_that_could_not_measure_leaves_the_tested_by(tmp_path, identity):
+    from zstest.watch.perfstep import PerfOutcome
+    watcher = _watcher(tmp_path)
+    row = _add_series(watcher)
+    series_dir = watcher.series_dir(row.key)
+    outcome = PerfOutcome("error", "perf not measured: the base does not build")
+    watcher.finish(row, _passed_run(series_dir, outcome))
+    report = (series_dir / "report.txt").read_text()
+    assert "Perf:     not measured: the base does not build." in report
+    assert "Tested-by: Ada Tester <ada@example.org>" in report.splitlines()
+    assert_report_is_the_reply(series_dir)
     watcher.close()
 
 

@@ -143,15 +143,15 @@ def write_outputs(series_dir: Path, row: SeriesRow, run: SeriesRun, cfg: RunConf
         table = perfstep.table_lines(series_dir) if run.perf is not None else []
         if table and cfg.perf is not None:
             body = reply.with_perf_section(body, _perf_heading(cfg.perf), table)
-        reply.write_draft(series_dir / "report.txt", body)
     else:
         error, _, detail = run.message.partition("\n")
         body = reply.failure_text(run.verdict, row.title, row.revision, row.total,
                                   error or run.verdict, detail, run.base)
-        reply.write_draft(series_dir / "report.txt", body)
-    keep = not row.missing and not (run.perf is not None and run.perf.withholds_tested_by)
-    reply.write_draft(series_dir / "reply.txt",
-                      reply.draft(row.subject, row.root, body, note, keep_tested_by=keep))
+    # not the whole series, or a perf regression: no Tested-by, in the report as in the reply
+    tested_by = not row.missing and not (run.perf is not None and run.perf.withholds_tested_by)
+    report = reply.report_text(body, note, tested_by)
+    reply.write_draft(series_dir / "report.txt", report)
+    reply.write_draft(series_dir / "reply.txt", reply.draft(row.subject, row.root, report))
     write_kcidb_for(series_dir, run.results_dirs + _perf_runs(series_dir), echo)
 
 

@@ -9,8 +9,8 @@ SERIES_DIR/perf/ (a/ and b/ runs, perf.txt, perf.json, summary.txt, junit.xml, p
 
 A series that did not pass (failed, did not apply, build or boot) is not measured: its state
 and page say "perf not run" and why. A perf regression (compare's exit 1) does not turn the
-functional verdict into a failure: the series' verdict says "perf regressed" and the reply
-offers no Tested-by (execute.write_outputs).
+functional verdict into a failure: the series' verdict says "perf regressed" and the report
+and the reply offer no Tested-by (execute.write_outputs).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The reply draft to a series' thread: mail headers, then what `zstest report` prints.
+"""The reply draft to a series' thread: mail headers, then the series' report.txt (what
+`zstest report` prints, with the notes below; report_text makes it, draft heads it).
 
 A run that produced results.json is `report.render_report`'s text (Tested-by when everything
 passed). A run that never booted a kernel (a patch that does not apply, a build that fails) has
@@ -7,8 +8,8 @@ the error sentence and git's or the compiler's lines). An incomplete series (pat
 arrived) says which were missing, and never offers a Tested-by: not the whole series was tested.
 With --perf, the comparison's table (what `zstest compare --perf` prints) comes before the
 Tested-by; a perf regression (or a failed perf run of the series' kernel) is said in a note
-under the headline, and the draft then offers no Tested-by either: the maintainer should see
-the numbers first.
+under the headline, and the report then offers no Tested-by either: the maintainer should see
+the numbers first. report.txt and reply.txt are one text, so they never disagree on that.
 """
 
 from __future__ import annotations
@@ -100,16 +101,23 @@ def _without_tested_by(lines: List[str]) -> List[str]:
     return out
 
 
-def draft(subject: str, msgid: str, body: str, note: Optional[List[str]] = None,
-          keep_tested_by: bool = False) -> str:
-    """The whole draft; with a note (incomplete series, perf), no Tested-by survives unless
-    keep_tested_by."""
+def report_text(body: str, note: Optional[List[str]] = None, tested_by: bool = True) -> str:
+    """report.txt: body (a report or a failure's text) with the notes (incomplete series, perf)
+    under its headline and, unless tested_by, without its Tested-by."""
     lines = body.rstrip("\n").splitlines()
+    if not tested_by:
+        lines = _without_tested_by(lines)
     if note:
-        if not keep_tested_by:
-            lines = _without_tested_by(lines)
         lines = lines[:2] + note + lines[2:]
-    text = "\n".join(headers(subject, msgid) + lines) + "\n"
+    return _plain("\n".join(lines) + "\n")
+
+
+def draft(subject: str, msgid: str, report: str) -> str:
+    """reply.txt: report.txt under the mail headers, so the two never disagree."""
+    return _plain("\n".join(headers(subject, msgid)) + "\n" + report)
+
+
+def _plain(text: str) -> str:
     # console and mail text is untrusted: keep the draft plain text
     return "".join(ch for ch in text if ch == "\n" or (ch.isprintable() and ch != "\x1b"))
 
