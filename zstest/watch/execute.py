@@ -12,11 +12,14 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
+from ..build import BuildRequest
 from ..errors import (EXIT_APPLY, EXIT_BOOT, EXIT_BUILD, EXIT_OK, EXIT_TEST_FAILED, BadInput,
                       BootFailed, ZstestError)
 from ..manifests import has_build, has_results, load_build
+from ..options import boot_template, build_template, with_command, with_reproducer
+from ..runner import BootRunRequest
 from . import perfstep, reply
 from .perfstep import PerfConfig, PerfOutcome
 from .state import SeriesRow
@@ -25,25 +28,15 @@ VERDICTS = {EXIT_OK: "passed", EXIT_TEST_FAILED: "failed", EXIT_APPLY: "does not
             EXIT_BUILD: "does not build", EXIT_BOOT: "did not boot"}
 
 
-def _template(kind: str):
-    from ..build import BuildRequest
-    from ..runner import BootRunRequest
-    return BuildRequest() if kind == "build" else BootRunRequest(build_dir=None, out=None)
-
-
 @dataclass
 class RunConfig:
     """What every series is run with (the watch command's options): how it is built and booted
     (zstest.options' requests; series, out and suite are set per series and suite)."""
-    build: Any = field(default_factory=lambda: _template("build"))
-    boot: Any = field(default_factory=lambda: _template("boot"))
+    build: BuildRequest = field(default_factory=build_template)
+    boot: BootRunRequest = field(default_factory=boot_template)
     suites: List[str] = field(default_factory=lambda: ["default"])
     complete_timeout_s: float = 7200.0
     perf: Optional[PerfConfig] = None       # --perf: a passed series measured against its base
-
-    @property
-    def kernel(self) -> Optional[Path]:
-        return self.build.kernel
 
     @property
     def configs(self) -> List[str]:
@@ -91,7 +84,6 @@ def run_series(series_dir: Path, row: SeriesRow, cfg: RunConfig,
                echo: Callable[[str], None] = print) -> SeriesRun:
     """Build and run the series in series_dir/thread.mbox; never raises for what the kernel or
     the series did (it is the verdict); Ctrl-C and SIGTERM propagate."""
-    from ..options import with_command, with_reproducer
     from ..pipeline import PipelineRequest, boot_and_run, run_pipeline
     build_dir = _fresh(series_dir / "build")
     _fresh(series_dir / perfstep.PERF_DIR)      # an older run's comparison is not this run's
