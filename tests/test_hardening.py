@@ -850,7 +850,7 @@ def test_the_kvm_probe_qemu_dies_with_zstest(tmp_path):
     fake.chmod(0o755)
     script = ("import sys; from zstest.vm import accel; "
               f"accel.which = lambda name: {str(fake)!r}; "
-              "accel._probe_kvm(None, 600, accel.arch_spec())")
+              "accel._probe_kvm(None, 600, accel.Target.default().arch)")
     child = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
     try:

@@ -257,15 +257,18 @@ def test_pc_dimm_is_online_movable(boot_guest, tmp_path):
 
 
 def test_accel_probe_with_the_kernel_never_hangs(vm_build, tmp_path, monkeypatch):
+    from zstest.manifests import load_build
+    from zstest.target import Target
     from zstest.vm.accel import probe_accel
     monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ZSTEST_ACCEL", raising=False)
+    arch = Target.from_manifest(load_build(vm_build)).arch
     start = time.monotonic()
-    choice = probe_accel(build_kernel_path(vm_build), timeout=10)
+    choice = probe_accel(build_kernel_path(vm_build), timeout=10, arch=arch)
     assert time.monotonic() - start < 20
     assert choice.name in ("kvm", "tcg") and choice.reason
     start = time.monotonic()
-    assert probe_accel(build_kernel_path(vm_build), timeout=10) == choice
+    assert probe_accel(build_kernel_path(vm_build), timeout=10, arch=arch) == choice
     assert time.monotonic() - start < 1          # cached for this host boot
     assert_no_qemu(tmp_path)
 

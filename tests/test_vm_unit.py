@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from zstest.splats import find_splats
+from zstest.target import Target
 from zstest.vm.accel import AccelChoice, host_boot_id, probe_accel
 from zstest.vm.console import ConsoleMonitor
 from zstest.vm.qemu import free_port, kernel_cmdline, qemu_argv
@@ -127,7 +128,8 @@ def test_qmp_against_real_qemu(tmp_path):
 def test_accel_probe_forced_and_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path))
     monkeypatch.setenv("ZSTEST_ACCEL", "tcg")
-    assert probe_accel() == AccelChoice("tcg", "forced by ZSTEST_ACCEL=tcg")
+    arch = Target.default().arch
+    assert probe_accel(arch=arch) == AccelChoice("tcg", "forced by ZSTEST_ACCEL=tcg")
     monkeypatch.delenv("ZSTEST_ACCEL")
     # a verdict already cached for this host boot is returned without booting anything
     (tmp_path / "accel").mkdir()
@@ -135,17 +137,18 @@ def test_accel_probe_forced_and_cached(tmp_path, monkeypatch):
         {host_boot_id() + "-firmware": {"name": "tcg", "reason": "cached verdict"}}))
     import os
     if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
-        assert probe_accel().reason == "cached verdict"
+        assert probe_accel(arch=arch).reason == "cached verdict"
 
 
 def test_accel_probe_firmware_never_hangs(tmp_path, monkeypatch):
     """A real KVM start of the firmware, with a deadline: whatever KVM does, an answer comes."""
     monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path))
     start = time.monotonic()
-    choice = probe_accel(timeout=8)
+    arch = Target.default().arch
+    choice = probe_accel(timeout=8, arch=arch)
     assert choice.name in ("kvm", "tcg") and choice.reason
     assert time.monotonic() - start < 15
-    again = probe_accel(timeout=8)
+    again = probe_accel(timeout=8, arch=arch)
     assert again == choice
 
 

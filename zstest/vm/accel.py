@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-from ..arch import ArchSpec, arch_spec
+from ..arch import ArchSpec
 from ..cache import cache_dir, file_lock
 from ..proc import which
 from ..target import Target
@@ -46,11 +46,11 @@ def host_boot_id() -> str:
         return "unknown"
 
 
-def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0,
-                arch: "ArchSpec | None" = None) -> AccelChoice:
-    """KVM if a short KVM boot (of kernel, or of the firmware) reaches its marker in time;
-    TCG at once for an arch this host's KVM cannot run (arm64 on x86_64)."""
-    arch = arch or arch_spec()
+def probe_accel(kernel: "Path | None" = None, timeout: float = 10.0, *,
+                arch: ArchSpec) -> AccelChoice:
+    """KVM if a short KVM boot of arch's QEMU (of kernel, or of the firmware) reaches its
+    marker in time; TCG at once for an arch this host's KVM cannot run (arm64 on x86_64).
+    arch is the caller's resolved target's (Target.arch): never a default that could be wrong."""
     if not arch.kvm_possible:
         return AccelChoice("tcg", f"{arch.name} guests cannot use KVM on this "
                                   f"{platform.machine()} host")
