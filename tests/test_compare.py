@@ -511,6 +511,12 @@ def test_a_side_reads_its_target_from_results_then_build(tmp_path):
         cmp.load_side(side).target
 
 
+def test_a_device_named_as_a_side_is_one_sentence():
+    proc = run_zstest("compare", "/dev/zero", "/dev/null", timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "/dev/zero is not a regular file" in proc.stderr
+
+
 def test_sides_of_different_arches_are_refused_unless_allowed(tmp_path):
     a = side_dir(tmp_path, "quick-passed")
     b = side_dir(tmp_path, "quick-passed", label="arm64-64k")

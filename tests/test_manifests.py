@@ -119,3 +119,46 @@ def test_b4check_state_shape(tmp_path):
         (tmp_path / "b4check.json").write_text(content)
         with pytest.raises(BadInput, match=re.escape(words)):
             manifests.load_b4check(tmp_path)
+
+
+# Each loader's sentence for a directory without its manifest (the file named: the same).
+MISSING = [(manifests.load_build, "is not a zstest build directory (no build.json)."),
+           (manifests.load_results, "holds no results.json: give a results directory."),
+           (manifests.load_bisect, "is not a zstest bisect directory (no bisect.json)."),
+           (manifests.load_cell, "holds no cell.json."),
+           (manifests.load_apply, "holds no apply.json."),
+           (manifests.load_mutate, "is not a zstest mutate directory (no mutate.json).")]
+
+
+@pytest.mark.parametrize("load, words", MISSING, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_directory_without_its_manifest_is_one_sentence(tmp_path, load, words):
+    with pytest.raises(BadInput) as exc:
+        load(tmp_path)
+    assert exc.value.message == f"{tmp_path} {words}"
+
+
+@pytest.mark.parametrize("load, words", MISSING, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_fifo_under_the_manifests_name_is_not_waited_on(tmp_path, load, words):
+    import os
+    name = re.search(r"(\w+\.json)", words).group(1)
+    os.mkfifo(tmp_path / name)
+    with pytest.raises(BadInput) as exc:
+        load(tmp_path)
+    assert exc.value.message == f"{tmp_path} {words}"
+
+
+def test_read_object_refuses_a_device_a_fifo_and_an_oversized_file(tmp_path):
+    """What a command names as a JSON file (compare's sides) is read only when it is a
+    regular file of a bounded size: /dev/zero was read until memory ran out, a FIFO waited."""
+    import os
+    with pytest.raises(BadInput, match=r"^/dev/zero is not a regular file: it is not a zstest "
+                                       r"results.json or build.json\.$"):
+        manifests.read_object("/dev/zero")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(BadInput, match=r"fifo.json is not a regular file"):
+        manifests.read_object(tmp_path / "fifo.json")
+    big = tmp_path / "results.json"
+    with open(big, "wb") as fh:         # sparse: costs no disk
+        fh.truncate(manifests.MAX_MANIFEST_BYTES + 1)
+    with pytest.raises(BadInput, match=r"holds more than 64 MiB: it is not a zstest results"):
+        manifests.load_results(tmp_path)

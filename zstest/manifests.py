@@ -84,6 +84,8 @@ mutate.json (`zstest mutate`'s out dir; rewritten by mutate/run.py after every m
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +101,8 @@ CELL_JSON = "cell.json"
 PERF_JSON = "perf.json"
 APPLY_JSON = "apply.json"
 MUTATE_JSON = "mutate.json"
+# No manifest is near this (the largest, a coverage map, ~2 MB): more is not zstest's to read.
+MAX_MANIFEST_BYTES = 64 << 20
 # The version each save writes; a file without one is version 1.
 BUILD_SCHEMA = 1
 RESULTS_SCHEMA = 1
@@ -155,11 +159,20 @@ def now_iso() -> str:
 
 
 def _read(path: Path, what: str) -> dict:
-    """The JSON object in path; BadInput (one sentence naming the file) otherwise."""
+    """The JSON object in path; BadInput (one sentence naming the file) otherwise. A device or
+    a FIFO is refused unread (never waited on), a file over MAX_MANIFEST_BYTES unparsed."""
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: a FIFO named on the command line must not wait for a writer
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise BadInput(f"{path} is not a regular file: it is not a zstest {what}.")
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror or exc}.") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BadInput(f"{path} holds more than {MAX_MANIFEST_BYTES >> 20} MiB: it is not a "
+                       f"zstest {what}.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -195,6 +208,15 @@ def _file(path: "str | Path", name: str) -> Path:
     """A manifest's path from its directory or from the file itself."""
     path = Path(path)
     return path if path.is_file() else path / name
+
+
+def _load(path: "str | Path", name: str, make, missing: str) -> Any:
+    """Manifest `name` of a directory (or the file itself named), made by make(path, data,
+    schema); BadInput "<directory> <missing>" when there is none, or naming what is wrong."""
+    path = _file(path, name)
+    if not path.is_file():      # a FIFO or a device under the name is not the manifest either
+        raise BadInput(f"{path.parent} {missing}")
+    return _parse(path, name, make)
 
 
 def read_object(path: "str | Path") -> dict:
@@ -375,10 +397,8 @@ def has_build(build_dir: "str | Path") -> bool:
 
 def load_build(path: "str | Path") -> BuildManifest:
     """build.json of a build dir (or the file itself); BadInput when missing or misshapen."""
-    path = _file(path, BUILD_JSON)
-    if not path.is_file():
-        raise BadInput(f"{path.parent} is not a zstest build directory (no {BUILD_JSON}).")
-    return _parse(path, BUILD_JSON, _build_from)
+    return _load(path, BUILD_JSON, _build_from,
+                 f"is not a zstest build directory (no {BUILD_JSON}).")
 
 
 def save_build(build_dir: "str | Path", data: dict) -> Path:
@@ -496,10 +516,8 @@ def has_results(results_dir: "str | Path") -> bool:
 
 def load_results(path: "str | Path") -> ResultsManifest:
     """results.json of a results dir (or the file itself); BadInput when missing or misshapen."""
-    path = _file(path, RESULTS_JSON)
-    if not path.is_file():
-        raise BadInput(f"{path.parent} holds no {RESULTS_JSON}: give a results directory.")
-    return _parse(path, RESULTS_JSON, _results_from)
+    return _load(path, RESULTS_JSON, _results_from,
+                 f"holds no {RESULTS_JSON}: give a results directory.")
 
 
 def build_of_results(results: ResultsManifest) -> Optional[BuildManifest]:
@@ -545,10 +563,8 @@ def _bisect_from(path: Path, d: dict, schema: int) -> BisectManifest:
 
 
 def load_bisect(path: "str | Path") -> BisectManifest:
-    path = _file(path, BISECT_JSON)
-    if not path.is_file():
-        raise BadInput(f"{path.parent} is not a zstest bisect directory (no {BISECT_JSON}).")
-    return _parse(path, BISECT_JSON, _bisect_from)
+    return _load(path, BISECT_JSON, _bisect_from,
+                 f"is not a zstest bisect directory (no {BISECT_JSON}).")
 
 
 def save_bisect(out: "str | Path", data: dict) -> Path:
@@ -612,10 +628,7 @@ def has_cell(directory: "str | Path") -> bool:
 
 
 def load_cell(path: "str | Path") -> CellManifest:
-    path = _file(path, CELL_JSON)
-    if not path.is_file():
-        raise BadInput(f"{path.parent} holds no {CELL_JSON}.")
-    return _parse(path, CELL_JSON, _cell_from)
+    return _load(path, CELL_JSON, _cell_from, f"holds no {CELL_JSON}.")
 
 
 def save_cell(directory: "str | Path", cell: dict) -> Path:
@@ -672,10 +685,7 @@ def _apply_from(path: Path, d: dict, schema: int) -> ApplyManifest:
 
 def load_apply(path: "str | Path") -> ApplyManifest:
     """apply.json of a `series apply --out` dir or a build dir (or the file itself)."""
-    path = _file(path, APPLY_JSON)
-    if not path.is_file():
-        raise BadInput(f"{path.parent} holds no {APPLY_JSON}.")
-    return _parse(path, APPLY_JSON, _apply_from)
+    return _load(path, APPLY_JSON, _apply_from, f"holds no {APPLY_JSON}.")
 
 
 def save_apply(out: "str | Path", data: dict) -> Path:
@@ -721,10 +731,8 @@ def _mutate_from(path: Path, d: dict, schema: int) -> MutateManifest:
 
 def load_mutate(path: "str | Path") -> MutateManifest:
     """mutate.json of a `zstest mutate` out dir (or the file itself)."""
-    path = _file(path, MUTATE_JSON)
-    if not path.is_file():
-        raise BadInput(f"{path.parent} is not a zstest mutate directory (no {MUTATE_JSON}).")
-    return _parse(path, MUTATE_JSON, _mutate_from)
+    return _load(path, MUTATE_JSON, _mutate_from,
+                 f"is not a zstest mutate directory (no {MUTATE_JSON}).")
 
 
 def save_mutate(out: "str | Path", data: dict) -> Path:
