@@ -5,13 +5,15 @@ suite (37 passed, 4 skipped) on Debian's 6.1.192 (`base`, x86_64, TCG, 2026-12-0
 run kept in the cache, re-serialized without indentation as tests/data/coverage-map-default-6.1.json;
 and the fixture series kernel-patches/fixtures/affected-migrate (one line of zs_page_migrate()). The slow test makes its own map of the base with three tests of
 the quick suite, then runs the fixture with --affected and shows the selection narrowed to the
-boot checks and the hot-unplug test, which executes the changed line.
+boot checks and the hot-unplug test, which executes the changed line. The tests of the map's
+choice narrow the recorded map to what `--suite migration` or a -k run would have recorded.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -159,19 +161,36 @@ new file mode 100644
     assert whole == ["mm/new.c"]
 
 
+def _build_of(cmap, base: str, commit: str | None = None) -> dict:
+    """build.json's fields nearest_map reads: cmap's tree and config, base (+ a series ending
+    at commit)."""
+    series = None if commit is None else {
+        "source": "s", "revision": 1, "patches": [{"index": 1, "commit": commit, "sha256": "x"}]}
+    return {"kernel": {"tree": cmap.source["tree"], "git_dir": cmap.source["git_dir"],
+                       "base": base, "version": "6.1.192"},
+            "series": series,
+            "config": {"profiles": cmap.config["profiles"],
+                       "fragments": cmap.config["fragments"]},
+            "arch": {"name": cmap.config["arch"], "page_size": cmap.config["page_size"]}}
+
+
+def _map_at(cmap, commit, created, series=None, only=None):
+    """cmap as a map of another commit, made at created; only: the tests a narrower run (another
+    suite, a -k) would have recorded, the boot's always among them."""
+    tests = cmap.tests if only is None else {
+        n: t for n, t in cmap.tests.items() if n == BOOT or only(n)}
+    return replace(cmap, source=dict(cmap.source, commit=commit, series=series),
+                   created=created, tests=tests)
+
+
+def _migration_suite(name: str) -> bool:
+    """What `--suite migration` runs (its files: test_migration_*.py)."""
+    return name.startswith("test_migration_")
+
+
 def test_the_nearest_map_same_source_then_base_then_newest(cmap):
-    build = {"kernel": {"tree": cmap.source["tree"], "git_dir": cmap.source["git_dir"],
-                        "base": "b" * 40},
-             "series": {"source": "s", "revision": 1,
-                        "patches": [{"index": 1, "commit": "c" * 40, "sha256": "x"}]},
-             "config": {"profiles": cmap.config["profiles"],
-                        "fragments": cmap.config["fragments"]},
-             "arch": {"name": cmap.config["arch"], "page_size": cmap.config["page_size"]}}
-
-    def at(commit, created, series=None):
-        return replace(cmap, source=dict(cmap.source, commit=commit, series=series),
-                       created=created)
-
+    build = _build_of(cmap, "b" * 40, "c" * 40)
+    at = partial(_map_at, cmap)
     older, newer = at("d" * 40, "2026-12-01T00:00:00Z"), at("e" * 40, "2026-12-02T00:00:00Z")
     base, same = at("b" * 40, "2026-11-01T00:00:00Z"), at("c" * 40, "2026-10-01T00:00:00Z")
     assert nearest_map(build, [older, newer, base, same]) == (same, "the same source")
@@ -180,6 +199,71 @@ def test_the_nearest_map_same_source_then_base_then_newest(cmap):
     assert nearest_map(build, [older, newer]) == (newer, "the newest map of this tree and config")
     other = replace(newer, config=dict(newer.config, profiles=["debug"]))
     assert nearest_map(build, [other]) == (None, "")
+
+
+def test_of_other_commits_the_map_recording_the_asked_tests_beats_a_newer_narrow_one(cmap,
+                                                                                       suite):
+    """A newer map made by `--suite migration` knows two of the default suite's tests: the
+    older map of the whole suite is taken for the default suite, the newer for migration."""
+    build = _build_of(cmap, "b" * 40, "c" * 40)
+    wide = _map_at(cmap, "d" * 40, "2026-12-01T00:00:00Z")
+    narrow = _map_at(cmap, "e" * 40, "2026-12-02T00:00:00Z", only=_migration_suite)
+    migration = [n for n in suite if _migration_suite(n)]
+    assert 0 < len(migration) < len(narrow.tests) < len(wide.tests)
+    assert nearest_map(build, [wide, narrow], suite) == (
+        wide, "the map of this tree and config that records the most tests asked for")
+    # both record every migration test: the newest, as before
+    assert nearest_map(build, [wide, narrow], migration) == (
+        narrow, "the newest map of this tree and config")
+
+
+def test_within_a_rank_the_map_recording_more_of_the_suite_wins(cmap, suite):
+    """Two maps of the base: the newer one a -k run made loses to the one that recorded the
+    whole suite (the cache merges the runs of one source and config into one map, so there it
+    is the last rank where maps compete; nearest_map judges whatever maps it is given)."""
+    build = _build_of(cmap, "b" * 40, "c" * 40)
+    keyword = _map_at(cmap, "b" * 40, "2026-12-02T00:00:00Z",
+                      only=lambda n: "lifecycle" in n and "lz4" in n)
+    whole = _map_at(cmap, "b" * 40, "2026-12-01T00:00:00Z")
+    assert nearest_map(build, [keyword, whole], suite) == (
+        whole, "the series' base, without the series")
+
+
+def test_the_same_source_beats_a_wider_base_and_says_how_many_it_lacks(cmap, suite):
+    """The rank stays: a migration map of the very commit built is taken over the base's map of
+    the whole suite, and the reason says how many of the asked tests it does not know."""
+    build = _build_of(cmap, "b" * 40, "c" * 40)
+    same = _map_at(cmap, "c" * 40, "2026-12-01T00:00:00Z", only=_migration_suite)
+    base = _map_at(cmap, "b" * 40, "2026-12-02T00:00:00Z")
+    lacking = len([n for n in suite if not _migration_suite(n)])
+    assert nearest_map(build, [base, same], suite) == (
+        same, f"the same source; {lacking} of the {len(suite)} tests asked for are not in it "
+              f"and run")
+    new = "test_zram_new.py::test_something_new"
+    assert nearest_map(build, [base], suite + [new]) == (
+        base, f"the series' base, without the series; 1 of the {len(suite) + 1} tests asked "
+              f"for is not in it and runs")
+
+
+def test_the_selection_says_how_many_asked_tests_its_map_records(cmap, tmp_path):
+    """affected_selection with the quick suite (collected on the host) and a migration map of
+    the very commit built: results.json's selection.map.covers and how, and every test the
+    map lacks runs."""
+    from zstest.affected import affected_selection, suite_tests
+    from zstest.manifests import save_build
+    commit = cmap.source["commit"]
+    save_build(tmp_path, _build_of(cmap, commit))
+    migration = _map_at(cmap, commit, "2026-12-01T00:00:00Z", only=_migration_suite)
+    asked = suite_tests("quick")
+    known = [n for n in asked if n in migration.tests]
+    assert known and len(known) < len(asked)
+    sel = affected_selection(tmp_path, "quick", maps=[migration]).to_dict()
+    lacking = len(asked) - len(known)
+    assert sel["map"]["covers"] == {"recorded": len(known), "asked": len(asked)}
+    assert sel["map"]["how"] == (f"the same source; {lacking} of the {len(asked)} tests asked "
+                                 f"for are not in it and run")
+    assert sel["mode"] == "affected" and [t["name"] for t in sel["skipped"]] == known
+    assert {t["name"] for t in sel["selected"]} == set(asked) - set(known)
 
 
 def test_summary_says_what_was_skipped_and_why(cmap, suite, fixture_line):

@@ -4,7 +4,8 @@ A `--coverage` run keeps a coverage map in the cache (cache/coverage-maps/<key>.
 manifests.CoverageMap): per test, the lines (file:line, with counts) and functions it executed,
 keyed by the source the build came from (tree, the commit it built: base + series) and its
 config/arch. A later `--affected` run finds the nearest map for its build (the same commit;
-else its base without the series; else the newest map of the same tree and config), asks git
+else its base without the series; else any map of the same tree and config; within each, the
+map that records the most of the tests asked for, then the newest), asks git
 which lines of the map's source changed up to the build's commit, and runs only the tests that
 executed them, plus the boot checks (SMOKE), plus every test the map does not know. When the
 answer cannot be known (no map, a changed header or a file gcov did not instrument, a commit
@@ -153,21 +154,50 @@ def stored_maps() -> list[CoverageMap]:
     return found
 
 
-def nearest_map(build: dict, maps: Iterable[CoverageMap]) -> tuple[Optional[CoverageMap], str]:
-    """The map to judge build's changes against, and how it was chosen ("" when none fits)."""
+def nearest_map(build: dict, maps: Iterable[CoverageMap],
+                asked: Iterable[str] = ()) -> tuple[Optional[CoverageMap], str]:
+    """The map to judge build's changes against, and how it was chosen ("" when none fits): the
+    same commit, else the series' base, else any of the tree and config; within a rank the map
+    that records the most of the asked-for tests (a map another suite or -k made knows few of
+    them, and each test it does not know runs), then the newest."""
     source, config = source_of(build), config_of(build)
     fitting = [m for m in maps if m.config == config and m.tests and
                m.source.get("tree") == source["tree"] and m.source.get("commit")]
-    for m in fitting:
-        if m.source["commit"] == source["commit"]:
-            return m, "the same source"
-    for m in fitting:
-        if m.source["commit"] == source["base"] and not m.source.get("series"):
-            return m, "the series' base, without the series"
+    wanted = set(asked)
+
+    def preference(m: CoverageMap) -> tuple[int, str]:
+        return covers(m, wanted)["recorded"], m.created
+
+    def chosen(candidates: list[CoverageMap], how: str) -> tuple[CoverageMap, str]:
+        best = max(candidates, key=preference)
+        return best, how + _missing_text(len(wanted) - preference(best)[0], len(wanted))
+
+    # a same-source map beats a wider map of the base: what it skips is exact, no diff judged
+    same = [m for m in fitting if m.source["commit"] == source["commit"]]
+    if same:
+        return chosen(same, "the same source")
+    base = [m for m in fitting if m.source["commit"] == source["base"]
+            and not m.source.get("series")]
+    if base:
+        return chosen(base, "the series' base, without the series")
     if fitting:
-        newest = max(fitting, key=lambda m: m.created)
-        return newest, "the newest map of this tree and config"
+        newest = max(fitting, key=preference).created == max(m.created for m in fitting)
+        return chosen(fitting, "the newest map of this tree and config" if newest else
+                      "the map of this tree and config that records the most tests asked for")
     return None, ""
+
+
+def _missing_text(missing: int, asked: int) -> str:
+    if not missing:
+        return ""
+    return (f"; {missing} of the {asked} tests asked for "
+            + ("is not in it and runs" if missing == 1 else "are not in it and run"))
+
+
+def covers(cmap: CoverageMap, asked: Iterable[str]) -> dict:
+    """results.json's selection.map.covers: how many of the asked-for tests the map records."""
+    wanted = set(asked)
+    return {"recorded": len(wanted.intersection(cmap.tests)), "asked": len(wanted)}
 
 
 # ---------------------------------------------------------------- what changed
@@ -218,7 +248,7 @@ class Selection:
     """results.json's `selection`: which tests run, which were skipped, and why."""
     mode: str                                  # affected / full
     reason: str = ""                           # full: why the whole selection runs
-    map: dict = field(default_factory=dict)    # path, key, how, commit, created, suite
+    map: dict = field(default_factory=dict)    # path, key, how, commit, created, covers, ...
     changed: dict = field(default_factory=dict)  # file -> [old-side lines]
     selected: list = field(default_factory=list)   # [{name, why}] in run order
     skipped: list = field(default_factory=list)    # [{name, why}]
@@ -338,7 +368,9 @@ def affected_selection(build_dir: Path, suite: str, keyword: str = "",
                        maps: Optional[list[CoverageMap]] = None) -> Selection:
     """The selection for a build: the nearest map, the lines changed since it, the tests."""
     build = load_build(build_dir).data
-    cmap, how = nearest_map(build, stored_maps() if maps is None else maps)
+    maps = stored_maps() if maps is None else maps
+    asked = suite_tests(suite, keyword) if maps else []
+    cmap, how = nearest_map(build, maps, asked)
     if cmap is None:
         return Selection("full", reason="no coverage map of this tree and config: run once with "
                                         "--coverage (e.g. `zstest run --coverage` on the base) "
@@ -346,7 +378,7 @@ def affected_selection(build_dir: Path, suite: str, keyword: str = "",
     source = source_of(build)
     info = {"path": str(cmap.path), "key": cmap.key, "how": how,
             "commit": cmap.source.get("commit"), "created": cmap.created, "suite": cmap.suite,
-            "keyword": cmap.keyword}
+            "keyword": cmap.keyword, "covers": covers(cmap, asked)}
     if cmap.source["commit"] == source["commit"]:
         changed, whole = {}, []
     else:
@@ -357,7 +389,7 @@ def affected_selection(build_dir: Path, suite: str, keyword: str = "",
             sel = Selection("full", reason=f"{exc.message.rstrip('.')}; the whole suite runs")
             sel.map = info
             return sel
-    sel = select(cmap, changed, whole, suite_tests(suite, keyword))
+    sel = select(cmap, changed, whole, asked)
     sel.map = info
     if sel.mode == "affected" and not sel.selected:     # -k left out even the boot checks
         sel.mode, sel.reason = "full", "none of the selected tests runs the changed lines"
