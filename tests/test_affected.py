@@ -351,3 +351,18 @@ def test_a_kept_map_gains_the_tests_a_later_run_of_the_same_source_ran(cmap, tmp
     assert list(merged.tests) == [names[0], names[1], names[2]]
     assert merged.tests[names[1]]["duration_s"] == 1.5
     assert keep_map(dict(cmap.data, source=dict(cmap.source, commit=None))) is None
+
+
+def test_nothing_changed_and_no_boot_check_asked_says_so(cmap, tmp_path):
+    """A same-source run of a suite without boot checks (here -k on one migration test the map
+    knows) has nothing to run: the whole selection runs, and the reason is that nothing changed,
+    not that no test runs changed lines."""
+    from zstest.affected import affected_selection, suite_tests
+    from zstest.manifests import save_build
+    commit = cmap.source["commit"]
+    save_build(tmp_path, _build_of(cmap, commit))
+    asked = suite_tests("migration", "hotunplug")
+    assert asked and all(n in cmap.tests for n in asked)
+    sel = affected_selection(tmp_path, "migration", "hotunplug", maps=[cmap]).to_dict()
+    assert sel["mode"] == "full"
+    assert sel["reason"] == "nothing changed since the map's run and the selection has no boot check"

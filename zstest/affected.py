@@ -392,7 +392,9 @@ def affected_selection(build_dir: Path, suite: str, keyword: str = "",
     sel = select(cmap, changed, whole, asked)
     sel.map = info
     if sel.mode == "affected" and not sel.selected:     # -k left out even the boot checks
-        sel.mode, sel.reason = "full", "none of the selected tests runs the changed lines"
+        sel.mode, sel.reason = "full", ("nothing changed since the map's run and the selection "
+                                        "has no boot check" if not changed else
+                                        "none of the selected tests runs the changed lines")
     return sel
 
 
