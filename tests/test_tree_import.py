@@ -85,6 +85,8 @@ def test_real_kernel_dirs_with_dir_symlinks_stage_as_git_add_does(tmp_path):
 
 
 def test_a_reimport_drops_what_the_tree_lost(tmp_path):
+    """The first import stages in parallel; a re-import (the index exists) goes through git add,
+    which re-hashes only the files whose stat data changed."""
     top = odd_tree(tmp_path / "tree")
     first, g = tree_by_stage_all(top, tmp_path)
     (top / "sub" / "f007.c").unlink()

@@ -244,11 +244,13 @@ def _plain_files(top: Path) -> Optional[tuple[list, list]]:
 
 def _stage_all(top: Path, git_dir: Path) -> None:
     """The index of git_dir := every file of the plain tree top, as `git add --all` would stage
-    it, hashed and compressed by one git per core (git add is one thread: 30 s of a cold
-    build for the 6.1 tree here)."""
-    listing = _plain_files(top)
+    it; a first import hashes and compresses with one git per core (git add is one thread: 30 s
+    of a cold build for the 6.1 tree here)."""
+    # A re-import goes through git add, which re-hashes only what changed since the index's stat
+    # data (none after a parallel import: the first re-import hashes all, as git add always did);
+    # so does a name the line protocols cannot carry. -f: Debian's .gitignore ignores `/*`.
+    listing = None if (git_dir / "index").exists() else _plain_files(top)
     if listing is None:
-        # -f because Debian's top .gitignore ignores `/*`.
         _git(["--work-tree", str(top), "add", "--all", "--force", "."], git_dir=git_dir, cwd=top)
         return
     files, links = listing
@@ -272,7 +274,6 @@ def _stage_all(top: Path, git_dir: Path) -> None:
         ids = list(pool.map(hash_share, shares))
     index_info = "".join(f"{mode} {oid}\t{path}\n" for share, oids in zip(shares, ids)
                          for (path, _, mode), oid in zip(share, oids))
-    (git_dir / "index").unlink(missing_ok=True)     # a re-import drops what the tree lost
     _git(["update-index", "--add", "--index-info"], git_dir=git_dir, input=index_info)
     if links:   # update-index reads a link's target itself
         _git(["--work-tree", str(top), "update-index", "--add", "--stdin"], git_dir=git_dir,
