@@ -214,7 +214,8 @@ def _import_plain(tree: KernelTree, repo: Path, git_dir: Path) -> None:
 
 
 # A name git's line protocols (--stdin-paths, --index-info) would read as another name: a
-# control character, a leading quote (C-quoted), or bytes that are not UTF-8.
+# control character or a leading quote (C-quoted). Names that are not ASCII are left to git add
+# too: the pipe to git is encoded in the locale's encoding, which need not be git's bytes.
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f]|^"')
 
 
@@ -228,16 +229,15 @@ def _plain_files(top: Path) -> Optional[tuple[list, list]]:
         for name in [n for n in names if n != ".git"] + [
                 d for d in dirs if os.path.islink(os.path.join(root, d))]:
             rel = name if rel_root == "." else os.path.join(rel_root, name)
-            try:
-                rel.encode("utf-8")
-                st = os.lstat(os.path.join(root, name))
-            except (UnicodeEncodeError, OSError):
+            if not rel.isascii() or _UNSAFE_NAME.search(rel):
                 return None
-            if _UNSAFE_NAME.search(rel):
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
                 return None
             if stat.S_ISLNK(st.st_mode):
                 links.append(rel)
-            elif stat.S_ISREG(st.st_mode):   # a FIFO or device is not content: git add refuses it
+            elif stat.S_ISREG(st.st_mode):   # a FIFO or device is not content: git add skips it
                 files.append((rel, st.st_size, "100755" if st.st_mode & stat.S_IXUSR else "100644"))
     return files, links
 
