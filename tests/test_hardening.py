@@ -101,6 +101,28 @@ def test_broken_git_tree_is_bad_input_not_a_traceback(tmp_path):
     assert "git cannot read the kernel tree" in one_sentence(proc)
 
 
+def test_locks_a_killed_git_left_in_the_worktree_do_not_block_the_next_apply(tmp_path,
+                                                                             monkeypatch):
+    """A git killed mid-way (the am timeout below on a loaded host: seen in a 3-worker CI run)
+    leaves index.lock and HEAD.lock; the scratch worktree is zstest's, held under its lock, so
+    the next reset clears them instead of failing with git's "remove the file manually"."""
+    monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))
+    from zstest import tree as tree_mod
+    from zstest.series import load_series
+    kernel = tiny_kernel(tmp_path / "linux")
+    series = load_series(str(mbox(tmp_path / "p.mbox")))
+    with tree_mod.prepare_worktree(kernel, purpose="t") as wt:
+        gitdir = Path(subprocess.run(["git", "rev-parse", "--absolute-git-dir"], cwd=wt.path,
+                                     check=True, capture_output=True, text=True).stdout.strip())
+        for lock in ("index.lock", "HEAD.lock"):
+            (gitdir / lock).write_text("")
+        wt.reset()      # what _apply_patch does after a timed-out am, the worktree still held
+    result = tree_mod.apply_series(series, kernel, purpose="t")
+    result.worktree.release()
+    assert [p.status for p in result.patches] == ["applied"]
+    assert not (gitdir / "index.lock").exists() and not (gitdir / "HEAD.lock").exists()
+
+
 def test_git_am_timeout_is_the_apply_stage_error(tmp_path, monkeypatch):
     """Item 2: `git am` over its deadline: exit 3 with one sentence, the worktree reusable."""
     monkeypatch.setenv("ZSTEST_CACHE", str(tmp_path / "cache"))

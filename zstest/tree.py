@@ -342,7 +342,14 @@ def worktree_path(tree: KernelTree, purpose: str) -> Path:
 
 
 def _clean_worktree(path: Path, rev: str) -> None:
-    rebase_apply = path / _git(["rev-parse", "--git-path", "rebase-apply"], cwd=path).stdout.strip()
+    def git_path(name: str) -> Path:
+        return path / _git(["rev-parse", "--git-path", name], cwd=path).stdout.strip()
+
+    # A git killed mid-way (am past its deadline on a loaded host, a Ctrl-C) leaves its locks;
+    # the caller holds this worktree's lock and every git zstest ran in it is gone: stale.
+    for lock in ("index.lock", "HEAD.lock"):
+        git_path(lock).unlink(missing_ok=True)
+    rebase_apply = git_path("rebase-apply")
     if rebase_apply.exists():
         _git(["am", "--abort"], cwd=path, check=False)
         # An am session that cannot abort (killed mid-way) must not block the next run.
