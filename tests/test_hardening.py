@@ -892,3 +892,39 @@ def test_the_kvm_probe_qemu_dies_with_zstest(tmp_path):
     finally:
         if child.poll() is None:
             child.kill()
+
+
+FINALIZER_SIGTERM = """
+import os, signal, sys, time, weakref
+from zstest import cli
+from zstest.errors import Interrupted
+cli._install_signal_handlers()
+class Thing:
+    pass
+def callback(ref):
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(100000):   # the handler runs here, inside the weakref callback
+        pass
+keep = weakref.ref(Thing(), callback) if sys.argv[1] == "weakref" else None
+class Bomb:
+    def __del__(self):
+        callback(None)
+if sys.argv[1] == "del":
+    Bomb()
+try:
+    time.sleep(10)
+    print("lost")
+except Interrupted:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("where", ["weakref", "del"])
+def test_a_sigterm_that_lands_in_a_finalizer_still_stops_zstest(where):
+    """Python drops an exception raised in a finalizer ("Exception ignored"): a SIGTERM whose
+    handler ran inside a weakref callback (threading's WeakSet of threads, seen in CI) or a
+    __del__ was lost and the run went on. The handler sends it again once out of there."""
+    proc = subprocess.run([sys.executable, "-c", FINALIZER_SIGTERM, where], capture_output=True,
+                          text=True, timeout=60, cwd=REPO)
+    assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr
